@@ -1,0 +1,131 @@
+"""Registries: names -> factories, for spaces, strategies, evaluators and constraints.
+
+A name resolves in this order: a registered name; a ``package.module:attr`` path; an
+``importlib.metadata`` entry point of the registry's group (how third-party packages add
+spaces and strategies without touching nasplug). Built-ins are stored as import paths so
+importing nasplug stays cheap (no torch until a space needs it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from nasplug.errors import NasplugError
+
+T = TypeVar("T")
+
+
+class Registry:
+    """A dict of named factories plus a ``register`` decorator."""
+
+    def __init__(self, kind: str, group: str | None = None) -> None:
+        self.kind = kind
+        self.group = group
+        self._entries: dict[str, Any] = {}
+
+    def register(self, name: str, target: Any = None) -> Any:
+        """Register ``target`` (an object or a ``module:attr`` string) under ``name``.
+
+        Without ``target`` it returns a decorator: ``@SPACES.register("toy")``.
+        """
+        if target is None:
+            def decorator(obj: T) -> T:
+                self._entries[name] = obj
+                return obj
+
+            return decorator
+        self._entries[name] = target
+        return target
+
+    def _entry_points(self) -> dict[str, importlib.metadata.EntryPoint]:
+        if self.group is None:
+            return {}
+        return {ep.name: ep for ep in importlib.metadata.entry_points(group=self.group)}
+
+    def names(self) -> list[str]:
+        """Every name this registry knows: registered ones and installed entry points."""
+        return sorted(set(self._entries) | set(self._entry_points()))
+
+    def get(self, name: str) -> Any:
+        """The factory for ``name``; a NasplugError naming the known ones if there is none."""
+        if name in self._entries:
+            target = self._entries[name]
+            if isinstance(target, str):
+                target = self._entries[name] = import_path(target, field=f"{self.kind} {name!r}")
+            return target
+        if ":" in name:
+            return import_path(name, field=self.kind)
+        entry_points = self._entry_points()
+        if name in entry_points:
+            try:
+                return entry_points[name].load()
+            except Exception as exc:  # a broken plugin should say which one
+                raise NasplugError(f"{self.kind} {name!r}: entry point failed to load ({exc})") from None
+        known = self.names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise NasplugError(
+            f"unknown {self.kind} {name!r}{hint} Known: {', '.join(known)} "
+            "(or give a 'package.module:attr' path)"
+        )
+
+    def build(self, name: str, **kwargs: Any) -> Any:
+        """Call the factory for ``name`` with ``kwargs``."""
+        return self.get(name)(**kwargs)
+
+
+def import_path(path: str, field: str = "path") -> Any:
+    """Import ``package.module:attr`` (attr may be dotted)."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise NasplugError(f"{field}: {path!r} is not of the form 'package.module:attr'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise NasplugError(f"{field}: cannot import module {module_name!r} ({exc})") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise NasplugError(f"{field}: module {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+SPACES = Registry("space", group="nasplug.spaces")
+STRATEGIES = Registry("strategy", group="nasplug.strategies")
+EVALUATORS = Registry("evaluator", group="nasplug.evaluators")
+CONSTRAINTS = Registry("constraint", group="nasplug.constraints")
+
+SPACES.register("toy", "nasplug.spaces.toy:ToySpace")
+SPACES.register("lvbert", "nasplug.spaces.lvbert:LVBertSpace")
+STRATEGIES.register("random", "nasplug.strategies.random:RandomSearch")
+STRATEGIES.register("evolution", "nasplug.strategies.evolution:Evolution")
+STRATEGIES.register("regularized", "nasplug.strategies.evolution:RegularizedEvolution")
+EVALUATORS.register("toy", "nasplug.spaces.toy:ToyObjective")
+CONSTRAINTS.register("max_metric", "nasplug.constraints:MaxMetric")
+CONSTRAINTS.register("min_metric", "nasplug.constraints:MinMetric")
+
+
+def build_callable(factory: Callable[..., T], kwargs: dict[str, Any], field: str) -> T:
+    """Call ``factory(**kwargs)``, turning bad argument names into one clear line."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return factory(**kwargs)
+    params = signature.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("self", "space")]
+        for key in kwargs:
+            if key not in params:
+                raise NasplugError(f"{field}.{key}: unknown argument; allowed: {', '.join(allowed) or '(none)'}")
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        raise NasplugError(f"{field}: {exc}") from None

@@ -1,0 +1,140 @@
+"""The SearchSpace interface: named categorical choices plus how to build models."""
+
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nasplug.arch import Arch, Value
+from nasplug.errors import NasplugError
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from nasplug.supernet import Supernet
+
+MAX_SAMPLE_TRIES = 10_000
+
+
+class SearchSpace(ABC):
+    """A set of architectures described by named categorical choices.
+
+    Subclasses implement :meth:`choices`, and :meth:`build_supernet` / :meth:`build` when
+    the space has models. Everything else has generic defaults that work from
+    :meth:`choices` alone. Constraints on valid combinations (e.g. per-type counts) belong
+    in :meth:`violation`, so every strategy and the supernet sampler honour them.
+    """
+
+    #: Registered name, filled in by subclasses (used in logs and errors).
+    name: str = "space"
+
+    @abstractmethod
+    def choices(self) -> dict[str, Sequence[Value]]:
+        """The named choices and their options, in a fixed order. Called often: cache it."""
+
+    # ----------------------------------------------------------------- validity
+    def violation(self, arch: Arch) -> str | None:
+        """Why a well-formed arch is outside the space (a constraint), or None if it is fine.
+
+        Called by :meth:`validate` after the keys and values were checked. Override to add
+        combination constraints; the message should name the constraint and the limit.
+        """
+        return None
+
+    def validate(self, arch: Arch) -> Arch:
+        """Return ``arch`` if it belongs to the space; raise NasplugError naming the problem."""
+        if not isinstance(arch, dict):
+            raise NasplugError(f"arch: expected a dict of choices, got {type(arch).__name__}")
+        choices = self.choices()
+        missing = [k for k in choices if k not in arch]
+        if missing:
+            raise NasplugError(f"arch: missing choice {missing[0]!r} (space {self.name!r} needs {len(choices)} choices)")
+        extra = [k for k in arch if k not in choices]
+        if extra:
+            raise NasplugError(f"arch: unknown choice {extra[0]!r}; allowed: {', '.join(choices)}")
+        for key, options in choices.items():
+            value = arch[key]
+            # Compare types too: 1 == True in Python, but they are different options here.
+            if not any(o == value and type(o) is type(value) for o in options):
+                allowed = ", ".join(repr(o) for o in options)
+                raise NasplugError(f"arch.{key}: {value!r} is not an option; allowed: {allowed}")
+        reason = self.violation(arch)
+        if reason is not None:
+            raise NasplugError(f"arch: {reason}")
+        return arch
+
+    def is_valid(self, arch: Arch) -> bool:
+        """True when :meth:`validate` would accept ``arch``."""
+        try:
+            self.validate(arch)
+        except NasplugError:
+            return False
+        return True
+
+    # ----------------------------------------------------------------- sampling
+    def sample(self, rng: random.Random) -> Arch:
+        """A uniformly random valid arch (rejection sampling against :meth:`violation`)."""
+        choices = self.choices()
+        for _ in range(MAX_SAMPLE_TRIES):
+            arch = {key: rng.choice(list(options)) for key, options in choices.items()}
+            if self.violation(arch) is None:
+                return arch
+        raise NasplugError(
+            f"space {self.name!r}: no valid arch found in {MAX_SAMPLE_TRIES} random samples; "
+            "the constraints may exclude (almost) everything"
+        )
+
+    def mutate(self, arch: Arch, rng: random.Random, p: float = 0.1) -> Arch:
+        """Copy of ``arch`` where each choice is, with probability ``p``, set to another option.
+
+        The result may violate constraints; callers check :meth:`is_valid`.
+        """
+        child = dict(arch)
+        for key, options in self.choices().items():
+            if len(options) > 1 and rng.random() < p:
+                others = [o for o in options if o != arch[key]]
+                child[key] = rng.choice(others)
+        return child
+
+    def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
+        """Uniform crossover: each choice taken from ``a`` or ``b`` with equal probability."""
+        return {key: (a[key] if rng.random() < 0.5 else b[key]) for key in self.choices()}
+
+    def size(self) -> int:
+        """Number of archs ignoring constraints (the product of the option counts)."""
+        return math.prod(len(options) for options in self.choices().values())
+
+    # ----------------------------------------------------------------- metrics and models
+    def metrics(self, arch: Arch) -> dict[str, float]:
+        """Cheap analytic metrics (e.g. ``params``, ``flops``) computed without a model.
+
+        Called before any expensive evaluation, so constraints can use them.
+        """
+        return {}
+
+    def parse(self, text: str) -> Arch:
+        """Parse an arch written by a user (JSON by default; spaces may add codecs)."""
+        from nasplug.arch import arch_from_json
+
+        return self.validate(arch_from_json(text))
+
+    def format(self, arch: Arch) -> str:
+        """Short human-readable form of an arch (JSON by default)."""
+        from nasplug.arch import arch_to_json
+
+        return arch_to_json(arch)
+
+    def build_supernet(self) -> Supernet:
+        """A weight-sharing model holding every candidate's weights."""
+        raise NotImplementedError(f"space {self.name!r} has no supernet")
+
+    def build(self, arch: Arch) -> nn.Module:
+        """A standalone model for ``arch`` with fresh weights."""
+        raise NotImplementedError(f"space {self.name!r} builds no models")
+
+    def describe(self) -> dict[str, Any]:
+        """A small summary for logs and ``nasplug list``."""
+        return {"name": self.name, "choices": len(self.choices()), "size": self.size()}

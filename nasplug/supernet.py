@@ -1,0 +1,48 @@
+"""The Supernet base: one module holding every candidate's weights."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch.nn as nn
+
+from nasplug.arch import Arch
+
+
+class Supernet(nn.Module):
+    """A weight-sharing model routed through one architecture at a time.
+
+    Contract (checked by :class:`nasplug.testing.SpaceContract`): in eval mode,
+    ``supernet.extract(arch)(x)`` equals ``supernet.using(arch)(x)`` exactly.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active: Arch | None = None
+
+    def activate(self, arch: Arch) -> None:
+        """Route the following forward passes through ``arch``. Called once per training step
+        by the single-path sampler and once per candidate by the evaluator."""
+        self.active = dict(arch)
+
+    @contextmanager
+    def using(self, arch: Arch) -> Iterator[Supernet]:
+        """Context manager: activate ``arch``, then restore the previous one."""
+        previous = self.active
+        self.activate(arch)
+        try:
+            yield self
+        finally:
+            self.active = previous
+
+    def require_active(self) -> Arch:
+        """The active arch, or a clear error when forward is called before activate()."""
+        if self.active is None:
+            raise RuntimeError(f"{type(self).__name__}: call activate(arch) or using(arch) before forward")
+        return self.active
+
+    @abstractmethod
+    def extract(self, arch: Arch) -> nn.Module:
+        """A standalone module for ``arch`` holding copies of the inherited weights."""
