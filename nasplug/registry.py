@@ -125,7 +125,34 @@ def build_callable(factory: Callable[..., T], kwargs: dict[str, Any], field: str
         for key in kwargs:
             if key not in params:
                 raise NasplugError(f"{field}.{key}: unknown argument; allowed: {', '.join(allowed) or '(none)'}")
+    kwargs = _check_types(factory, kwargs, field)
     try:
         return factory(**kwargs)
     except TypeError as exc:
         raise NasplugError(f"{field}: {exc}") from None
+
+
+def _check_types(factory: Callable[..., Any], kwargs: dict[str, Any], field: str) -> dict[str, Any]:
+    """Validate (and coerce, e.g. "8" -> 8) each argument against the factory's type hints."""
+    import inspect
+    import typing
+
+    import pydantic
+
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable hints (e.g. names imported only for type checking)
+        return kwargs
+    checked = dict(kwargs)
+    for key, value in kwargs.items():
+        if key not in hints:
+            continue
+        try:
+            checked[key] = pydantic.TypeAdapter(hints[key]).validate_python(value)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise NasplugError(f"{field}.{key}: {first['msg']} (got {value!r})") from None
+        except Exception:  # a hint pydantic cannot check: leave the value as it is
+            continue
+    return checked

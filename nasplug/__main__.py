@@ -1,0 +1,5 @@
+import sys
+
+from nasplug.cli import main
+
+sys.exit(main())

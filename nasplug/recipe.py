@@ -1,0 +1,123 @@
+"""Recipes: YAML files validated into typed models.
+
+Each component (space, strategy, evaluator, constraint) is ``{name: ..., <constructor
+arguments>}``: the keys besides ``name`` are passed 1:1 to the registered class, so a
+recipe reads like the Python call it stands for. ``--set a.b=c`` overrides any key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from nasplug.errors import NasplugError
+
+
+class Component(BaseModel):
+    """A registered thing plus its constructor arguments: ``{name: evolution, population: 50}``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    def kwargs(self) -> dict[str, Any]:
+        """The constructor arguments (every key but ``name``)."""
+        return dict(self.model_extra or {})
+
+
+class SearchConfig(BaseModel):
+    """How to search: strategy, budget, objective, constraints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Component = Field(default_factory=lambda: Component(name="evolution"))
+    budget: PositiveInt = 1000
+    batch_size: PositiveInt = 50
+    metric: str = "score"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    constraints: list[Component] = Field(default_factory=list)
+    top_k: PositiveInt = 10
+
+
+class Recipe(BaseModel):
+    """A whole run: what space, how to search it, and (later stages) how to train."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    space: Component
+    evaluator: Component | None = None
+    search: SearchConfig | None = None
+    arch: str | None = None  # a fixed architecture: skips supernet and search
+    expected: dict[str, Any] | None = None  # the paper's numbers, with their source
+
+
+def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe file. Every problem is one NasplugError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasplugError(f"recipe: file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise NasplugError(f"recipe {path}: malformed YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise NasplugError(f"recipe {path}: not UTF-8 text") from None
+    if not isinstance(raw, dict):
+        raise NasplugError(f"recipe {path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_recipe(raw, source=str(path))
+
+
+def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise NasplugError(f"{source}: {describe_error(exc)}") from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line for the first validation error: the dotted field and what is wrong."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{field}: unknown key"
+    if error["type"] == "missing":
+        return f"{field}: required key is missing"
+    more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    return f"{field}: {error['msg']} (got {error.get('input')!r}){more}"
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply ``a.b.c=value`` to the raw recipe dict; the value is parsed as YAML."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise NasplugError(f"--set {override!r}: expected KEY=VALUE, e.g. search.budget=200")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    node: Any = raw
+    parts = key.strip().split(".")
+    for i, part in enumerate(parts[:-1]):
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise NasplugError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+    node[parts[-1]] = value
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (defaults filled in), for the run directory."""
+    return yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)

@@ -1,0 +1,82 @@
+"""Reading a run directory back: summary tables for ``nasplug show`` and ``report.md``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasplug.errors import NasplugError
+from nasplug.search import SearchResult
+from nasplug.table import markdown_table
+from nasplug.trials import TrialLog
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], SearchResult | None]:
+    """The run's resolved recipe (as a dict) and its search result, if it searched."""
+    run_dir = Path(run_dir)
+    recipe_file = run_dir / "recipe.yaml"
+    if not recipe_file.is_file():
+        raise NasplugError(f"{run_dir}: not a nasplug run directory (no recipe.yaml)")
+    recipe = yaml.safe_load(recipe_file.read_text()) or {}
+    search_cfg = recipe.get("search") or {}
+    trials = TrialLog(run_dir / "trials.jsonl")
+    result = None
+    if trials.exists():
+        result = SearchResult(metric=search_cfg.get("metric", "score"), direction=search_cfg.get("direction", "maximize"),
+                              trials=trials.read())
+    return recipe, result
+
+
+def top_table(result: SearchResult, k: int = 10, formatter: Any = None) -> str:
+    """The k best distinct archs with their metrics."""
+    top = result.top(k)
+    metric_names = sorted({m for t in top for m in t.metrics if m != result.metric})[:4]
+    rows = []
+    for rank, trial in enumerate(top, start=1):
+        text = formatter(trial.arch) if formatter else json.dumps(trial.arch, sort_keys=True)
+        rows.append([rank, trial.number, text, trial.score] + [trial.metrics.get(m) for m in metric_names])
+    return markdown_table(["rank", "trial", "arch", result.metric] + metric_names, rows)
+
+
+def stage_table(run_dir: Path) -> str:
+    rows = []
+    for path in sorted((run_dir / "stages").glob("*.json")):
+        info = json.loads(path.read_text())
+        rows.append([info["stage"], info.get("wall_s")])
+    return markdown_table(["stage", "wall time (s)"], rows) if rows else ""
+
+
+def render_report(run_dir: str | Path, k: int = 10) -> tuple[str, str]:
+    """(report.md text, the table printed in the terminal)."""
+    run_dir = Path(run_dir)
+    recipe, result = load_run(run_dir)
+    formatter = _formatter(recipe)
+    parts = [f"# nasplug run: {recipe.get('name', run_dir.name)}", ""]
+    table = ""
+    if result is not None and result.scored:
+        best = result.best
+        assert best is not None
+        counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        table = top_table(result, k, formatter)
+        parts += [f"Best architecture: `{formatter(best.arch)}` with {result.metric} = {best.score:.6g}", "",
+                  f"Trials: {len(result.trials)} ({summary})", "", "## Top architectures", "", table, ""]
+    stages = stage_table(run_dir)
+    if stages:
+        parts += ["## Wall time per stage", "", stages, ""]
+    return "\n".join(parts), table
+
+
+def _formatter(recipe: dict[str, Any]) -> Any:
+    """The space's own short arch format if the space can be built, else JSON."""
+    try:
+        from nasplug.pipeline import build_space
+        from nasplug.recipe import Component
+
+        space = build_space(Component.model_validate(recipe["space"]))
+        return space.format
+    except Exception:
+        return lambda arch: json.dumps(arch, sort_keys=True)

@@ -1,0 +1,255 @@
+"""search(): the one loop that drives a strategy against an evaluator.
+
+Per batch: ask, reject what the space or a constraint forbids, evaluate each distinct arch
+once (cached by arch key), append every trial to ``trials.jsonl`` (fsynced), then tell the
+strategy in the order it asked. Resume replays the log into a fresh strategy and checks
+that it proposes the same archs again before continuing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+
+from nasplug.arch import Arch, arch_key
+from nasplug.constraints import Constraint, first_violation
+from nasplug.errors import NasplugError
+from nasplug.evaluate import Evaluator, Metrics, evaluate_batch, is_finite
+from nasplug.space import SearchSpace
+from nasplug.strategy import Strategy
+from nasplug.trials import Trial, TrialLog
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Trial, "SearchResult"], None]
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class SearchResult:
+    """Every trial of a search, in log order, and how to read the objective."""
+
+    metric: str = "score"
+    direction: str = "maximize"
+    trials: list[Trial] = field(default_factory=list)
+
+    def sign(self) -> float:
+        return 1.0 if self.direction == "maximize" else -1.0
+
+    @property
+    def scored(self) -> list[Trial]:
+        return [t for t in self.trials if t.scored]
+
+    @property
+    def best(self) -> Trial | None:
+        """The best scored trial (the first one on ties)."""
+        return next(iter(self.top(1)), None)
+
+    def top(self, k: int) -> list[Trial]:
+        """The ``k`` best distinct archs, best first; ties keep log order."""
+        seen: set[str] = set()
+        unique = []
+        for trial in self.scored:
+            if trial.key not in seen:
+                seen.add(trial.key)
+                unique.append(trial)
+        unique.sort(key=lambda t: -self.sign() * float(t.score))  # type: ignore[arg-type]
+        return unique[:k]
+
+    def best_so_far(self) -> list[float]:
+        """Best objective value after each scored trial (the anytime curve)."""
+        curve: list[float] = []
+        for trial in self.scored:
+            value = float(trial.score)  # type: ignore[arg-type]
+            curve.append(value if not curve else (max if self.sign() > 0 else min)(curve[-1], value))
+        return curve
+
+
+def search(
+    strategy: Strategy,
+    evaluator: Evaluator,
+    budget: int,
+    *,
+    space: SearchSpace | None = None,
+    constraints: Sequence[Constraint] = (),
+    metric: str = "score",
+    direction: str = "maximize",
+    batch_size: int = 1,
+    log_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    callbacks: Iterable[Callback] = (),
+    cache: MutableMapping[str, Metrics] | None = None,
+    max_rejections: int = 10_000,
+    max_failures: int = 20,
+) -> SearchResult:
+    """Run ``strategy`` until ``budget`` archs have been scored (or it stops proposing).
+
+    Args:
+        strategy: a fresh strategy (on resume it must be built exactly as the first time).
+        evaluator: ``arch -> metrics``; must return ``metric``.
+        budget: number of scored trials (evaluated or answered from the cache). Rejected
+            and failed proposals do not count.
+        space: when given, archs outside it are rejected before evaluation.
+        constraints: callables ``arch -> reason | None``, checked before evaluation.
+        metric, direction: the objective; strategies always maximise, the sign is flipped here.
+        batch_size: archs asked per ``ask`` (and evaluated together).
+        log_path: the ``trials.jsonl`` to append to.
+        resume: replay ``log_path`` into ``strategy`` first, then continue.
+        callbacks: called as ``cb(trial, result)`` after each trial is logged.
+        cache: ``arch key -> metrics``, shared between searches (e.g. strategy comparisons).
+        max_rejections / max_failures: stop with an error after that many in a row.
+    """
+    if budget <= 0:
+        raise NasplugError(f"search.budget: must be a positive integer, got {budget}")
+    if batch_size <= 0:
+        raise NasplugError(f"search.batch_size: must be a positive integer, got {batch_size}")
+    if direction not in DIRECTIONS:
+        raise NasplugError(f"search.direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+    loop = _Loop(strategy, evaluator, space, constraints, metric, direction, log_path,
+                 list(callbacks), {} if cache is None else cache, max_rejections, max_failures)
+    pending: list[Arch] = []
+    if log_path is not None and TrialLog(log_path).exists():
+        if not resume:
+            raise NasplugError(f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out")
+        pending = loop.replay()
+    while True:
+        if pending:
+            archs, asked = pending, loop.trials[-1].asked
+            pending = []
+        else:
+            if loop.scored >= budget:
+                break
+            asked = min(batch_size, budget - loop.scored)
+            archs = strategy.ask(asked)
+            if not archs:
+                log.info("strategy %s has no more proposals", type(strategy).__name__)
+                break
+            loop.batch += 1
+        loop.run_batch(archs, asked)
+    return loop.result
+
+
+class _Loop:
+    """The state of one search: trials so far, counters, and the per-batch step."""
+
+    def __init__(self, strategy: Strategy, evaluator: Evaluator, space: SearchSpace | None,
+                 constraints: Sequence[Constraint], metric: str, direction: str,
+                 log_path: str | os.PathLike[str] | None, callbacks: list[Callback],
+                 cache: MutableMapping[str, Metrics], max_rejections: int, max_failures: int) -> None:
+        self.strategy, self.evaluator, self.space = strategy, evaluator, space
+        self.constraints = constraints
+        self.log = TrialLog(log_path) if log_path is not None else None
+        self.callbacks, self.cache = callbacks, cache
+        self.result = SearchResult(metric=metric, direction=direction)
+        self.max_rejections, self.max_failures = max_rejections, max_failures
+        self.batch = -1
+        self.scored = 0
+        self.rejected_in_row = 0
+        self.failed_in_row = 0
+
+    @property
+    def trials(self) -> list[Trial]:
+        return self.result.trials
+
+    def replay(self) -> list[Arch]:
+        """Feed the logged trials back into the strategy; return the unfinished batch's rest."""
+        assert self.log is not None
+        logged = self.log.read(repair=True)
+        log.info("resuming from %s: replaying %d trials", self.log.path, len(logged))
+        last_batch = logged[-1].batch if logged else -1
+        for batch, group_iter in groupby(logged, key=lambda t: t.batch):
+            group = list(group_iter)
+            asked = self.strategy.ask(group[0].asked)
+            last = batch == last_batch
+            for i, trial in enumerate(group):
+                if i >= len(asked) or arch_key(asked[i]) != trial.key:
+                    now = arch_key(asked[i]) if i < len(asked) else "nothing"
+                    raise NasplugError(
+                        f"resume: {self.log.path} trial {trial.number} was {trial.key} but the strategy now proposes "
+                        f"{now}; the recipe, seed or code changed since the log was written"
+                    )
+            if len(group) < len(asked) and not last:
+                raise NasplugError(f"resume: {self.log.path} batch {batch} is incomplete but is not the last one")
+            for trial in group:
+                self._record(trial, write=False)
+            self.batch = batch
+            if len(group) < len(asked):
+                return asked[len(group):]
+        return []
+
+    def run_batch(self, archs: Sequence[Arch], asked: int) -> None:
+        """Check, evaluate (each new arch once) and record one batch of proposals."""
+        reasons = [first_violation(a, self.space, self.constraints) for a in archs]
+        todo: dict[str, Arch] = {}
+        for arch, reason in zip(archs, reasons):
+            key = arch_key(arch)
+            if reason is None and key not in self.cache:
+                todo.setdefault(key, arch)
+        outcomes = dict(zip(todo, evaluate_batch(self.evaluator, list(todo.values()))))
+        for arch, reason in zip(archs, reasons):
+            key = arch_key(arch)
+            trial = Trial(number=len(self.trials), batch=self.batch, asked=asked, arch=dict(arch), status="ok")
+            if reason is not None:
+                trial.status, trial.reason = "rejected", reason
+            elif key in outcomes:  # first time this arch is seen: evaluated just now
+                self._fill(trial, outcomes.pop(key))
+            elif key not in self.cache:  # a repeat within the batch of an arch that failed
+                trial.status, trial.reason = "failed", "repeat of a failed evaluation in the same batch"
+            else:
+                trial.status, trial.metrics = "cached", dict(self.cache[key])
+                trial.score = self.cache[key][self.result.metric]
+            self._record(trial, write=True)
+
+    def _fill(self, trial: Trial, outcome: Metrics | BaseException) -> None:
+        metric = self.result.metric
+        if isinstance(outcome, BaseException):
+            trial.status, trial.reason = "failed", f"{type(outcome).__name__}: {outcome}"
+            return
+        if metric not in outcome:
+            raise NasplugError(
+                f"search.metric: the evaluator returned no {metric!r}; it returns: {', '.join(outcome) or '(nothing)'}"
+            )
+        value = outcome[metric]
+        if not is_finite(value):
+            trial.status, trial.reason, trial.metrics = "failed", f"{metric} is {value}", dict(outcome)
+            return
+        trial.score, trial.metrics = float(value), {k: float(v) for k, v in outcome.items()}
+        self.cache[trial.key] = trial.metrics
+
+    def _record(self, trial: Trial, write: bool) -> None:
+        if write and self.log is not None:
+            self.log.append(trial)
+        self.trials.append(trial)
+        if trial.scored:
+            self.scored += 1
+            if trial.status == "ok":
+                self.cache.setdefault(trial.key, trial.metrics)
+        self.rejected_in_row = self.rejected_in_row + 1 if trial.status == "rejected" else 0
+        self.failed_in_row = self.failed_in_row + 1 if trial.status == "failed" else 0
+        signed = None if trial.score is None or not math.isfinite(trial.score) else self.result.sign() * trial.score
+        self.strategy.tell(trial.arch, signed)
+        if write:
+            for callback in self.callbacks:
+                callback(trial, self.result)
+            if trial.status == "failed":
+                log.warning("trial %d failed: %s", trial.number, trial.reason)
+        if self.rejected_in_row >= self.max_rejections:
+            raise NasplugError(
+                f"search: {self.rejected_in_row} proposals in a row were rejected (last: {trial.reason}); "
+                "the constraints exclude (almost) all of the space"
+            )
+        if self.failed_in_row >= self.max_failures:
+            raise NasplugError(f"search: {self.failed_in_row} evaluations in a row failed (last: {trial.reason})")
+
+
+def read_result(run_dir: str | os.PathLike[str], metric: str = "score", direction: str = "maximize") -> SearchResult:
+    """Load a finished (or interrupted) search from ``run_dir/trials.jsonl``."""
+    path = Path(run_dir) / "trials.jsonl"
+    if not path.is_file():
+        raise NasplugError(f"{path}: no search log here")
+    return SearchResult(metric=metric, direction=direction, trials=TrialLog(path).read())

@@ -1,0 +1,225 @@
+"""WordPiece tokenizers: train one on a corpus with `tokenizers`, or load a pretrained one.
+
+Called once per run, before packing: ``train_tokenizer`` when the recipe asks for a fresh
+vocabulary (the result is saved beside the run with ``save_pretrained``), ``load_tokenizer``
+for a saved or pretrained one. ``token_info`` extracts the ids the masking code needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nasplug.errors import NasplugError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+log = logging.getLogger(__name__)
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4 in a vocabulary we train
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The token ids that packing and masking need, detached from the tokenizer object.
+
+    Attributes:
+        vocab_size: number of ids (``len(tokenizer)``, added tokens included).
+        pad_id, cls_id, sep_id, mask_id, unk_id: the special tokens' ids.
+        special_ids: every special id; these are never masked nor drawn as random tokens.
+    """
+
+    vocab_size: int
+    pad_id: int
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    unk_id: int
+    special_ids: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form (stored in the packed-data cache)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenInfo:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**d, "special_ids": tuple(d["special_ids"])})
+
+
+def token_info(tokenizer: PreTrainedTokenizerBase) -> TokenInfo:
+    """Read the special-token ids off a tokenizer; NasplugError if one is missing.
+
+    Called when packing and by anything that masks (training, evaluation).
+    """
+    ids = {
+        "pad_id": tokenizer.pad_token_id,
+        "cls_id": tokenizer.cls_token_id,
+        "sep_id": tokenizer.sep_token_id,
+        "mask_id": tokenizer.mask_token_id,
+        "unk_id": tokenizer.unk_token_id,
+    }
+    missing = [k[:-3] for k, v in ids.items() if v is None]
+    if missing:
+        raise NasplugError(
+            f"tokenizer: has no {', '.join(missing)} token; MLM pre-training needs "
+            f"{', '.join(SPECIAL_TOKENS)} (train one with train_tokenizer, or use a BERT-style tokenizer)"
+        )
+    special = sorted(set(tokenizer.all_special_ids) | set(ids.values()))
+    return TokenInfo(vocab_size=len(tokenizer), special_ids=tuple(special), **ids)
+
+
+def tokenizer_hash(tokenizer: PreTrainedTokenizerFast) -> str:
+    """SHA-256 of the full tokenizer definition (vocab, normaliser, pre-tokeniser, ...).
+
+    Used in the packed-data cache key: any change to how text becomes ids changes it.
+    """
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()
+
+
+def _text_batches(
+    texts: Iterable[str] | Any, text_field: str, batch_size: int, max_bytes: int | None, max_documents: int | None
+) -> Iterator[list[str]]:
+    """Yield lists of texts, stopping after ``max_documents`` texts or ``max_bytes`` bytes."""
+    if hasattr(texts, "column_names") and hasattr(texts, "iter"):  # a datasets.Dataset
+        source: Iterable[str] = (t for b in texts.iter(batch_size=batch_size) for t in b[text_field])
+    else:
+        source = texts
+    batch: list[str] = []
+    seen_bytes = 0
+    for n, text in enumerate(source):
+        if max_documents is not None and n >= max_documents:
+            break
+        if max_bytes is not None:
+            size = len(text.encode("utf-8"))
+            if seen_bytes + size > max_bytes:
+                # Keep a prefix of this text so a corpus of few huge documents still trains.
+                batch.append(text.encode("utf-8")[: max_bytes - seen_bytes].decode("utf-8", "ignore"))
+                break
+            seen_bytes += size
+        batch.append(text)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def train_tokenizer(
+    texts: Iterable[str] | Any,
+    vocab_size: int,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    lowercase: bool = True,
+    min_frequency: int = 2,
+    text_field: str = "text",
+    max_bytes: int | None = None,
+    max_documents: int | None = None,
+    batch_size: int = 1000,
+) -> PreTrainedTokenizerFast:
+    """Train a BERT-style WordPiece vocabulary and wrap it as a `transformers` fast tokenizer.
+
+    Called once at the start of a run that asks for a fresh vocabulary. The special tokens
+    are ``[PAD] [UNK] [CLS] [SEP] [MASK]`` with ids 0-4; single texts encode as
+    ``[CLS] a [SEP]``, pairs as ``[CLS] a [SEP] b [SEP]`` with token types 0/1.
+
+    Args:
+        texts: an iterable of strings or a ``datasets.Dataset`` (read in batches).
+        vocab_size: target vocabulary size, special tokens included (from the recipe).
+        out_dir: if given, the tokenizer is saved there with ``save_pretrained``, atomically
+            (written to a temporary sibling folder, then renamed into place).
+        lowercase: BERT "uncased" normalisation (lower-case, strip accents).
+        min_frequency: pairs seen fewer times are not merged.
+        text_field: the column to read when ``texts`` is a Dataset.
+        max_bytes, max_documents: train on a prefix of the corpus only (CPU-sized runs).
+        batch_size: texts handed to the trainer at a time.
+
+    Returns:
+        The tokenizer; ``len(tokenizer)`` may be below ``vocab_size`` on a tiny corpus.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise NasplugError(f"tokenizer.vocab_size: {vocab_size} is too small; use at least 100")
+    tok = Tokenizer(models.WordPiece(unk_token=UNK))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped iff lower-cased
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS), show_progress=False
+    )
+    tok.train_from_iterator(_text_batches(texts, text_field, batch_size, max_bytes, max_documents), trainer=trainer)
+    if tok.get_vocab_size() <= len(SPECIAL_TOKENS):
+        raise NasplugError("tokenizer: the training corpus is empty; no vocabulary could be learned")
+    cls_id, sep_id = tok.token_to_id(CLS), tok.token_to_id(SEP)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}",
+        pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+        special_tokens=[(CLS, cls_id), (SEP, sep_id)],
+    )
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token=UNK, pad_token=PAD, cls_token=CLS, sep_token=SEP, mask_token=MASK
+    )
+    log.info("trained a WordPiece tokenizer: %d tokens (asked for %d)", len(hf), vocab_size)
+    if out_dir is not None:
+        save_tokenizer(hf, out_dir)
+    return hf
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike[str]) -> Path:
+    """``save_pretrained`` into ``out_dir`` atomically: a crash never leaves half a tokenizer.
+
+    An existing ``out_dir`` is replaced.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("saved tokenizer to %s", out)
+    return out
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
+    """Load a fast tokenizer from a folder written by :func:`train_tokenizer` or a hub name.
+
+    Called when a run reuses a tokenizer. Offline, a hub name must already be in the local
+    Hugging Face cache. Raises NasplugError naming ``name_or_path`` when it cannot be loaded,
+    is not a fast tokenizer, or lacks a special token MLM needs.
+    """
+    from transformers import AutoTokenizer
+
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    looks_local = path.is_absolute() or name.startswith((".", "~")) or path.exists()
+    if looks_local and not path.is_dir():
+        raise NasplugError(f"tokenizer: {name!r} is not a folder (expected one written by save_pretrained)")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path) if looks_local else name)
+    except Exception as e:  # transformers raises OSError, ValueError, HTTP errors, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NasplugError(f"tokenizer: cannot load {name!r}: {first}") from e
+    if not getattr(tok, "is_fast", False):
+        raise NasplugError(f"tokenizer: {name!r} is not a fast (Rust `tokenizers`) tokenizer")
+    token_info(tok)  # fail now, with the tokenizer's name in view, if MLM tokens are missing
+    return tok

@@ -1,0 +1,164 @@
+"""Evolutionary search: SPOS-style generations, and regularized (aging) evolution.
+
+``Evolution`` follows single-path one-shot NAS (Guo et al., ECCV 2020): a random first
+population, then each generation takes the top-k archs found so far as parents and makes
+``mutations`` mutants and ``crossovers`` crossovers, refilling with random archs when no new
+valid child turns up. Defaults are the SPOS reference values: population 50, top-10
+parents, 25 + 25 children, mutation probability 0.1, 20 generations.
+
+``RegularizedEvolution`` is aging evolution (Real et al., AAAI 2019): tournament selection
+from a sliding window of the most recent archs; the oldest dies each step.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from itertools import count
+
+from nasplug.arch import Arch, arch_key
+from nasplug.errors import NasplugError
+from nasplug.space import SearchSpace
+from nasplug.strategy import Strategy
+
+
+class Evolution(Strategy):
+    """Generational evolution with a top-k parent pool (SPOS defaults)."""
+
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, population: int = 50, parents: int = 10,
+                 mutations: int = 25, crossovers: int = 25, mutation_prob: float = 0.1,
+                 generations: int = 20, max_tries: int = 50) -> None:
+        super().__init__(space, seed)
+        for field, value in (("population", population), ("parents", parents), ("generations", generations), ("max_tries", max_tries)):
+            if value < 1:
+                raise NasplugError(f"strategy.{field}: must be >= 1, got {value}")
+        if mutations < 0 or crossovers < 0 or mutations + crossovers > population:
+            raise NasplugError(f"strategy.mutations + crossovers: must be between 0 and population ({population}), got {mutations} + {crossovers}")
+        if not 0.0 <= mutation_prob <= 1.0:
+            raise NasplugError(f"strategy.mutation_prob: must be in [0, 1], got {mutation_prob}")
+        self.population, self.parents = population, parents
+        self.mutations, self.crossovers, self.mutation_prob = mutations, crossovers, mutation_prob
+        self.generations, self.max_tries = generations, max_tries
+        self.generation = 0
+        self.queue: deque[tuple[Arch, str]] = deque()
+        self.origin: dict[str, str] = {}  # key -> "random" / "mutation" / "crossover", current generation
+        self.seen: set[str] = set()
+        self.top: list[tuple[float, int, Arch]] = []  # min-heap of (score, -order, arch), size <= parents
+        self.order = count()
+        self.replacements_left = 0
+
+    # ------------------------------------------------------------------ ask/tell
+    def ask(self, n: int = 1) -> list[Arch]:
+        """Up to ``n`` children of the current generation (fewer at a generation's end)."""
+        if not self.queue and self.generation < self.generations:
+            self._next_generation()
+        out = []
+        while self.queue and len(out) < n:
+            out.append(self.queue.popleft()[0])
+        return out
+
+    def tell(self, arch: Arch, score: float | None) -> None:
+        key = arch_key(arch)
+        self.seen.add(key)
+        if score is None:
+            origin = self.origin.get(key)
+            if origin is not None and self.replacements_left > 0:  # skip it: propose another like it
+                self.replacements_left -= 1
+                self._enqueue([self._child(origin)])
+            return
+        item = (score, -next(self.order), arch)
+        if len(self.top) < self.parents:
+            heapq.heappush(self.top, item)
+        elif item[:2] > self.top[0][:2]:
+            heapq.heapreplace(self.top, item)
+
+    # ------------------------------------------------------------------ generations
+    def _next_generation(self) -> None:
+        self.generation += 1
+        self.origin.clear()
+        self.replacements_left = 10 * self.population
+        if not self.top:  # first generation (or nothing scored yet): all random
+            self._enqueue([self._child("random") for _ in range(self.population)])
+            return
+        children = [self._child("mutation") for _ in range(self.mutations)]
+        children += [self._child("crossover") for _ in range(self.crossovers)]
+        children += [self._child("random") for _ in range(self.population - len(children))]
+        self._enqueue(children)
+
+    def _enqueue(self, children: list[tuple[Arch, str] | None]) -> None:
+        for child in children:
+            if child is not None:
+                self.queue.append(child)
+
+    def _child(self, origin: str) -> tuple[Arch, str] | None:
+        """A new valid arch made by ``origin``; falls back to random, None if the space is spent."""
+        parents = [arch for _, _, arch in sorted(self.top, reverse=True)]
+        for kind in (origin, "random") if origin != "random" else ("random",):
+            for _ in range(self.max_tries):
+                if kind == "mutation" and parents:
+                    child = self.space.mutate(self.rng.choice(parents), self.rng, self.mutation_prob)
+                elif kind == "crossover" and len(parents) >= 2:
+                    a, b = self.rng.sample(parents, 2)
+                    child = self.space.crossover(a, b, self.rng)
+                elif kind == "random":
+                    child = self.space.sample(self.rng)
+                else:
+                    break
+                key = arch_key(child)
+                if key not in self.seen and self.space.is_valid(child):
+                    self.seen.add(key)
+                    self.origin[key] = origin
+                    return child, origin
+        return None
+
+
+class RegularizedEvolution(Strategy):
+    """Aging evolution: mutate the best of ``sample_size`` random members; the oldest dies."""
+
+    name = "regularized"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, population: int = 50, sample_size: int = 10,
+                 mutation_prob: float = 0.1, max_tries: int = 50) -> None:
+        super().__init__(space, seed)
+        if population < 1 or not 1 <= sample_size <= population:
+            raise NasplugError(f"strategy.sample_size: must be in [1, population={population}], got {sample_size}")
+        self.population_size, self.sample_size = population, sample_size
+        self.mutation_prob, self.max_tries = mutation_prob, max_tries
+        self.population: deque[tuple[Arch, float]] = deque()
+        self.seen: set[str] = set()
+        self.proposed = 0
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        out = []
+        for _ in range(n):
+            self.proposed += 1
+            if self.proposed <= self.population_size or not self.population:
+                out.append(self._fresh(lambda: self.space.sample(self.rng)))
+                continue
+            members = list(self.population)
+            contenders = self.rng.sample(members, min(self.sample_size, len(members)))
+            parent = max(contenders, key=lambda m: m[1])[0]
+            out.append(self._fresh(lambda: self.space.mutate(parent, self.rng, self.mutation_prob)))
+        return out
+
+    def tell(self, arch: Arch, score: float | None) -> None:
+        self.seen.add(arch_key(arch))
+        if score is None:
+            return
+        self.population.append((arch, score))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
+
+    def _fresh(self, make) -> Arch:  # type: ignore[no-untyped-def]
+        """A valid arch from ``make`` not proposed before, if one turns up in max_tries."""
+        child = make()
+        for _ in range(self.max_tries):
+            if arch_key(child) not in self.seen and self.space.is_valid(child):
+                break
+            child = make()
+        if not self.space.is_valid(child):
+            child = self.space.sample(self.rng)
+        self.seen.add(arch_key(child))
+        return child

@@ -1,0 +1,37 @@
+"""Random search: uniform samples from the space, without repeats while new ones can be found."""
+
+from __future__ import annotations
+
+from nasplug.arch import Arch, arch_key
+from nasplug.space import SearchSpace
+from nasplug.strategy import Strategy
+
+
+class RandomSearch(Strategy):
+    """Uniformly random valid archs; skips archs already proposed (up to ``max_tries`` draws).
+
+    Sampling without replacement means a budget equal to the space size enumerates a small
+    space, which is what ground-truth comparisons expect of a random baseline.
+    """
+
+    name = "random"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, max_tries: int = 100) -> None:
+        super().__init__(space, seed)
+        self.max_tries = max_tries
+        self.seen: set[str] = set()
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        proposals = []
+        for _ in range(n):
+            arch = self.space.sample(self.rng)
+            for _ in range(self.max_tries - 1):
+                if arch_key(arch) not in self.seen:
+                    break
+                arch = self.space.sample(self.rng)
+            self.seen.add(arch_key(arch))
+            proposals.append(arch)
+        return proposals
+
+    def tell(self, arch: Arch, score: float | None) -> None:
+        self.seen.add(arch_key(arch))
