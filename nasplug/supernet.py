@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch.nn as nn
 
@@ -42,6 +43,10 @@ class Supernet(nn.Module):
         if self.active is None:
             raise RuntimeError(f"{type(self).__name__}: call activate(arch) or using(arch) before forward")
         return self.active
+
+    def example_input(self, batch: int = 2, seed: int = 0) -> tuple[Any, ...]:
+        """Positional arguments for one forward pass on random data (for contract tests)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no example_input()")
 
     @abstractmethod
     def extract(self, arch: Arch) -> nn.Module:

@@ -118,6 +118,9 @@ class ToySupernet(Supernet):
             x = slot[str(arch[f"s{i}"])](x)
         return x
 
+    def example_input(self, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor]:
+        return (torch.randn(batch, self.space.width, generator=torch.Generator().manual_seed(seed)),)
+
     def extract(self, arch: Arch) -> nn.Module:
         self.space.validate(arch)
         return nn.Sequential(*(copy.deepcopy(slot[str(arch[f"s{i}"])]) for i, slot in enumerate(self.slots)))

@@ -1,0 +1,155 @@
+"""Contract test suites that plugin authors reuse (like optuna.testing's sampler suites).
+
+Subclass in your own tests and provide the fixtures::
+
+    from nasplug.testing import SpaceContract
+
+    class TestMySpace(SpaceContract):
+        @pytest.fixture
+        def space(self):
+            return MySpace(slots=4)
+
+Every test here states one promise of the interface; a space or strategy that breaks it
+fails with a message naming the promise.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+
+from nasplug.arch import arch_from_json, arch_key, arch_to_json
+from nasplug.errors import NasplugError
+from nasplug.space import SearchSpace
+from nasplug.strategy import Strategy
+
+
+class SpaceContract:
+    """Promises every SearchSpace keeps. Provide a ``space`` fixture."""
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        raise NotImplementedError("define a `space` fixture returning the space under test")
+
+    def test_choices_are_named_and_nonempty(self, space: SearchSpace) -> None:
+        choices = space.choices()
+        assert choices, "a space needs at least one choice"
+        for key, options in choices.items():
+            assert isinstance(key, str) and len(options) >= 1
+            assert len(set(map(repr, options))) == len(options), f"choice {key} repeats an option"
+
+    def test_samples_are_valid_and_seeded(self, space: SearchSpace) -> None:
+        first = [space.sample(random.Random(7)) for _ in range(5)]
+        again = [space.sample(random.Random(7)) for _ in range(5)]
+        assert [arch_key(a) for a in first] == [arch_key(a) for a in again], "same seed must give the same samples"
+        for arch in first:
+            assert space.validate(arch) == arch
+
+    def test_validate_names_the_problem(self, space: SearchSpace) -> None:
+        arch = space.sample(random.Random(0))
+        key = next(iter(arch))
+        missing = {k: v for k, v in arch.items() if k != key}
+        with pytest.raises(NasplugError, match=key):
+            space.validate(missing)
+        with pytest.raises(NasplugError, match="no_such_choice"):
+            space.validate({**arch, "no_such_choice": 1})
+        with pytest.raises(NasplugError, match=key):
+            space.validate({**arch, key: "__not_an_option__"})
+
+    def test_mutate_and_crossover_stay_in_the_choices(self, space: SearchSpace) -> None:
+        rng = random.Random(1)
+        a, b = space.sample(rng), space.sample(rng)
+        for child in (space.mutate(a, rng, 0.5), space.crossover(a, b, rng)):
+            assert set(child) == set(space.choices())
+            for key, value in child.items():
+                assert value in space.choices()[key]
+        assert space.mutate(a, rng, 0.0) == a, "mutation with p=0 must not change the arch"
+
+    def test_arch_text_round_trips(self, space: SearchSpace) -> None:
+        arch = space.sample(random.Random(2))
+        assert arch_from_json(arch_to_json(arch)) == arch
+        assert space.parse(space.format(arch)) == arch
+
+    def test_size_counts_the_choices(self, space: SearchSpace) -> None:
+        total = 1
+        for options in space.choices().values():
+            total *= len(options)
+        assert space.size() == total
+
+    def test_supernet_extract_matches_routed_forward(self, space: SearchSpace) -> None:
+        import torch
+
+        try:
+            supernet = space.build_supernet()
+        except NotImplementedError:
+            pytest.skip("space has no supernet")
+        supernet.eval()
+        rng = random.Random(3)
+        for seed in range(3):
+            arch = space.sample(rng)
+            inputs = supernet.example_input(batch=2, seed=seed)
+            with torch.no_grad(), supernet.using(arch):
+                routed = supernet(*inputs)
+            standalone = supernet.extract(arch).eval()
+            with torch.no_grad():
+                alone = standalone(*inputs)
+            routed_t = routed if isinstance(routed, torch.Tensor) else routed[0]
+            alone_t = alone if isinstance(alone, torch.Tensor) else getattr(alone, "last_hidden_state", alone[0])
+            assert torch.equal(routed_t, alone_t), "extract(arch)(x) must equal supernet.using(arch)(x) exactly"
+
+
+class StrategyContract:
+    """Promises every Strategy keeps. Provide ``make_strategy(space, seed)`` and ``space``."""
+
+    @pytest.fixture
+    def space(self) -> SearchSpace:
+        from nasplug.spaces.toy import ToySpace
+
+        return ToySpace(slots=6, seed=0)
+
+    @pytest.fixture
+    def make_strategy(self) -> Callable[[SearchSpace, int], Strategy]:
+        raise NotImplementedError("define a `make_strategy` fixture: (space, seed) -> Strategy")
+
+    @staticmethod
+    def _drive(strategy: Strategy, space: SearchSpace, rounds: int, batch: int) -> list[str]:
+        """Ask/tell like the search loop, scoring with a fixed pseudo-objective."""
+        keys = []
+        for _ in range(rounds):
+            archs = strategy.ask(batch)
+            for arch in archs:
+                keys.append(arch_key(arch))
+                strategy.tell(arch, float(sum(len(str(v)) * (i + 1) for i, v in enumerate(arch.values()))))
+        return keys
+
+    def test_asks_are_valid_archs(self, make_strategy: Callable[..., Strategy], space: SearchSpace) -> None:
+        strategy = make_strategy(space, 0)
+        archs = strategy.ask(5)
+        assert 1 <= len(archs) <= 5
+        for arch in archs:
+            space.validate(arch)
+
+    def test_same_seed_same_proposals(self, make_strategy: Callable[..., Strategy], space: SearchSpace) -> None:
+        a = self._drive(make_strategy(space, 3), space, rounds=6, batch=4)
+        b = self._drive(make_strategy(space, 3), space, rounds=6, batch=4)
+        assert a == b, "a strategy must be deterministic for a seed and a sequence of tells"
+
+    def test_survives_failed_trials(self, make_strategy: Callable[..., Strategy], space: SearchSpace) -> None:
+        strategy = make_strategy(space, 0)
+        for _ in range(3):
+            for arch in strategy.ask(4):
+                strategy.tell(arch, None)
+        for arch in strategy.ask(2):
+            space.validate(arch)
+
+    def test_finds_good_archs_with_the_search_loop(self, make_strategy: Callable[..., Strategy], space: SearchSpace) -> None:
+        from nasplug.search import search
+        from nasplug.spaces.toy import ToyObjective, ToySpace
+
+        if not isinstance(space, ToySpace):
+            pytest.skip("needs the toy objective")
+        result = search(make_strategy(space, 0), ToyObjective(space), budget=40, batch_size=8)
+        assert len(result.scored) == 40
+        assert result.best is not None and result.best.score is not None
