@@ -120,7 +120,9 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     started = (run_dir / "stages").is_dir() or (run_dir / "trials.jsonl").is_file()
     if started and not resume and stages is None:
         raise NasplugError(f"run directory {run_dir} has a run in it already; pass --resume to continue it, or --out for a new one")
-    ctx.space  # build early: a bad space argument fails before anything is written
+    if recipe.arch is not None:  # a bad space argument or arch fails before anything is written
+        ctx.extras["arch"] = ctx.space.parse(recipe.arch)
+    ctx.space
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
     atomic_write_json(run_dir / "run.json", run_info(recipe.seed))
