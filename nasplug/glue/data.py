@@ -159,7 +159,7 @@ def read_tsv(path: str | os.PathLike[str], task: str | GlueTask, layout: SplitLa
             continue
         cols["idx"].append(idx)
         cols["label"].append(label)
-        for name, p in zip(("sentence1", "sentence2"), text_pos):
+        for name, p in zip(("sentence1", "sentence2"), text_pos, strict=False):
             cols[name].append(fields[p])
     if not spec.is_pair:
         del cols["sentence2"]
@@ -193,7 +193,7 @@ def _load_hub(spec: GlueTask, splits: Sequence[str], data: TaskData) -> None:
         reason = f"hub {HUB_DATASET}/{spec.hub_config} unavailable: {type(err).__name__}: {err}"
         data.missing.update({split: reason for split in splits})
         return
-    rename = dict(zip(spec.hub_text, ("sentence1", "sentence2")))
+    rename = dict(zip(spec.hub_text, ("sentence1", "sentence2"), strict=False))
     for split in splits:
         if split not in hub:
             data.missing[split] = f"hub {HUB_DATASET}/{spec.hub_config} has no split {split!r}"

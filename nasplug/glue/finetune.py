@@ -1,0 +1,346 @@
+"""Fine-tuning on one GLUE task, the ELECTRA / LV-BERT way, over several seeds.
+
+Recipe (LVBERT.md, from the ELECTRA code base): AdamW, weight decay 0.01 except biases and
+LayerNorm, layer-wise learning-rate decay (a parameter at depth ``d`` gets
+``lr * decay ** (top - d)``, ``top`` being the deepest depth, i.e. the task head), linear
+warm-up over the first 10% of steps then linear decay to 0, batch 32, length 128, 3 epochs
+(10 for RTE and STS-B), paraphrase tasks trained on both sentence orders, the median over
+seeds reported. The test split is predicted with the model of the median seed.
+
+The model contract: ``model_factory(num_labels, seed) -> nn.Module`` whose
+``forward(input_ids, attention_mask, token_type_ids)`` returns an object with ``.logits``
+of shape ``[B, num_labels]`` (or the tensor itself); ``num_labels == 1`` means regression.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors.torch import load_model, save_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from nasplug.errors import NasplugError
+from nasplug.glue.data import TaskData
+from nasplug.glue.metrics import compute_metrics
+from nasplug.glue.tasks import GlueTask, get_task
+
+__all__ = ["FinetuneConfig", "LayerIndex", "ModelFactory", "bert_layer_index", "finetune",
+           "param_groups"]
+
+logger = logging.getLogger(__name__)
+
+LayerIndex = Callable[[str], int]
+"""Parameter name -> depth (0 = embeddings, larger = closer to the output)."""
+ModelFactory = Callable[[int, int], nn.Module]
+"""``(num_labels, seed) -> model``."""
+
+
+class FinetuneConfig(BaseModel):
+    """Fine-tuning settings; defaults are the LV-BERT-small / ELECTRA-small recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(3e-4, gt=0, description="peak learning rate of the top layer (head)")
+    layerwise_decay: float = Field(0.8, gt=0, le=1, description="lr factor per layer down")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decay, not on biases/LayerNorm")
+    warmup: float = Field(0.1, ge=0, le=1, description="fraction of steps of linear warm-up")
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    max_len: int = Field(128, ge=2, description="tokens per example after truncation")
+    epochs: int | None = Field(None, ge=1, description="None: the task table (3; RTE, STS-B 10)")
+    max_train_examples: int | None = Field(None, ge=1, description="cap (fixed subset) for CPU")
+    max_eval_examples: int | None = Field(None, ge=1, description="cap per dev split")
+    seeds: list[int] = Field(default_factory=lambda: list(range(10)), min_length=1)
+    both_orders: bool = Field(True, description="paraphrase tasks: add swapped training pairs")
+    adam_epsilon: float = Field(1e-6, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    predict_test: bool = True
+    device: str = "cpu"
+    progress: bool = True
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> FinetuneConfig:
+        """Validate a mapping (e.g. from a recipe), raising NasplugError naming the field."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as err:
+            first = err.errors()[0]
+            field = "finetune." + ".".join(str(p) for p in first["loc"])
+            raise NasplugError(f"{field}: {first['msg']}; allowed fields: "
+                               f"{', '.join(cls.model_fields)}") from err
+
+
+def bert_layer_index(num_layers: int) -> LayerIndex:
+    """Depths for Hugging Face BERT/ELECTRA names: embeddings 0, ``encoder.layer.i`` i+1,
+    anything else (pooler, classifier) ``num_layers + 1``, as in ELECTRA's layer-wise decay."""
+
+    def index(name: str) -> int:
+        if "embeddings" in name:
+            return 0
+        parts = name.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if part == "layer" and i > 0 and parts[i - 1] == "encoder" and parts[i + 1].isdigit():
+                return int(parts[i + 1]) + 1
+        return num_layers + 1
+
+    return index
+
+
+def _no_decay(name: str, param: torch.Tensor) -> bool:
+    return param.ndim < 2 or name.endswith("bias") or "norm" in name.lower()
+
+
+def param_groups(model: nn.Module, lr: float, decay: float, weight_decay: float,
+                 layer_index: LayerIndex | None = None) -> list[dict[str, Any]]:
+    """AdamW parameter groups with layer-wise learning rates.
+
+    Args:
+        model: the model; parameters without ``requires_grad`` are left out.
+        lr: rate of the deepest depth (the task head).
+        decay: factor per depth below the top: ``lr * decay ** (top - depth)``.
+        weight_decay: for weight matrices; 0 for biases, LayerNorm and other 1-D parameters.
+        layer_index: name -> depth; None puts everything at one depth (plain fine-tuning).
+
+    Returns:
+        One group per (depth, decayed or not), each with ``params``, ``lr``,
+        ``weight_decay``, ``depth`` and ``param_names``.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    depth = {n: (layer_index(n) if layer_index else 0) for n, _ in named}
+    top = max(depth.values(), default=0)
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, param in named:
+        nd = _no_decay(name, param)
+        group = groups.setdefault((depth[name], nd), {
+            "params": [], "param_names": [], "depth": depth[name],
+            "lr": lr * decay ** (top - depth[name]), "weight_decay": 0.0 if nd else weight_decay,
+        })
+        group["params"].append(param)
+        group["param_names"].append(name)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _cap(ds: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    """A fixed subset (the same for every seed and run), in the original order."""
+    if limit is None or len(ds) <= limit:
+        return ds
+    keep = np.sort(np.random.default_rng(0).permutation(len(ds))[:limit])
+    return ds.select(keep.tolist())
+
+
+def _encode(tokenizer: Any, ds: datasets.Dataset, spec: GlueTask, max_len: int,
+            swap: bool = False) -> dict[str, list[Any]]:
+    """Tokenize once: lists of ids per example (padding happens per batch)."""
+    cols = ["sentence1", "sentence2"] if spec.is_pair else ["sentence1"]
+    texts = [list(ds[c]) for c in (reversed(cols) if swap else cols)]
+    enc = tokenizer(*texts, truncation=True, max_length=max_len)
+    ids = enc["input_ids"]
+    types = enc.get("token_type_ids") or [[0] * len(x) for x in ids]
+    return {"input_ids": ids, "token_type_ids": types, "label": list(ds["label"]),
+            "idx": list(ds["idx"])}
+
+
+def _concat(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {k: a[k] + b[k] for k in a}
+
+
+def _batches(enc: dict[str, list[Any]], order: Sequence[int], size: int, pad_id: int,
+             regression: bool, device: str) -> Iterator[dict[str, torch.Tensor]]:
+    for start in range(0, len(order), size):
+        rows = order[start:start + size]
+        width = max(len(enc["input_ids"][i]) for i in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [B, T]
+        types = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            n = len(enc["input_ids"][i])
+            ids[r, :n] = torch.tensor(enc["input_ids"][i])
+            types[r, :n] = torch.tensor(enc["token_type_ids"][i])
+            mask[r, :n] = 1
+        labels = torch.tensor([enc["label"][i] for i in rows],
+                              dtype=torch.float32 if regression else torch.long)
+        yield {k: v.to(device) for k, v in
+               {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
+                "labels": labels}.items()}
+
+
+def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                token_type_ids=batch["token_type_ids"])
+    return out.logits if hasattr(out, "logits") else out  # [B, num_labels]
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, enc: dict[str, list[Any]], spec: GlueTask, cfg: FinetuneConfig,
+             pad_id: int) -> np.ndarray:
+    """Class ids (or scores for STS-B) for every encoded example, in order."""
+    model.eval()
+    out = [_logits(model, b).float().cpu()
+           for b in _batches(enc, range(len(enc["input_ids"])), cfg.eval_batch_size, pad_id,
+                             spec.is_regression, cfg.device)]
+    logits = torch.cat(out) if out else torch.zeros((0, spec.num_labels))
+    return (logits[:, 0] if spec.is_regression else logits.argmax(-1)).numpy()
+
+
+def _train_one(spec: GlueTask, model: nn.Module, train: dict[str, list[Any]], epochs: int,
+               cfg: FinetuneConfig, seed: int, pad_id: int, layer_index: LayerIndex | None
+               ) -> list[float]:
+    """Train in place; returns the mean loss of each epoch."""
+    from transformers import get_linear_schedule_with_warmup  # heavy import, only here
+
+    model.to(cfg.device).train()
+    opt = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.layerwise_decay, cfg.weight_decay,
+                                         layer_index), lr=cfg.lr, eps=cfg.adam_epsilon)
+    n = len(train["input_ids"])
+    total = math.ceil(n / cfg.batch_size) * epochs
+    sched = get_linear_schedule_with_warmup(opt, round(cfg.warmup * total), total)
+    gen = torch.Generator().manual_seed(seed)  # shuffling order, independent of the global RNG
+    epoch_loss: list[float] = []
+    bar = tqdm(total=total, desc=f"{spec.name} seed {seed}", disable=not cfg.progress, leave=False)
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=gen).tolist()
+        losses = []
+        for batch in _batches(train, order, cfg.batch_size, pad_id, spec.is_regression, cfg.device):
+            logits = _logits(model, batch)
+            if spec.is_regression:
+                loss = F.mse_loss(logits[:, 0].float(), batch["labels"])
+            else:
+                loss = F.cross_entropy(logits.float(), batch["labels"])
+            loss.backward()
+            if cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.update(1)
+        epoch_loss.append(float(np.mean(losses)))
+        logger.info("glue %s seed %d epoch %d/%d: loss %.4f", spec.name, seed, epoch + 1,
+                    epochs, epoch_loss[-1])
+    bar.close()
+    return epoch_loss
+
+
+def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
+             data: TaskData | Mapping[str, datasets.Dataset], config: FinetuneConfig | None = None,
+             seeds: Sequence[int] | None = None, *, layer_index: LayerIndex | None = None,
+             ax_data: TaskData | Mapping[str, datasets.Dataset] | None = None) -> dict[str, Any]:
+    """Fine-tune one task over several seeds; report per-seed and median dev metrics.
+
+    Args:
+        task: task name (any spelling); not AX (pass AX as ``ax_data`` to the MNLI run).
+        model_factory: ``(num_labels, seed) -> model`` (see the module docstring).
+        tokenizer: a ``transformers`` tokenizer: ``tokenizer(texts[, pairs], truncation=True,
+            max_length=n)`` giving ``input_ids`` (and ``token_type_ids``); ``pad_token_id``.
+        data: :func:`nasplug.glue.load_task` output, or split name -> dataset.
+        config: settings (default :class:`FinetuneConfig`).
+        seeds: overrides ``config.seeds``.
+        layer_index: parameter name -> depth for layer-wise lr decay (None: no decay).
+        ax_data: with MNLI, the AX test split, predicted by the median seed's model.
+
+    Returns:
+        A JSON-serialisable dict: ``task``, ``status`` (``ok``/``partial``/``missing``),
+        ``missing`` (split -> reason), ``median`` (metric -> median over seeds; MNLI keys end
+        in ``_m``/``_mm``), ``per_seed`` (seed, metrics, epoch_loss), ``median_seed``,
+        ``test_predictions`` (submission name -> ``{"index", "prediction"}``), ``config``...
+        A task without training data is returned with status ``missing``, not trained.
+    """
+    spec = get_task(task)
+    if spec.train_task:
+        raise NasplugError(f"glue {spec.name}: has no training data; fine-tune "
+                           f"{spec.train_task} and pass this task as ax_data")
+    cfg = config or FinetuneConfig()
+    seed_list = list(seeds) if seeds is not None else list(cfg.seeds)
+    if not seed_list:
+        raise NasplugError("finetune seeds: empty; give at least one seed")
+    td = data if isinstance(data, TaskData) else TaskData(spec.name, "memory", dict(data))
+    missing = {s: td.missing.get(s, "not loaded") for s in spec.splits if s not in td.splits}
+    if ax_data is not None:
+        ax = ax_data.splits if isinstance(ax_data, TaskData) else ax_data
+        if "test" not in ax:
+            reason = ax_data.missing.get("test") if isinstance(ax_data, TaskData) else None
+            missing["AX test"] = reason or "not loaded"
+    epochs = cfg.epochs or spec.epochs
+    result: dict[str, Any] = {
+        "task": spec.name, "status": "ok", "missing": missing, "config": cfg.model_dump(),
+        "epochs": epochs, "seeds": seed_list, "primary": spec.primary, "per_seed": [],
+        "median": {}, "median_seed": None, "test_predictions": {},
+    }
+    if "train" not in td.splits:
+        logger.warning("glue %s: not fine-tuned, training data missing: %s", spec.name,
+                       missing.get("train"))
+        result["status"] = "missing"
+        return result
+    pad_id = tokenizer.pad_token_id if getattr(tokenizer, "pad_token_id", None) is not None else 0
+    train_ds = _cap(td.splits["train"], cfg.max_train_examples)
+    train = _encode(tokenizer, train_ds, spec, cfg.max_len)
+    if spec.paraphrase and cfg.both_orders:
+        train = _concat(train, _encode(tokenizer, train_ds, spec, cfg.max_len, swap=True))
+    evals = {s: _encode(tokenizer, _cap(td.splits[s], cfg.max_eval_examples), spec, cfg.max_len)
+             for s in spec.eval_splits if s in td.splits}
+    result["train_examples"] = len(train["input_ids"])
+    result["eval_examples"] = {s: len(e["input_ids"]) for s, e in evals.items()}
+
+    with tempfile.TemporaryDirectory(prefix="nasplug-glue-") as tmp:
+        for seed in seed_list:
+            # Dropout and the factory's initialisation draw from torch's global generator;
+            # fork it so a seed gives the same run bit for bit and the caller's state is kept.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = model_factory(spec.num_labels, seed)
+                losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
+            metrics: dict[str, float] = {}
+            for split, enc in evals.items():
+                preds = _predict(model, enc, spec, cfg, pad_id)
+                scores = compute_metrics(spec.name, preds, enc["label"])
+                metrics.update({k + spec.eval_splits[split]: v for k, v in scores.items()})
+            logger.info("glue %s seed %d: %s", spec.name, seed, metrics)
+            result["per_seed"].append({"seed": seed, "metrics": metrics, "epoch_loss": losses})
+            save_model(model, str(Path(tmp) / f"seed{seed}.safetensors"))
+            del model
+        per_seed = result["per_seed"]
+        for key in per_seed[0]["metrics"]:
+            result["median"][key] = float(statistics.median(r["metrics"][key] for r in per_seed))
+        primary = spec.primary if spec.primary in result["median"] else None
+        ranked = sorted(per_seed, key=lambda r: r["metrics"][primary] if primary else 0.0)
+        result["median_seed"] = ranked[(len(ranked) - 1) // 2]["seed"]  # lower median
+        tests = _test_splits(spec, td, ax_data)
+        if cfg.predict_test and tests:
+            with torch.random.fork_rng(devices=[]):  # the factory may draw initial weights
+                model = model_factory(spec.num_labels, result["median_seed"]).to(cfg.device)
+            load_model(model, str(Path(tmp) / f"seed{result['median_seed']}.safetensors"),
+                       device=cfg.device)
+            for name, ds in tests.items():
+                enc = _encode(tokenizer, ds, spec, cfg.max_len)
+                preds = _predict(model, enc, spec, cfg, pad_id)
+                result["test_predictions"][name] = {"index": list(enc["idx"]),
+                                                    "prediction": preds.tolist()}
+    if missing:
+        result["status"] = "partial"
+    return result
+
+
+def _test_splits(spec: GlueTask, td: TaskData,
+                 ax_data: TaskData | Mapping[str, datasets.Dataset] | None
+                 ) -> dict[str, datasets.Dataset]:
+    """Submission name -> unlabelled split to predict (AX rides along with MNLI)."""
+    out = {name: td.splits[s] for s, name in spec.test_splits.items() if s in td.splits}
+    if ax_data is not None:
+        if spec.name != "MNLI":
+            raise NasplugError(f"finetune ax_data: only the MNLI run predicts AX, not {spec.name}")
+        ax = ax_data.splits if isinstance(ax_data, TaskData) else ax_data
+        if "test" in ax:
+            out["AX"] = ax["test"]
+    return out
