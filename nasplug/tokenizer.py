@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -114,6 +115,15 @@ def _text_batches(
         yield batch
 
 
+def _never_inside_word(c: str) -> bool:
+    """Whitespace, punctuation and CJK characters: BERT pre-tokenisation makes them words alone."""
+    cp = ord(c)
+    if c.isspace() or 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    cjk = (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2FA1F), (0xF900, 0xFAFF)
+    return unicodedata.category(c).startswith("P") or any(lo <= cp <= hi for lo, hi in cjk)
+
+
 def train_tokenizer(
     texts: Iterable[str] | Any,
     vocab_size: int,
@@ -146,21 +156,52 @@ def train_tokenizer(
     Returns:
         The tokenizer; ``len(tokenizer)`` may be below ``vocab_size`` on a tiny corpus.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise NasplugError(f"tokenizer.vocab_size: {vocab_size} is too small; use at least 100")
-    tok = Tokenizer(models.WordPiece(unk_token=UNK))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped iff lower-cased
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece(prefix="##")
+    if iter(texts) is texts:  # a one-shot iterator: we read the texts twice
+        texts = list(texts)
+
+    def batches() -> Iterator[list[str]]:
+        return _text_batches(texts, text_field, batch_size, max_bytes, max_documents)
+
+    def fresh() -> Tokenizer:
+        tok = Tokenizer(models.WordPiece(unk_token=UNK))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped iff lower-cased
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tok
+
+    # `tokenizers` numbers the "##c" tokens in hash-map order, which breaks ties between
+    # equally frequent merges differently from run to run (huggingface/tokenizers#1794).
+    # Registering every possible "##c" up front, sorted, makes training deterministic.
+    trained = fresh()
+    chars: set[str] = set()
+    for batch in batches():
+        for text in batch:
+            chars.update(trained.normalizer.normalize_str(text))
+    continuing = ["##" + c for c in sorted(chars) if not _never_inside_word(c)]
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS), show_progress=False
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[*SPECIAL_TOKENS, *continuing],
+        show_progress=False,
     )
-    tok.train_from_iterator(_text_batches(texts, text_field, batch_size, max_bytes, max_documents), trainer=trainer)
-    if tok.get_vocab_size() <= len(SPECIAL_TOKENS):
+    trained.train_from_iterator(batches(), trainer=trainer)
+    if trained.get_vocab_size() <= len(SPECIAL_TOKENS) + len(continuing):
         raise NasplugError("tokenizer: the training corpus is empty; no vocabulary could be learned")
+    # Rebuild from the learned vocabulary so only the five real special tokens are special.
+    tok = fresh()
+    tok.model = models.WordPiece(trained.get_vocab(with_added_tokens=False), unk_token=UNK)
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    tok.decoder = decoders.WordPiece(prefix="##")
     cls_id, sep_id = tok.token_to_id(CLS), tok.token_to_id(SEP)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{CLS} $A {SEP}",
