@@ -8,6 +8,7 @@ accuracy of always predicting the most frequent token, the floor any model must 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -34,8 +35,9 @@ class MaskedBatch(NamedTuple):
     labels: torch.Tensor
 
 
+@functools.lru_cache(maxsize=8)
 def _maskable_ids(tokens: TokenInfo) -> torch.Tensor:
-    """Ids that may be masked or drawn as random replacements: all but the special ones."""
+    """Ids that may be masked or drawn as random replacements: all but the special ones (CPU)."""
     keep = torch.ones(tokens.vocab_size, dtype=torch.bool)
     keep[list(tokens.special_ids)] = False
     return keep.nonzero().squeeze(1)
