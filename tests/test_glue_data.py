@@ -164,26 +164,45 @@ def test_malformed_files_raise_naming_the_file(tmp_path: Path) -> None:
         load_task("RTE", tmp_path / "nowhere")
 
 
-def test_hub_source_maps_columns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hub's own column names (MNLI: premise/hypothesis) come out as sentence1/2."""
-    feats = datasets.Features({
-        "premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"]),
-        "idx": datasets.Value("int32")})
+# The nyu-mll/glue configs' own text columns (dataset card), in their order.
+HUB_TEXT = {
+    "cola": ["sentence"], "sst2": ["sentence"], "mrpc": ["sentence1", "sentence2"],
+    "qqp": ["question1", "question2"], "stsb": ["sentence1", "sentence2"],
+    "mnli": ["premise", "hypothesis"], "qnli": ["question", "sentence"],
+    "rte": ["sentence1", "sentence2"], "wnli": ["sentence1", "sentence2"],
+    "ax": ["premise", "hypothesis"],
+}
+
+
+@pytest.mark.parametrize("config", list(HUB_TEXT))
+def test_hub_source_maps_columns(monkeypatch: pytest.MonkeyPatch, config: str) -> None:
+    """Each config's columns come out as idx, sentence1[, sentence2], label."""
+    spec = get_task(config)
+    label = (datasets.Value("float32") if spec.is_regression
+             else datasets.ClassLabel(names=list(spec.labels)))
+    text = HUB_TEXT[config]
+    feats = datasets.Features({**{c: datasets.Value("string") for c in text}, "label": label,
+                               "idx": datasets.Value("int32")})
     split = datasets.Dataset.from_dict(
-        {"premise": ["p"], "hypothesis": ["h"], "label": [2], "idx": [0]}, features=feats)
+        {**{c: [f"{c} text"] for c in text}, "label": [1], "idx": [7]}, features=feats)
+    first = next(iter(spec.splits))
     calls = []
 
     def fake_load(path: str, name: str) -> datasets.DatasetDict:
         calls.append((path, name))
-        return datasets.DatasetDict({"train": split, "validation_matched": split})
+        return datasets.DatasetDict({first: split})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    data = load_task("MNLI", "hub")
-    assert calls == [("nyu-mll/glue", "mnli")]
-    assert data.splits["train"][0] == {"idx": 0, "sentence1": "p", "sentence2": "h", "label": 2}
-    assert data.status == "partial"
-    assert "no split 'test_matched'" in data.missing["test_matched"]
+    data = load_task(config, "hub")
+    assert calls == [("nyu-mll/glue", config)]
+    expected = {"idx": 7, "sentence1": f"{text[0]} text",
+                **({"sentence2": f"{text[1]} text"} if spec.is_pair else {}), "label": 1}
+    assert data.splits[first][0] == expected
+    assert data.splits[first].column_names == list(expected)
+    assert data.splits[first].features["label"] == label
+    assert data.status == ("ok" if len(spec.splits) == 1 else "partial")
+    for split_name in set(spec.splits) - {first}:
+        assert f"no split {split_name!r}" in data.missing[split_name]
 
 
 def test_hub_unreachable_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -190,6 +190,8 @@ def test_mnli_with_ax(tokenizer, shared_data: Path) -> None:
     assert no_ax["status"] == "partial" and no_ax["missing"] == {"AX test": "not loaded"}
     with pytest.raises(NasplugError, match="fine-tune MNLI"):
         finetune("AX", factory_for(tokenizer), tokenizer, ax)
+    with pytest.raises(NasplugError, match="only the MNLI run predicts AX, not RTE"):
+        finetune("RTE", factory_for(tokenizer), tokenizer, {}, ax_data=ax)
 
 
 def test_missing_training_data_is_reported(tokenizer, shared_data: Path) -> None:

@@ -18,7 +18,7 @@ import logging
 import math
 import statistics
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from nasplug.errors import NasplugError
 from nasplug.glue.data import TaskData
+from nasplug.glue.encode import Encoded, batches, cap, concat, encode, logits_of, predict
 from nasplug.glue.metrics import compute_metrics
 from nasplug.glue.tasks import GlueTask, get_task
 
@@ -132,69 +133,14 @@ def param_groups(model: nn.Module, lr: float, decay: float, weight_decay: float,
     return [groups[k] for k in sorted(groups)]
 
 
-def _cap(ds: datasets.Dataset, limit: int | None) -> datasets.Dataset:
-    """A fixed subset (the same for every seed and run), in the original order."""
-    if limit is None or len(ds) <= limit:
-        return ds
-    keep = np.sort(np.random.default_rng(0).permutation(len(ds))[:limit])
-    return ds.select(keep.tolist())
+def _rng_scope(device: str) -> Any:
+    """Fork torch's global generators (CPU, and the GPU in use) so seeding inside the scope
+    leaves the caller's random state as it was."""
+    dev = torch.device(device)
+    return torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else [])
 
 
-def _encode(tokenizer: Any, ds: datasets.Dataset, spec: GlueTask, max_len: int,
-            swap: bool = False) -> dict[str, list[Any]]:
-    """Tokenize once: lists of ids per example (padding happens per batch)."""
-    cols = ["sentence1", "sentence2"] if spec.is_pair else ["sentence1"]
-    texts = [list(ds[c]) for c in (reversed(cols) if swap else cols)]
-    enc = tokenizer(*texts, truncation=True, max_length=max_len)
-    ids = enc["input_ids"]
-    types = enc.get("token_type_ids") or [[0] * len(x) for x in ids]
-    return {"input_ids": ids, "token_type_ids": types, "label": list(ds["label"]),
-            "idx": list(ds["idx"])}
-
-
-def _concat(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    return {k: a[k] + b[k] for k in a}
-
-
-def _batches(enc: dict[str, list[Any]], order: Sequence[int], size: int, pad_id: int,
-             regression: bool, device: str) -> Iterator[dict[str, torch.Tensor]]:
-    for start in range(0, len(order), size):
-        rows = order[start:start + size]
-        width = max(len(enc["input_ids"][i]) for i in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [B, T]
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            n = len(enc["input_ids"][i])
-            ids[r, :n] = torch.tensor(enc["input_ids"][i])
-            types[r, :n] = torch.tensor(enc["token_type_ids"][i])
-            mask[r, :n] = 1
-        labels = torch.tensor([enc["label"][i] for i in rows],
-                              dtype=torch.float32 if regression else torch.long)
-        yield {k: v.to(device) for k, v in
-               {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
-                "labels": labels}.items()}
-
-
-def _logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                token_type_ids=batch["token_type_ids"])
-    return out.logits if hasattr(out, "logits") else out  # [B, num_labels]
-
-
-@torch.no_grad()
-def _predict(model: nn.Module, enc: dict[str, list[Any]], spec: GlueTask, cfg: FinetuneConfig,
-             pad_id: int) -> np.ndarray:
-    """Class ids (or scores for STS-B) for every encoded example, in order."""
-    model.eval()
-    out = [_logits(model, b).float().cpu()
-           for b in _batches(enc, range(len(enc["input_ids"])), cfg.eval_batch_size, pad_id,
-                             spec.is_regression, cfg.device)]
-    logits = torch.cat(out) if out else torch.zeros((0, spec.num_labels))
-    return (logits[:, 0] if spec.is_regression else logits.argmax(-1)).numpy()
-
-
-def _train_one(spec: GlueTask, model: nn.Module, train: dict[str, list[Any]], epochs: int,
+def _train_one(spec: GlueTask, model: nn.Module, train: Encoded, epochs: int,
                cfg: FinetuneConfig, seed: int, pad_id: int, layer_index: LayerIndex | None
                ) -> list[float]:
     """Train in place; returns the mean loss of each epoch."""
@@ -212,8 +158,8 @@ def _train_one(spec: GlueTask, model: nn.Module, train: dict[str, list[Any]], ep
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).tolist()
         losses = []
-        for batch in _batches(train, order, cfg.batch_size, pad_id, spec.is_regression, cfg.device):
-            logits = _logits(model, batch)
+        for batch in batches(train, order, cfg.batch_size, pad_id, spec.is_regression, cfg.device):
+            logits = logits_of(model, batch)
             if spec.is_regression:
                 loss = F.mse_loss(logits[:, 0].float(), batch["labels"])
             else:
@@ -266,6 +212,7 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
     if not seed_list:
         raise NasplugError("finetune seeds: empty; give at least one seed")
     td = data if isinstance(data, TaskData) else TaskData(spec.name, "memory", dict(data))
+    tests = _test_splits(spec, td, ax_data) if cfg.predict_test else {}
     missing = {s: td.missing.get(s, "not loaded") for s in spec.splits if s not in td.splits}
     if ax_data is not None:
         ax = ax_data.splits if isinstance(ax_data, TaskData) else ax_data
@@ -284,11 +231,11 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
         result["status"] = "missing"
         return result
     pad_id = tokenizer.pad_token_id if getattr(tokenizer, "pad_token_id", None) is not None else 0
-    train_ds = _cap(td.splits["train"], cfg.max_train_examples)
-    train = _encode(tokenizer, train_ds, spec, cfg.max_len)
+    train_ds = cap(td.splits["train"], cfg.max_train_examples)
+    train = encode(tokenizer, train_ds, spec, cfg.max_len)
     if spec.paraphrase and cfg.both_orders:
-        train = _concat(train, _encode(tokenizer, train_ds, spec, cfg.max_len, swap=True))
-    evals = {s: _encode(tokenizer, _cap(td.splits[s], cfg.max_eval_examples), spec, cfg.max_len)
+        train = concat(train, encode(tokenizer, train_ds, spec, cfg.max_len, swap=True))
+    evals = {s: encode(tokenizer, cap(td.splits[s], cfg.max_eval_examples), spec, cfg.max_len)
              for s in spec.eval_splits if s in td.splits}
     result["train_examples"] = len(train["input_ids"])
     result["eval_examples"] = {s: len(e["input_ids"]) for s, e in evals.items()}
@@ -297,18 +244,19 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
         for seed in seed_list:
             # Dropout and the factory's initialisation draw from torch's global generator;
             # fork it so a seed gives the same run bit for bit and the caller's state is kept.
-            with torch.random.fork_rng(devices=[]):
+            with _rng_scope(cfg.device):
                 torch.manual_seed(seed)
                 model = model_factory(spec.num_labels, seed)
                 losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
             metrics: dict[str, float] = {}
             for split, enc in evals.items():
-                preds = _predict(model, enc, spec, cfg, pad_id)
+                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device)
                 scores = compute_metrics(spec.name, preds, enc["label"])
                 metrics.update({k + spec.eval_splits[split]: v for k, v in scores.items()})
             logger.info("glue %s seed %d: %s", spec.name, seed, metrics)
             result["per_seed"].append({"seed": seed, "metrics": metrics, "epoch_loss": losses})
-            save_model(model, str(Path(tmp) / f"seed{seed}.safetensors"))
+            if tests:  # kept on disk, not in memory: only the median seed's is reloaded
+                save_model(model, str(Path(tmp) / f"seed{seed}.safetensors"))
             del model
         per_seed = result["per_seed"]
         for key in per_seed[0]["metrics"]:
@@ -316,15 +264,14 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
         primary = spec.primary if spec.primary in result["median"] else None
         ranked = sorted(per_seed, key=lambda r: r["metrics"][primary] if primary else 0.0)
         result["median_seed"] = ranked[(len(ranked) - 1) // 2]["seed"]  # lower median
-        tests = _test_splits(spec, td, ax_data)
-        if cfg.predict_test and tests:
-            with torch.random.fork_rng(devices=[]):  # the factory may draw initial weights
+        if tests:
+            with _rng_scope(cfg.device):  # the factory may draw initial weights
                 model = model_factory(spec.num_labels, result["median_seed"]).to(cfg.device)
             load_model(model, str(Path(tmp) / f"seed{result['median_seed']}.safetensors"),
                        device=cfg.device)
             for name, ds in tests.items():
-                enc = _encode(tokenizer, ds, spec, cfg.max_len)
-                preds = _predict(model, enc, spec, cfg, pad_id)
+                enc = encode(tokenizer, ds, spec, cfg.max_len)
+                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device)
                 result["test_predictions"][name] = {"index": list(enc["idx"]),
                                                     "prediction": preds.tolist()}
     if missing:
