@@ -1,0 +1,172 @@
+"""The three LV-BERT sub-layers and their weight initialisation.
+
+Every sub-layer is a post-LayerNorm residual block, ``LayerNorm(x + Dropout(f(x)))``, with the
+uniform signature ``layer(hidden [B, T, H], mask [B, T] bool or None) -> [B, T, H]`` so a
+supernet slot can hold all three and an evaluator can call any of them on a shared prefix.
+``mask`` is True at real tokens; pass it through :func:`padding_mask` once per batch (it turns
+an all-ones mask into None, which lets SDPA use its fastest kernel).
+
+Module and parameter names follow the official code's variable scopes (``query``, ``glu_l``
+-> ``glu_linear`` ...) and are identical in the supernet and the standalone models, so weight
+inheritance is a plain state-dict key mapping.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+
+if TYPE_CHECKING:
+    from nasplug.spaces.lvbert.config import LVBertConfig
+
+
+def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """[B, T] 0/1 mask -> bool [B, T], or None when there is no padding at all."""
+    if attention_mask is None:
+        return None
+    mask = attention_mask.bool()
+    # One host sync per batch; it saves the masked (slower) SDPA path and the conv masking.
+    return None if bool(mask.all()) else mask
+
+
+class LVBertSelfAttention(nn.Module):
+    """BERT multi-head self-attention with ``scaled_dot_product_attention`` and a key padding mask."""
+
+    def __init__(self, config: LVBertConfig) -> None:
+        super().__init__()
+        h = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.query = nn.Linear(h, h)
+        self.key = nn.Linear(h, h)
+        self.value = nn.Linear(h, h)
+        self.output = nn.Linear(h, h)
+        self.layer_norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.attention_dropout = config.attention_probs_dropout_prob
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, h = hidden.shape
+        n = self.num_heads
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # [B, T, H] -> [B, N, T, H/N]
+            return x.view(b, t, n, h // n).transpose(1, 2)
+
+        # Key padding mask [B, 1, 1, T]: padded keys get no weight; padded queries still
+        # attend to the real tokens (never a fully masked row), and their output is ignored.
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        context = F.scaled_dot_product_attention(
+            heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden)),
+            attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0,
+        )  # [B, N, T, H/N]
+        context = context.transpose(1, 2).reshape(b, t, h)
+        return self.layer_norm(hidden + self.dropout(self.output(context)))
+
+
+class LVBertFeedForward(nn.Module):
+    """Position-wise feed-forward H -> FFN (GELU) -> H."""
+
+    def __init__(self, config: LVBertConfig) -> None:
+        super().__init__()
+        self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.output = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # Position-wise: the mask is not needed (padding never leaks across positions).
+        return self.layer_norm(hidden + self.dropout(self.output(self.act(self.intermediate(hidden)))))
+
+
+class LVBertDynamicConv(nn.Module):
+    """Span-based dynamic convolution (kernel ``K``, ``N`` heads of ``H/N`` channels).
+
+    Per position t (official ``dynamic_convolution_layer``):
+
+    1. GLU input projection ``V = glu_linear(x) * sigmoid(glu_gate(x))``;
+    2. span feature: depthwise conv (K taps, "same" zero padding, no bias) over V, then a
+       pointwise H -> H linear with bias (TF ``separable_conv1d``);
+    3. kernel generation: ``kernel`` linear H -> N*K on the span feature, softmax over the K taps;
+    4. each head's channels of V are mixed over the window [t - K//2, t + K//2] with that kernel;
+    5. ``output`` linear H -> H, dropout, residual, LayerNorm.
+
+    Difference from the official code: padded positions of V are zeroed before steps 2 and 4,
+    so padding never leaks into a real token's window (the official code ignores the mask).
+    Parameter shapes are identical to the official ones.
+    """
+
+    def __init__(self, config: LVBertConfig) -> None:
+        super().__init__()
+        h, k = config.hidden_size, config.conv_kernel_size
+        self.num_heads = config.num_attention_heads
+        self.kernel_size = k
+        self.glu_linear = nn.Linear(h, h)
+        self.glu_gate = nn.Linear(h, h)
+        # Depthwise weight of the separable conv: [H, 1, K] like nn.Conv1d(groups=H), no bias.
+        self.depthwise = nn.Parameter(torch.empty(h, 1, k))
+        self.pointwise = nn.Linear(h, h)
+        self.kernel = nn.Linear(h, self.num_heads * k)
+        self.output = nn.Linear(h, h)
+        self.layer_norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, h = hidden.shape
+        n, k = self.num_heads, self.kernel_size
+        value = self.glu_linear(hidden) * torch.sigmoid(self.glu_gate(hidden))  # [B, T, H]
+        if mask is not None:
+            value = value.masked_fill(~mask[:, :, None], 0.0)  # padding acts like the zero border
+        # Span feature: depthwise cross-correlation over time ("same" zero padding), [B, T, H].
+        span = F.conv1d(value.transpose(1, 2), self.depthwise, padding=k // 2, groups=h).transpose(1, 2)
+        logits = self.kernel(self.pointwise(span)).view(b, t, n, k)  # [B, T, N, K]
+        weights = torch.softmax(logits, dim=-1)
+        # Lightweight-conv style: every channel of head n shares that position's kernel.
+        # out[b, t] = sum_j weights[b, t, :, j] * value[b, t + j - K//2]. The loop runs over the
+        # K taps (vectorised over all positions); it is ~5x faster on CPU than an unfold + einsum
+        # because it never materialises the [B, T, H, K] windows.
+        padded = F.pad(value, (0, 0, k // 2, k // 2)).view(b, t + k - 1, n, h // n)  # [B, T+K-1, N, D]
+        mixed = padded[:, 0:t] * weights[..., 0, None]
+        for j in range(1, k):
+            mixed = mixed + padded[:, j:j + t] * weights[..., j, None]  # [B, T, N, D]
+        return self.layer_norm(hidden + self.dropout(self.output(mixed.reshape(b, t, h))))
+
+
+LAYER_CLASSES: dict[str, type[nn.Module]] = {
+    "conv": LVBertDynamicConv,
+    "attn": LVBertSelfAttention,
+    "ffn": LVBertFeedForward,
+}
+
+
+def make_layer(kind: str, config: LVBertConfig) -> nn.Module:
+    """A fresh (uninitialised) sub-layer of type ``kind``."""
+    return LAYER_CLASSES[kind](config)
+
+
+@torch.no_grad()
+def init_module(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:
+    """Initialise one module's own parameters.
+
+    Linear and embedding weights: normal(0, ``std``) (the official TF code truncates at 2 std;
+    like the Hugging Face ELECTRA port we do not: one op per tensor instead of a redraw
+    loop); biases zero; LayerNorm ones / zeros; depthwise conv: normal with std 1/K (official
+    scale); the conv kernel generator: Glorot uniform (the official code gives
+    ``conv_attn_kernel`` no initializer, so TF's default applies). Uses
+    ``transformers.initialization``, which never overwrites weights loaded by
+    ``from_pretrained``. Apply children first (``model.apply``) so the conv's cases win.
+    """
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        init.normal_(module.weight, std=std, generator=generator)
+        if getattr(module, "bias", None) is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+    elif isinstance(module, LVBertDynamicConv):
+        init.normal_(module.depthwise, std=1.0 / module.kernel_size, generator=generator)
+        init.xavier_uniform_(module.kernel.weight, generator=generator)
