@@ -1,0 +1,237 @@
+"""The evaluation cache shared by every run of a comparison, and ground-truth enumeration.
+
+``cache.jsonl`` is append-only: one ``{"key": arch key, "metrics": {...}}`` line per newly
+scored arch, flushed and fsynced before the search hears of the score, so an interrupted
+comparison never scores an arch twice. A torn last line (a crash mid-write) is dropped on
+load. JSON floats round-trip exactly, so a score read back from the cache is the same float
+the evaluator returned: the cache changes how often the evaluator runs, never a result.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from nasplug.arch import Arch, arch_key
+from nasplug.constraints import Constraint, first_violation
+from nasplug.errors import NasplugError
+from nasplug.evaluate import Evaluator, Metrics, evaluate_batch, is_finite
+from nasplug.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+class JsonlCache(MutableMapping[str, Metrics]):
+    """``arch key -> metrics``, persisted as an append-only, fsynced JSONL file.
+
+    Pass it as ``search(cache=...)``: the search loop stores each new score with
+    ``cache[key] = metrics``, which appends one durable line.
+
+    Attributes:
+        loaded: entries read from the file when the cache was opened.
+        added: entries appended since (i.e. evaluator calls that produced a score).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._data: dict[str, Metrics] = {}
+        self._load()
+        self.loaded = len(self._data)
+        self.added = 0
+
+    def _load(self) -> None:
+        if not self.path.is_file():
+            return
+        data = self.path.read_bytes()
+        good_end = 0
+        lines = data.split(b"\n")
+        for lineno, line in enumerate(lines, start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                    self._data[str(record["key"])] = {k: float(v) for k, v in record["metrics"].items()}
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+                    if lineno == len(lines) and not data.endswith(b"\n"):
+                        log.warning("%s: dropping a torn last line (the previous run stopped mid-write)", self.path)
+                        break
+                    raise NasplugError(f"{self.path}:{lineno}: not a cache record ({exc})") from None
+            good_end += len(line) + 1
+        if good_end < len(data):  # cut the torn line so the next append starts on a fresh line
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def __getitem__(self, key: str) -> Metrics:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __setitem__(self, key: str, metrics: Metrics) -> None:
+        self.add_many([(key, metrics)])
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("the comparison cache is append-only")
+
+    def add_many(self, items: Iterable[tuple[str, Metrics]]) -> None:
+        """Store several entries with one write and one fsync (used by ground truth)."""
+        lines = []
+        for key, metrics in items:
+            metrics = {k: float(v) for k, v in metrics.items()}
+            if self._data.get(key) == metrics:
+                continue
+            self._data[key] = metrics
+            self.added += 1
+            lines.append(json.dumps({"key": key, "metrics": metrics}, sort_keys=True, separators=(",", ":")))
+        if not lines:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+@dataclass
+class GroundTruth:
+    """Every feasible arch of a space scored once: the optimum and the score distribution."""
+
+    metric: str
+    direction: str
+    optimum: float
+    arch: Arch  # the best arch (the first in enumeration order on ties)
+    scores: list[float]  # every feasible arch's score, best first
+    size: int  # archs enumerated (the product of the option counts)
+    failed: int  # feasible archs whose evaluation failed (left out of ``scores``)
+
+    def regret(self, value: float) -> float:
+        """How far ``value`` is from the optimum, in metric units (>= 0)."""
+        return self.optimum - value if self.direction == "maximize" else value - self.optimum
+
+    def rank(self, value: float) -> int:
+        """1 + the number of feasible archs strictly better than ``value``."""
+        sign = 1.0 if self.direction == "maximize" else -1.0
+        return 1 + sum(1 for s in self.scores if sign * s > sign * value)
+
+    def to_json(self, formatted_arch: str | None = None) -> dict[str, Any]:
+        quantiles = {}
+        for q in (0.5, 0.9, 0.99):  # the score that beats a fraction q of the feasible archs
+            index = min(len(self.scores) - 1, int(math.floor((1.0 - q) * len(self.scores))))
+            quantiles[f"top_{round(100 * (1 - q))}pct"] = self.scores[index]
+        return {"optimum": self.optimum, "arch": self.arch, "arch_text": formatted_arch,
+                "feasible": len(self.scores), "enumerated": self.size, "failed": self.failed,
+                "worst": self.scores[-1], "thresholds": quantiles}
+
+
+def enumerate_space(space: SearchSpace, constraints: Sequence[Constraint] = (),
+                    tick: Callable[[int], object] | None = None) -> Iterator[Arch]:
+    """Every arch of ``space`` in a fixed order, skipping invalid or constrained ones.
+
+    ``tick(1)`` is called for every arch looked at, feasible or not (a progress bar).
+    """
+    choices = space.choices()
+    keys = list(choices)
+    for values in itertools.product(*(list(choices[k]) for k in keys)):
+        if tick is not None:
+            tick(1)
+        arch = dict(zip(keys, values, strict=True))
+        if first_violation(arch, space, constraints) is None:
+            yield arch
+
+
+def check_ground_truth_size(space: SearchSpace, max_archs: int) -> int:
+    """``space.size()``, or a NasplugError when it is over ``max_archs``."""
+    size = space.size()
+    if size > max_archs:
+        raise NasplugError(f"--ground-truth: space {space.name!r} has {size:,} archs, more than "
+                           f"--max-ground-truth {max_archs:,}; use a smaller space or raise the limit")
+    return size
+
+
+def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping[str, Metrics], *, metric: str,
+                 direction: str, constraints: Sequence[Constraint] = (), max_archs: int = 100_000,
+                 chunk: int = 256, progress: bool = False) -> GroundTruth:
+    """Score every feasible arch once (through ``cache``) and return the true optimum.
+
+    Args:
+        space, evaluator: what to enumerate and how to score it.
+        cache: shared with the searches, so the runs afterwards evaluate nothing new.
+        metric, direction: the objective.
+        constraints: the recipe's constraints; archs they reject are not feasible.
+        max_archs: refuse spaces larger than this (``space.size()``, before constraints).
+        chunk: archs evaluated together (``evaluator.evaluate_batch`` when it has one).
+        progress: show a progress bar.
+
+    Raises:
+        NasplugError: the space is too large, nothing is feasible, or the metric is missing.
+    """
+    size = check_ground_truth_size(space, max_archs)
+    sign = 1.0 if direction == "maximize" else -1.0
+    best: tuple[float, Arch] | None = None
+    scores: list[float] = []
+    failed = 0
+    bar = tqdm(total=size, desc="ground truth", unit="arch", disable=not progress, dynamic_ncols=True)
+    try:
+        for batch in _chunks(enumerate_space(space, constraints, tick=bar.update), chunk):
+            keys = [arch_key(a) for a in batch]
+            todo = {k: a for k, a in zip(keys, batch, strict=True) if k not in cache}
+            outcomes = evaluate_batch(evaluator, list(todo.values()))
+            new = []
+            for key, outcome in zip(todo, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    continue
+                if metric not in outcome:
+                    raise NasplugError(f"search.metric: the evaluator returned no {metric!r}; it returns: "
+                                       f"{', '.join(outcome) or '(nothing)'}")
+                if is_finite(outcome[metric]):
+                    new.append((key, outcome))
+            _store(cache, new)
+            for key, arch in zip(keys, batch, strict=True):
+                value = cache[key][metric] if key in cache else None
+                if value is None:
+                    failed += 1
+                    continue
+                scores.append(value)
+                if best is None or sign * value > sign * best[0]:
+                    best = (value, arch)
+    finally:
+        bar.close()
+    if best is None:
+        raise NasplugError(f"--ground-truth: no feasible arch of space {space.name!r} could be scored "
+                           f"({failed} evaluations failed)")
+    if failed:
+        log.warning("ground truth: %d of %d feasible archs failed to evaluate; left out", failed, failed + len(scores))
+    scores.sort(key=lambda s: -sign * s)
+    log.info("ground truth: %d feasible archs, optimum %s = %.6g", len(scores), metric, best[0])
+    return GroundTruth(metric=metric, direction=direction, optimum=best[0], arch=best[1], scores=scores,
+                       size=size, failed=failed)
+
+
+def _store(cache: MutableMapping[str, Metrics], items: list[tuple[str, Metrics]]) -> None:
+    if isinstance(cache, JsonlCache):
+        cache.add_many(items)
+    else:
+        for key, metrics in items:
+            cache[key] = {k: float(v) for k, v in metrics.items()}
+
+
+def _chunks(items: Iterable[Arch], n: int) -> Iterator[list[Arch]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, n)):
+        yield batch
