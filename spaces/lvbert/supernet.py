@@ -147,6 +147,18 @@ class LVBertSupernet(Supernet):
             hidden = slot[kind](hidden, mask)
         return hidden
 
+    def example_input(self, batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        """``(input_ids, attention_mask, token_type_ids)`` of random tokens for contract tests:
+        [B, T] with T = min(16, positions), the last row padded after T // 2, two segments."""
+        gen = torch.Generator().manual_seed(seed)
+        t = min(16, self.config.max_position_embeddings)
+        ids = torch.randint(1, self.config.vocab_size, (batch, t), generator=gen)
+        mask = torch.ones(batch, t, dtype=torch.long)
+        mask[-1, max(1, t // 2):] = 0
+        types = (torch.arange(t) >= t // 2).long().expand(batch, t) % self.config.type_vocab_size
+        device = self.embeddings.word_embeddings.weight.device
+        return (ids * mask).to(device), mask.to(device), types.contiguous().to(device)
+
     # ------------------------------------------------------------------ heads
     def mlm_logits(self, hidden: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Vocabulary logits at the masked positions (``labels != -100``): [N_masked, V];

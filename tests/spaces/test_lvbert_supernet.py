@@ -67,6 +67,9 @@ def test_extract_equals_routed_supernet_exactly_for_random_archs(space, supernet
         with torch.no_grad(), supernet.using(arch):
             for kwargs in ({}, {"attention_mask": mask, "token_type_ids": types}):
                 assert torch.equal(model(ids, **kwargs).last_hidden_state, supernet(ids, **kwargs))
+            example = supernet.example_input(batch=2, seed=len(arch))
+            assert example[1][-1].sum() < example[1][0].sum()  # the example has padding
+            assert torch.equal(model(*example).last_hidden_state, supernet(*example))
 
 
 def test_extracted_heads_equal_the_supernet_heads(space, supernet):
