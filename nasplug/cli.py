@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nasplug.compare_cli import add_compare_parser, cmd_compare
 from nasplug.errors import NasplugError
 
 log = logging.getLogger("nasplug")
@@ -44,12 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summarise a run directory: best architectures and a table")
     show.add_argument("run_dir")
     show.add_argument("--top", type=int, default=10, help="how many architectures to list")
+    add_compare_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_libraries()
     try:
         return COMMANDS[args.command](args)
     except NasplugError as exc:
@@ -58,6 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nasplug: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+
+
+def _quiet_libraries() -> None:
+    """Our own progress bars are enough: silence the per-file bars of `datasets`."""
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -95,7 +108,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "show": cmd_show}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "show": cmd_show, "compare": cmd_compare}
 
 if __name__ == "__main__":
     sys.exit(main())

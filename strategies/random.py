@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from nasplug.arch import Arch, arch_key
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
@@ -16,6 +18,9 @@ class RandomSearch(Strategy):
 
     name = "random"
 
+    #: Spaces up to this size are enumerated when random draws keep hitting seen archs.
+    ENUMERATE_LIMIT = 200_000
+
     def __init__(self, space: SearchSpace, seed: int = 0, max_tries: int = 100) -> None:
         super().__init__(space, seed)
         self.max_tries = max_tries
@@ -29,9 +34,23 @@ class RandomSearch(Strategy):
                 if arch_key(arch) not in self.seen:
                     break
                 arch = self.space.sample(self.rng)
+            if arch_key(arch) in self.seen:  # nearly exhausted: pick uniformly among the unseen
+                arch = self._unseen() or arch
             self.seen.add(arch_key(arch))
             proposals.append(arch)
         return proposals
+
+    def _unseen(self) -> Arch | None:
+        """A uniformly chosen valid arch not yet seen, for small spaces (else None)."""
+        if self.space.size() > self.ENUMERATE_LIMIT:
+            return None
+        choices = self.space.choices()
+        unseen = []
+        for values in itertools.product(*choices.values()):
+            arch = dict(zip(choices, values))
+            if arch_key(arch) not in self.seen and self.space.is_valid(arch):
+                unseen.append(arch)
+        return self.rng.choice(unseen) if unseen else None
 
     def tell(self, arch: Arch, score: float | None) -> None:
         self.seen.add(arch_key(arch))

@@ -10,6 +10,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# huggingface_hub reads these once, at import: set them before any test module imports it.
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("NASPLUG_SHARED_DATA", REPO.parent / "shared" / "data"))

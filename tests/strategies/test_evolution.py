@@ -79,3 +79,10 @@ def test_stops_after_its_generations():
 def test_bad_settings_name_the_field(kwargs):
     with pytest.raises(NasplugError, match="strategy."):
         Evolution(ToySpace(), **kwargs)
+
+
+def test_random_search_enumerates_a_small_space():
+    space = ToySpace(slots=4, seed=0)  # 256 archs
+    result = search(RandomSearch(space, seed=0), ToyObjective(space), budget=256, batch_size=16)
+    assert len({t.key for t in result.trials}) == 256
+    assert result.best.score == space.optimum()[1]
