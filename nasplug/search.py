@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
+from nasplug import sharding
 from nasplug.arch import Arch, arch_key
 from nasplug.constraints import Constraint, first_violation
 from nasplug.errors import NasplugError
-from nasplug.evaluate import Evaluator, Metrics, evaluate_batch, is_finite
+from nasplug.evaluate import Evaluator, Metrics, is_finite
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 from nasplug.trials import Trial, TrialLog
@@ -110,8 +111,20 @@ def search(
         raise NasplugError(f"search.batch_size: must be a positive integer, got {batch_size}")
     if direction not in DIRECTIONS:
         raise NasplugError(f"search.direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+    rank, _ = sharding.world()
+    if rank > 0:  # under torchrun, ranks > 0 only evaluate the shards rank 0 sends them
+        sharding.serve(evaluator)
+        return sharding.share_result(None)
     loop = _Loop(strategy, evaluator, space, constraints, metric, direction, log_path,
                  list(callbacks), {} if cache is None else cache, max_rejections, max_failures)
+    try:
+        _run(loop, budget, batch_size, log_path, resume)
+    finally:
+        sharding.stop_workers()
+    return sharding.share_result(loop.result)
+
+
+def _run(loop: _Loop, budget: int, batch_size: int, log_path: str | os.PathLike[str] | None, resume: bool) -> None:
     pending: list[Arch] = []
     if log_path is not None and TrialLog(log_path).exists():
         if not resume:
@@ -125,13 +138,12 @@ def search(
             if loop.scored >= budget:
                 break
             asked = min(batch_size, budget - loop.scored)
-            archs = strategy.ask(asked)
+            archs = loop.strategy.ask(asked)
             if not archs:
-                log.info("strategy %s has no more proposals", type(strategy).__name__)
+                log.info("strategy %s has no more proposals", type(loop.strategy).__name__)
                 break
             loop.batch += 1
         loop.run_batch(archs, asked)
-    return loop.result
 
 
 class _Loop:
@@ -146,6 +158,7 @@ class _Loop:
         self.log = TrialLog(log_path) if log_path is not None else None
         self.callbacks, self.cache = callbacks, cache
         self.result = SearchResult(metric=metric, direction=direction)
+        self.evaluate_many = sharding.sharded_evaluator(evaluator)
         self.max_rejections, self.max_failures = max_rejections, max_failures
         self.batch = -1
         self.scored = 0
@@ -190,7 +203,7 @@ class _Loop:
             key = arch_key(arch)
             if reason is None and key not in self.cache:
                 todo.setdefault(key, arch)
-        outcomes = dict(zip(todo, evaluate_batch(self.evaluator, list(todo.values()))))
+        outcomes = dict(zip(todo, self.evaluate_many(list(todo.values()))))
         for arch, reason in zip(archs, reasons):
             key = arch_key(arch)
             trial = Trial(number=len(self.trials), batch=self.batch, asked=asked, arch=dict(arch), status="ok")
@@ -205,10 +218,10 @@ class _Loop:
                 trial.score = self.cache[key][self.result.metric]
             self._record(trial, write=True)
 
-    def _fill(self, trial: Trial, outcome: Metrics | BaseException) -> None:
+    def _fill(self, trial: Trial, outcome: Metrics | str) -> None:
         metric = self.result.metric
-        if isinstance(outcome, BaseException):
-            trial.status, trial.reason = "failed", f"{type(outcome).__name__}: {outcome}"
+        if isinstance(outcome, str):  # the evaluation raised; this is its reason
+            trial.status, trial.reason = "failed", outcome
             return
         if metric not in outcome:
             raise NasplugError(
