@@ -83,7 +83,8 @@ def test_run_list_show(capsys, tmp_path):
     assert main(["-q", "run", write(tmp_path, GOOD), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| rank |" in printed and "run directory" in printed
-    for name in ("recipe.yaml", "run.json", "trials.jsonl", "top.json", "report.md", "stages/search.json"):
+    for name in ("recipe.yaml", "run.json", "trials.jsonl", "top.json", "report.md", "stages/search.json",
+                 "search_curve.png", "top_choices.png"):
         assert (out / name).is_file(), name
     assert '"commit"' in (out / "run.json").read_text() and '"torch"' in (out / "run.json").read_text()
     assert main(["show", str(out), "--top", "3"]) == 0

@@ -12,6 +12,19 @@ from nasplug.search import SearchResult, search
 from nasplug.trials import Trial
 
 
+def write_search_plots(result: SearchResult, space: Any, run_dir: Any, top_k: int = 20) -> None:
+    """search_curve.png (best so far against evaluations) and top_choices.png (which option
+    the best archs pick at each position)."""
+    from nasplug import plots
+
+    if not result.scored:
+        return
+    plots.search_curve(result, run_dir / "search_curve.png", title=f"search ({result.metric})")
+    top = [t.arch for t in result.top(top_k)]
+    plots.choice_frequency(top, space.choices(), run_dir / "top_choices.png",
+                           title=f"choices of the top {len(top)} architectures by position")
+
+
 @add_stage("search", applies=lambda recipe: recipe.search is not None and recipe.arch is None)
 def run_search_stage(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.recipe.search
@@ -38,6 +51,7 @@ def run_search_stage(ctx: RunContext) -> dict[str, Any]:
     top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
            for i, t in enumerate(result.top(cfg.top_k))]
     atomic_write_json(ctx.run_dir / "top.json", top)
+    write_search_plots(result, space, ctx.run_dir, top_k=max(cfg.top_k, 20))
     ctx.extras["search"] = result
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     best = result.best

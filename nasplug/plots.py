@@ -1,0 +1,112 @@
+"""PNG plots of a run: search curve, choice frequency by position, arch strip, training curves.
+
+Everything is drawn with matplotlib's Agg backend (no display needed) and written
+atomically. Plots are generic over archs (dicts of choices), so any space gets them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from nasplug.arch import Arch  # noqa: E402
+from nasplug.io import atomic_write  # noqa: E402
+from nasplug.search import SearchResult  # noqa: E402
+
+#: Colours of LV-BERT's layer types (and a cycle for any other space's options).
+COLORS = {"conv": "#4C72B0", "attn": "#DD8452", "ffn": "#55A868"}
+CYCLE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+
+
+def _color(option: Any, options: Sequence[Any]) -> str:
+    return COLORS.get(str(option), CYCLE[list(options).index(option) % len(CYCLE)])
+
+
+def search_curve(result: SearchResult, path: str | Path, title: str = "search") -> Path:
+    """Every evaluation's score (dots) and the best so far (line) against evaluations."""
+    scores = [float(t.score) for t in result.scored]  # type: ignore[arg-type]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter(range(1, len(scores) + 1), scores, s=6, alpha=0.35, color="#8C8C8C", label="evaluated")
+    ax.plot(range(1, len(scores) + 1), result.best_so_far(), color="#C44E52", lw=2, label="best so far")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(f"{result.metric} ({result.direction})")
+    ax.set_title(title)
+    ax.legend(loc="lower right" if result.direction == "maximize" else "upper right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]], path: str | Path,
+                     title: str = "choices among the top candidates") -> Path:
+    """Stacked bars: how often each option appears at each position among ``archs``."""
+    keys = list(choices)
+    options = sorted({o for opts in choices.values() for o in opts}, key=str)
+    counts = [Counter(a[k] for a in archs) for k in keys]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(keys) + 2), 3.8))
+    bottom = [0.0] * len(keys)
+    for option in options:
+        share = [c.get(option, 0) / max(len(archs), 1) for c in counts]
+        ax.bar(range(len(keys)), share, bottom=bottom, color=_color(option, options), label=str(option), width=0.85)
+        bottom = [b + s for b, s in zip(bottom, share)]
+    ax.set_xticks(range(len(keys)), keys, rotation=90 if len(keys) > 12 else 0, fontsize=8)
+    ax.set_ylabel(f"share of top {len(archs)}")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(ncol=len(options), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(keys) > 12 else -0.1), frameon=False)
+    return _save(fig, path)
+
+
+def arch_strips(rows: Mapping[str, Arch], choices: Mapping[str, Sequence[Any]], path: str | Path,
+                title: str = "architectures") -> Path:
+    """One coloured strip per named arch: a cell per position, coloured by option."""
+    keys = list(choices)
+    options = sorted({o for opts in choices.values() for o in opts}, key=str)
+    fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(keys) + 2.5), 0.55 * len(rows) + 0.9))
+    for r, (name, arch) in enumerate(rows.items()):
+        for i, key in enumerate(keys):
+            value = arch[key]
+            ax.add_patch(plt.Rectangle((i, -r - 0.9), 0.95, 0.8, color=_color(value, options)))
+            ax.text(i + 0.47, -r - 0.5, str(value)[:1].upper(), ha="center", va="center", fontsize=7, color="white")
+    ax.set_xlim(0, len(keys))
+    ax.set_ylim(-len(rows), 0)
+    ax.set_yticks([-r - 0.5 for r in range(len(rows))], list(rows))
+    ax.set_xticks([i + 0.47 for i in range(len(keys))], [str(i) for i in range(len(keys))], fontsize=7)
+    ax.set_xlabel("position")
+    ax.set_title(title)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=_color(o, options)) for o in options]
+    ax.legend(handles, [str(o) for o in options], ncol=len(options), loc="upper center",
+              bbox_to_anchor=(0.5, -0.35 - 0.05 * len(rows)), frameon=False)
+    return _save(fig, path)
+
+
+def training_curves(series: Mapping[str, Sequence[Mapping[str, Any]]], metric: str, path: str | Path,
+                    title: str | None = None, x: str = "step") -> Path:
+    """``metric`` against ``x`` for several runs (records from metrics.jsonl files)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, records) in enumerate(series.items()):
+        points = [(r[x], r[metric]) for r in records if metric in r and x in r]
+        if points:
+            ax.plot(*zip(*points), label=name, color=CYCLE[i % len(CYCLE)], lw=1.6)
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.set_title(title or metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
