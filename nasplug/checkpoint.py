@@ -1,0 +1,191 @@
+"""Training checkpoints: safetensors weights + a weights-only-loadable state file, atomically.
+
+Layout of ``run_dir/checkpoint/``::
+
+    step-00000200/model.safetensors   # every trained tensor (shared/tied ones stored once)
+    step-00000200/state.pt            # optimizer, scheduler, RNG states, data position, ...
+    latest.json                       # {"step": 200, "dir": "step-00000200"}: the commit point
+
+:func:`save_checkpoint` (called by the loop on rank 0 every ``checkpoint_every`` steps and at
+the end) writes a step folder under a temporary name, fsyncs it, renames it into place, and
+only then atomically rewrites ``latest.json``; older step folders are removed afterwards. A
+kill at any moment therefore leaves ``latest.json`` naming a complete folder (the previous one
+until the new one is whole). :func:`load_checkpoint` (called on ``--resume``) reads the folder
+``latest.json`` names. The state file holds only tensors, dicts, lists, tuples, ints, floats,
+bools, strings and None, so ``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from nasplug.errors import NasplugError
+from nasplug.io import atomic_write, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+LATEST = "latest.json"
+FORMAT = 1
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``module``'s tensors as safetensors atomically (temp file, fsync, rename).
+
+    Tied parameters (the MLM decoder and the word embeddings; the embeddings an ELECTRA
+    generator shares) are stored once; :func:`load_weights` restores the ties.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_model(module, tmp, metadata=metadata)
+        _fsync(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _fsync(path.parent)
+    return path
+
+
+def load_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load :func:`save_weights` output into ``module`` (strict: every key must match)."""
+    try:
+        load_model(module, str(path), strict=True, device=str(next(module.parameters()).device))
+    except (RuntimeError, OSError) as e:
+        raise NasplugError(f"checkpoint: cannot load weights from {path}: {str(e).splitlines()[0]}") from e
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states (CPU, and every CUDA device when CUDA is in use).
+
+    The loop re-seeds them from ``(seed, step, rank)`` every step, so resume does not need
+    them; they are saved so a checkpoint is a complete picture of the process.
+    """
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore :func:`rng_state` output (CUDA states only when the device count matches)."""
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def python_rng_state(rng: random.Random) -> list[Any]:
+    """A ``random.Random`` state as plain lists and ints (weights_only-loadable)."""
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def python_rng_from_state(state: list[Any]) -> random.Random:
+    """Inverse of :func:`python_rng_state`."""
+    rng = random.Random()
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))
+    return rng
+
+
+def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
+    """The folder ``root/latest.json`` names, or None when there is no checkpoint yet."""
+    root = Path(root)
+    try:
+        latest = json.loads((root / LATEST).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise NasplugError(f"checkpoint: {root / LATEST} is unreadable ({e}); delete the checkpoint folder to restart") from e
+    path = root / str(latest["dir"])
+    if not (path / WEIGHTS).is_file() or not (path / STATE).is_file():
+        raise NasplugError(f"checkpoint: {root / LATEST} names {path}, which is incomplete")
+    return path
+
+
+def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, state: dict[str, Any]) -> Path:
+    """Write checkpoint ``step`` of ``module`` and ``state`` under ``root``; see the module doc.
+
+    Args:
+        root: the checkpoint folder (``run_dir/checkpoint``).
+        step: optimizer steps done; names the folder.
+        module: everything trained (for ELECTRA a container of discriminator and generator).
+        state: plain data: optimizer / scheduler state dicts, data position, RNG states, ...
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+    try:
+        save_weights(module, tmp / WEIGHTS, metadata={"step": str(step)})
+        atomic_write(tmp / STATE, lambda fh: torch.save({**state, "step": step, "format": FORMAT}, fh))
+        final = root / name
+        if final.exists():  # a re-save of a step: never touch the committed folder, take a new name
+            name = f"{name}-{tmp.name.split('.')[-2]}"
+            final = root / name
+        os.replace(tmp, final)
+        _fsync(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_json(root / LATEST, {"step": step, "dir": name})  # the commit point
+    for old in root.iterdir():  # previous checkpoints and leftovers of killed writes
+        if old.name != name and old.name != LATEST and (old.name.startswith("step-") or old.name.startswith(".step-")):
+            shutil.rmtree(old, ignore_errors=True)
+    log.info("checkpoint: step %d written to %s", step, final)
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike[str], module: nn.Module) -> dict[str, Any]:
+    """Load the weights of checkpoint folder ``path`` into ``module``; return its state dict."""
+    path = Path(path)
+    load_weights(module, path / WEIGHTS)
+    try:
+        state = torch.load(path / STATE, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types
+        raise NasplugError(f"checkpoint: cannot read {path / STATE}: {str(e).splitlines()[0]}") from e
+    if state.get("format") != FORMAT:
+        raise NasplugError(f"checkpoint: {path} has format {state.get('format')!r}, this version reads {FORMAT}")
+    return state
+
+
+#: Settings that may change on resume: they do not change what is trained (or, for ``lr`` and
+#: ``precision``, are the usual remedies after a divergence).
+RESUMABLE_CHANGES = frozenset({"eval_every", "eval_batches", "eval_archs", "checkpoint_every", "log_every",
+                               "compile", "device", "lr", "precision"})
+
+
+def check_resume_config(saved: dict[str, Any], current: Any) -> None:
+    """NasplugError naming the first setting that differs from the checkpoint's (other than
+    :data:`RESUMABLE_CHANGES`): resuming under other settings would not continue the same run."""
+    now = current.model_dump(mode="json")
+    for key in sorted(set(saved) | set(now)):
+        if key not in RESUMABLE_CHANGES and saved.get(key) != now.get(key):
+            raise NasplugError(f"{key}: the checkpoint was trained with {saved.get(key)!r}, this run has "
+                               f"{now.get(key)!r}; resume with the same setting or start a new run directory")
