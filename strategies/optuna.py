@@ -1,0 +1,246 @@
+"""Optuna samplers as nasplug strategies, driven through Optuna's ask/tell interface.
+
+What is Optuna's: the sampler (any class in ``optuna.samplers``, chosen by name; TPE by
+default), the study and its storage. With ``storage="sqlite:///runs/x/optuna.db"`` the
+study can be watched live with ``optuna-dashboard sqlite:///runs/x/optuna.db``.
+
+What is ours, and only this: one ``CategoricalDistribution`` per choice of the space (in
+``space.choices()`` order), the bookkeeping that maps each told arch back to its pending
+Optuna trial (a FIFO per arch key, since a sampler may propose the same arch twice), and
+three policies:
+
+* **Failed or rejected archs** (``tell(arch, None)``) are told to the study as
+  ``TrialState.FAIL``; samplers ignore failed trials, which is Optuna's own meaning.
+* **Archs outside the space** (``space.is_valid`` false, e.g. a per-type count constraint)
+  are never returned: they are told FAIL at once (user attribute ``nasplug_invalid``) and
+  the sampler is asked again, up to ``max_tries`` times; the last try is returned as it
+  is, so the search loop rejects it and the search cannot hang on a space the sampler
+  cannot satisfy.
+* **Study names on a storage**: resume replays the log into a *fresh* strategy, so the
+  study must start empty (loading an existing one would show the sampler the old trials
+  twice and change its proposals). Without ``study_name`` Optuna picks a unique name each
+  time; with one, the first free name among ``study_name``, ``study_name-2``, ... is used.
+  An existing study is never loaded, changed or deleted: after a resume the storage holds
+  the interrupted study as it was and a new one with the full history.
+
+Determinism: the sampler gets ``seed``, and a seeded Optuna sampler proposes the same
+parameters for the same sequence of asks and tells (TPE, random, NSGA-II, QMC, brute
+force: each keeps its own seeded ``numpy`` generator; no global RNG is used). Sharing one
+study between several processes gives up that determinism (and resume by replay with it).
+
+Batches: the search loop asks a whole batch before telling any of it, so the batch's
+trials are RUNNING while the rest of it is sampled. Optuna 5's ``TPESampler`` defaults
+(multivariate TPE, ``constant_liar=True``: pending trials count as bad ones, so a batch
+spreads out) suit that and are left as they are; ``sampler_kwargs`` overrides them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import math
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import Trial, TrialState
+
+from nasplug.arch import Arch, arch_key
+from nasplug.errors import NasplugError
+from nasplug.space import SearchSpace
+from nasplug.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+#: Samplers that cannot be built from a space alone (abstract, or wrapping another sampler).
+_NOT_STANDALONE = {"BaseSampler", "BaseGASampler", "PartialFixedSampler"}
+
+
+def available_samplers() -> list[str]:
+    """Names of the ``optuna.samplers`` classes this strategy can build, sorted."""
+    names = []
+    for name in getattr(optuna.samplers, "__all__", dir(optuna.samplers)):
+        obj = getattr(optuna.samplers, name, None)
+        if (inspect.isclass(obj) and issubclass(obj, optuna.samplers.BaseSampler)
+                and not inspect.isabstract(obj) and name not in _NOT_STANDALONE):
+            names.append(name)
+    return sorted(names)
+
+
+@contextmanager
+def quiet(logger_name: str) -> Iterator[None]:
+    """Drop a library's INFO chatter (one line per trial) while inside; restore the level after.
+
+    Scoped rather than global so a program that set the library's verbosity keeps it.
+    """
+    logger = logging.getLogger(logger_name)
+    old = logger.level
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if logger.level != old:
+            logger.setLevel(old)
+
+
+class OptunaStrategy(Strategy):
+    """An Optuna sampler proposing archs; see the module docstring for what is whose.
+
+    Args:
+        space: the search space; one categorical distribution per choice.
+        seed: passed to the sampler as ``seed``.
+        sampler: a class name in ``optuna.samplers`` (``TPESampler``, ``RandomSampler``,
+            ``NSGAIISampler``, ...). ``CmaEsSampler`` and ``QMCSampler`` have no categorical
+            model (they fall back to random sampling); ``GPSampler`` works but costs seconds
+            per proposal on a CPU.
+        sampler_kwargs: keyword arguments for the sampler (not ``seed``). ``GridSampler``
+            gets the space's choices as its ``search_space`` unless one is given.
+        storage: an Optuna storage URL (e.g. ``sqlite:///runs/x/optuna.db``); in memory if None.
+        study_name: the study's name on the storage (see the module docstring); unique if None.
+        max_tries: samples drawn per proposal while they fall outside the space.
+    """
+
+    name = "optuna"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, sampler: str = "TPESampler",
+                 sampler_kwargs: dict[str, Any] | None = None, storage: str | None = None,
+                 study_name: str | None = None, max_tries: int = 100) -> None:
+        super().__init__(space, seed)
+        if max_tries < 1:
+            raise NasplugError(f"strategy.max_tries: must be >= 1, got {max_tries}")
+        self.max_tries = max_tries
+        self.distributions = {key: CategoricalDistribution(list(options)) for key, options in space.choices().items()}
+        self.sampler = _build_sampler(sampler, seed, dict(sampler_kwargs or {}), space)
+        with quiet("optuna"):
+            self.study = _create_study(self.sampler, storage, study_name)
+        self.pending: dict[str, deque[Trial]] = {}
+        self.finished = False  # the sampler stopped the study (grid / brute force exhausted)
+        log.debug("optuna strategy: %s, study %r on %s", type(self.sampler).__name__,
+                  self.study.study_name, storage or "memory")
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        """Ask the study for ``n`` trials; each becomes one arch (resampled while invalid).
+
+        Returns an empty list once the sampler has stopped the study.
+        """
+        out: list[Arch] = []
+        if self.finished:
+            return out
+        with quiet("optuna"):
+            for _ in range(n):
+                for attempt in range(self.max_tries):
+                    trial = self.study.ask(self.distributions)
+                    params = trial.params  # a copy per access: take it once
+                    arch: Arch = {key: params[key] for key in self.distributions}
+                    if attempt == self.max_tries - 1 or self.space.is_valid(arch):
+                        break
+                    trial.set_user_attr("nasplug_invalid", True)
+                    self._finish(trial, None)
+                self.pending.setdefault(arch_key(arch), deque()).append(trial)
+                out.append(arch)
+        log.debug("optuna asked %d archs", len(out))
+        return out
+
+    def tell(self, arch: Arch, score: float | None) -> None:
+        """Finish the arch's oldest pending trial: its score, or FAIL for None / non-finite.
+
+        An arch that was never asked is added to the study as a finished trial (a way to
+        warm-start the sampler with known archs).
+        """
+        failed = score is None or not math.isfinite(score)
+        queue = self.pending.get(arch_key(arch))
+        with quiet("optuna"):
+            if queue:
+                trial = queue.popleft()
+                if not queue:
+                    del self.pending[arch_key(arch)]
+                self._finish(trial, None if failed else float(score))  # type: ignore[arg-type]
+                log.debug("optuna told trial %d: %s", trial.number, "FAIL" if failed else score)
+                return
+            self.space.validate(arch)
+            self.study.add_trial(optuna.trial.create_trial(
+                params=dict(arch), distributions=self.distributions,
+                value=None if failed else float(score),  # type: ignore[arg-type]
+                state=TrialState.FAIL if failed else TrialState.COMPLETE,
+            ))
+            log.debug("optuna added a finished trial for an arch it did not propose")
+
+    def _finish(self, trial: Trial, value: float | None) -> None:
+        """``study.tell``: the value, or FAIL for None."""
+        try:
+            if value is None:
+                self.study.tell(trial, state=TrialState.FAIL)
+            else:
+                self.study.tell(trial, value)
+        except RuntimeError as exc:
+            # Grid and brute-force samplers call study.stop() once every combination was
+            # tried; outside study.optimize() that raises, after the trial was stored. It
+            # means the sampler has nothing new to propose: the search ends.
+            if "Study.stop" not in str(exc):
+                raise
+            log.debug("optuna sampler %s has tried every arch", type(self.sampler).__name__)
+            self.finished = True
+
+
+def _build_sampler(name: str, seed: int, kwargs: dict[str, Any], space: SearchSpace) -> optuna.samplers.BaseSampler:
+    known = available_samplers()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise NasplugError(f"strategy 'optuna': unknown sampler {name!r}{hint}; allowed: {', '.join(known)}")
+    cls = getattr(optuna.samplers, name)
+    if "seed" in kwargs:
+        raise NasplugError("strategy.sampler_kwargs.seed: not allowed; the strategy's seed is the sampler's seed")
+    params = inspect.signature(cls).parameters
+    if "seed" in params:
+        kwargs["seed"] = seed
+    if name == "GridSampler":
+        kwargs.setdefault("search_space", {k: list(v) for k, v in space.choices().items()})
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise NasplugError(f"strategy.sampler_kwargs: {name}: {exc}") from None
+
+
+def _create_study(sampler: optuna.samplers.BaseSampler, storage: str | None, study_name: str | None) -> optuna.Study:
+    """A new, empty study; never loads an existing one (that would break replay)."""
+    name = study_name
+    if storage is not None and study_name is not None:
+        try:
+            existing = set(optuna.get_all_study_names(storage))
+        except Exception as exc:
+            raise NasplugError(f"strategy.storage: cannot open {storage!r} ({exc})") from None
+        suffix = 1
+        while name in existing:
+            suffix += 1
+            name = f"{study_name}-{suffix}"
+        if name != study_name:
+            log.info("optuna study %r exists in %s; starting a fresh study %r", study_name, storage, name)
+    try:
+        return optuna.create_study(direction="maximize", sampler=sampler, storage=storage,
+                                   study_name=name, load_if_exists=False)
+    except (ValueError, ImportError, optuna.exceptions.OptunaError) as exc:
+        raise NasplugError(f"strategy.storage: cannot create a study in {storage!r} ({exc})") from None
+
+
+def optuna_factory(sampler: str) -> Any:
+    """A factory for ``optuna:<sampler>`` names: sampler keyword arguments given flat."""
+
+    def factory(space: SearchSpace, seed: int = 0, storage: str | None = None, study_name: str | None = None,
+                max_tries: int = 100, **sampler_kwargs: Any) -> OptunaStrategy:
+        return OptunaStrategy(space, seed=seed, sampler=sampler, sampler_kwargs=sampler_kwargs,
+                              storage=storage, study_name=study_name, max_tries=max_tries)
+
+    factory.__name__ = factory.__qualname__ = sampler
+    factory.__doc__ = f"``OptunaStrategy(sampler={sampler!r})``; extra keyword arguments go to the sampler."
+    return factory
+
+
+TPESampler = optuna_factory("TPESampler")
+RandomSampler = optuna_factory("RandomSampler")
+NSGAIISampler = optuna_factory("NSGAIISampler")
