@@ -14,7 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from nasplug.corpus import CorpusConfig
 from nasplug.errors import NasplugError
+from nasplug.glue.finetune import FinetuneConfig
+from nasplug.glue.tasks import BENCHMARK_TASKS
+from nasplug.train import TrainConfig
 
 
 class Component(BaseModel):
@@ -43,8 +47,49 @@ class SearchConfig(BaseModel):
     top_k: PositiveInt = 10
 
 
+class TokenizerConfig(BaseModel):
+    """Train a WordPiece vocabulary on the corpus, or load a pretrained tokenizer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = Field(8192, ge=32)
+    pretrained: str | None = None  # a hub name or a folder; skips training
+    max_bytes: int | None = Field(50_000_000, ge=1)  # train the vocabulary on this much text
+    lowercase: bool = True
+    min_frequency: int = Field(2, ge=1)
+
+
+class DataConfig(BaseModel):
+    """Pre-training data: the corpus, the tokenizer, the sequence length."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    seq_len: int = Field(128, ge=8)
+    packing: Literal["stream", "document"] = "stream"
+    cache_dir: str | None = None  # default: $NASPLUG_CACHE or ~/.cache/nasplug
+
+
+class RetrainConfig(TrainConfig):
+    """Retraining from scratch: the found arch plus baselines trained for the same steps.
+
+    ``baselines`` maps a name to an arch (compact string, official int list, or
+    ``interleaved``, the ELECTRA-style attn/ffn alternation).
+    """
+
+    baselines: dict[str, str] = Field(default_factory=dict)
+
+
+class GlueConfig(FinetuneConfig):
+    """GLUE fine-tuning of every retrained model: which tasks, from where."""
+
+    source: str = "hub"  # "hub" (nyu-mll/glue) or a folder in the GLUE TSV layout
+    tasks: list[str] = Field(default_factory=lambda: list(BENCHMARK_TASKS))
+
+
 class Recipe(BaseModel):
-    """A whole run: what space, how to search it, and (later stages) how to train."""
+    """A whole run: the space, how to train its supernet, search it, retrain, fine-tune."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -52,9 +97,13 @@ class Recipe(BaseModel):
     description: str = ""
     seed: int = 0
     space: Component
+    data: DataConfig | None = None
+    supernet: TrainConfig | None = None  # single-path one-shot pre-training of the supernet
     evaluator: Component | None = None
     search: SearchConfig | None = None
     arch: str | None = None  # a fixed architecture: skips supernet and search
+    retrain: RetrainConfig | None = None
+    glue: GlueConfig | None = None
     expected: dict[str, Any] | None = None  # the paper's numbers, with their source
 
 

@@ -51,32 +51,72 @@ def stage_table(run_dir: Path) -> str:
 
 def render_report(run_dir: str | Path, k: int = 10) -> tuple[str, str]:
     """(report.md text, the table printed in the terminal)."""
+    from nasplug import report_sections as sections
+
     run_dir = Path(run_dir)
     recipe, result = load_run(run_dir)
-    formatter = _formatter(recipe)
+    space = _space(recipe)
+    formatter = space.format if space is not None else (lambda arch: json.dumps(arch, sort_keys=True))
     parts = [f"# nasplug run: {recipe.get('name', run_dir.name)}", ""]
-    table = ""
+    if recipe.get("description"):
+        parts += [recipe["description"], ""]
+    printed: list[str] = []
+    parts += sections.supernet_section(run_dir)
     if result is not None and result.scored:
         best = result.best
         assert best is not None
         counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         table = top_table(result, k, formatter)
-        parts += [f"Best architecture: `{formatter(best.arch)}` with {result.metric} = {best.score:.6g}", "",
-                  f"Trials: {len(result.trials)} ({summary})", "", "## Top architectures", "", table, ""]
+        parts += ["## Search", "", f"Best architecture: `{formatter(best.arch)}` with {result.metric} = {best.score:.6g}", "",
+                  f"Trials: {len(result.trials)} ({summary})", ""]
+        for png, alt in (("search_curve.png", "search curve"), ("top_choices.png", "choices of the top architectures")):
+            if (run_dir / png).is_file():
+                parts += [f"![{alt}]({png})", ""]
+        parts += ["### Top architectures", "", table, ""]
+        printed.append(table)
+    archs = _retrained_archs(run_dir, recipe, result, space)
+    lines, table = sections.retrain_section(run_dir, archs, space)
+    parts += lines
+    if table:
+        printed = [table]  # the found-vs-baseline table says more than the search's top list
+    lines, table = sections.glue_section(run_dir, list(archs), recipe.get("expected"))
+    parts += lines
+    if table:
+        printed.append(table)
+    if recipe.get("expected"):
+        parts += ["## The paper's numbers", "", "```yaml", yaml.safe_dump(recipe["expected"], sort_keys=False).strip(), "```", ""]
     stages = stage_table(run_dir)
     if stages:
         parts += ["## Wall time per stage", "", stages, ""]
-    return "\n".join(parts), table
+    return "\n".join(parts), "\n\n".join(printed)
 
 
-def _formatter(recipe: dict[str, Any]) -> Any:
-    """The space's own short arch format if the space can be built, else JSON."""
+def _retrained_archs(run_dir: Path, recipe: dict[str, Any], result: SearchResult | None, space: Any) -> dict[str, Any]:
+    """Name -> arch of the models the retrain stage trains (found first), if it applies."""
+    retrain = recipe.get("retrain")
+    if retrain is None or space is None:
+        return {}
+    archs: dict[str, Any] = {}
+    if recipe.get("arch"):
+        archs["found"] = space.parse(recipe["arch"])
+    elif result is not None and result.best is not None:
+        archs["found"] = result.best.arch
+    for name, text in (retrain.get("baselines") or {}).items():
+        if text == "interleaved":
+            from nasplug.spaces.lvbert import interleaved
+
+            text = interleaved(len(space.choices()))
+        archs[name] = space.parse(text)
+    return archs
+
+
+def _space(recipe: dict[str, Any]) -> Any:
+    """The run's space if it can be built (for its arch format and metrics), else None."""
     try:
         from nasplug.pipeline import build_space
         from nasplug.recipe import Component
 
-        space = build_space(Component.model_validate(recipe["space"]))
-        return space.format
+        return build_space(Component.model_validate(recipe["space"]))
     except Exception:
-        return lambda arch: json.dumps(arch, sort_keys=True)
+        return None

@@ -168,3 +168,45 @@ class SupernetEvaluator:
         if self.precision == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch_size: int = 64,
+                       precision: str = "fp32", prefix_sharing: bool = True, seed: int = 0) -> SupernetEvaluator:
+    """The ``supernet`` evaluator of a recipe: the trained supernet of this run, scored on
+    ``batches`` held-out batches of ``batch_size`` rows, masked once with ``seed``.
+
+    Called by the pipeline's search stage (and ``nasplug compare`` / ``rank-corr``) after the
+    supernet stage has written ``supernet/model.safetensors``.
+    """
+    from nasplug.checkpoint import load_weights
+    from nasplug.errors import NasplugError
+    from nasplug.masking import fixed_heldout_batches
+    from nasplug.stages.data import prepare_data
+
+    folder = context.run_dir / "supernet"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise NasplugError(f"evaluator 'supernet': no trained supernet at {weights}; run the supernet stage first")
+    data = prepare_data(context)
+    supernet = context.extras.get("supernet")
+    if supernet is None:
+        supernet = space.build_supernet(seed=context.recipe.seed)  # type: ignore[call-arg]
+        load_weights(supernet, weights)
+    held = fixed_heldout_batches(data.heldout, data.tokens, batch_size, seed=seed, num_batches=batches)
+    generator = replacements = None
+    train_cfg = context.recipe.supernet
+    if train_cfg is not None and train_cfg.objective == "electra":
+        from nasplug.objectives import build_generator
+        from nasplug.train import derive_seed
+
+        generator = build_generator(supernet, derive_seed(train_cfg.seed, "generator"))
+        load_weights(generator, folder / "generator.safetensors")
+        gen = torch.Generator().manual_seed(seed + 1)
+        maskable = [i for i in range(data.tokens.vocab_size) if i not in set(data.tokens.special_ids)]
+        table = torch.tensor(maskable)
+        replacements = [table[torch.randint(len(maskable), b.labels.shape, generator=gen)] for b in held]
+    return SupernetEvaluator(supernet, held, space=space, pad_id=data.tokens.pad_id, precision=precision,
+                             prefix_sharing=prefix_sharing, generator=generator, replacements=replacements)
+
+
+supernet_evaluator.needs_run_context = True  # type: ignore[attr-defined]

@@ -1,3 +1,3 @@
 """The pipeline's stages; importing this package registers them with nasplug.pipeline."""
 
-from nasplug.stages import report, search  # noqa: F401
+from nasplug.stages import glue, report, search, train  # noqa: F401
