@@ -6,8 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_RECIPE ?= recipes/toy-evolution.yaml
+DEMO_RECIPE ?= recipes/quickstart.yaml
 DEMO_OUT ?= runs/demo
+# Local data (corpus, GLUE TSVs). Without it the demo falls back to generated text and
+# reports the GLUE tasks as missing; nothing is downloaded either way.
+export NASPLUG_DATA_DIR ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint bench clean

@@ -78,6 +78,11 @@ def run_glue_stage(ctx: RunContext) -> dict[str, Any]:
             if path.is_file():
                 results[task] = json.loads(path.read_text())
                 continue
+            if source != "hub" and not Path(source).is_dir():
+                reason = f"GLUE folder {source} not found (set glue.source or $NASPLUG_DATA_DIR)"
+                log.warning("glue %s: %s is missing: %s", name, task, reason)
+                results[task] = {"task": task, "status": "missing", "missing": {"all": reason}}
+                continue  # not written: a later run with the data fine-tunes it
             data = glue.load_task(task, source)
             ax = glue.load_task("AX", source) if task == "MNLI" and "AX" in tasks else None
             log.info("glue %s: fine-tuning %s on %s", name, task, source)
