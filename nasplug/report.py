@@ -107,7 +107,7 @@ def _retrained_archs(run_dir: Path, recipe: dict[str, Any], result: SearchResult
             from nasplug.spaces.lvbert import interleaved
 
             text = interleaved(len(space.choices()))
-        archs[name] = space.parse(text)
+        archs[name] = space.unconstrained().parse(text)
     return archs
 
 

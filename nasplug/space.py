@@ -103,6 +103,11 @@ class SearchSpace(ABC):
         """Uniform crossover: each choice taken from ``a`` or ``b`` with equal probability."""
         return {key: (a[key] if rng.random() < 0.5 else b[key]) for key in self.choices()}
 
+    def unconstrained(self) -> SearchSpace:
+        """The same space without its combination constraints (for baselines such as a
+        hand-designed arch that a constrained search space excludes). Default: ``self``."""
+        return self
+
     def size(self) -> int:
         """Number of archs ignoring constraints (the product of the option counts)."""
         return math.prod(len(options) for options in self.choices().values())

@@ -41,7 +41,7 @@ def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path) -> Any:
         raise NasplugError(f"glue: {weights} holds no LV-BERT backbone weights")
 
     def factory(num_labels: int, seed: int) -> Any:
-        model = ctx.space.build(arch, head="classification", seed=seed, num_labels=num_labels)
+        model = ctx.space.unconstrained().build(arch, head="classification", seed=seed, num_labels=num_labels)
         missing, _ = model.lvbert.load_state_dict(backbone, strict=False)
         if missing:
             raise NasplugError(f"glue: {weights} lacks backbone weights, e.g. {missing[0]}")

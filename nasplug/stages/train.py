@@ -59,11 +59,12 @@ def retrain_archs(ctx: RunContext) -> dict[str, Arch]:
 
     cfg = ctx.recipe.retrain
     archs = {"found": found_arch(ctx)}
+    free = ctx.space.unconstrained()  # a baseline may lie outside the searched sub-space
     for name, text in (cfg.baselines if cfg else {}).items():
         if text == "interleaved":
             text = interleaved(len(ctx.space.choices()))
         try:
-            archs[name] = ctx.space.parse(text)
+            archs[name] = free.parse(text)
         except NasplugError as exc:
             raise NasplugError(f"retrain.baselines.{name}: {exc}") from None
     return archs
@@ -85,7 +86,7 @@ def run_retrain_stage(ctx: RunContext) -> dict[str, Any]:
             summary[name] = json.loads((folder / "result.json").read_text()).get("heldout", {})
             continue
         log.info("retrain %s: %s", name, ctx.space.format(arch))
-        model = ctx.space.build(arch, head=head, seed=ctx.recipe.seed)
+        model = ctx.space.unconstrained().build(arch, head=head, seed=ctx.recipe.seed)
         result = pretrain(model, data, train_cfg, folder, arch=None, resume=_resume_flag(ctx, folder), progress=ctx.progress)
         summary[name] = {k: v for k, v in result.heldout.items() if k != "per_arch"}
     return summary

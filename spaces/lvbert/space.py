@@ -192,6 +192,29 @@ class LVBertSpace(SearchSpace):
         rng.shuffle(layers)
         return arch_from_layers(layers)
 
+    def unconstrained(self) -> LVBertSpace:
+        """The same dims and slots with every layer type allowed and no count or budget
+        constraint (retrain baselines such as ``interleaved`` live here)."""
+        fields = {f: getattr(self.dims, f) for f in ("hidden", "heads", "ffn", "embedding", "vocab_size", "max_positions",
+                                                    "type_vocab_size", "generator_hidden")}
+        return LVBertSpace(size=None, slots=self.slots, seq_len=self.seq_len, **fields)
+
+    def mutate(self, arch: Arch, rng: random.Random, p: float = 0.1) -> Arch:
+        """With per-type count bounds, mutate by swapping layers: each slot, with probability
+        ``p``, trades its type with another slot of a different type, so the counts (and hence
+        params and FLOPs) stay valid. Without count bounds: the generic per-slot mutation."""
+        if all(self.counts[k] == (0, self.slots) for k in self.allowed):
+            return super().mutate(arch, rng, p)
+        keys = list(self._choices)
+        child = dict(arch)
+        for key in keys:
+            if rng.random() < p:
+                others = [k for k in keys if child[k] != child[key]]
+                if others:
+                    other = rng.choice(others)
+                    child[key], child[other] = child[other], child[key]
+        return child
+
     # ------------------------------------------------------------------ codecs
     def parse(self, text: str) -> Arch:
         """Letters (``CCAF...``, any case), official ints (``[0,0,1,...]`` / ``0,0,1,...``) or a
