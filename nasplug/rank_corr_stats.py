@@ -1,0 +1,125 @@
+"""Rank-correlation statistics for ``nasplug rank-corr``: Kendall tau, Spearman rho, bootstrap
+intervals and top-k agreement between two score vectors over the same archs.
+
+Pure numpy / scipy, no torch: called once per ``rank_correlation`` call, after every arch has
+its supernet score and its standalone accuracy. Both scores are "higher is better".
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nasplug.errors import NasplugError
+
+
+def _tau_rho(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """(tau-b, its p-value, rho, its p-value); NaN where an input is constant."""
+    from scipy import stats
+
+    if np.ptp(x) == 0 or np.ptp(y) == 0:  # scipy would warn and return NaN: say so quietly
+        return math.nan, math.nan, math.nan, math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. the small-sample notes of the exact tests
+        tau = stats.kendalltau(x, y)
+        rho = stats.spearmanr(x, y)
+    return float(tau.statistic), float(tau.pvalue), float(rho.statistic), float(rho.pvalue)
+
+
+def rank_stats(standalone: Sequence[float], supernet: Sequence[float], *, resamples: int = 2000, seed: int = 0,
+               confidence: float = 0.95) -> dict[str, Any]:
+    """Kendall tau-b and Spearman rho between two scores of the same archs, with p-values and
+    bootstrap percentile confidence intervals.
+
+    The bootstrap resamples the N (standalone, supernet) pairs with replacement
+    (``numpy.random.Generator`` seeded with ``seed``, so the intervals are reproducible) and
+    recomputes both coefficients. Resamples where either vector is constant have no rank
+    correlation (scipy gives NaN) and are skipped; their number is reported. With fewer than
+    ten usable resamples the interval is NaN (JSON: null).
+
+    Args:
+        standalone: the standalone held-out accuracy of each arch.
+        supernet: the supernet's score of each arch, in the same order.
+        resamples: bootstrap resamples.
+        seed: seeds the bootstrap generator.
+        confidence: the interval's coverage, e.g. 0.95 -> the 2.5 and 97.5 percentiles.
+
+    Returns:
+        ``{"n", "kendall_tau": {"estimate", "p_value", "ci_low", "ci_high"},
+        "spearman_rho": {...}, "bootstrap": {"resamples", "used", "skipped_constant",
+        "confidence", "seed"}}``. A constant input gives NaN estimates.
+
+    Raises:
+        NasplugError: vectors of different lengths, fewer than 3 pairs, non-finite scores,
+            or a confidence outside (0, 1).
+    """
+    x, y = np.asarray(supernet, dtype=float), np.asarray(standalone, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise NasplugError(f"rank-corr: {len(y)} standalone scores but {len(x)} supernet scores")
+    if len(x) < 3:
+        raise NasplugError(f"--archs: rank correlation needs at least 3 archs, got {len(x)}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise NasplugError("rank-corr: a score is NaN or infinite; check the training logs of the archs")
+    if not 0.0 < confidence < 1.0:
+        raise NasplugError(f"confidence: {confidence} must be in (0, 1)")
+    n = len(x)
+    tau, tau_p, rho, rho_p = _tau_rho(x, y)
+    rng = np.random.default_rng(seed)
+    taus, rhos, skipped = [], [], 0
+    for _ in range(resamples):
+        idx = rng.integers(0, n, size=n)
+        t, _, r, _ = _tau_rho(x[idx], y[idx])
+        if math.isnan(t) or math.isnan(r):
+            skipped += 1
+            continue
+        taus.append(t)
+        rhos.append(r)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+
+    def interval(values: list[float]) -> tuple[float, float]:
+        if len(values) < 10:
+            return math.nan, math.nan
+        low, high = np.percentile(values, [tail, 100.0 - tail])
+        return float(low), float(high)
+
+    tau_ci, rho_ci = interval(taus), interval(rhos)
+    return {
+        "n": n,
+        "kendall_tau": {"estimate": tau, "p_value": tau_p, "ci_low": tau_ci[0], "ci_high": tau_ci[1]},
+        "spearman_rho": {"estimate": rho, "p_value": rho_p, "ci_low": rho_ci[0], "ci_high": rho_ci[1]},
+        "bootstrap": {"resamples": resamples, "used": len(taus), "skipped_constant": skipped,
+                      "confidence": confidence, "seed": seed, "method": "percentile"},
+    }
+
+
+def top_k_agreement(standalone: Sequence[float], supernet: Sequence[float],
+                    ks: Sequence[int] | None = None) -> dict[str, Any]:
+    """How well the supernet's best picks match the standalone best.
+
+    Ties are broken by position (the earlier arch ranks first), the same in both orders.
+
+    Args:
+        standalone, supernet: scores of the same archs, higher is better.
+        ks: the k of each top-k overlap (default 1, 3, 5 and N // 4, those below N).
+
+    Returns:
+        ``{"top1_match": bool, "top1_regret": standalone best minus the standalone score of
+        the supernet's top pick, "top1_standalone_rank": 1-based standalone rank of that pick,
+        "overlap": {k: fraction of the supernet's top k that are in the standalone top k}}``.
+    """
+    n = len(standalone)
+    by_standalone = sorted(range(n), key=lambda i: (-standalone[i], i))
+    by_supernet = sorted(range(n), key=lambda i: (-supernet[i], i))
+    if ks is None:
+        ks = sorted({k for k in (1, 3, 5, n // 4) if 1 <= k < n})
+    pick = by_supernet[0]
+    return {
+        "top1_match": pick == by_standalone[0],
+        "top1_regret": float(standalone[by_standalone[0]] - standalone[pick]),
+        "top1_standalone_rank": by_standalone.index(pick) + 1,
+        "overlap": {str(k): len(set(by_standalone[:k]) & set(by_supernet[:k])) / k for k in ks},
+    }
