@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from nasplug.spaces.lvbert import LVBERT_SMALL_SEARCHED, LVBertSpace, arch_from_string
 
 from nasplug.packing import PackedData
+from nasplug.spaces.lvbert import LVBERT_SMALL_SEARCHED, LVBertSpace, arch_from_string
 from nasplug.tokenizer import TokenInfo
 from nasplug.train import TrainConfig, pretrain
 

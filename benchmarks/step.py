@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import torch
 import transformers
+from transformers import BertConfig, BertForMaskedLM
+
 from nasplug.spaces.lvbert import (
     LVBertConfig,
     LVBertSupernet,
@@ -38,7 +40,6 @@ from nasplug.spaces.lvbert import (
     interleaved,
     mlm_loss,
 )
-from transformers import BertConfig, BertForMaskedLM
 
 MASK_ID = 103
 

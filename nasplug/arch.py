@@ -7,11 +7,11 @@ makes an arch hashable and is what caches and logs use to recognise repeats.
 from __future__ import annotations
 
 import json
-from typing import Any, Union
+from typing import Any
 
 from nasplug.errors import NasplugError
 
-Value = Union[str, int, float, bool]
+Value = str | int | float | bool
 Arch = dict[str, Value]
 
 

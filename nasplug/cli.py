@@ -74,17 +74,25 @@ def _quiet_libraries() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from nasplug import distributed
     from nasplug.pipeline import parse_stages, run_recipe
     from nasplug.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     stages = parse_stages(args.stages)
     out = Path(args.out) if args.out else Path("runs") / recipe.name
-    ctx = run_recipe(recipe, out, resume=args.resume, stages=stages, progress=not args.quiet)
+    info = distributed.init()  # a no-op outside torchrun
+    if not info.is_main:
+        logging.getLogger().setLevel(logging.WARNING)  # one voice: rank 0's
+    try:
+        ctx = run_recipe(recipe, out, resume=args.resume, stages=stages, progress=not args.quiet and info.is_main)
+    finally:
+        distributed.destroy()
     table = ctx.extras.get("report_table")
-    if table:
-        print(table)
-    print(f"run directory: {out}")
+    if info.is_main:
+        if table:
+            print(table)
+        print(f"run directory: {out}")
     return 0
 
 

@@ -83,6 +83,8 @@ Stage = Callable[[RunContext], dict[str, Any]]
 #: Stage name -> (applies to this recipe?, run it). Later modules add theirs with add_stage.
 STAGES: dict[str, tuple[Callable[[Recipe], bool], Stage]] = {}
 ORDER = ("supernet", "search", "retrain", "glue", "report")
+#: Stages that use every torchrun process (the others run on rank 0 only).
+MULTI_PROCESS_STAGES = ("supernet", "search", "retrain")
 
 
 def add_stage(name: str, applies: Callable[[Recipe], bool]) -> Callable[[Stage], Stage]:
@@ -115,6 +117,9 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
                progress: bool = True) -> RunContext:
     """Run the recipe's stages in order into ``run_dir``; return the context (with results)."""
     _load_stages()
+    from nasplug.sharding import world
+
+    main = world()[0] == 0  # under torchrun only rank 0 writes files
     run_dir = Path(run_dir)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=resume, progress=progress)
     started = (run_dir / "stages").is_dir() or (run_dir / "trials.jsonl").is_file()
@@ -122,10 +127,11 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         raise NasplugError(f"run directory {run_dir} has a run in it already; pass --resume to continue it, or --out for a new one")
     if recipe.arch is not None:  # a bad space argument or arch fails before anything is written
         ctx.extras["arch"] = ctx.space.parse(recipe.arch)
-    ctx.space
+    _ = ctx.space  # built here so a bad space argument fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-    atomic_write_json(run_dir / "run.json", run_info(recipe.seed))
+    if main:
+        atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+        atomic_write_json(run_dir / "run.json", run_info(recipe.seed))
     wanted = list(stages) if stages is not None else [s for s in ORDER if s in STAGES and STAGES[s][0](recipe)]
     for name in wanted:
         applies, fn = STAGES[name]
@@ -134,11 +140,14 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         if ctx.stage_done(name) and (resume or stages is None) and name != "report":
             log.info("stage %s: done already, skipped", name)
             continue
+        if not main and name not in MULTI_PROCESS_STAGES:
+            continue  # fine-tuning and the report run on rank 0 alone
         log.info("stage %s: starting", name)
         t0 = time.perf_counter()
         summary = fn(ctx)
         wall = time.perf_counter() - t0
-        atomic_write_json(ctx.stage_file(name), {"stage": name, "wall_s": wall, "summary": summary})
+        if main:
+            atomic_write_json(ctx.stage_file(name), {"stage": name, "wall_s": wall, "summary": summary})
         log.info("stage %s: done in %.1fs", name, wall)
     return ctx
 

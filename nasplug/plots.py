@@ -77,7 +77,7 @@ def arch_strips(rows: Mapping[str, Arch], choices: Mapping[str, Sequence[Any]], 
     keys = list(choices)
     options = sorted({o for opts in choices.values() for o in opts}, key=str)
     fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(keys) + 2.5), 0.55 * len(rows) + 0.9))
-    for r, (name, arch) in enumerate(rows.items()):
+    for r, arch in enumerate(rows.values()):
         for i, key in enumerate(keys):
             value = arch[key]
             ax.add_patch(plt.Rectangle((i, -r - 0.9), 0.95, 0.8, color=_color(value, options)))

@@ -89,7 +89,7 @@ class SupernetEvaluator:
                 ids = batch.input_ids.to(self.device)
                 labels = batch.labels.to(self.device)
                 mask = None if self.pad_id is None else (ids != self.pad_id).long()
-                self._walk(self.supernet, archs, routes, ids, mask, lambda i, h: self._score_mlm(sums[i], h, labels))
+                self._walk(self.supernet, archs, routes, ids, mask, lambda i, h, labels=labels: self._score_mlm(sums[i], h, labels))
                 if self.generator is not None:
                     self._electra(archs, routes, sums, b, ids, labels, mask)
         return [self._metrics(arch, s) for arch, s in zip(archs, sums)]

@@ -140,7 +140,7 @@ class RegularizedEvolution(Strategy):
             members = list(self.population)
             contenders = self.rng.sample(members, min(self.sample_size, len(members)))
             parent = max(contenders, key=lambda m: m[1])[0]
-            out.append(self._fresh(lambda: self.space.mutate(parent, self.rng, self.mutation_prob)))
+            out.append(self._fresh(lambda parent=parent: self.space.mutate(parent, self.rng, self.mutation_prob)))
         return out
 
     def tell(self, arch: Arch, score: float | None) -> None:

@@ -55,6 +55,7 @@ from typing import Any
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
+from nasplug.logutil import quiet
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
@@ -84,20 +85,6 @@ def import_nni() -> Any:
 
         silence_stdout()
     return nni
-
-
-@contextmanager
-def quiet(logger_name: str) -> Iterator[None]:
-    """Drop a library's INFO chatter while inside; restore the logger's level after."""
-    logger = logging.getLogger(logger_name)
-    old = logger.level
-    if logger.getEffectiveLevel() < logging.WARNING:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        if logger.level != old:
-            logger.setLevel(old)
 
 
 class NNIStrategy(Strategy):

@@ -41,8 +41,6 @@ import inspect
 import logging
 import math
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import optuna
@@ -51,6 +49,7 @@ from optuna.trial import Trial, TrialState
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
+from nasplug.logutil import quiet
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
@@ -69,23 +68,6 @@ def available_samplers() -> list[str]:
                 and not inspect.isabstract(obj) and name not in _NOT_STANDALONE):
             names.append(name)
     return sorted(names)
-
-
-@contextmanager
-def quiet(logger_name: str) -> Iterator[None]:
-    """Drop a library's INFO chatter (one line per trial) while inside; restore the level after.
-
-    Scoped rather than global so a program that set the library's verbosity keeps it.
-    """
-    logger = logging.getLogger(logger_name)
-    old = logger.level
-    if logger.getEffectiveLevel() < logging.WARNING:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        if logger.level != old:
-            logger.setLevel(old)
 
 
 class OptunaStrategy(Strategy):

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nasplug.spaces.toy import ToyObjective, ToySpace
 
 from nasplug.compare import add_compare_parser, cmd_compare, compare, resolve_strategies
 from nasplug.compare_cache import JsonlCache
 from nasplug.errors import NasplugError
 from nasplug.recipe import Component, validate_recipe
+from nasplug.spaces.toy import ToyObjective, ToySpace
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES = ["random", "evolution", "regularized"]

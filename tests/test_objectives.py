@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from nasplug.spaces.lvbert import LVBertSupernet
 from test_train_utils import (
     TOKENS,
     one_thread,  # noqa: F401 (autouse fixture: one torch thread)
@@ -21,6 +20,7 @@ from test_train_utils import (
 
 from nasplug import objectives
 from nasplug.masking import mask_tokens
+from nasplug.spaces.lvbert import LVBertSupernet
 from nasplug.train import pretrain
 
 

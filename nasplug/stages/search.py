@@ -7,7 +7,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from nasplug.io import atomic_write_json
-from nasplug.pipeline import RunContext, add_stage, build_constraints, build_evaluator, build_strategy
+from nasplug.pipeline import (
+    RunContext,
+    add_stage,
+    build_constraints,
+    build_evaluator,
+    build_strategy,
+)
 from nasplug.search import SearchResult, search
 from nasplug.trials import Trial
 
@@ -48,11 +54,15 @@ def run_search_stage(ctx: RunContext) -> dict[str, Any]:
                         resume=ctx.resume, callbacks=[progress])
     finally:
         bar.close()
+    ctx.extras["search"] = result
+    from nasplug.sharding import world
+
+    if world()[0] != 0:
+        return {}
     top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
            for i, t in enumerate(result.top(cfg.top_k))]
     atomic_write_json(ctx.run_dir / "top.json", top)
     write_search_plots(result, space, ctx.run_dir, top_k=max(cfg.top_k, 20))
-    ctx.extras["search"] = result
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     best = result.best
     return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,

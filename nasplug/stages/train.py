@@ -47,6 +47,9 @@ def found_arch(ctx: RunContext) -> Arch:
     """The recipe's fixed arch, or the best arch of the search stage."""
     if ctx.recipe.arch is not None:
         return ctx.space.parse(ctx.recipe.arch)
+    result = ctx.extras.get("search")  # this process searched: every rank holds the result
+    if result is not None and result.best is not None:
+        return dict(result.best.arch)
     top = ctx.run_dir / "top.json"
     if not top.is_file():
         raise NasplugError(f"retrain: no found architecture yet ({top} is missing); run the search stage first")

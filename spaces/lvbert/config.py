@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasplug.spaces.lvbert.codec import LVBERT_SMALL_SEARCHED, interleaved, parse_layers
-from nasplug.spaces.lvbert.sizes import LVBertDims
 from transformers import PretrainedConfig
 
 from nasplug.errors import NasplugError
+from nasplug.spaces.lvbert.codec import LVBERT_SMALL_SEARCHED, interleaved, parse_layers
+from nasplug.spaces.lvbert.sizes import LVBertDims
 
 
 class LVBertConfig(PretrainedConfig):

@@ -17,19 +17,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from nasplug.spaces.lvbert.config import LVBertConfig
-from nasplug.spaces.lvbert.model import (
-    LVBertForMaskedLM,
-    LVBertForPreTraining,
-    LVBertForSequenceClassification,
-    LVBertModel,
-)
 from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForPreTraining,
     AutoModelForSequenceClassification,
+)
+
+from nasplug.spaces.lvbert.config import LVBertConfig
+from nasplug.spaces.lvbert.model import (
+    LVBertForMaskedLM,
+    LVBertForPreTraining,
+    LVBertForSequenceClassification,
+    LVBertModel,
 )
 
 

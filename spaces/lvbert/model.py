@@ -21,6 +21,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
+from transformers.utils import ModelOutput
+
 from nasplug.spaces.lvbert.config import LVBertConfig
 from nasplug.spaces.lvbert.embeddings import LVBertEmbeddings
 from nasplug.spaces.lvbert.heads import (
@@ -32,10 +37,6 @@ from nasplug.spaces.lvbert.heads import (
     sequence_loss,
 )
 from nasplug.spaces.lvbert.layers import init_module, make_layer, padding_mask
-from torch import nn
-from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
-from transformers.utils import ModelOutput
 
 
 class LVBertPreTrainedModel(PreTrainedModel):

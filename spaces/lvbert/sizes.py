@@ -31,9 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from nasplug.spaces.lvbert.codec import LAYER_TYPES
-
 from nasplug.errors import NasplugError
+from nasplug.spaces.lvbert.codec import LAYER_TYPES
 
 SIZES: dict[str, dict[str, int]] = {
     "small": {"hidden": 256, "heads": 4, "ffn": 1024, "embedding": 128, "generator_hidden": 64},

@@ -28,6 +28,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nasplug.arch import Arch, Value
+from nasplug.errors import NasplugError
+from nasplug.space import SearchSpace
 from nasplug.spaces.lvbert.codec import (
     FROM_LETTER,
     LAYER_TYPES,
@@ -38,10 +41,6 @@ from nasplug.spaces.lvbert.codec import (
     slot_key,
 )
 from nasplug.spaces.lvbert.sizes import SEQ_LEN, LVBertDims
-
-from nasplug.arch import Arch, Value
-from nasplug.errors import NasplugError
-from nasplug.space import SearchSpace
 
 
 class LVBertSpace(SearchSpace):
@@ -258,6 +257,7 @@ class LVBertSpace(SearchSpace):
         model = HEAD_MODELS[head](self.config(arch, **config_kwargs))
         if seed is not None:
             import torch
+
             from nasplug.spaces.lvbert.layers import init_module
 
             generator = torch.Generator().manual_seed(seed)

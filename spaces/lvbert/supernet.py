@@ -24,6 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
+from transformers import initialization as hf_init
+
+from nasplug.arch import Arch
+from nasplug.errors import NasplugError
 from nasplug.spaces.lvbert.codec import LAYER_TYPES, slot_key
 from nasplug.spaces.lvbert.config import LVBertConfig
 from nasplug.spaces.lvbert.embeddings import LVBertEmbeddings
@@ -34,11 +39,6 @@ from nasplug.spaces.lvbert.heads import (
 )
 from nasplug.spaces.lvbert.layers import init_module, make_layer, padding_mask
 from nasplug.spaces.lvbert.model import HEAD_MODELS, LVBertPreTrainedModel
-from torch import nn
-from transformers import initialization as hf_init
-
-from nasplug.arch import Arch
-from nasplug.errors import NasplugError
 from nasplug.supernet import Supernet
 
 HEAD_ATTRS = {"mlm": "mlm_head", "discriminator": "discriminator_head", "classification": "classifier"}

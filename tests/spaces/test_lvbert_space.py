@@ -7,6 +7,8 @@ import random
 from collections import Counter
 
 import pytest
+
+from nasplug.errors import NasplugError
 from nasplug.spaces.lvbert import (
     LAYER_TYPES,
     LVBERT_SMALL_SEARCHED,
@@ -21,8 +23,6 @@ from nasplug.spaces.lvbert import (
     interleaved,
     layer_index,
 )
-
-from nasplug.errors import NasplugError
 
 # LVBERT.md, derived from the official code's tensor shapes: (attn, ffn, conv) per sub-layer.
 PER_LAYER = {

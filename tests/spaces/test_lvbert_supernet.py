@@ -6,6 +6,15 @@ import random
 
 import pytest
 import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
+
+from nasplug.errors import NasplugError
 from nasplug.spaces.lvbert import (
     LVBertConfig,
     LVBertForMaskedLM,
@@ -18,15 +27,6 @@ from nasplug.spaces.lvbert import (
     layer_index,
     mlm_loss,
 )
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
-
-from nasplug.errors import NasplugError
 
 VOCAB = 100
 
