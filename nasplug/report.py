@@ -42,10 +42,13 @@ def top_table(result: SearchResult, k: int = 10, formatter: Any = None) -> str:
 
 
 def stage_table(run_dir: Path) -> str:
+    from nasplug.pipeline import ORDER
+
     rows = []
-    for path in sorted((run_dir / "stages").glob("*.json")):
-        info = json.loads(path.read_text())
-        rows.append([info["stage"], info.get("wall_s")])
+    for stage in ORDER:
+        path = run_dir / "stages" / f"{stage}.json"
+        if path.is_file():
+            rows.append([stage, json.loads(path.read_text()).get("wall_s")])
     return markdown_table(["stage", "wall time (s)"], rows) if rows else ""
 
 
