@@ -76,13 +76,16 @@ def run_glue_stage(ctx: RunContext) -> dict[str, Any]:
                 continue  # predicted by the MNLI model
             path = out / f"{task}.json"
             if path.is_file():
-                results[task] = json.loads(path.read_text())
-                continue
+                done = json.loads(path.read_text())
+                if done.get("status") != "missing":  # a missing task is tried again: the data may be there now
+                    results[task] = done
+                    continue
             if source != "hub" and not Path(source).is_dir():
                 reason = f"GLUE folder {source} not found (set glue.source or $NASPLUG_DATA_DIR)"
                 log.warning("glue %s: %s is missing: %s", name, task, reason)
                 results[task] = {"task": task, "status": "missing", "missing": {"all": reason}}
-                continue  # not written: a later run with the data fine-tunes it
+                atomic_write_json(path, results[task])
+                continue
             data = glue.load_task(task, source)
             ax = glue.load_task("AX", source) if task == "MNLI" and "AX" in tasks else None
             log.info("glue %s: fine-tuning %s on %s", name, task, source)
