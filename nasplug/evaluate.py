@@ -7,6 +7,7 @@ loop uses it when present.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -14,6 +15,7 @@ from typing import Protocol, runtime_checkable
 from nasplug.arch import Arch
 
 Metrics = dict[str, float]
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -33,8 +35,9 @@ def evaluate_batch(evaluator: Evaluator, archs: Sequence[Arch]) -> list[Metrics 
     if batch_fn is not None and len(archs) > 1:
         try:
             return list(batch_fn(list(archs)))
-        except Exception:  # fall back to one by one so one bad arch fails alone
-            pass
+        except Exception as exc:  # fall back to one by one so one bad arch fails alone
+            log.warning("evaluate_batch failed (%s: %s); evaluating the %d archs one by one",
+                        type(exc).__name__, exc, len(archs))
     results: list[Metrics | BaseException] = []
     for arch in archs:
         try:
