@@ -26,6 +26,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,17 @@ LOWER_IS_BETTER = frozenset({"mlm_loss"})
 
 
 # ---------------------------------------------------------------------- inputs
-def load_run_recipe(run_dir: Path) -> Any:
-    """The validated ``Recipe`` of a run directory (its ``recipe.yaml``)."""
-    from nasplug.recipe import validate_recipe
+def load_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
+    """The validated ``Recipe`` of a run directory (its ``recipe.yaml``), with ``--set``
+    overrides (``a.b=value``) applied, e.g. ``retrain.lr=0.001``."""
+    from nasplug.recipe import apply_override, validate_recipe
     from nasplug.report import load_run
 
     if not run_dir.is_dir():
         raise NasplugError(f"RUN_DIR: no such run directory: {run_dir}")
     raw, _ = load_run(run_dir)
+    for override in overrides:
+        apply_override(raw, override)
     return validate_recipe(raw, source=str(run_dir / "recipe.yaml"))
 
 
@@ -205,7 +209,7 @@ def _check_folder(folder: Path, arch_text: str, config: dict[str, Any]) -> dict[
 def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int = 0, batches: int | None = None,
                      resume: bool = True, progress: bool = True, train_overrides: dict[str, Any] | None = None,
                      metric: str | None = None, out: str | Path | None = None, resamples: int = 2000,
-                     keep_checkpoints: bool = False) -> dict[str, Any]:
+                     keep_checkpoints: bool = False, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Rank correlation between the supernet's scores and standalone training, for one run.
 
     Args:
@@ -223,6 +227,8 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         resamples: bootstrap resamples.
         keep_checkpoints: keep each arch's training checkpoint after it is scored (default:
             removed once ``score.json`` is written, to save disk; ``model.safetensors`` stays).
+        overrides: ``KEY=VALUE`` changes to the run's recipe, as ``nasplug run --set``
+            (e.g. ``retrain.lr=0.001``, or a key the run's ``recipe.yaml`` lost).
 
     Returns:
         The content of ``rank_corr.json`` plus ``files`` (paths of the json, md and png).
@@ -245,7 +251,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         raise NasplugError(f"--archs: rank correlation needs at least 3 archs, got {archs}")
     if steps < 1:
         raise NasplugError(f"--steps: must be >= 1, got {steps}")
-    recipe = load_run_recipe(run_dir)
+    recipe = load_run_recipe(run_dir, overrides)
     if recipe.supernet is None:
         raise NasplugError(f"{run_dir}: the run's recipe has no supernet section; nothing to rank-correlate")
     weights = run_dir / "supernet" / "model.safetensors"
@@ -265,8 +271,14 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
 
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=progress)
     data = prepare_data(ctx)
-    evaluator = build_callable(supernet_evaluator, {"space": ctx.space, "context": ctx,
-                                                    **_evaluator_kwargs(recipe, batches)}, field="evaluator")
+    try:
+        evaluator = build_callable(supernet_evaluator, {"space": ctx.space, "context": ctx,
+                                                        **_evaluator_kwargs(recipe, batches)}, field="evaluator")
+    except NasplugError as exc:
+        if "cannot load weights" not in str(exc):
+            raise
+        raise NasplugError(f"{exc} (the run's recipe.yaml builds another supernet than the one trained; if the "
+                           "recipe had null keys such as space.size: null, pass them again: --set space.size=null)") from None
     sampled = sample_archs(ctx.space, archs, seed)
     texts = [ctx.space.format(a) for a in sampled]
     log.info("rank-corr: scoring %d archs with the supernet", archs)
@@ -302,7 +314,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
               "supernet_metrics": supernet_scores[i], "standalone_metrics": standalone[i]} for i in range(archs)]
     result = {
         "run_dir": str(run_dir), "metric": metric, "objective": objective, "archs": archs, "steps": steps,
-        "seed": seed, "train_config": config, "evaluator": {**_evaluator_kwargs(recipe, batches),
+        "seed": seed, "overrides": list(overrides), "train_config": config, "evaluator": {**_evaluator_kwargs(recipe, batches),
                                                              "heldout_batches": len(evaluator.batches)},
         "direction": "minimize" if sign < 0 else "maximize", "pairs": pairs, **stats, "top_k": top_k, "wall_s": time.perf_counter() - t0,
     }

@@ -30,23 +30,9 @@ def add_rank_corr_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/rank_corr)")
     p.add_argument("--resamples", type=int, default=2000, metavar="R", help="bootstrap resamples (default 2000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a standalone training setting, e.g. --set lr=0.001 (repeatable)")
+                   help="override a key of the run's recipe, e.g. --set retrain.lr=0.001 (the standalone "
+                        "training settings come from retrain, else supernet) (repeatable)")
     return p
-
-
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise NasplugError(f"--set {item!r}: expected KEY=VALUE, e.g. lr=0.001")
-        try:
-            out[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            out[key.strip()] = text
-    return out
 
 
 def cmd_rank_corr(args: argparse.Namespace) -> int:
@@ -59,7 +45,7 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
         raise NasplugError(f"--batches: must be >= 1, got {args.batches}")
     result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, batches=args.batches,
                               progress=not getattr(args, "quiet", False), metric=args.metric, out=args.out,
-                              train_overrides=_parse_overrides(args.overrides), resamples=args.resamples)
+                              overrides=args.overrides, resamples=args.resamples)
     print(table(result))
     print()
     for line in summary_lines(result):

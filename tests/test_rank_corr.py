@@ -223,6 +223,11 @@ def test_bad_inputs_are_one_line_errors(tiny_run: tuple[Path, Path], trained: di
         rank_correlation(run_dir, archs=4, steps=6, progress=False)  # arch-00 holds a 5-step model
     with pytest.raises(NasplugError, match="rank-corr training settings: lr"):
         rank_correlation(run_dir, archs=4, steps=5, train_overrides={"lr": -1})
+    # --set reaches the training settings (retrain.lr), and a space unlike the trained one is named.
+    with pytest.raises(NasplugError, match="other settings \\(lr differ"):
+        rank_correlation(run_dir, archs=4, steps=5, overrides=["retrain.lr=0.01"], progress=False)
+    with pytest.raises(NasplugError, match="cannot load weights.*--set space.size=null"):
+        rank_correlation(run_dir, archs=4, steps=5, overrides=["space.ffn=128"], progress=False)
 
 
 def test_cli_prints_the_table_and_errors_are_nasplug_errors(tiny_run: tuple[Path, Path], trained: dict,
