@@ -12,7 +12,7 @@ for S in evolution random optuna:TPESampler nni:RegularizedEvolution; do
     out=runs/acc5/$slug-$kind; rm -rf $out; mkdir -p $out/stages
     cp -r $SRC/supernet $SRC/tokenizer $out/; cp $SRC/stages/supernet.json $out/stages/
   done
-  args=(recipes/lvbert-micro.yaml --stages search --set search.strategy.name=$S --set search.budget=200 --set search.batch_size=50 --set evaluator.batches=2)
+  args=(recipes/lvbert-micro.yaml --stages search --set search.strategy.name=$S --set search.budget=200 --set search.batch_size=50 --set evaluator.batches=1)
   [ "$S" != evolution ] && args+=(--set search.strategy="{name: $S}")
   t0=$(date +%s)
   .venv/bin/nasplug -q run "${args[@]}" --out runs/acc5/$slug-ref > /dev/null 2>runs/acc5/$slug-ref.err
