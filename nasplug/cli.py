@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nasplug.compare_cli import add_compare_parser, cmd_compare
 from nasplug.errors import NasplugError
+from nasplug.rank_corr_cli import add_rank_corr_parser, cmd_rank_corr
 
 log = logging.getLogger("nasplug")
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_dir")
     show.add_argument("--top", type=int, default=10, help="how many architectures to list")
     add_compare_parser(sub)
+    add_rank_corr_parser(sub)
     return parser
 
 
@@ -116,7 +118,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "show": cmd_show, "compare": cmd_compare}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "show": cmd_show, "compare": cmd_compare, "rank-corr": cmd_rank_corr}
 
 if __name__ == "__main__":
     sys.exit(main())

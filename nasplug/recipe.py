@@ -169,4 +169,5 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 
 def dump_recipe(recipe: Recipe) -> str:
     """The resolved recipe as YAML (defaults filled in), for the run directory."""
-    return yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    # Nulls are kept: some are meaningful (space.size: null means "custom dims").
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -89,8 +89,10 @@ class SupernetEvaluator:
                 ids = batch.input_ids.to(self.device)
                 labels = batch.labels.to(self.device)
                 mask = None if self.pad_id is None else (ids != self.pad_id).long()
-                self._walk(self.supernet, archs, routes, ids, mask, lambda i, h, labels=labels: self._score_mlm(sums[i], h, labels))
-                if self.generator is not None:
+                if self.generator is None:
+                    self._walk(self.supernet, archs, routes, ids, mask,
+                               lambda i, h, labels=labels: self._score_mlm(self.supernet, sums[i], h, labels))
+                else:  # ELECTRA: the discriminator's MLM head is untrained; score generator + discriminator
                     self._electra(archs, routes, sums, b, ids, labels, mask)
         return [self._metrics(arch, s) for arch, s in zip(archs, sums)]
 
@@ -123,8 +125,8 @@ class SupernetEvaluator:
             previous = route
 
     # ------------------------------------------------------------------ scoring
-    def _score_mlm(self, sums: _Sums, hidden: torch.Tensor, labels: torch.Tensor) -> None:
-        logits = self.supernet.mlm_logits(hidden, labels).float()  # [N_masked, V]
+    def _score_mlm(self, net: Any, sums: _Sums, hidden: torch.Tensor, labels: torch.Tensor) -> None:
+        logits = net.mlm_logits(hidden, labels).float()  # [N_masked, V]
         target = labels[labels != IGNORE_INDEX]
         sums.correct += int((logits.argmax(-1) == target).sum())
         sums.total += int(target.numel())
@@ -134,12 +136,8 @@ class SupernetEvaluator:
                  labels: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Generator MLM accuracy on the masked batch; discriminator accuracy on fixed replacements."""
         masked = labels != IGNORE_INDEX
-
-        def score_gen(i: int, hidden: torch.Tensor) -> None:
-            logits = self.generator.mlm_logits(hidden, labels).float()
-            sums[i].add("gen_correct", float((logits.argmax(-1) == labels[masked]).sum()))
-
-        self._walk(self.generator, archs, routes, ids, mask, score_gen)
+        self._walk(self.generator, archs, routes, ids, mask,
+                   lambda i, h: self._score_mlm(self.generator, sums[i], h, labels))
         if self.replacements is None:
             return
         original = torch.where(masked, labels, ids)
@@ -155,9 +153,8 @@ class SupernetEvaluator:
         self._walk(self.supernet, archs, routes, corrupted, mask, score_disc)
 
     def _metrics(self, arch: Arch, s: _Sums) -> dict[str, float]:
-        out = {"mlm_acc": s.correct / max(s.total, 1), "mlm_loss": s.loss / max(s.total, 1)}
-        if "gen_correct" in s.extra:
-            out["gen_mlm_acc"] = s.extra["gen_correct"] / max(s.total, 1)
+        prefix = "gen_" if self.generator is not None else ""  # ELECTRA: the MLM figures are the generator's
+        out = {f"{prefix}mlm_acc": s.correct / max(s.total, 1), f"{prefix}mlm_loss": s.loss / max(s.total, 1)}
         if "disc_total" in s.extra:
             out["disc_acc"] = s.extra["disc_correct"] / max(s.extra["disc_total"], 1.0)
         if self.space is not None:
@@ -190,8 +187,12 @@ def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch
     data = prepare_data(context)
     supernet = context.extras.get("supernet")
     if supernet is None:
+        from nasplug.distributed import device_for
+
         supernet = space.build_supernet(seed=context.recipe.seed)  # type: ignore[call-arg]
         load_weights(supernet, weights)
+        train_device = context.recipe.supernet.device if context.recipe.supernet is not None else "auto"
+        supernet = supernet.to(device_for(train_device))
     held = fixed_heldout_batches(data.heldout, data.tokens, batch_size, seed=seed, num_batches=batches)
     generator = replacements = None
     train_cfg = context.recipe.supernet

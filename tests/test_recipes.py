@@ -310,3 +310,14 @@ def test_compare_micro():
     micro = load_recipe(REPO / "recipes" / "lvbert-micro.yaml")
     assert recipe.data == micro.data  # one packed-data cache for both
     assert space.dims.hidden == 128 and space.seq_len == recipe.data.seq_len == 64
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_resolved_recipe_round_trips(path, tmp_path):
+    """The run directory's recipe.yaml rebuilds the same recipe (nulls such as size: null kept)."""
+    from nasplug.recipe import dump_recipe
+
+    recipe = load_recipe(path)
+    again = tmp_path / "recipe.yaml"
+    again.write_text(dump_recipe(recipe))
+    assert load_recipe(again) == recipe
