@@ -24,7 +24,10 @@ def shared_data() -> Path:
     """The read-only data folder (corpus/, glue/, wikitext-2-raw/)."""
     path = shared_data_dir()
     if not path.is_dir():
-        pytest.fail(f"shared data folder not found at {path}; set NASPLUG_SHARED_DATA")
+        message = f"shared data folder not found at {path}; set NASPLUG_SHARED_DATA"
+        if os.environ.get("CI"):  # CI has the data: a missing folder there is a failure, not a skip
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 
