@@ -125,9 +125,10 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     started = (run_dir / "stages").is_dir() or (run_dir / "trials.jsonl").is_file()
     if started and not resume and stages is None:
         raise NasplugError(f"run directory {run_dir} has a run in it already; pass --resume to continue it, or --out for a new one")
-    if recipe.arch is not None:  # a bad space argument or arch fails before anything is written
-        ctx.extras["arch"] = ctx.space.parse(recipe.arch)
-    _ = ctx.space  # built here so a bad space argument fails before anything is written
+    # Built (and the fixed arch parsed) here, so bad input fails before anything is written.
+    if recipe.arch is not None:
+        ctx.space.parse(recipe.arch)
+    _ = ctx.space
     run_dir.mkdir(parents=True, exist_ok=True)
     if main:
         atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))

@@ -48,21 +48,15 @@ def supernet_section(run_dir: Path) -> list[str]:
     return lines
 
 
-def retrain_rows(run_dir: Path, space: Any) -> list[dict[str, Any]]:
-    """One row per retrained model: name, arch text, params, flops, held-out figures."""
-    rows = []
-    root = run_dir / "retrain"
-    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    names.sort(key=lambda n: (n != "found", n))
+def retrain_results(run_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Name -> held-out figures of each finished retrain (``done`` False while unfinished)."""
+    results = {}
     for name in names:
-        result_file = root / name / "result.json"
+        result_file = run_dir / "retrain" / name / "result.json"
         result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-        start = next((r for r in read_jsonl(root / name / "metrics.jsonl") if r.get("event") == "start"), {})
-        arch_text = start.get("arch")
-        row: dict[str, Any] = {"name": name, "arch": arch_text, "done": bool(result)}
-        row.update({k: v for k, v in (result.get("heldout") or {}).items() if k != "per_arch"})
-        rows.append(row)
-    return rows
+        heldout = {k: v for k, v in (result.get("heldout") or {}).items() if k != "per_arch"}
+        results[name] = {"done": bool(result), **heldout}
+    return results
 
 
 def retrain_section(run_dir: Path, archs: dict[str, Any], space: Any) -> tuple[list[str], str]:
@@ -71,7 +65,7 @@ def retrain_section(run_dir: Path, archs: dict[str, Any], space: Any) -> tuple[l
 
     if not archs:
         return [], ""
-    rows = {r["name"]: r for r in retrain_rows(run_dir, space)}
+    rows = retrain_results(run_dir, list(archs))
     table_rows = []
     for name, arch in archs.items():
         metrics = space.metrics(arch) if space is not None else {}

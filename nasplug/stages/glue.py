@@ -40,8 +40,10 @@ def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path) -> Any:
     if not backbone:
         raise NasplugError(f"glue: {weights} holds no LV-BERT backbone weights")
 
+    free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
+
     def factory(num_labels: int, seed: int) -> Any:
-        model = ctx.space.unconstrained().build(arch, head="classification", seed=seed, num_labels=num_labels)
+        model = free.build(arch, head="classification", seed=seed, num_labels=num_labels)
         missing, _ = model.lvbert.load_state_dict(backbone, strict=False)
         if missing:
             raise NasplugError(f"glue: {weights} lacks backbone weights, e.g. {missing[0]}")

@@ -23,7 +23,7 @@ SUPERNET_DIR = "supernet"
 RETRAIN_DIR = "retrain"
 
 
-def _resume_flag(ctx: RunContext, folder: Any) -> bool:
+def _resume_flag(folder: Any) -> bool:
     """Resume a training run that has a checkpoint (after a crash), else start fresh."""
     return (folder / "checkpoint").exists() or (folder / "metrics.jsonl").exists()
 
@@ -37,7 +37,7 @@ def run_supernet_stage(ctx: RunContext) -> dict[str, Any]:
     data = prepare_data(ctx)
     supernet = ctx.space.build_supernet(seed=ctx.recipe.seed)
     folder = ctx.run_dir / SUPERNET_DIR
-    result = pretrain(supernet, data, cfg, folder, space=ctx.space, resume=_resume_flag(ctx, folder), progress=ctx.progress)
+    result = pretrain(supernet, data, cfg, folder, space=ctx.space, resume=_resume_flag(folder), progress=ctx.progress)
     ctx.extras["supernet"] = supernet
     return {"heldout": {k: v for k, v in result.heldout.items() if k != "per_arch"},
             "unigram_baseline": result.unigram_baseline, "tokens_per_s": result.tokens_per_s}
@@ -82,6 +82,7 @@ def run_retrain_stage(ctx: RunContext) -> dict[str, Any]:
     train_cfg = TrainConfig(**cfg.model_dump(exclude={"baselines"}))
     data = prepare_data(ctx)
     head = "discriminator" if train_cfg.objective == "electra" else "mlm"
+    free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
     summary: dict[str, Any] = {}
     for name, arch in retrain_archs(ctx).items():
         folder = ctx.run_dir / RETRAIN_DIR / name
@@ -89,7 +90,7 @@ def run_retrain_stage(ctx: RunContext) -> dict[str, Any]:
             summary[name] = json.loads((folder / "result.json").read_text()).get("heldout", {})
             continue
         log.info("retrain %s: %s", name, ctx.space.format(arch))
-        model = ctx.space.unconstrained().build(arch, head=head, seed=ctx.recipe.seed)
-        result = pretrain(model, data, train_cfg, folder, arch=None, resume=_resume_flag(ctx, folder), progress=ctx.progress)
+        model = free.build(arch, head=head, seed=ctx.recipe.seed)
+        result = pretrain(model, data, train_cfg, folder, resume=_resume_flag(folder), progress=ctx.progress)
         summary[name] = {k: v for k, v in result.heldout.items() if k != "per_arch"}
     return summary
