@@ -88,15 +88,17 @@ class SearchSpace(ABC):
         )
 
     def mutate(self, arch: Arch, rng: random.Random, p: float = 0.1) -> Arch:
-        """Copy of ``arch`` where each choice is, with probability ``p``, set to another option.
+        """Copy of ``arch`` where each choice is, with probability ``p``, redrawn uniformly
+        from its options (it may draw its own value again).
 
-        The result may violate constraints; callers check :meth:`is_valid`.
+        This is the mutation of the SPOS reference search (Guo et al. 2020): with 3 options
+        and p = 0.1 a slot changes with probability 0.067. The result may repeat its parent
+        or violate constraints; callers check :meth:`is_valid` and skip repeats.
         """
         child = dict(arch)
         for key, options in self.choices().items():
-            if len(options) > 1 and rng.random() < p:
-                others = [o for o in options if o != arch[key]]
-                child[key] = rng.choice(others)
+            if rng.random() < p:
+                child[key] = rng.choice(options)
         return child
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:

@@ -86,3 +86,18 @@ def test_random_search_enumerates_a_small_space():
     result = search(RandomSearch(space, seed=0), ToyObjective(space), budget=256, batch_size=16)
     assert len({t.key for t in result.trials}) == 256
     assert result.best.score == space.optimum()[1]
+
+
+def test_mutation_redraws_each_choice_uniformly_like_spos():
+    """SPOS's mutation redraws a choice from all its options, so with p = 1 a choice keeps its
+    value with probability 1/len(options) (here 1/4) rather than always changing."""
+    import random
+
+    space = ToySpace(slots=8, seed=0)
+    rng = random.Random(0)
+    parent = space.sample(rng)
+    draws = 4000
+    kept = sum(space.mutate(parent, rng, 1.0)["s0"] == parent["s0"] for _ in range(draws)) / draws
+    assert abs(kept - 0.25) < 0.03, kept
+    changed = sum(space.mutate(parent, rng, 0.1) != parent for _ in range(draws)) / draws
+    assert abs(changed - (1 - (1 - 0.1 * 3 / 4) ** 8)) < 0.03, changed
