@@ -102,3 +102,105 @@ def test_bad_precision_is_one_line(setup):
 
     with pytest.raises(NasplugError, match="evaluator.precision"):
         SupernetEvaluator(setup[1], batches(), precision="fp8")
+
+
+# ---------------------------------------------------------------------- states kept between calls
+def counting_layers(supernet):
+    """Wrap ``run_layer`` to count the layers the evaluator computes."""
+    calls = {"layers": 0}
+    original = supernet.run_layer
+
+    def run_layer(*args, **kwargs):
+        calls["layers"] += 1
+        return original(*args, **kwargs)
+
+    supernet.run_layer = run_layer
+    return calls
+
+
+def test_children_start_from_their_parents_kept_states_and_match_one_by_one():
+    torch.manual_seed(0)
+    space = LVBertSpace(slots=6, **TINY)
+    supernet = space.build_supernet()
+    rng = random.Random(1)
+    parents = [space.sample(rng) for _ in range(3)]
+    kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(12)]
+    alone = SupernetEvaluator(supernet, batches(), space=space, prefix_sharing=False)
+    expected = alone.evaluate_batch(kids)
+
+    warm = SupernetEvaluator(supernet, batches(), space=space, keep=3)
+    warm.evaluate_batch(parents)
+    assert warm.cache_bytes > 0 and all(len(cache) == 3 for cache in warm.caches)
+    calls = counting_layers(supernet)
+    assert warm.evaluate_batch(kids) == expected  # exact, every metric
+    warm_layers = calls["layers"]
+    calls["layers"] = 0
+    cold = SupernetEvaluator(supernet, batches(), space=space, keep=0)
+    assert cold.evaluate_batch(kids) == expected
+    assert cold.cache_bytes == 0
+    assert warm_layers < calls["layers"], (warm_layers, calls["layers"])
+
+
+def test_kept_states_are_the_best_archs_by_the_rank_metric():
+    torch.manual_seed(0)
+    space = LVBertSpace(slots=6, **TINY)
+    supernet = space.build_supernet()
+    archs = [space.sample(random.Random(s)) for s in range(8)]
+    evaluator = SupernetEvaluator(supernet, batches(num=1), rank_metric="mlm_loss", rank_direction="minimize", keep=2)
+    results = evaluator.evaluate_batch(archs)
+    best = sorted(range(8), key=lambda i: results[i]["mlm_loss"])[:2]
+    assert set(evaluator.caches[0].kept) == {tuple(supernet.route(archs[i])) for i in best}
+
+
+def test_cache_budget_bounds_the_kept_states():
+    torch.manual_seed(0)
+    space = LVBertSpace(slots=6, **TINY)
+    supernet = space.build_supernet()
+    data = batches(num=1)
+    state_bytes = data[0].input_ids.numel() * TINY["hidden"] * 4  # one hidden state [rows, length, hidden] fp32
+    archs = [space.sample(random.Random(s)) for s in range(8)]
+    budget_mb = 8 * state_bytes / 2**20  # room for 8 states: one full route of 6 plus a bit
+    evaluator = SupernetEvaluator(supernet, data, keep=5, cache_mb=budget_mb)
+    assert evaluator.evaluate_batch(archs) == SupernetEvaluator(supernet, data, prefix_sharing=False).evaluate_batch(archs)
+    assert 0 < evaluator.cache_bytes <= 8 * state_bytes
+    assert len(evaluator.caches[0]) < 5
+
+
+def test_kept_states_are_dropped_when_the_weights_change():
+    torch.manual_seed(0)
+    space = LVBertSpace(slots=6, **TINY)
+    supernet = space.build_supernet()
+    arch = space.sample(random.Random(0))
+    evaluator = SupernetEvaluator(supernet, batches())
+    before = evaluator(arch)
+    assert evaluator.cache_bytes > 0
+    with torch.no_grad():
+        for p in supernet.parameters():
+            p.mul_(1.5)
+    after = evaluator(arch)
+    assert after != before
+    assert after == SupernetEvaluator(supernet, batches(), prefix_sharing=False)(arch)
+
+
+def test_electra_kept_states_match_one_by_one(setup):
+    space, supernet = setup
+    generator = supernet.generator(seed=1)
+    data = batches()
+    gen = torch.Generator().manual_seed(9)
+    replacements = [torch.randint(5, 61, b.labels.shape, generator=gen) for b in data]
+    rng = random.Random(4)
+    parents = [space.sample(rng) for _ in range(3)]
+    kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(8)]
+    shared = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements, keep=3)
+    shared.evaluate_batch(parents)
+    alone = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements, prefix_sharing=False)
+    assert shared.evaluate_batch(kids) == alone.evaluate_batch(kids)
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [({"keep": -1}, "evaluator.keep"), ({"cache_mb": -1}, "evaluator.cache_mb"),
+                                               ({"rank_direction": "up"}, "evaluator.rank_direction")])
+def test_bad_cache_settings_are_one_line(setup, kwargs, field):
+    from nasplug.errors import NasplugError
+
+    with pytest.raises(NasplugError, match=field):
+        SupernetEvaluator(setup[1], batches(), **kwargs)

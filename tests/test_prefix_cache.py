@@ -1,0 +1,54 @@
+"""PrefixCache: the best routes' states, shared prefixes stored once, within a byte budget."""
+
+from __future__ import annotations
+
+import torch
+
+from nasplug.prefix_cache import PrefixCache
+
+
+def stack_for(route, value=0.0):
+    """stack[d]: one lane's state after d layers (4 floats = 16 bytes each)."""
+    return [[torch.full((4,), value + d)] for d in range(len(route) + 1)]
+
+
+def test_keeps_the_best_and_evicts_the_worst():
+    cache = PrefixCache(keep=2, budget_bytes=10_000, maximize=True)
+    a, b, c = ("x", "y"), ("x", "z"), ("w", "y")
+    assert cache.offer(a, 0.5, stack_for(a))
+    assert cache.offer(b, 0.7, stack_for(b))
+    assert not cache.offer(c, 0.1, stack_for(c)), "worse than both kept routes"
+    assert cache.offer(c, 0.9, stack_for(c))
+    assert set(cache.kept) == {b, c}
+    held = cache.resume(a, 0)
+    assert len(held) == 1 and torch.equal(held[0][0], torch.full((4,), 1.0)), "('x',) is still held through b"
+    assert cache.resume(a, 1) == []
+
+
+def test_shared_prefixes_are_stored_once_and_freed_with_their_last_route():
+    cache = PrefixCache(keep=3, budget_bytes=10_000)
+    a, b = ("x", "y", "z"), ("x", "y", "w")
+    cache.offer(a, 1.0, stack_for(a))
+    cache.offer(b, 2.0, stack_for(b))
+    assert cache.nbytes == 4 * 16  # x, xy, xyz, xyw
+    cache._drop(a)
+    assert cache.nbytes == 3 * 16 and len(cache.resume(a, 0)) == 2
+    cache._drop(b)
+    assert cache.nbytes == 0 and cache.resume(b, 0) == []
+
+
+def test_budget_and_minimize():
+    cache = PrefixCache(keep=5, budget_bytes=3 * 16, maximize=False)
+    a, b = ("x", "y"), ("w", "v")
+    assert cache.offer(a, 2.0, stack_for(a))
+    assert cache.offer(b, 1.0, stack_for(b)), "lower is better: b pushes a out to fit"
+    assert set(cache.kept) == {b} and cache.nbytes == 2 * 16
+    assert not cache.offer(("q", "r", "s", "t"), 0.0, stack_for(("q", "r", "s", "t"))), "larger than the budget"
+
+
+def test_unrankable_scores_and_keep_zero_hold_nothing():
+    cache = PrefixCache(keep=2, budget_bytes=10_000)
+    assert not cache.offer(("x",), None, stack_for(("x",)))
+    assert not cache.offer(("x",), float("nan"), stack_for(("x",)))
+    assert not PrefixCache(keep=0, budget_bytes=10_000).offer(("x",), 1.0, stack_for(("x",)))
+    assert cache.nbytes == 0
