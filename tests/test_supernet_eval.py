@@ -83,12 +83,17 @@ def test_padding_is_masked_out(setup):
     assert padded["mlm_loss"] == pytest.approx(plain["mlm_loss"], abs=1e-5)
 
 
-def test_electra_metrics(setup):
-    space, supernet = setup
-    generator = supernet.generator(seed=1)
+def electra_inputs(supernet):
+    """A generator, held-out batches and a fixed replacement id per masked position."""
     data = batches()
     gen = torch.Generator().manual_seed(9)
     replacements = [torch.randint(5, 61, b.labels.shape, generator=gen) for b in data]
+    return supernet.generator(seed=1), data, replacements
+
+
+def test_electra_metrics(setup):
+    space, supernet = setup
+    generator, data, replacements = electra_inputs(supernet)
     archs = children(space, n=6)
     shared = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements).evaluate_batch(archs)
     alone = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements,
@@ -105,6 +110,14 @@ def test_bad_precision_is_one_line(setup):
 
 
 # ---------------------------------------------------------------------- states kept between calls
+@pytest.fixture
+def fresh():
+    """A supernet of the tests' own, for tests that wrap its methods or change its weights."""
+    torch.manual_seed(0)
+    space = LVBertSpace(slots=6, **TINY)
+    return space, space.build_supernet()
+
+
 def counting_layers(supernet):
     """Wrap ``run_layer`` to count the layers the evaluator computes."""
     calls = {"layers": 0}
@@ -118,10 +131,8 @@ def counting_layers(supernet):
     return calls
 
 
-def test_children_start_from_their_parents_kept_states_and_match_one_by_one():
-    torch.manual_seed(0)
-    space = LVBertSpace(slots=6, **TINY)
-    supernet = space.build_supernet()
+def test_children_start_from_their_parents_kept_states_and_match_one_by_one(fresh):
+    space, supernet = fresh
     rng = random.Random(1)
     parents = [space.sample(rng) for _ in range(3)]
     kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(12)]
@@ -141,10 +152,8 @@ def test_children_start_from_their_parents_kept_states_and_match_one_by_one():
     assert warm_layers < calls["layers"], (warm_layers, calls["layers"])
 
 
-def test_kept_states_are_the_best_archs_by_the_rank_metric():
-    torch.manual_seed(0)
-    space = LVBertSpace(slots=6, **TINY)
-    supernet = space.build_supernet()
+def test_kept_states_are_the_best_archs_by_the_rank_metric(fresh):
+    space, supernet = fresh
     archs = [space.sample(random.Random(s)) for s in range(8)]
     evaluator = SupernetEvaluator(supernet, batches(num=1), rank_metric="mlm_loss", rank_direction="minimize", keep=2)
     results = evaluator.evaluate_batch(archs)
@@ -152,10 +161,8 @@ def test_kept_states_are_the_best_archs_by_the_rank_metric():
     assert set(evaluator.caches[0].kept) == {tuple(supernet.route(archs[i])) for i in best}
 
 
-def test_cache_budget_bounds_the_kept_states():
-    torch.manual_seed(0)
-    space = LVBertSpace(slots=6, **TINY)
-    supernet = space.build_supernet()
+def test_cache_budget_bounds_the_kept_states(fresh):
+    space, supernet = fresh
     data = batches(num=1)
     state_bytes = data[0].input_ids.numel() * TINY["hidden"] * 4  # one hidden state [rows, length, hidden] fp32
     archs = [space.sample(random.Random(s)) for s in range(8)]
@@ -166,10 +173,8 @@ def test_cache_budget_bounds_the_kept_states():
     assert len(evaluator.caches[0]) < 5
 
 
-def test_kept_states_are_dropped_when_the_weights_change():
-    torch.manual_seed(0)
-    space = LVBertSpace(slots=6, **TINY)
-    supernet = space.build_supernet()
+def test_kept_states_are_dropped_when_the_weights_change(fresh):
+    space, supernet = fresh
     arch = space.sample(random.Random(0))
     evaluator = SupernetEvaluator(supernet, batches())
     before = evaluator(arch)
@@ -184,10 +189,7 @@ def test_kept_states_are_dropped_when_the_weights_change():
 
 def test_electra_kept_states_match_one_by_one(setup):
     space, supernet = setup
-    generator = supernet.generator(seed=1)
-    data = batches()
-    gen = torch.Generator().manual_seed(9)
-    replacements = [torch.randint(5, 61, b.labels.shape, generator=gen) for b in data]
+    generator, data, replacements = electra_inputs(supernet)
     rng = random.Random(4)
     parents = [space.sample(rng) for _ in range(3)]
     kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(8)]
