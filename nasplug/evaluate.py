@@ -2,7 +2,8 @@
 
 Any callable works. An evaluator may also offer ``evaluate_batch(archs)`` when scoring many
 candidates together is cheaper (e.g. shared prefixes in the LV-BERT supernet); the search
-loop uses it when present.
+loop uses it when present. An evaluator holding memory between calls may offer ``close()``;
+the search stage calls it when the search ends.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ class PrefixCache:
         self._nodes: dict[Route, States] = {}
         self._refs: dict[Route, int] = {}
         self._kept: dict[Route, float] = {}
+        self._too_small = False
         self.nbytes = 0
 
     def __len__(self) -> int:
@@ -72,40 +73,58 @@ class PrefixCache:
     def offer(self, route: Route, score: float | None, stack: Sequence[States]) -> bool:
         """Hold ``route``'s states (``stack[d]``: after d layers) if it ranks among the best.
 
-        Returns whether the route is held afterwards.
+        Makes room by dropping held routes ranked below it, worst first, and only when that
+        makes it fit; otherwise nothing changes. Returns whether the route is held afterwards.
         """
         if self.keep <= 0 or score is None or not math.isfinite(score) or route in self._kept:
             return route in self._kept
-        if len(self._kept) >= self.keep and not self._better(score, self._worst_score()):
+        worse = sorted((r for r, s in self._kept.items() if self._better(score, s)),
+                       key=lambda r: self._kept[r], reverse=not self.maximize)  # worst first
+        victims = self._victims(route, stack, worse)
+        if victims is None:
             return False
-        added = [d for d in range(1, len(route) + 1) if route[:d] not in self._nodes]
-        if sum(_nbytes(stack[d]) for d in added) > self.budget:
-            return False
-        for d in added:
-            self._nodes[route[:d]] = list(stack[d])
-            self.nbytes += _nbytes(stack[d])
+        for victim in victims:
+            self._drop(victim)
         for d in range(1, len(route) + 1):
-            self._refs[route[:d]] = self._refs.get(route[:d], 0) + 1
+            prefix = route[:d]
+            if prefix not in self._nodes:
+                self._nodes[prefix] = list(stack[d])
+                self.nbytes += _nbytes(stack[d])
+            self._refs[prefix] = self._refs.get(prefix, 0) + 1
         self._kept[route] = score
-        while len(self._kept) > self.keep or self.nbytes > self.budget:
-            self._drop(self._worst())
-        return route in self._kept
+        return True
 
-    # ------------------------------------------------------------------ ranking
+    def rescore(self, scores: dict[Route, float]) -> None:
+        """Update held routes' scores (e.g. to final figures once every batch is scored)."""
+        for route, score in scores.items():
+            if route in self._kept and score is not None and math.isfinite(score):
+                self._kept[route] = score
+
+    @property
+    def too_small(self) -> bool:
+        """Whether some offered route was refused only because it alone exceeds the budget."""
+        return self._too_small
+
+    # ------------------------------------------------------------------ internals
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.maximize else a < b
 
-    def _worst(self) -> Route:
-        # the last-offered of equally bad routes goes first, so older holdings stay put
-        worst = None
-        for route, score in self._kept.items():
-            if worst is None or not self._better(score, self._kept[worst]):
-                worst = route
-        assert worst is not None
-        return worst
-
-    def _worst_score(self) -> float:
-        return self._kept[self._worst()]
+    def _victims(self, route: Route, stack: Sequence[States], worse: list[Route]) -> list[Route] | None:
+        """The fewest of ``worse`` (worst first) to drop so ``route`` fits; None if it can't."""
+        new_bytes = {route[:d]: _nbytes(stack[d]) for d in range(1, len(route) + 1)}
+        if sum(new_bytes.values()) > self.budget:
+            self._too_small = True
+            return None
+        for n in range(len(worse) + 1):
+            stay = [r for r in self._kept if r not in worse[:n]]
+            if len(stay) + 1 > self.keep:
+                continue
+            held = {r[:d] for r in stay for d in range(1, len(r) + 1)}
+            total = sum(_nbytes(self._nodes[p]) for p in held)
+            total += sum(b for p, b in new_bytes.items() if p not in held)
+            if total <= self.budget:
+                return worse[:n]
+        return None
 
     def _drop(self, route: Route) -> None:
         del self._kept[route]

@@ -283,6 +283,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     texts = [ctx.space.format(a) for a in sampled]
     log.info("rank-corr: scoring %d archs with the supernet", archs)
     supernet_scores = evaluator.evaluate_batch(sampled)
+    evaluator.close()  # its kept hidden states are not needed while the standalone models train
 
     config = cfg.model_dump(mode="json")
     width = max(2, len(str(archs - 1)))

@@ -97,7 +97,7 @@ class SearchSpace(ABC):
         """
         child = dict(arch)
         for key, options in self.choices().items():
-            if rng.random() < p:
+            if len(options) > 1 and rng.random() < p:
                 child[key] = rng.choice(options)
         return child
 

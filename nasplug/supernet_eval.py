@@ -21,6 +21,8 @@ LV-BERT supernet does).
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +36,10 @@ from nasplug.masking import IGNORE_INDEX, MaskedBatch
 from nasplug.prefix_cache import PrefixCache, Route
 from nasplug.space import SearchSpace
 
+log = logging.getLogger(__name__)
+
 PRECISIONS = ("fp32", "bf16")
 DIRECTIONS = ("maximize", "minimize")
-HELDOUT_METRICS = ("mlm_acc", "mlm_loss", "gen_mlm_acc", "gen_mlm_loss", "disc_acc")
 
 
 @dataclass
@@ -83,8 +86,12 @@ class SupernetEvaluator:
             accuracy, ``gen_mlm_acc`` for ELECTRA, maximized). The pipeline passes the
             search's metric, so the kept archs are the ones evolution picks as parents.
 
-    The kept states assume frozen weights: the evaluator drops them when any parameter of
-    the supernet or generator is changed in place (an optimizer step, ``load_state_dict``).
+    The kept states assume frozen weights: the evaluator drops them when a parameter of the
+    supernet or generator is replaced, moved or changed in place (an optimizer step,
+    ``load_state_dict``); after writing through ``.data``, call :meth:`clear_cache`. Each
+    held-out batch keeps its own best archs, chosen as they are scored and ranked on the
+    batches scored so far (final figures once the call ends), so the sets can differ a
+    little between batches; that costs speed, never exactness.
     """
 
     def __init__(self, supernet: Any, batches: Sequence[MaskedBatch], space: SearchSpace | None = None,
@@ -108,11 +115,16 @@ class SupernetEvaluator:
         self.precision, self.prefix_sharing = precision, prefix_sharing
         self.device = next(supernet.parameters()).device
         self.rank_metric = rank_metric or ("gen_mlm_acc" if generator is not None else "mlm_acc")
+        allowed = heldout_metric_names(generator is not None, replacements is not None)
+        if self.rank_metric not in allowed:
+            raise NasplugError(f"evaluator.rank_metric: {self.rank_metric!r} is not measured here; "
+                               f"allowed: {', '.join(allowed)}")
         budget = cache_mb * 2**20 / max(len(self.batches), 1)
         self.caches = [PrefixCache(keep if prefix_sharing else 0, budget, rank_direction == "maximize")
                        for _ in self.batches]
         self._groups: list[list[_Lane]] | None = None
-        self._weights_version: int | None = None
+        self._weights: tuple[Any, ...] | None = None
+        self._warned_small = False
 
     def __call__(self, arch: Arch) -> dict[str, float]:
         return self.evaluate_batch([arch])[0]
@@ -125,12 +137,21 @@ class SupernetEvaluator:
         with torch.inference_mode(), self._autocast():
             for lanes, cache in zip(self._lane_groups(), self.caches):
                 self._walk(lanes, cache, archs, routes, sums)
+        final = {route: self._rank_score(s) for route, s in zip(routes, sums)}
+        for cache in self.caches:  # offers ranked on the batches scored so far; keep ranking on all
+            cache.rescore(final)
+        self._warn_if_nothing_fits()
         return [self._metrics(arch, s) for arch, s in zip(archs, sums)]
 
     def clear_cache(self) -> None:
-        """Forget the hidden states kept between calls."""
+        """Forget the hidden states kept between calls (needed after changing weights
+        through ``.data``, which the evaluator cannot see)."""
         for cache in self.caches:
             cache.clear()
+
+    def close(self) -> None:
+        """Release the kept states (the search stage calls this when the search ends)."""
+        self.clear_cache()
 
     @property
     def cache_bytes(self) -> int:
@@ -187,9 +208,9 @@ class SupernetEvaluator:
         labels = batch.labels.to(self.device)
         mask = None if self.pad_id is None else (ids != self.pad_id).long()
         if self.generator is None:
-            return [_Lane(self.supernet, ids, mask, lambda s, h: self._score_mlm(self.supernet, s, h, labels))]
+            return [_Lane(self.supernet, ids, mask, functools.partial(_score_mlm, self.supernet, labels=labels))]
         # ELECTRA: the discriminator's MLM head is untrained; score generator + discriminator
-        lanes = [_Lane(self.generator, ids, mask, lambda s, h: self._score_mlm(self.generator, s, h, labels))]
+        lanes = [_Lane(self.generator, ids, mask, functools.partial(_score_mlm, self.generator, labels=labels))]
         if self.replacements is None:
             return lanes
         masked = labels != IGNORE_INDEX
@@ -197,30 +218,30 @@ class SupernetEvaluator:
         corrupted = torch.where(masked, self.replacements[b].to(self.device), original)
         is_replaced = (corrupted != original).float()
         valid = torch.ones_like(is_replaced, dtype=torch.bool) if mask is None else mask.bool()
-
-        def score_disc(s: _Sums, hidden: torch.Tensor) -> None:
-            pred = (self.supernet.discriminator_logits(hidden).float() > 0).float()
-            s.add("disc_correct", float(((pred == is_replaced) & valid).sum()))
-            s.add("disc_total", float(valid.sum()))
-
-        return [*lanes, _Lane(self.supernet, corrupted, mask, score_disc)]
+        score = functools.partial(_score_disc, self.supernet, is_replaced=is_replaced, valid=valid)
+        return [*lanes, _Lane(self.supernet, corrupted, mask, score)]
 
     def _drop_stale_states(self) -> None:
-        """Kept states are only valid for the weights that made them."""
+        """Kept states are only valid for the weights that made them: drop them when any
+        parameter was replaced, moved or changed in place since the last call."""
         nets = [self.supernet] if self.generator is None else [self.supernet, self.generator]
-        version = sum(p._version for net in nets for p in net.parameters())
-        if version != self._weights_version:
+        try:
+            weights = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device)
+                            for net in nets for p in net.parameters())
+        except RuntimeError:  # inference tensors have no version counter: keep nothing between calls
+            weights = None
+        if weights is None or weights != self._weights:
             self.clear_cache()
-            self._weights_version = version
+        self._weights = weights
+
+    def _warn_if_nothing_fits(self) -> None:
+        if not self._warned_small and any(cache.too_small for cache in self.caches):
+            self._warned_small = True
+            log.warning("evaluator.cache_mb: one arch's hidden states for a held-out batch exceed the budget "
+                        "per batch (%.0f MiB); raise cache_mb to keep the best archs' states between calls",
+                        self.caches[0].budget / 2**20)
 
     # ------------------------------------------------------------------ scoring
-    def _score_mlm(self, net: Any, sums: _Sums, hidden: torch.Tensor, labels: torch.Tensor) -> None:
-        logits = net.mlm_logits(hidden, labels).float()  # [N_masked, V]
-        target = labels[labels != IGNORE_INDEX]
-        # max(-1).indices: the first maximal index, as argmax, at half its cost on CPU
-        sums.correct += int((logits.max(-1).indices == target).sum())
-        sums.total += int(target.numel())
-        sums.loss += float(F.cross_entropy(logits, target, reduction="sum"))
 
     def _heldout_metrics(self, s: _Sums) -> dict[str, float]:
         prefix = "gen_" if self.generator is not None else ""  # ELECTRA: the MLM figures are the generator's
@@ -243,6 +264,28 @@ class SupernetEvaluator:
         if self.precision == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+def heldout_metric_names(electra: bool, replacements: bool = True) -> tuple[str, ...]:
+    """The held-out metrics a SupernetEvaluator reports (and may rank kept archs by)."""
+    if not electra:
+        return ("mlm_acc", "mlm_loss")
+    return ("gen_mlm_acc", "gen_mlm_loss", "disc_acc") if replacements else ("gen_mlm_acc", "gen_mlm_loss")
+
+
+def _score_mlm(net: Any, sums: _Sums, hidden: torch.Tensor, labels: torch.Tensor) -> None:
+    logits = net.mlm_logits(hidden, labels).float()  # [N_masked, V]
+    target = labels[labels != IGNORE_INDEX]
+    # max(-1).indices: the first maximal index, as argmax, at half its cost on CPU
+    sums.correct += int((logits.max(-1).indices == target).sum())
+    sums.total += int(target.numel())
+    sums.loss += float(F.cross_entropy(logits, target, reduction="sum"))
+
+
+def _score_disc(net: Any, sums: _Sums, hidden: torch.Tensor, is_replaced: torch.Tensor, valid: torch.Tensor) -> None:
+    pred = (net.discriminator_logits(hidden).float() > 0).float()
+    sums.add("disc_correct", float(((pred == is_replaced) & valid).sum()))
+    sums.add("disc_total", float(valid.sum()))
 
 
 def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch_size: int = 64,
@@ -289,7 +332,7 @@ def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch
         replacements = [table[torch.randint(len(maskable), b.labels.shape, generator=gen)] for b in held]
     search = context.recipe.search
     rank = {}
-    if search is not None and search.metric in HELDOUT_METRICS:
+    if search is not None and search.metric in heldout_metric_names(generator is not None, replacements is not None):
         rank = {"rank_metric": search.metric, "rank_direction": search.direction}
     return SupernetEvaluator(supernet, held, space=space, pad_id=data.tokens.pad_id, precision=precision,
                              prefix_sharing=prefix_sharing, generator=generator, replacements=replacements,

@@ -52,3 +52,27 @@ def test_unrankable_scores_and_keep_zero_hold_nothing():
     assert not cache.offer(("x",), float("nan"), stack_for(("x",)))
     assert not PrefixCache(keep=0, budget_bytes=10_000).offer(("x",), 1.0, stack_for(("x",)))
     assert cache.nbytes == 0
+
+
+def test_a_route_that_cannot_fit_evicts_nothing():
+    cache = PrefixCache(keep=3, budget_bytes=4 * 16)
+    good, poor = ("a", "b"), ("c", "d")
+    cache.offer(good, 3.0, stack_for(good))
+    cache.offer(poor, 1.0, stack_for(poor))
+    wide = ("e", "f", "g")  # 3 new states: fits only if both held routes went, and `good` ranks above it
+    assert not cache.offer(wide, 2.0, stack_for(wide))
+    assert set(cache.kept) == {good, poor} and cache.nbytes == 4 * 16
+    assert not cache.too_small
+    assert not cache.offer(("h", "i", "j", "k", "l"), 9.0, stack_for(("h", "i", "j", "k", "l")))
+    assert cache.too_small
+
+
+def test_rescore_reorders_what_goes_first():
+    cache = PrefixCache(keep=2, budget_bytes=10_000)
+    a, b, c = ("a",), ("b",), ("c",)
+    cache.offer(a, 1.0, stack_for(a))
+    cache.offer(b, 2.0, stack_for(b))
+    cache.rescore({a: 5.0, ("z",): 9.0})
+    assert cache.kept == {a: 5.0, b: 2.0}
+    cache.offer(c, 3.0, stack_for(c))
+    assert set(cache.kept) == {a, c}

@@ -206,3 +206,54 @@ def test_bad_cache_settings_are_one_line(setup, kwargs, field):
 
     with pytest.raises(NasplugError, match=field):
         SupernetEvaluator(setup[1], batches(), **kwargs)
+
+
+def test_every_batch_ranks_its_kept_archs_on_the_final_figures(fresh):
+    space, supernet = fresh
+    archs = [space.sample(random.Random(s)) for s in range(12)]
+    evaluator = SupernetEvaluator(supernet, batches(num=4), keep=3, rank_metric="mlm_loss", rank_direction="minimize")
+    results = evaluator.evaluate_batch(archs)
+    final = {tuple(supernet.route(a)): r["mlm_loss"] for a, r in zip(archs, results)}
+    assert len(set(final.values())) == 12
+    for cache in evaluator.caches:
+        assert cache.kept == {route: final[route] for route in cache.kept}
+    # the last batch's offers are ranked on every batch: it keeps the final top 3
+    top3 = sorted(final, key=final.get)[:3]
+    assert sorted(final[r] for r in evaluator.caches[-1].kept) == sorted(final[r] for r in top3)
+
+
+def test_duplicates_and_weights_replaced_through_data(fresh):
+    space, supernet = fresh
+    arch = space.sample(random.Random(0))
+    evaluator = SupernetEvaluator(supernet, batches())
+    first, again = evaluator.evaluate_batch([arch, arch])
+    assert first == again == SupernetEvaluator(supernet, batches(), prefix_sharing=False)(arch)
+    for p in supernet.parameters():
+        p.data = p.data * 0.5  # a new tensor: no in-place version bump
+    assert evaluator(arch) == SupernetEvaluator(supernet, batches(), prefix_sharing=False)(arch) != first
+
+
+def test_rank_metric_must_be_measured(setup):
+    from nasplug.errors import NasplugError
+
+    space, supernet = setup
+    with pytest.raises(NasplugError, match="evaluator.rank_metric: 'mlm_accuracy'"):
+        SupernetEvaluator(supernet, batches(), rank_metric="mlm_accuracy")
+    generator, data, replacements = electra_inputs(supernet)
+    with pytest.raises(NasplugError, match="allowed: gen_mlm_acc, gen_mlm_loss, disc_acc"):
+        SupernetEvaluator(supernet, data, generator=generator, replacements=replacements, rank_metric="mlm_acc")
+
+
+def test_close_releases_the_kept_states_and_nothing_keeps_the_evaluator_alive(fresh):
+    import weakref
+
+    space, supernet = fresh
+    evaluator = SupernetEvaluator(supernet, batches())
+    evaluator.evaluate_batch([space.sample(random.Random(s)) for s in range(3)])
+    assert evaluator.cache_bytes > 0
+    evaluator.close()
+    assert evaluator.cache_bytes == 0
+    evaluator.evaluate_batch([space.sample(random.Random(7))])
+    alive = weakref.ref(evaluator)
+    del evaluator
+    assert alive() is None, "a reference cycle would keep the kept states until the next gc run"

@@ -54,6 +54,9 @@ def run_search_stage(ctx: RunContext) -> dict[str, Any]:
                         resume=ctx.resume, callbacks=[progress])
     finally:
         bar.close()
+        close = getattr(evaluator, "close", None)  # evaluators may hold memory (kept hidden states)
+        if close is not None:
+            close()
     ctx.extras["search"] = result
     from nasplug.sharding import world
 
