@@ -9,10 +9,12 @@ batches (default 2 x 32 x 128). The shared-prefix evaluator walks each call's ro
 prefix tree and keeps the hidden states of the 10 best archs between calls (as it does in a
 search), so children start from their parents' states; the one-by-one evaluator runs every
 arch alone. Both run interleaved in each repeat, from fresh evaluators; metrics must match
-exactly. Target: speed-up of at least 1.5 on the children's generation.
+exactly. Target: speed-up of at least 1.5 on the children's generation. Also printed: the
+layers each way computes per candidate (24 one by one), and with --nothing-kept a third
+evaluator that shares prefixes within a call only (evaluator.keep: 0).
 
     .venv/bin/python benchmarks/eval_throughput.py [--repeats 3] [--batches 2] [--threads 2]
-        [--generations 1]
+        [--generations 1] [--nothing-kept]
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ def held_out(batches: int, rows: int, length: int, vocab: int) -> list[MaskedBat
     return data
 
 
+def count_layers(supernet) -> list[int]:
+    """Count the layers run through ``supernet.run_layer`` or its plain forward (slot modules)."""
+    counter = [0]
+
+    def count(*_):
+        counter[0] += 1
+
+    for slot in supernet.slots:
+        for layer in slot.values():
+            layer.register_forward_hook(count)
+    return counter
+
+
 def summary(values: list[float]) -> str:
     values = sorted(values)
     return f"min {values[0]:.2f}  median {statistics.median(values):.2f}  max {values[-1]:.2f}"
@@ -56,28 +71,36 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--generations", type=int, default=1, help="children generations timed after the first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--nothing-kept", action="store_true", help="also time prefix sharing within calls only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     space = LVBertSpace(size="small", slots=24)
     supernet = space.build_supernet().eval()
+    layers = count_layers(supernet)
     data = held_out(args.batches, args.batch_size, args.seq_len, supernet.config.vocab_size)
     labels = ["first population"] + [f"children, generation {g}" for g in range(1, args.generations + 1)]
-    times: dict[str, dict[str, list[float]]] = {label: {"one-by-one": [], "shared-prefix": []} for label in labels}
+    names = ["one-by-one", "shared-prefix"] + (["nothing kept"] if args.nothing_kept else [])
+    times: dict[str, dict[str, list[float]]] = {label: {name: [] for name in names} for label in labels}
+    depth: dict[str, dict[str, list[float]]] = {label: {name: [] for name in names} for label in labels}
     cache_mb = []
     for rep in range(args.repeats):
         shared = SupernetEvaluator(supernet, data, rank_metric=METRIC, rank_direction="minimize")
         alone = SupernetEvaluator(supernet, data, prefix_sharing=False)
+        within = SupernetEvaluator(supernet, data, keep=0)
+        evaluators = {"one-by-one": alone, "shared-prefix": shared, "nothing kept": within}
         evo = Evolution(space, seed=rep, population=POPULATION, parents=10, mutation_prob=0.1)
         for label in labels:
             archs = evo.ask(POPULATION)
             assert len({arch_key(a) for a in archs}) == POPULATION
             results = {}
-            for name, evaluator in (("one-by-one", alone), ("shared-prefix", shared)):
+            for name in names:
+                layers[0] = 0
                 t0 = time.perf_counter()
-                results[name] = evaluator.evaluate_batch(archs)
+                results[name] = evaluators[name].evaluate_batch(archs)
                 times[label][name].append(time.perf_counter() - t0)
-            assert results["one-by-one"] == results["shared-prefix"], "shared-prefix metrics must equal one-by-one"
+                depth[label][name].append(layers[0] / POPULATION / args.batches)
+            assert all(results[name] == results["one-by-one"] for name in names), "metrics must equal one-by-one"
             for arch, metrics in zip(archs, results["shared-prefix"]):
                 evo.tell(arch, -metrics[METRIC])
         cache_mb.append(shared.cache_bytes / 2**20)
@@ -87,10 +110,12 @@ def main() -> None:
     for label in labels:
         print(f"{label}:")
         for name, values in times[label].items():
-            print(f"  {name:14s} candidates/s {summary([POPULATION / t for t in values])}")
-        ratios = [a / b for a, b in zip(times[label]["one-by-one"], times[label]["shared-prefix"])]
-        target = "" if label == labels[0] else "   [target >= 1.5]"
-        print(f"  speed-up (one-by-one time / shared-prefix time, per repeat): {summary(ratios)}{target}")
+            print(f"  {name:14s} candidates/s {summary([POPULATION / t for t in values])}   "
+                  f"layers per candidate {summary(depth[label][name])}")
+        for name in names[1:]:
+            ratios = [a / b for a, b in zip(times[label]["one-by-one"], times[label][name])]
+            target = "" if label == labels[0] or name != "shared-prefix" else "   [target >= 1.5]"
+            print(f"  speed-up, one-by-one time / {name} time, per repeat: {summary(ratios)}{target}")
     print(f"hidden states kept between calls: {summary(cache_mb)} MiB")
 
 
