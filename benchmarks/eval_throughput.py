@@ -25,6 +25,7 @@ import time
 
 import torch
 
+from nasplug.allocator import keep_freed_memory
 from nasplug.arch import arch_key
 from nasplug.masking import MaskedBatch
 from nasplug.spaces.lvbert import LVBertSpace
@@ -72,7 +73,9 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=1, help="children generations timed after the first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--nothing-kept", action="store_true", help="also time prefix sharing within calls only")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc malloc as it is (the CLI tunes it)")
     args = parser.parse_args()
+    tuned = False if args.default_malloc else keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     space = LVBertSpace(size="small", slots=24)
@@ -106,7 +109,7 @@ def main() -> None:
         cache_mb.append(shared.cache_bytes / 2**20)
     print(f"evolution (population {POPULATION}, top-10 parents, 25 mutants + 25 crossovers, p=0.1) at "
           f"ELECTRA-small sizes, {args.batches} held-out batches of {args.batch_size}x{args.seq_len}, "
-          f"{args.threads} threads, {args.repeats} repeats")
+          f"{args.threads} threads, {args.repeats} repeats, glibc malloc keeps freed memory: {tuned}")
     for label in labels:
         print(f"{label}:")
         for name, values in times[label].items():

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nasplug.allocator import keep_freed_memory
 from nasplug.compare_cli import add_compare_parser, cmd_compare
 from nasplug.errors import NasplugError
 from nasplug.rank_corr_cli import add_rank_corr_parser, cmd_rank_corr
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
+    keep_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except NasplugError as exc:
