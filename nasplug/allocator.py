@@ -2,9 +2,10 @@
 
 PyTorch's CPU tensors come from ``malloc``. With glibc's defaults a block of a few MB (one
 layer's activations) is often mapped from the kernel and handed back when freed, so the
-next activation page-faults its memory in again: measured here, about a million page
-faults per call scoring 20 ELECTRA-small-sized archs, and 10-15% of the evaluation time
-(`benchmarks/eval_throughput.py` prints both). PyTorch's CPU performance guide recommends
+next activation page-faults its memory in again: about a million page faults per call
+scoring 20 ELECTRA-small-sized archs, 40% fewer with this setting, and calls 4-8% faster
+(`benchmarks/malloc_tuning.py`, side by side; the rest are blocks over glibc's 32 MiB
+ceiling, such as the vocabulary logits). PyTorch's CPU performance guide recommends
 an allocator that keeps memory (jemalloc or tcmalloc); on glibc the same effect comes from
 two ``mallopt`` settings. The process then keeps its peak memory until it exits, which is
 what a training or search job wants.
