@@ -111,18 +111,22 @@ class PrefixCache:
 
     def _victims(self, route: Route, stack: Sequence[States], worse: list[Route]) -> list[Route] | None:
         """The fewest of ``worse`` (worst first) to drop so ``route`` fits; None if it can't."""
-        new_bytes = {route[:d]: _nbytes(stack[d]) for d in range(1, len(route) + 1)}
-        if sum(new_bytes.values()) > self.budget:
+        prefixes = {route[:d]: d for d in range(1, len(route) + 1)}
+        if sum(_nbytes(stack[d]) for d in prefixes.values()) > self.budget:
             self._too_small = True
             return None
+        count = len(self._kept) + 1
+        total = self.nbytes + sum(_nbytes(stack[d]) for p, d in prefixes.items() if p not in self._nodes)
+        refs = dict(self._refs) if worse else self._refs
         for n in range(len(worse) + 1):
-            stay = [r for r in self._kept if r not in worse[:n]]
-            if len(stay) + 1 > self.keep:
-                continue
-            held = {r[:d] for r in stay for d in range(1, len(r) + 1)}
-            total = sum(_nbytes(self._nodes[p]) for p in held)
-            total += sum(b for p, b in new_bytes.items() if p not in held)
-            if total <= self.budget:
+            if n:  # what dropping worse[n - 1] frees (nodes the new route shares stay)
+                victim = worse[n - 1]
+                count -= 1
+                for d in range(1, len(victim) + 1):
+                    refs[victim[:d]] -= 1
+                    if refs[victim[:d]] == 0 and victim[:d] not in prefixes:
+                        total -= _nbytes(self._nodes[victim[:d]])
+            if count <= self.keep and total <= self.budget:
                 return worse[:n]
         return None
 

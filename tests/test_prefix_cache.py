@@ -76,3 +76,21 @@ def test_rescore_reorders_what_goes_first():
     assert cache.kept == {a: 5.0, b: 2.0}
     cache.offer(c, 3.0, stack_for(c))
     assert set(cache.kept) == {a, c}
+
+
+def test_random_offers_keep_the_accounting_exact():
+    import random
+
+    rng = random.Random(0)
+    for trial in range(30):
+        keep, budget = rng.randint(1, 4), 16 * rng.randint(2, 12)
+        cache = PrefixCache(keep=keep, budget_bytes=budget, maximize=trial % 2 == 0)
+        for _ in range(40):
+            route = tuple(rng.choice("ab") for _ in range(rng.randint(1, 4)))
+            held_before = cache.kept
+            took = cache.offer(route, rng.random(), stack_for(route))
+            nodes = {r[:d] for r in cache.kept for d in range(1, len(r) + 1)}
+            assert cache.nbytes == 16 * len(nodes) <= budget
+            assert len(cache.kept) <= keep
+            if not took and route not in held_before:
+                assert cache.kept == held_before, "a refused route changes nothing"
