@@ -28,8 +28,8 @@ def worker(tuned: bool) -> None:
     import random
 
     import torch
+    from eval_throughput import held_out  # this folder: the same held-out batch as that benchmark
 
-    from nasplug.masking import MaskedBatch
     from nasplug.spaces.lvbert import LVBertSpace
     from nasplug.supernet_eval import SupernetEvaluator
 
@@ -37,10 +37,7 @@ def worker(tuned: bool) -> None:
     torch.manual_seed(0)
     space = LVBertSpace(size="small", slots=24)
     supernet = space.build_supernet().eval()
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, supernet.config.vocab_size, (32, 128), generator=gen)
-    picked = torch.rand(ids.shape, generator=gen) < 0.15
-    data = [MaskedBatch(torch.where(picked, 4, ids), torch.where(picked, ids, -100))]
+    data = held_out(1, 32, 128, supernet.config.vocab_size)
     rng = random.Random(0)
     archs = [space.sample(rng) for _ in range(20)]
     seconds, faults = [], []

@@ -39,7 +39,7 @@ class PrefixCache:
         self._nodes: dict[Route, States] = {}
         self._refs: dict[Route, int] = {}
         self._kept: dict[Route, float] = {}
-        self._too_small = False
+        self.too_small = False  # set when a route alone exceeded the budget and was refused
         self.nbytes = 0
 
     def __len__(self) -> int:
@@ -100,11 +100,6 @@ class PrefixCache:
             if route in self._kept and score is not None and math.isfinite(score):
                 self._kept[route] = score
 
-    @property
-    def too_small(self) -> bool:
-        """Whether some offered route was refused only because it alone exceeds the budget."""
-        return self._too_small
-
     # ------------------------------------------------------------------ internals
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.maximize else a < b
@@ -113,7 +108,7 @@ class PrefixCache:
         """The fewest of ``worse`` (worst first) to drop so ``route`` fits; None if it can't."""
         prefixes = {route[:d]: d for d in range(1, len(route) + 1)}
         if sum(_nbytes(stack[d]) for d in prefixes.values()) > self.budget:
-            self._too_small = True
+            self.too_small = True
             return None
         count = len(self._kept) + 1
         total = self.nbytes + sum(_nbytes(stack[d]) for p, d in prefixes.items() if p not in self._nodes)

@@ -242,7 +242,6 @@ class SupernetEvaluator:
                         self.caches[0].budget / 2**20)
 
     # ------------------------------------------------------------------ scoring
-
     def _heldout_metrics(self, s: _Sums) -> dict[str, float]:
         prefix = "gen_" if self.generator is not None else ""  # ELECTRA: the MLM figures are the generator's
         out = {f"{prefix}mlm_acc": s.correct / max(s.total, 1), f"{prefix}mlm_loss": s.loss / max(s.total, 1)}
