@@ -11,7 +11,8 @@ The states are the exact tensors the walk computed, so resuming from them gives 
 arithmetic as running the whole route: metrics stay bit-identical to one-by-one
 evaluation. Prefixes shared by kept archs are stored once (reference counts), and the
 cache never holds more than ``budget_bytes``: when an arch does not fit, the worst-ranked
-kept archs go first.
+kept archs go first. Archs pushed out of the best during a call keep their states until the
+call ends (budget permitting), since the call's later routes may still resume from them.
 """
 
 from __future__ import annotations
@@ -32,15 +33,23 @@ class PrefixCache:
         keep: how many of the best archs to hold (0: hold nothing).
         budget_bytes: most bytes of hidden states held at once.
         maximize: higher scores rank better (else lower).
+
+    A route pushed out of the best by a newcomer is *retired*, not dropped: its states stay
+    (within the budget) until :meth:`release_retired`, because later routes of the same
+    ``evaluate_batch`` call may still resume from them (a parent whose first child ranks
+    above it still has children to come). Retired states go first when bytes are needed.
     """
 
     def __init__(self, keep: int, budget_bytes: float, maximize: bool = True) -> None:
         self.keep, self.budget, self.maximize = keep, budget_bytes, maximize
         self._nodes: dict[Route, States] = {}
-        self._refs: dict[Route, int] = {}
+        self._refs: dict[Route, int] = {}  # routes (kept or retired) holding each node
+        self._kept_refs: dict[Route, int] = {}  # kept routes holding each node
         self._kept: dict[Route, float] = {}
+        self._retired: dict[Route, None] = {}  # in the order they were retired
         self.too_small = False  # set when a route alone exceeded the budget and was refused
-        self.nbytes = 0
+        self.nbytes = 0  # every node held
+        self._kept_nbytes = 0  # nodes some kept route holds
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -50,11 +59,15 @@ class PrefixCache:
         """The held routes and the scores they were offered with."""
         return dict(self._kept)
 
+    @property
+    def retired(self) -> list[Route]:
+        """Routes pushed out of the best whose states are still held, oldest first."""
+        return list(self._retired)
+
     def clear(self) -> None:
-        self._nodes.clear()
-        self._refs.clear()
-        self._kept.clear()
-        self.nbytes = 0
+        for table in (self._nodes, self._refs, self._kept_refs, self._kept, self._retired):
+            table.clear()
+        self.nbytes = self._kept_nbytes = 0
 
     def resume(self, route: Route, depth: int) -> list[States]:
         """The cached states after ``route[:d]`` for d = depth + 1, depth + 2, ... while cached.
@@ -73,7 +86,7 @@ class PrefixCache:
     def offer(self, route: Route, score: float | None, stack: Sequence[States]) -> bool:
         """Hold ``route``'s states (``stack[d]``: after d layers) if it ranks among the best.
 
-        Makes room by dropping held routes ranked below it, worst first, and only when that
+        Makes room by retiring held routes ranked below it, worst first, and only when that
         makes it fit; otherwise nothing changes. Returns whether the route is held afterwards.
         """
         if self.keep <= 0 or score is None or not math.isfinite(score) or route in self._kept:
@@ -84,14 +97,21 @@ class PrefixCache:
         if victims is None:
             return False
         for victim in victims:
-            self._drop(victim)
+            self._retire(victim)
+        if route in self._retired:  # back among the best: hold it as a kept route again
+            self._release(route)
         for d in range(1, len(route) + 1):
             prefix = route[:d]
             if prefix not in self._nodes:
                 self._nodes[prefix] = list(stack[d])
                 self.nbytes += _nbytes(stack[d])
             self._refs[prefix] = self._refs.get(prefix, 0) + 1
+            if prefix not in self._kept_refs:
+                self._kept_nbytes += _nbytes(self._nodes[prefix])
+            self._kept_refs[prefix] = self._kept_refs.get(prefix, 0) + 1
         self._kept[route] = score
+        while self.nbytes > self.budget:  # kept nodes fit (_victims saw to it): free retired ones
+            self._release(next(iter(self._retired)))
         return True
 
     def rescore(self, scores: dict[Route, float]) -> None:
@@ -100,21 +120,27 @@ class PrefixCache:
             if route in self._kept and score is not None and math.isfinite(score):
                 self._kept[route] = score
 
+    def release_retired(self) -> None:
+        """Drop the states of every retired route (at the end of an ``evaluate_batch`` call)."""
+        while self._retired:
+            self._release(next(iter(self._retired)))
+
     # ------------------------------------------------------------------ internals
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.maximize else a < b
 
     def _victims(self, route: Route, stack: Sequence[States], worse: list[Route]) -> list[Route] | None:
-        """The fewest of ``worse`` (worst first) to drop so ``route`` fits; None if it can't."""
+        """The fewest of ``worse`` (worst first) to retire so ``route`` fits beside the kept
+        routes (retired states can always be freed); None if it can't."""
         prefixes = {route[:d]: d for d in range(1, len(route) + 1)}
         if sum(_nbytes(stack[d]) for d in prefixes.values()) > self.budget:
             self.too_small = True
             return None
         count = len(self._kept) + 1
-        total = self.nbytes + sum(_nbytes(stack[d]) for p, d in prefixes.items() if p not in self._nodes)
-        refs = dict(self._refs) if worse else self._refs
+        total = self._kept_nbytes + sum(_nbytes(stack[d]) for p, d in prefixes.items() if p not in self._kept_refs)
+        refs = dict(self._kept_refs) if worse else self._kept_refs
         for n in range(len(worse) + 1):
-            if n:  # what dropping worse[n - 1] frees (nodes the new route shares stay)
+            if n:  # what retiring worse[n - 1] frees (nodes the new route shares stay)
                 victim = worse[n - 1]
                 count -= 1
                 for d in range(1, len(victim) + 1):
@@ -125,14 +151,28 @@ class PrefixCache:
                 return worse[:n]
         return None
 
-    def _drop(self, route: Route) -> None:
+    def _retire(self, route: Route) -> None:
         del self._kept[route]
+        self._retired[route] = None
+        for d in range(1, len(route) + 1):
+            prefix = route[:d]
+            self._kept_refs[prefix] -= 1
+            if self._kept_refs[prefix] == 0:
+                del self._kept_refs[prefix]
+                self._kept_nbytes -= _nbytes(self._nodes[prefix])
+
+    def _release(self, route: Route) -> None:
+        del self._retired[route]
         for d in range(1, len(route) + 1):
             prefix = route[:d]
             self._refs[prefix] -= 1
             if self._refs[prefix] == 0:
                 del self._refs[prefix]
                 self.nbytes -= _nbytes(self._nodes.pop(prefix))
+
+    def _drop(self, route: Route) -> None:
+        self._retire(route)
+        self._release(route)
 
 
 def _nbytes(states: States) -> int:

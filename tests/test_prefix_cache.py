@@ -20,6 +20,7 @@ def test_keeps_the_best_and_evicts_the_worst():
     assert not cache.offer(c, 0.1, stack_for(c)), "worse than both kept routes"
     assert cache.offer(c, 0.9, stack_for(c))
     assert set(cache.kept) == {b, c}
+    cache.release_retired()
     held = cache.resume(a, 0)
     assert len(held) == 1 and torch.equal(held[0][0], torch.full((4,), 1.0)), "('x',) is still held through b"
     assert cache.resume(a, 1) == []
@@ -89,8 +90,43 @@ def test_random_offers_keep_the_accounting_exact():
             route = tuple(rng.choice("ab") for _ in range(rng.randint(1, 4)))
             held_before = cache.kept
             took = cache.offer(route, rng.random(), stack_for(route))
-            nodes = {r[:d] for r in cache.kept for d in range(1, len(r) + 1)}
-            assert cache.nbytes == 16 * len(nodes) <= budget
-            assert len(cache.kept) <= keep
+            held = {r[:d] for r in [*cache.kept, *cache.retired] for d in range(1, len(r) + 1)}
+            assert cache.nbytes == 16 * len(held) <= budget
+            assert len(cache.kept) <= keep and not set(cache.kept) & set(cache.retired)
             if not took and route not in held_before:
                 assert cache.kept == held_before, "a refused route changes nothing"
+            if rng.random() < 0.2:  # a call ends
+                cache.release_retired()
+                kept_nodes = {r[:d] for r in cache.kept for d in range(1, len(r) + 1)}
+                assert cache.nbytes == 16 * len(kept_nodes) and cache.retired == []
+
+
+def test_a_route_pushed_out_keeps_its_states_until_released():
+    cache = PrefixCache(keep=1, budget_bytes=10_000)
+    parent, better = ("a", "b", "c"), ("x", "y")
+    cache.offer(parent, 1.0, stack_for(parent))
+    assert cache.offer(better, 2.0, stack_for(better))
+    assert cache.kept == {better: 2.0} and cache.retired == [parent]
+    assert len(cache.resume(parent, 0)) == 3, "later routes of the call may still resume from it"
+    cache.release_retired()
+    assert cache.resume(parent, 0) == [] and cache.nbytes == 2 * 16
+
+
+def test_retired_states_go_first_when_bytes_are_needed():
+    cache = PrefixCache(keep=1, budget_bytes=4 * 16)
+    first, second, third = ("a", "b"), ("c", "d"), ("e", "f")
+    cache.offer(first, 1.0, stack_for(first))
+    cache.offer(second, 2.0, stack_for(second))
+    assert cache.retired == [first] and cache.nbytes == 4 * 16
+    assert cache.offer(third, 3.0, stack_for(third))
+    assert cache.retired == [second], "the oldest retired route made room"
+    assert cache.nbytes == 4 * 16 and len(cache.resume(first, 0)) == 0
+
+
+def test_a_retired_route_offered_again_is_kept_again():
+    cache = PrefixCache(keep=1, budget_bytes=10_000)
+    a, b = ("a", "b"), ("c",)
+    cache.offer(a, 1.0, stack_for(a))
+    cache.offer(b, 2.0, stack_for(b))
+    assert cache.offer(a, 3.0, stack_for(a))
+    assert cache.kept == {a: 3.0} and cache.retired == [b] and cache.nbytes == 3 * 16

@@ -152,6 +152,27 @@ def test_children_start_from_their_parents_kept_states_and_match_one_by_one(fres
     assert warm_layers < calls["layers"], (warm_layers, calls["layers"])
 
 
+def test_only_layers_no_exact_evaluator_could_skip_are_computed(fresh):
+    """Children scored after a better sibling still resume from their parent: a parent pushed
+    out of the kept best during a call keeps its states until the call ends."""
+    space, supernet = fresh
+    rng = random.Random(3)
+    parents = [space.sample(rng) for _ in range(3)]
+    kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(12)]
+    data = batches()
+    warm = SupernetEvaluator(supernet, data, keep=3, rank_metric="mlm_loss", rank_direction="minimize")
+    warm.evaluate_batch(parents)
+    kept_before = set(warm.caches[0].kept)
+    calls = counting_layers(supernet)
+    assert warm.evaluate_batch(kids) == SupernetEvaluator(supernet, data, prefix_sharing=False).evaluate_batch(kids)
+    assert set(warm.caches[0].kept) != kept_before, "some child must have pushed a parent out"
+    routes = [tuple(supernet.route(a)) for a in kids]
+    held = {tuple(supernet.route(a))[:d] for a in parents for d in range(1, space.slots + 1)}
+    unavoidable = {r[:d] for r in routes for d in range(1, space.slots + 1)} - held
+    assert calls["layers"] == len(unavoidable) * len(data)
+    assert all(cache.retired == [] for cache in warm.caches), "states of archs out of the best go when the call ends"
+
+
 def test_kept_states_are_the_best_archs_by_the_rank_metric(fresh):
     space, supernet = fresh
     archs = [space.sample(random.Random(s)) for s in range(8)]
