@@ -14,7 +14,9 @@ layers each way computes per candidate (24 one by one), and with --nothing-kept 
 evaluator that shares prefixes within a call only (evaluator.keep: 0).
 
     .venv/bin/python benchmarks/eval_throughput.py [--repeats 3] [--batches 2] [--threads 2]
-        [--generations 1] [--nothing-kept]
+        [--generations 1] [--nothing-kept] [--seed 0]
+
+benchmarks/prefix_reuse_bound.py prints the most any exact evaluator can gain here.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--generations", type=int, default=1, help="children generations timed after the first")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seed", type=int, default=0, help="evolution seed of the first repeat (+1 per repeat)")
     parser.add_argument("--nothing-kept", action="store_true", help="also time prefix sharing within calls only")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc malloc as it is (the CLI tunes it)")
     args = parser.parse_args()
@@ -92,7 +95,8 @@ def main() -> None:
         alone = SupernetEvaluator(supernet, data, prefix_sharing=False)
         within = SupernetEvaluator(supernet, data, keep=0)
         evaluators = {"one-by-one": alone, "shared-prefix": shared, "nothing kept": within}
-        evo = Evolution(space, seed=rep, population=POPULATION, parents=10, mutation_prob=0.1)
+        evo = Evolution(space, seed=args.seed + rep, population=POPULATION, parents=10, mutation_prob=0.1,
+                        generations=args.generations + 1)
         for label in labels:
             archs = evo.ask(POPULATION)
             assert len({arch_key(a) for a in archs}) == POPULATION
@@ -119,6 +123,13 @@ def main() -> None:
             ratios = [a / b for a, b in zip(times[label]["one-by-one"], times[label][name])]
             target = "" if label == labels[0] or name != "shared-prefix" else "   [target >= 1.5]"
             print(f"  speed-up, one-by-one time / {name} time, per repeat: {summary(ratios)}{target}")
+    if args.generations > 1:
+        children = labels[1:]
+        print(f"all {args.generations} children generations together:")
+        for name in names[1:]:
+            ratios = [sum(times[label]["one-by-one"][rep] for label in children)
+                      / sum(times[label][name][rep] for label in children) for rep in range(args.repeats)]
+            print(f"  speed-up, one-by-one time / {name} time, per repeat: {summary(ratios)}")
     print(f"hidden states kept between calls: {summary(cache_mb)} MiB")
 
 
