@@ -11,8 +11,9 @@ The states are the exact tensors the walk computed, so resuming from them gives 
 arithmetic as running the whole route: metrics stay bit-identical to one-by-one
 evaluation. Prefixes shared by kept archs are stored once (reference counts), and the
 cache never holds more than ``budget_bytes``: when an arch does not fit, the worst-ranked
-kept archs go first. Archs pushed out of the best during a call keep their states until the
-call ends (budget permitting), since the call's later routes may still resume from them.
+kept archs go first. Archs kept from earlier calls and pushed out of the best during a call
+keep their states until the call ends (budget permitting): the call's later routes may still
+resume from them.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ class PrefixCache:
         budget_bytes: most bytes of hidden states held at once.
         maximize: higher scores rank better (else lower).
 
-    A route pushed out of the best by a newcomer is *retired*, not dropped: its states stay
-    (within the budget) until :meth:`release_retired`, because later routes of the same
-    ``evaluate_batch`` call may still resume from them (a parent whose first child ranks
-    above it still has children to come). Retired states go first when bytes are needed.
+    A route held since an earlier call and pushed out of the best by a newcomer is
+    *retired*, not dropped: its states stay (within the budget) until :meth:`end_call`,
+    because later routes of the same ``evaluate_batch`` call may still resume from it (a
+    parent whose first child ranks above it still has children to come). Retired states go
+    first when bytes are needed. A route offered in this call and pushed out in it is
+    dropped at once: the call's later routes sort after it and never come back to it.
     """
 
     def __init__(self, keep: int, budget_bytes: float, maximize: bool = True) -> None:
@@ -47,6 +50,7 @@ class PrefixCache:
         self._kept_refs: dict[Route, int] = {}  # kept routes holding each node
         self._kept: dict[Route, float] = {}
         self._retired: dict[Route, None] = {}  # in the order they were retired
+        self._from_earlier_calls: set[Route] = set()  # kept when the current call began
         self.too_small = False  # set when a route alone exceeded the budget and was refused
         self.nbytes = 0  # every node held
         self._kept_nbytes = 0  # nodes some kept route holds
@@ -65,7 +69,7 @@ class PrefixCache:
         return list(self._retired)
 
     def clear(self) -> None:
-        for table in (self._nodes, self._refs, self._kept_refs, self._kept, self._retired):
+        for table in (self._nodes, self._refs, self._kept_refs, self._kept, self._retired, self._from_earlier_calls):
             table.clear()
         self.nbytes = self._kept_nbytes = 0
 
@@ -86,8 +90,9 @@ class PrefixCache:
     def offer(self, route: Route, score: float | None, stack: Sequence[States]) -> bool:
         """Hold ``route``'s states (``stack[d]``: after d layers) if it ranks among the best.
 
-        Makes room by retiring held routes ranked below it, worst first, and only when that
-        makes it fit; otherwise nothing changes. Returns whether the route is held afterwards.
+        Makes room by pushing out held routes ranked below it, worst first, and only when
+        that makes it fit; otherwise nothing changes. Returns whether the route is held
+        afterwards.
         """
         if self.keep <= 0 or score is None or not math.isfinite(score) or route in self._kept:
             return route in self._kept
@@ -97,7 +102,10 @@ class PrefixCache:
         if victims is None:
             return False
         for victim in victims:
-            self._retire(victim)
+            if victim in self._from_earlier_calls:
+                self._retire(victim)
+            else:
+                self._drop(victim)
         if route in self._retired:  # back among the best: hold it as a kept route again
             self._release(route)
         for d in range(1, len(route) + 1):
@@ -120,10 +128,12 @@ class PrefixCache:
             if route in self._kept and score is not None and math.isfinite(score):
                 self._kept[route] = score
 
-    def release_retired(self) -> None:
-        """Drop the states of every retired route (at the end of an ``evaluate_batch`` call)."""
+    def end_call(self) -> None:
+        """At the end of an ``evaluate_batch`` call: drop the retired routes' states; the
+        routes held now are the ones the next call's routes may resume from."""
         while self._retired:
             self._release(next(iter(self._retired)))
+        self._from_earlier_calls = set(self._kept)
 
     # ------------------------------------------------------------------ internals
     def _better(self, a: float, b: float) -> bool:

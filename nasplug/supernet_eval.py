@@ -140,7 +140,7 @@ class SupernetEvaluator:
         final = {route: self._rank_score(s) for route, s in zip(routes, sums)}
         for cache in self.caches:  # offers ranked on the batches scored so far; keep ranking on all
             cache.rescore(final)
-            cache.release_retired()  # states only this call's later routes could resume from
+            cache.end_call()  # drop states only this call's later routes could resume from
         self._warn_if_nothing_fits()
         return [self._metrics(arch, s) for arch, s in zip(archs, sums)]
 

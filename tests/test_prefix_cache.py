@@ -20,7 +20,6 @@ def test_keeps_the_best_and_evicts_the_worst():
     assert not cache.offer(c, 0.1, stack_for(c)), "worse than both kept routes"
     assert cache.offer(c, 0.9, stack_for(c))
     assert set(cache.kept) == {b, c}
-    cache.release_retired()
     held = cache.resume(a, 0)
     assert len(held) == 1 and torch.equal(held[0][0], torch.full((4,), 1.0)), "('x',) is still held through b"
     assert cache.resume(a, 1) == []
@@ -96,37 +95,53 @@ def test_random_offers_keep_the_accounting_exact():
             if not took and route not in held_before:
                 assert cache.kept == held_before, "a refused route changes nothing"
             if rng.random() < 0.2:  # a call ends
-                cache.release_retired()
+                cache.end_call()
                 kept_nodes = {r[:d] for r in cache.kept for d in range(1, len(r) + 1)}
                 assert cache.nbytes == 16 * len(kept_nodes) and cache.retired == []
 
 
-def test_a_route_pushed_out_keeps_its_states_until_released():
+def test_a_parent_pushed_out_keeps_its_states_until_the_call_ends():
     cache = PrefixCache(keep=1, budget_bytes=10_000)
     parent, better = ("a", "b", "c"), ("x", "y")
     cache.offer(parent, 1.0, stack_for(parent))
+    cache.end_call()
     assert cache.offer(better, 2.0, stack_for(better))
     assert cache.kept == {better: 2.0} and cache.retired == [parent]
     assert len(cache.resume(parent, 0)) == 3, "later routes of the call may still resume from it"
-    cache.release_retired()
+    cache.end_call()
     assert cache.resume(parent, 0) == [] and cache.nbytes == 2 * 16
 
 
+def test_a_route_pushed_out_in_the_call_that_offered_it_goes_at_once():
+    cache = PrefixCache(keep=1, budget_bytes=10_000)
+    parent, first, second = ("a",), ("b", "c"), ("d",)
+    cache.offer(parent, 1.0, stack_for(parent))
+    cache.end_call()
+    cache.offer(first, 2.0, stack_for(first))
+    cache.offer(second, 3.0, stack_for(second))
+    assert cache.kept == {second: 3.0} and cache.retired == [parent]
+    assert cache.resume(first, 0) == [] and cache.nbytes == 2 * 16
+
+
 def test_retired_states_go_first_when_bytes_are_needed():
-    cache = PrefixCache(keep=1, budget_bytes=4 * 16)
-    first, second, third = ("a", "b"), ("c", "d"), ("e", "f")
-    cache.offer(first, 1.0, stack_for(first))
-    cache.offer(second, 2.0, stack_for(second))
-    assert cache.retired == [first] and cache.nbytes == 4 * 16
-    assert cache.offer(third, 3.0, stack_for(third))
-    assert cache.retired == [second], "the oldest retired route made room"
-    assert cache.nbytes == 4 * 16 and len(cache.resume(first, 0)) == 0
+    cache = PrefixCache(keep=2, budget_bytes=6 * 16)
+    a, b, c, d = ("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")
+    cache.offer(a, 1.0, stack_for(a))
+    cache.offer(b, 2.0, stack_for(b))
+    cache.end_call()
+    cache.offer(c, 3.0, stack_for(c))
+    assert cache.retired == [a] and cache.nbytes == 6 * 16
+    assert cache.offer(d, 4.0, stack_for(d))
+    assert cache.retired == [b], "the oldest retired route made room"
+    assert cache.nbytes == 6 * 16 and cache.resume(a, 0) == []
 
 
 def test_a_retired_route_offered_again_is_kept_again():
     cache = PrefixCache(keep=1, budget_bytes=10_000)
     a, b = ("a", "b"), ("c",)
     cache.offer(a, 1.0, stack_for(a))
+    cache.end_call()
     cache.offer(b, 2.0, stack_for(b))
+    assert cache.retired == [a]
     assert cache.offer(a, 3.0, stack_for(a))
-    assert cache.kept == {a: 3.0} and cache.retired == [b] and cache.nbytes == 3 * 16
+    assert cache.kept == {a: 3.0} and cache.retired == [] and cache.nbytes == 2 * 16
