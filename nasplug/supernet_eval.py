@@ -289,13 +289,14 @@ def _score_disc(net: Any, sums: _Sums, hidden: torch.Tensor, is_replaced: torch.
 
 
 def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch_size: int = 64,
-                       precision: str = "fp32", prefix_sharing: bool = True, seed: int = 0, keep: int = 10,
-                       cache_mb: float = 4096) -> SupernetEvaluator:
+                       precision: str = "fp32", prefix_sharing: bool = True, seed: int = 0,
+                       keep: int | None = None, cache_mb: float = 4096) -> SupernetEvaluator:
     """The ``supernet`` evaluator of a recipe: the trained supernet of this run, scored on
     ``batches`` held-out batches of ``batch_size`` rows, masked once with ``seed``.
 
     Between calls it keeps the hidden states of the ``keep`` best archs by the search's
-    metric (within ``cache_mb`` MiB), so children start from their parents' states.
+    metric (within ``cache_mb`` MiB), so children start from their parents' states; by
+    default as many as the strategy's ``parents`` (10 when it has none).
 
     Called by the pipeline's search stage (and ``nasplug compare`` / ``rank-corr``) after the
     supernet stage has written ``supernet/model.safetensors``.
@@ -331,6 +332,9 @@ def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch
         table = torch.tensor(maskable)
         replacements = [table[torch.randint(len(maskable), b.labels.shape, generator=gen)] for b in held]
     search = context.recipe.search
+    if keep is None:
+        parents = search.strategy.kwargs().get("parents") if search is not None else None
+        keep = parents if isinstance(parents, int) and not isinstance(parents, bool) and parents > 0 else 10
     rank = {}
     if search is not None and search.metric in heldout_metric_names(generator is not None, replacements is not None):
         rank = {"rank_metric": search.metric, "rank_direction": search.direction}

@@ -125,11 +125,15 @@ def _strict_json(path: Path) -> dict:
 def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(tiny_run: tuple[Path, Path]) -> None:
     from nasplug.pipeline import RunContext
     from nasplug.rank_corr import load_run_recipe, sample_archs, standalone_metrics
+    from nasplug.recipe import Component, SearchConfig
     from nasplug.supernet_eval import supernet_evaluator
 
     run_dir, _ = tiny_run
     ctx = RunContext(recipe=load_run_recipe(run_dir), run_dir=run_dir, progress=False)
     evaluator = supernet_evaluator(ctx.space, ctx, batches=2, batch_size=8)
+    assert evaluator.caches[0].keep == 10
+    ctx.recipe.search = SearchConfig(strategy=Component(name="evolution", parents=3))
+    assert supernet_evaluator(ctx.space, ctx, batches=2, batch_size=8).caches[0].keep == 3, "keeps the parents' states"
     archs = sample_archs(ctx.space, 4, seed=5)
     assert len({ctx.space.format(a) for a in archs}) == 4 and all(ctx.space.is_valid(a) for a in archs)
     for arch, expected in zip(archs, evaluator.evaluate_batch(archs)):
