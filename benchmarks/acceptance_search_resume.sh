@@ -3,8 +3,8 @@
 # runs 200 evaluations from the recipe; one run is SIGKILLed mid-search and resumed, and its
 # trials.jsonl is compared with an uninterrupted run's.
 set -u
-cd /work/main
-export NASPLUG_DATA_DIR=/work/shared/data OMP_NUM_THREADS=1
+cd "$(dirname "$0")/.."
+export NASPLUG_DATA_DIR=${NASPLUG_DATA_DIR:-$(cd .. && pwd)/shared/data} OMP_NUM_THREADS=1
 SRC=runs/lvbert-micro
 for S in evolution random optuna:TPESampler nni:RegularizedEvolution; do
   slug=${S/:/_}

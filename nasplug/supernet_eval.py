@@ -334,7 +334,7 @@ def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch
     search = context.recipe.search
     if keep is None:
         parents = search.strategy.kwargs().get("parents") if search is not None else None
-        keep = parents if isinstance(parents, int) and not isinstance(parents, bool) and parents > 0 else 10
+        keep = parents if isinstance(parents, int) and parents > 0 else 10  # the strategy reports bad values
     rank = {}
     if search is not None and search.metric in heldout_metric_names(generator is not None, replacements is not None):
         rank = {"rank_metric": search.metric, "rank_direction": search.direction}
