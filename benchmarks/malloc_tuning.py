@@ -31,7 +31,7 @@ def worker(tuned: bool) -> None:
     from eval_throughput import held_out  # this folder: the same held-out batch as that benchmark
 
     from nasplug.spaces.lvbert import LVBertSpace
-    from nasplug.supernet_eval import SupernetEvaluator
+    from nasplug.oneshot.evaluator import SupernetEvaluator
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """Pre-training throughput: tokens/s and achieved FLOP/s as a fraction of measured matmul peak.
 
-Runs the real loop (:func:`nasplug.train.pretrain`, MLM, random token data) for
+Runs the real loop (:func:`nasplug.oneshot.train.pretrain`, MLM, random token data) for
 
 * the CPU-sized supernet: hidden 128, 12 slots, vocabulary 8192, sequence 64, batch 32, a
   fresh uniformly sampled arch every step;
@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from nasplug.packing import PackedData
+from nasplug.text.packing import PackedData
 from nasplug.spaces.lvbert import LVBERT_SMALL_SEARCHED, LVBertSpace, arch_from_string
-from nasplug.tokenizer import TokenInfo
-from nasplug.train import TrainConfig, pretrain
+from nasplug.text.tokenizer import TokenInfo
+from nasplug.oneshot.train import TrainConfig, pretrain
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:

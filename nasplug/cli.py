@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nasplug.allocator import keep_freed_memory
-from nasplug.compare_cli import add_compare_parser, cmd_compare
+from nasplug.compare.cli import add_compare_parser, cmd_compare
 from nasplug.errors import NasplugError
-from nasplug.rank_corr_cli import add_rank_corr_parser, cmd_rank_corr
+from nasplug.rankcorr.cli import add_rank_corr_parser, cmd_rank_corr
 
 log = logging.getLogger("nasplug")
 

@@ -1,6 +1,6 @@
 """torch.distributed helpers: start from torchrun's environment, ranks, collectives.
 
-``init()`` is called once at the start of :func:`nasplug.train.pretrain` (and may be called
+``init()`` is called once at the start of :func:`nasplug.oneshot.train.pretrain` (and may be called
 again by a CLI or evaluator: it is idempotent). Under ``torchrun`` (``WORLD_SIZE`` > 1 in the
 environment) it creates the default process group: NCCL when CUDA is available, gloo on CPU.
 Without torchrun it does nothing and every helper behaves as a world of one, so library code

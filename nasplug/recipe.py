@@ -14,11 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from nasplug.corpus import CorpusConfig
+from nasplug.text.corpus import CorpusConfig
 from nasplug.errors import NasplugError
 from nasplug.glue.finetune import FinetuneConfig
 from nasplug.glue.tasks import BENCHMARK_TASKS
-from nasplug.train import TrainConfig
+from nasplug.oneshot.train import TrainConfig
 
 
 class Component(BaseModel):

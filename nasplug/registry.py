@@ -114,7 +114,7 @@ STRATEGIES.register("nni:RegularizedEvolution", "nasplug.strategies.nni:Regulari
 STRATEGIES.register("nni:TPE", "nasplug.strategies.nni:TPE")
 STRATEGIES.register("nni:Random", "nasplug.strategies.nni:Random")
 EVALUATORS.register("toy", "nasplug.spaces.toy:ToyObjective")
-EVALUATORS.register("supernet", "nasplug.supernet_eval:supernet_evaluator")
+EVALUATORS.register("supernet", "nasplug.oneshot.evaluator:supernet_evaluator")
 CONSTRAINTS.register("max_metric", "nasplug.constraints:MaxMetric")
 CONSTRAINTS.register("min_metric", "nasplug.constraints:MinMetric")
 

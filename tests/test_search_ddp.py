@@ -10,11 +10,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nasplug.masking import MaskedBatch
+from nasplug.text.masking import MaskedBatch
 from nasplug.search import search
 from nasplug.spaces.lvbert import LVBertSpace
 from nasplug.strategies.evolution import Evolution
-from nasplug.supernet_eval import SupernetEvaluator
+from nasplug.oneshot.evaluator import SupernetEvaluator
 
 TINY = dict(hidden=32, heads=1, ffn=64, embedding=32, vocab_size=61, max_positions=24, slots=4)
 

@@ -1,0 +1,104 @@
+"""The GLUE stage: fine-tune every retrained model on the recipe's GLUE tasks.
+
+One JSON per (model, task) under ``run_dir/glue/<model>/``, written when the task is done,
+so a resumed run skips finished tasks. Submission files for the found model go to
+``run_dir/glue/found/submission/``. Missing task data is reported as missing, never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from nasplug.errors import NasplugError
+from nasplug.io import atomic_write_json
+from nasplug.pipeline import RunContext, add_stage
+from nasplug.pipeline.train import RETRAIN_DIR, retrain_archs
+
+log = logging.getLogger(__name__)
+
+
+def glue_source(source: str) -> str:
+    """"hub", or a GLUE folder; a relative folder may also live under $NASPLUG_DATA_DIR."""
+    if source == "hub":
+        return source
+    path = Path(source).expanduser()
+    data_dir = os.environ.get("NASPLUG_DATA_DIR")
+    if not path.is_absolute() and not path.exists() and data_dir and (Path(data_dir) / path).exists():
+        path = Path(data_dir) / path
+    return str(path)
+
+
+def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path) -> Any:
+    """``(num_labels, seed) -> LVBertForSequenceClassification`` with the retrained backbone."""
+    from safetensors.torch import load_file
+
+    backbone = {k.removeprefix("lvbert."): v for k, v in load_file(str(weights)).items() if k.startswith("lvbert.")}
+    if not backbone:
+        raise NasplugError(f"glue: {weights} holds no LV-BERT backbone weights")
+
+    free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
+
+    def factory(num_labels: int, seed: int) -> Any:
+        model = free.build(arch, head="classification", seed=seed, num_labels=num_labels)
+        missing, _ = model.lvbert.load_state_dict(backbone, strict=False)
+        if missing:
+            raise NasplugError(f"glue: {weights} lacks backbone weights, e.g. {missing[0]}")
+        return model
+
+    return factory
+
+
+@add_stage("glue", applies=lambda recipe: recipe.glue is not None and recipe.retrain is not None)
+def run_glue_stage(ctx: RunContext) -> dict[str, Any]:
+    from nasplug import glue
+    from nasplug.spaces.lvbert import layer_index
+    from nasplug.text.tokenizer import load_tokenizer
+
+    cfg = ctx.recipe.glue
+    assert cfg is not None
+    source = glue_source(cfg.source)
+    tokenizer = load_tokenizer(ctx.run_dir / "tokenizer")
+    finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks"}))
+    tasks = [glue.get_task(t).name for t in cfg.tasks]
+    slots = len(ctx.space.choices())
+    summary: dict[str, Any] = {}
+    for name, arch in retrain_archs(ctx).items():
+        weights = ctx.run_dir / RETRAIN_DIR / name / "model.safetensors"
+        if not weights.is_file():
+            raise NasplugError(f"glue: no retrained model at {weights}; run the retrain stage first")
+        factory = _model_factory(ctx, arch, weights)
+        out = ctx.run_dir / "glue" / name
+        results: dict[str, Any] = {}
+        for task in tasks:
+            if task == "AX":
+                continue  # predicted by the MNLI model
+            path = out / f"{task}.json"
+            if path.is_file():
+                done = json.loads(path.read_text())
+                if done.get("status") != "missing":  # a missing task is tried again: the data may be there now
+                    results[task] = done
+                    continue
+            if source != "hub" and not Path(source).is_dir():
+                reason = f"GLUE folder {source} not found (set glue.source or $NASPLUG_DATA_DIR)"
+                log.warning("glue %s: %s is missing: %s", name, task, reason)
+                results[task] = {"task": task, "status": "missing", "missing": {"all": reason}}
+                atomic_write_json(path, results[task])
+                continue
+            data = glue.load_task(task, source)
+            ax = glue.load_task("AX", source) if task == "MNLI" and "AX" in tasks else None
+            log.info("glue %s: fine-tuning %s on %s", name, task, source)
+            result = glue.finetune(task, factory, tokenizer, data, finetune_cfg,
+                                   layer_index=lambda n: layer_index(n, slots), ax_data=ax)
+            atomic_write_json(path, result)
+            results[task] = result
+        predictions = {k: v for r in results.values() for k, v in (r.get("test_predictions") or {}).items()}
+        if name == "found" and predictions:
+            glue.write_submission(predictions, out / "submission", check_counts=False)
+        scores = {conv: glue.glue_score(results, convention=conv) for conv in glue.CONVENTIONS}
+        atomic_write_json(out / "scores.json", scores)
+        summary[name] = {conv: s.get("score") for conv, s in scores.items()}
+    return summary

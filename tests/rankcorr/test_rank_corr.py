@@ -1,0 +1,252 @@
+"""``nasplug rank-corr``: statistics on hand-made vectors, then the whole command on a tiny run
+(LV-BERT hidden 32, 3 slots, a synthetic corpus, a 20-step supernet) built by the real pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nasplug.errors import NasplugError
+from nasplug.rankcorr.stats import rank_stats, top_k_agreement
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_perfect_and_reversed_order_give_plus_and_minus_one_with_degenerate_intervals() -> None:
+    x = [0.1, 0.3, 0.2, 0.5, 0.4, 0.9]
+    up = rank_stats(standalone=[2 * v + 1 for v in x], supernet=x, resamples=300, seed=1)
+    for coef in ("kendall_tau", "spearman_rho"):
+        assert up[coef]["estimate"] == pytest.approx(1.0)
+        assert up[coef]["ci_low"] == pytest.approx(1.0) and up[coef]["ci_high"] == pytest.approx(1.0)
+    assert up["kendall_tau"]["p_value"] < 0.01
+    down = rank_stats(standalone=[-v for v in x], supernet=x, resamples=300, seed=1)
+    for coef in ("kendall_tau", "spearman_rho"):
+        assert down[coef]["estimate"] == pytest.approx(-1.0)
+        assert down[coef]["ci_low"] == pytest.approx(-1.0) and down[coef]["ci_high"] == pytest.approx(-1.0)
+    # A resample drawing one pair N times is constant: skipped, and counted.
+    assert up["bootstrap"]["used"] + up["bootstrap"]["skipped_constant"] == 300
+
+
+def test_noisy_scores_match_scipy_and_the_interval_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    supernet = rng.random(12)
+    standalone = supernet + 0.3 * rng.random(12)
+    out = rank_stats(standalone, supernet, resamples=400, seed=3)
+    tau, rho = stats.kendalltau(supernet, standalone), stats.spearmanr(supernet, standalone)
+    assert out["kendall_tau"]["estimate"] == pytest.approx(tau.statistic)
+    assert out["kendall_tau"]["p_value"] == pytest.approx(tau.pvalue)
+    assert out["spearman_rho"]["estimate"] == pytest.approx(rho.statistic)
+    for coef in ("kendall_tau", "spearman_rho"):
+        c = out[coef]
+        assert -1 <= c["ci_low"] <= c["estimate"] <= c["ci_high"] <= 1
+        assert c["ci_high"] - c["ci_low"] > 0.05  # 12 noisy pairs: a real interval
+    assert rank_stats(standalone, supernet, resamples=400, seed=3) == out
+    assert rank_stats(standalone, supernet, resamples=400, seed=4)["kendall_tau"]["ci_low"] != out["kendall_tau"]["ci_low"]
+
+
+def test_constant_scores_give_nan_not_an_error_and_short_inputs_are_refused() -> None:
+    out = rank_stats([0.5, 0.5, 0.5, 0.5], [0.1, 0.2, 0.3, 0.4], resamples=50)
+    assert math.isnan(out["kendall_tau"]["estimate"]) and math.isnan(out["kendall_tau"]["ci_low"])
+    assert out["bootstrap"]["used"] == 0 and out["bootstrap"]["skipped_constant"] == 50
+    with pytest.raises(NasplugError, match="at least 3"):
+        rank_stats([0.1, 0.2], [0.3, 0.4])
+    with pytest.raises(NasplugError, match="NaN"):
+        rank_stats([0.1, 0.2, float("nan")], [0.3, 0.4, 0.5])
+
+
+def test_top_k_agreement() -> None:
+    standalone = [0.9, 0.1, 0.5, 0.7, 0.3]
+    assert top_k_agreement(standalone, [5, 1, 3, 4, 2]) == {
+        "top1_match": True, "top1_regret": 0.0, "top1_standalone_rank": 1, "overlap": {"1": 1.0, "3": 1.0}}
+    worst = top_k_agreement(standalone, [1, 5, 3, 4, 2])  # the supernet prefers the standalone worst
+    assert not worst["top1_match"] and worst["top1_standalone_rank"] == 5
+    assert worst["top1_regret"] == pytest.approx(0.8)
+    assert worst["overlap"]["3"] == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- a tiny run
+
+TINY = {
+    "name": "tiny-rank-corr", "seed": 0,
+    "space": {"name": "lvbert", "size": None, "hidden": 32, "heads": 1, "ffn": 64, "embedding": 32, "slots": 3,
+              "vocab_size": 200, "max_positions": 32, "seq_len": 32},
+    "data": {"corpus": {"source": "synthetic", "synthetic_documents": 200}, "tokenizer": {"vocab_size": 200},
+             "seq_len": 32},
+    "supernet": {"steps": 20, "batch_size": 8, "eval_batches": 1, "log_every": 10},
+    "evaluator": {"name": "supernet", "batches": 2, "batch_size": 8},
+    "retrain": {"steps": 100, "batch_size": 8, "warmup_steps": 20, "eval_batches": 1, "checkpoint_every": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(run_dir, cache): the real supernet stage on the tiny recipe."""
+    from nasplug.pipeline import run_recipe
+    from nasplug.recipe import validate_recipe
+
+    root = tmp_path_factory.mktemp("rank_corr")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NASPLUG_CACHE", str(root / "cache"))
+        run_recipe(validate_recipe(TINY), root / "run", stages=["supernet"], progress=False)
+    return root / "run", root / "cache"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_run: tuple[Path, Path]) -> dict:
+    """The first rank-corr of the tiny run: 4 archs x 5 steps, compared on the MLM loss."""
+    from nasplug.rankcorr import rank_correlation
+
+    run_dir, cache = tiny_run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NASPLUG_CACHE", str(cache))
+        return rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=300, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "tiny_run" in request.fixturenames:
+        monkeypatch.setenv("NASPLUG_CACHE", str(request.getfixturevalue("tiny_run")[1]))
+
+
+def _strict_json(path: Path) -> dict:
+    def no_nan(name: str) -> None:
+        raise AssertionError(f"{path} holds {name}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=no_nan)
+
+
+def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(tiny_run: tuple[Path, Path]) -> None:
+    from nasplug.pipeline import RunContext
+    from nasplug.rankcorr import load_run_recipe, sample_archs, standalone_metrics
+    from nasplug.recipe import Component, SearchConfig
+    from nasplug.oneshot.evaluator import supernet_evaluator
+
+    run_dir, _ = tiny_run
+    ctx = RunContext(recipe=load_run_recipe(run_dir), run_dir=run_dir, progress=False)
+    evaluator = supernet_evaluator(ctx.space, ctx, batches=2, batch_size=8)
+    assert evaluator.caches[0].keep == 10
+    ctx.recipe.search = SearchConfig(strategy=Component(name="evolution", parents=3))
+    assert supernet_evaluator(ctx.space, ctx, batches=2, batch_size=8).caches[0].keep == 3, "keeps the parents' states"
+    archs = sample_archs(ctx.space, 4, seed=5)
+    assert len({ctx.space.format(a) for a in archs}) == 4 and all(ctx.space.is_valid(a) for a in archs)
+    for arch, expected in zip(archs, evaluator.evaluate_batch(archs)):
+        got = standalone_metrics(evaluator.supernet.extract(arch, head="mlm"), evaluator)
+        assert got["mlm_acc"] == expected["mlm_acc"] and got["mlm_loss"] == expected["mlm_loss"]
+
+
+def test_rank_corr_end_to_end(tiny_run: tuple[Path, Path], trained: dict) -> None:
+    run_dir, _ = tiny_run
+    out = run_dir / "rank_corr"
+    data = _strict_json(out / "rank_corr.json")
+    assert data["archs"] == 4 and len(data["pairs"]) == 4 and data["metric"] == "mlm_loss"
+    assert len({p["arch"] for p in data["pairs"]}) == 4
+    assert [p["supernet"] for p in data["pairs"]] == [p["supernet_metrics"]["mlm_loss"] for p in data["pairs"]]
+    assert data["train_config"]["steps"] == 5 and data["train_config"]["eval_every"] == 0
+    assert data["train_config"]["warmup_steps"] == 1  # 20 of 100 retrain steps, scaled to 5
+    for coef in ("kendall_tau", "spearman_rho"):
+        c = data[coef]
+        assert -1 <= c["estimate"] <= 1
+        assert c["ci_low"] <= c["estimate"] + 1e-12 and c["estimate"] <= c["ci_high"] + 1e-12
+        assert 0 <= c["p_value"] <= 1
+    assert data["bootstrap"]["used"] > 0
+    # Top-k on a loss: the best is the lowest; the regret of the supernet's pick is >= 0.
+    best_sn = min(data["pairs"], key=lambda p: (p["supernet"], p["index"]))
+    assert data["top_k"]["top1_regret"] == pytest.approx(best_sn["standalone"] - min(p["standalone"] for p in data["pairs"]))
+    assert data["top_k"]["top1_regret"] >= 0
+    for i in range(4):
+        folder = out / f"arch-{i:02d}"
+        assert (folder / "model.safetensors").is_file() and (folder / "score.json").is_file()
+        assert not (folder / "checkpoint").exists()  # removed once scored
+    assert (out / "rank_corr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "rank_corr.md").read_text()
+    assert "Kendall tau" in md and data["pairs"][0]["arch"] in md
+
+
+def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
+        tiny_run: tuple[Path, Path], trained: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nasplug.oneshot.train
+    from nasplug.rankcorr import rank_correlation
+
+    run_dir, _ = tiny_run
+    out = run_dir / "rank_corr"
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")}
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an arch was trained again")
+
+    monkeypatch.setattr(nasplug.oneshot.train, "pretrain", no_training)
+    again = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=300, progress=False)
+    assert [p["standalone"] for p in again["pairs"]] == [p["standalone"] for p in trained["pairs"]]
+    # The default metric on the same trained models (the tiny models may tie: NaN -> null).
+    acc = rank_correlation(run_dir, archs=4, steps=5, resamples=50, progress=False)
+    assert acc["metric"] == "mlm_acc"
+    tau = _strict_json(out / "rank_corr.json")["kendall_tau"]
+    assert tau["estimate"] is None or -1 <= tau["estimate"] <= 1
+    assert {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")} == mtimes
+
+    monkeypatch.undo()
+    calls = []
+    real = nasplug.oneshot.train.pretrain
+    monkeypatch.setattr(nasplug.oneshot.train, "pretrain", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    bigger = run_dir / "rank_corr_5"
+    shutil.copytree(out, bigger)
+    five = rank_correlation(run_dir, archs=5, steps=5, metric="mlm_loss", resamples=50, progress=False, out=bigger)
+    assert [Path(c).name for c in calls] == ["arch-04"]
+    assert [p["arch"] for p in five["pairs"][:4]] == [p["arch"] for p in trained["pairs"]]
+
+
+def test_bad_inputs_are_one_line_errors(tiny_run: tuple[Path, Path], trained: dict, tmp_path: Path) -> None:
+    from nasplug.rankcorr import rank_correlation
+
+    run_dir, _ = tiny_run
+    with pytest.raises(NasplugError, match="no such run directory"):
+        rank_correlation(tmp_path / "nope", archs=4, steps=5)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with pytest.raises(NasplugError, match="not a nasplug run directory"):
+        rank_correlation(bare, archs=4, steps=5)
+    shutil.copy(run_dir / "recipe.yaml", bare / "recipe.yaml")
+    with pytest.raises(NasplugError, match="no trained supernet"):
+        rank_correlation(bare, archs=4, steps=5)
+    with pytest.raises(NasplugError, match="--archs"):
+        rank_correlation(run_dir, archs=2, steps=5)
+    with pytest.raises(NasplugError, match="--steps"):
+        rank_correlation(run_dir, archs=4, steps=0)
+    with pytest.raises(NasplugError, match="--metric.*allowed: mlm_acc, mlm_loss"):
+        rank_correlation(run_dir, archs=4, steps=5, metric="disc_acc")
+    with pytest.raises(NasplugError, match="earlier rank-corr"):
+        rank_correlation(run_dir, archs=4, steps=5, resume=False)
+    with pytest.raises(NasplugError, match="other settings \\(steps differ"):
+        rank_correlation(run_dir, archs=4, steps=6, progress=False)  # arch-00 holds a 5-step model
+    with pytest.raises(NasplugError, match="rank-corr training settings: lr"):
+        rank_correlation(run_dir, archs=4, steps=5, train_overrides={"lr": -1})
+    # --set reaches the training settings (retrain.lr), and a space unlike the trained one is named.
+    with pytest.raises(NasplugError, match="other settings \\(lr differ"):
+        rank_correlation(run_dir, archs=4, steps=5, overrides=["retrain.lr=0.01"], progress=False)
+    with pytest.raises(NasplugError, match="cannot load weights.*--set space.size=null"):
+        rank_correlation(run_dir, archs=4, steps=5, overrides=["space.ffn=128"], progress=False)
+
+
+def test_cli_prints_the_table_and_errors_are_nasplug_errors(tiny_run: tuple[Path, Path], trained: dict,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from nasplug.rankcorr.cli import add_rank_corr_parser, cmd_rank_corr
+
+    parser = argparse.ArgumentParser(prog="nasplug")
+    add_rank_corr_parser(parser.add_subparsers(dest="command"))
+    run_dir, _ = tiny_run
+    args = parser.parse_args(["rank-corr", str(run_dir), "--archs", "4", "--steps", "5", "--metric", "mlm_loss",
+                              "--resamples", "100"])
+    args.quiet = True
+    assert cmd_rank_corr(args) == 0
+    printed = capsys.readouterr().out
+    assert "Kendall tau:" in printed and "supernet mlm_loss" in printed and "rank_corr.png" in printed
+    bad = parser.parse_args(["rank-corr", str(run_dir), "--archs", "4", "--steps", "5", "--set", "nonsense"])
+    with pytest.raises(NasplugError, match="KEY=VALUE"):
+        cmd_rank_corr(bad)
