@@ -33,6 +33,11 @@ class LVBertConfig(PretrainedConfig):
             the named sizes, as in the official code).
         conv_kernel_size: Width of the dynamic convolution (9 in LV-BERT).
         generator_hidden_size: Hidden size of the ELECTRA generator (None: ``hidden // 4``).
+        conv_sees_padding: False (default): dynamic convolutions zero padded positions of their
+            input, so a real token's window never sees padding and outputs do not depend on
+            how much padding a batch has. True: do as the official LV-BERT code does (it
+            ignores the mask inside the convolution), which reproduces the official graph's
+            outputs on padded rows; set by the importer of official checkpoints on request.
     """
 
     model_type = "lvbert"
@@ -55,6 +60,7 @@ class LVBertConfig(PretrainedConfig):
     classifier_dropout: float | None = None
     pad_token_id: int | None = 0
     tie_word_embeddings: bool = True
+    conv_sees_padding: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
         self.layers = parse_layers(LVBERT_SMALL_SEARCHED if self.layers is None else self.layers, field="layers")

@@ -97,6 +97,7 @@ class LVBertDynamicConv(nn.Module):
 
     Difference from the official code: padded positions of V are zeroed before steps 2 and 4,
     so padding never leaks into a real token's window (the official code ignores the mask).
+    ``config.conv_sees_padding=True`` skips that masking to reproduce the official outputs.
     Parameter shapes are identical to the official ones.
     """
 
@@ -105,6 +106,7 @@ class LVBertDynamicConv(nn.Module):
         h, k = config.hidden_size, config.conv_kernel_size
         self.num_heads = config.num_attention_heads
         self.kernel_size = k
+        self.sees_padding = bool(config.conv_sees_padding)
         self.glu_linear = nn.Linear(h, h)
         self.glu_gate = nn.Linear(h, h)
         # Depthwise weight of the separable conv: [H, 1, K] like nn.Conv1d(groups=H), no bias.
@@ -119,7 +121,7 @@ class LVBertDynamicConv(nn.Module):
         b, t, h = hidden.shape
         n, k = self.num_heads, self.kernel_size
         value = self.glu_linear(hidden) * torch.sigmoid(self.glu_gate(hidden))  # [B, T, H]
-        if mask is not None:
+        if mask is not None and not self.sees_padding:
             value = value.masked_fill(~mask[:, :, None], 0.0)  # padding acts like the zero border
         # Span feature: depthwise cross-correlation over time ("same" zero padding), [B, T, H].
         span = F.conv1d(value.transpose(1, 2), self.depthwise, padding=k // 2, groups=h).transpose(1, 2)
