@@ -29,10 +29,10 @@ import torch
 
 from nasplug.allocator import keep_freed_memory
 from nasplug.arch import arch_key
-from nasplug.text.masking import MaskedBatch
+from nasplug.oneshot.evaluator import SupernetEvaluator
 from nasplug.spaces.lvbert import LVBertSpace
 from nasplug.strategies.evolution import Evolution
-from nasplug.oneshot.evaluator import SupernetEvaluator
+from nasplug.text.masking import MaskedBatch
 
 POPULATION = 50
 METRIC = "mlm_loss"  # random weights: accuracy is ~0 for every arch, the loss still ranks them

@@ -30,8 +30,8 @@ def worker(tuned: bool) -> None:
     import torch
     from eval_throughput import held_out  # this folder: the same held-out batch as that benchmark
 
-    from nasplug.spaces.lvbert import LVBertSpace
     from nasplug.oneshot.evaluator import SupernetEvaluator
+    from nasplug.spaces.lvbert import LVBertSpace
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

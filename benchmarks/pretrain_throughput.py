@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from nasplug.text.packing import PackedData
-from nasplug.spaces.lvbert import LVBERT_SMALL_SEARCHED, LVBertSpace, arch_from_string
-from nasplug.text.tokenizer import TokenInfo
 from nasplug.oneshot.train import TrainConfig, pretrain
+from nasplug.spaces.lvbert import LVBERT_SMALL_SEARCHED, LVBertSpace, arch_from_string
+from nasplug.text.packing import PackedData
+from nasplug.text.tokenizer import TokenInfo
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:

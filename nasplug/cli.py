@@ -18,7 +18,7 @@ from nasplug.rankcorr.cli import add_rank_corr_parser, cmd_rank_corr
 
 log = logging.getLogger("nasplug")
 
-LISTABLE = ("spaces", "strategies", "evaluators", "constraints")
+LISTABLE = ("spaces", "tasks", "strategies", "evaluators", "constraints")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from nasplug import registry
 
-    reg = {"spaces": registry.SPACES, "strategies": registry.STRATEGIES,
+    reg = {"spaces": registry.SPACES, "tasks": registry.TASKS, "strategies": registry.STRATEGIES,
            "evaluators": registry.EVALUATORS, "constraints": registry.CONSTRAINTS}[args.what]
     for name in reg.names():
         print(name)

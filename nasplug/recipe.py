@@ -1,24 +1,29 @@
 """Recipes: YAML files validated into typed models.
 
-Each component (space, strategy, evaluator, constraint) is ``{name: ..., <constructor
+Each component (space, task, strategy, evaluator, constraint) is ``{name: ..., <constructor
 arguments>}``: the keys besides ``name`` are passed 1:1 to the registered class, so a
 recipe reads like the Python call it stands for. ``--set a.b=c`` overrides any key.
+
+Recipes are code in the way Hydra's ``_target_`` configs are: a ``name`` may be a
+``package.module:attr`` path that is imported and called. nasplug only calls what resolves to
+a plugin of the right kind (see :mod:`nasplug.registry`), but importing a module runs its
+top-level code: run recipes you trust, as you would run their Python.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from nasplug.text.corpus import CorpusConfig
 from nasplug.errors import NasplugError
-from nasplug.glue.finetune import FinetuneConfig
-from nasplug.glue.tasks import BENCHMARK_TASKS
-from nasplug.oneshot.train import TrainConfig
+from nasplug.oneshot.config import TASK_KEYS, TrainConfig
+from nasplug.yamlio import parse_override_value, safe_load_recipe
+
+log = logging.getLogger(__name__)
 
 
 class Component(BaseModel):
@@ -47,49 +52,28 @@ class SearchConfig(BaseModel):
     top_k: PositiveInt = 10
 
 
-class TokenizerConfig(BaseModel):
-    """Train a WordPiece vocabulary on the corpus, or load a pretrained tokenizer."""
+class SupernetConfig(TrainConfig):
+    """Supernet pre-training: the training settings plus how paths are sampled each step."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    vocab_size: int = Field(8192, ge=32)
-    pretrained: str | None = None  # a hub name or a folder; skips training
-    max_bytes: int | None = Field(50_000_000, ge=1)  # train the vocabulary on this much text
-    lowercase: bool = True
-    min_frequency: int = Field(2, ge=1)
-
-
-class DataConfig(BaseModel):
-    """Pre-training data: the corpus, the tokenizer, the sequence length."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
-    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    seq_len: int = Field(128, ge=8)
-    packing: Literal["stream", "document"] = "stream"
-    cache_dir: str | None = None  # default: $NASPLUG_CACHE or ~/.cache/nasplug
+    sampler: str = "uniform"
 
 
 class RetrainConfig(TrainConfig):
     """Retraining from scratch: the found arch plus baselines trained for the same steps.
 
-    ``baselines`` maps a name to an arch (compact string, official int list, or
-    ``interleaved``, the ELECTRA-style attn/ffn alternation).
+    ``baselines`` maps a name to an arch in the space's text form (LV-BERT: a letter string,
+    the official int list, or a named order such as ``interleaved``). ``seeds``: train each
+    model once per seed (weights and data order) and report mean and standard deviation;
+    None trains once, with the recipe's seed for the weights and ``seed`` for the data.
     """
 
     baselines: dict[str, str] = Field(default_factory=dict)
-
-
-class GlueConfig(FinetuneConfig):
-    """GLUE fine-tuning of every retrained model: which tasks, from where."""
-
-    source: str = "hub"  # "hub" (nyu-mll/glue) or a folder in the GLUE TSV layout
-    tasks: list[str] = Field(default_factory=lambda: list(BENCHMARK_TASKS))
+    seeds: list[int] | None = Field(None, min_length=1)
+    task: Component | None = None  # changes to the recipe's task for retraining (e.g. {name: electra} after an MLM supernet)
 
 
 class Recipe(BaseModel):
-    """A whole run: the space, how to train its supernet, search it, retrain, fine-tune."""
+    """A whole run: the space, the task, how to train its supernet, search it, retrain."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -97,13 +81,13 @@ class Recipe(BaseModel):
     description: str = ""
     seed: int = 0
     space: Component
-    data: DataConfig | None = None
-    supernet: TrainConfig | None = None  # single-path one-shot pre-training of the supernet
+    task: Component | None = None  # data + objective (mlm, electra, or a user's)
+    supernet: SupernetConfig | None = None  # single-path one-shot pre-training of the supernet
     evaluator: Component | None = None
     search: SearchConfig | None = None
     arch: str | None = None  # a fixed architecture: skips supernet and search
     retrain: RetrainConfig | None = None
-    glue: GlueConfig | None = None
+    glue: dict[str, Any] | None = None  # GLUE fine-tuning of text encoders (checked by the glue stage)
     expected: dict[str, Any] | None = None  # the paper's numbers, with their source
 
 
@@ -112,15 +96,7 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, 
     path = Path(path)
     if not path.is_file():
         raise NasplugError(f"recipe: file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise NasplugError(f"recipe {path}: malformed YAML{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise NasplugError(f"recipe {path}: not UTF-8 text") from None
+    raw = safe_load_recipe(path)
     if not isinstance(raw, dict):
         raise NasplugError(f"recipe {path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     for override in overrides:
@@ -130,9 +106,47 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, 
 
 def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
-        return Recipe.model_validate(raw)
+        return Recipe.model_validate(migrate(raw, source))
     except ValidationError as exc:
         raise NasplugError(f"{source}: {describe_error(exc)}") from None
+
+
+def migrate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
+    """Map the text settings of older recipes onto the task: ``data:`` plus the training
+    sections' ``objective`` / ``mask_prob`` / ``generator_weight`` / ``discriminator_weight``
+    become ``task: {name: mlm|electra, ...}``. Recipes with a ``task:`` are returned as they are."""
+    moved = {section: {k: v for k, v in (raw.get(section) or {}).items() if k in TASK_KEYS}
+             for section in ("supernet", "retrain") if isinstance(raw.get(section), dict)}
+    if "data" not in raw and not any(moved.values()):
+        return raw
+    if raw.get("task") is not None:
+        first = "data" if "data" in raw else next(f"{s}.{k}" for s, keys in moved.items() for k in keys)
+        raise NasplugError(f"{source}: {first}: the recipe has a task section; move this setting into task:")
+    data = raw.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise NasplugError(f"{source}: data: expected a mapping (corpus, tokenizer, seq_len), got {type(data).__name__}")
+    raw = {k: v for k, v in raw.items() if k != "data"}
+    tasks = {}
+    for section, keys in moved.items():
+        raw[section] = {k: v for k, v in raw[section].items() if k not in TASK_KEYS}
+        tasks[section] = _legacy_task(data, keys)
+    tasks.setdefault("supernet", _legacy_task(data, {}))
+    raw["task"] = tasks["supernet"]
+    if "retrain" in tasks and tasks["retrain"] != raw["task"]:  # e.g. an MLM supernet, ELECTRA retraining
+        raw["retrain"]["task"] = {k: v for k, v in tasks["retrain"].items()
+                                  if k == "name" or raw["task"].get(k) != v}
+    log.info("recipe %s: data/objective settings are the %r task's now (task: {name: %s, ...})", source,
+             raw["task"]["name"], raw["task"]["name"])
+    return raw
+
+
+def _legacy_task(data: dict[str, Any] | None, keys: dict[str, Any]) -> dict[str, Any]:
+    settings = dict(keys)
+    task = {"name": settings.pop("objective", "mlm"), **(data or {}), **settings}
+    if task["name"] == "mlm":
+        for key in ("generator_weight", "discriminator_weight"):
+            task.pop(key, None)  # ELECTRA-only settings the old loop ignored for MLM
+    return task
 
 
 def describe_error(exc: ValidationError) -> str:
@@ -144,7 +158,9 @@ def describe_error(exc: ValidationError) -> str:
     if error["type"] == "missing":
         return f"{field}: required key is missing"
     more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-    return f"{field}: {error['msg']} (got {error.get('input')!r}){more}"
+    shown = repr(error.get("input"))
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return f"{field}: {error['msg']} (got {shown}){more}"
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -152,22 +168,25 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
         raise NasplugError(f"--set {override!r}: expected KEY=VALUE, e.g. search.budget=200")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
+    value = parse_override_value(text, key.strip())
     node: Any = raw
     parts = key.strip().split(".")
+    if any(not p for p in parts):
+        raise NasplugError(f"--set {key}: empty part in the key; expected a.b.c=value")
     for i, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict):
+            raise NasplugError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
         if node.get(part) is None:
             node[part] = {}
         node = node[part]
-        if not isinstance(node, dict):
-            raise NasplugError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+    if not isinstance(node, dict):
+        raise NasplugError(f"--set {key}: {'.'.join(parts[:-1])} is not a mapping")
     node[parts[-1]] = value
 
 
 def dump_recipe(recipe: Recipe) -> str:
     """The resolved recipe as YAML (defaults filled in), for the run directory."""
+    import yaml
+
     # Nulls are kept: some are meaningful (space.size: null means "custom dims").
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

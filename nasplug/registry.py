@@ -1,9 +1,15 @@
-"""Registries: names -> factories, for spaces, strategies, evaluators and constraints.
+"""Registries: names -> factories, for spaces, tasks, strategies, evaluators and constraints.
 
 A name resolves in this order: a registered name; a ``package.module:attr`` path; an
 ``importlib.metadata`` entry point of the registry's group (how third-party packages add
 spaces and strategies without touching nasplug). Built-ins are stored as import paths so
 importing nasplug stays cheap (no torch until a space needs it).
+
+A ``package.module:attr`` path comes from a recipe, so it is checked before it is called: it
+must resolve to a plugin of the registry's kind (a SearchSpace / Task / Strategy subclass; an
+evaluator or constraint class with ``__call__``; or a function marked with :func:`plugin`).
+Anything else (``os:system``, ``builtins:eval``) is refused without being called. Importing
+the module still runs its top-level code: recipes are code, run the ones you trust.
 """
 
 from __future__ import annotations
@@ -52,17 +58,24 @@ class Registry:
 
     def get(self, name: str) -> Any:
         """The factory for ``name``; a NasplugError naming the known ones if there is none."""
+        return self.resolve(name)[0]
+
+    def resolve(self, name: str) -> tuple[Any, bool]:
+        """``(factory, trusted)``: registered names and entry points are trusted; a
+        ``module:attr`` path from a recipe is not (callers check it with :func:`check_plugin`)."""
+        if not isinstance(name, str) or not name:
+            raise NasplugError(f"{self.kind}: the name must be a non-empty string, got {name!r}")
         if name in self._entries:
             target = self._entries[name]
             if isinstance(target, str):
                 target = self._entries[name] = import_path(target, field=f"{self.kind} {name!r}")
-            return target
+            return target, True
         if ":" in name:
-            return import_path(name, field=self.kind)
+            return import_path(name, field=self.kind), False
         entry_points = self._entry_points()
         if name in entry_points:
             try:
-                return entry_points[name].load()
+                return entry_points[name].load(), True
             except Exception as exc:  # a broken plugin should say which one
                 raise NasplugError(f"{self.kind} {name!r}: entry point failed to load ({exc})") from None
         known = self.names()
@@ -95,7 +108,47 @@ def import_path(path: str, field: str = "path") -> Any:
     return obj
 
 
+def plugin(kind: str) -> Callable[[T], T]:
+    """Mark a factory function as a plugin of ``kind`` (``"evaluator"``, ``"constraint"``,
+    ...), so a recipe may name it by ``module:attr`` path."""
+    def mark(fn: T) -> T:
+        fn.__nasplug_plugin__ = kind  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def check_plugin(factory: Any, kind: str, base: type | None, field: str, name: str) -> None:
+    """NasplugError unless ``factory`` (resolved from a recipe path) is a plugin of ``kind``."""
+    import inspect
+
+    if getattr(factory, "__nasplug_plugin__", None) == kind:
+        return
+    if inspect.isclass(factory):
+        if base is not None and issubclass(factory, base):
+            return
+        if base is None and any("__call__" in vars(c) for c in factory.__mro__[:-1]) and not issubclass(factory, type):
+            return
+    what = f"a {base.__module__}.{base.__name__} subclass" if base is not None else \
+        "a class whose instances are called, or a function marked with nasplug.registry.plugin"
+    raise NasplugError(f"{field}: {name!r} is not a {kind} plugin (it is {type(factory).__name__} "
+                       f"{getattr(factory, '__qualname__', '')!s}); a path must name {what}; refused without calling it")
+
+
+def build_plugin(registry: Registry, name: str, kwargs: dict[str, Any], field: str, kind: type | None = None) -> Any:
+    """Resolve ``name`` in ``registry``, check an untrusted path, call it with ``kwargs``
+    (argument names and types checked), and check the result is a ``kind``."""
+    factory, trusted = registry.resolve(name)
+    if not trusted:
+        check_plugin(factory, registry.kind, kind, field, name)
+    built = build_callable(factory, kwargs, field=field)
+    if kind is not None and not isinstance(built, kind):
+        raise NasplugError(f"{field}: {name!r} built a {type(built).__name__}, not a nasplug {kind.__name__}")
+    return built
+
+
 SPACES = Registry("space", group="nasplug.spaces")
+TASKS = Registry("task", group="nasplug.tasks")
 STRATEGIES = Registry("strategy", group="nasplug.strategies")
 EVALUATORS = Registry("evaluator", group="nasplug.evaluators")
 CONSTRAINTS = Registry("constraint", group="nasplug.constraints")
@@ -114,31 +167,40 @@ STRATEGIES.register("nni:RegularizedEvolution", "nasplug.strategies.nni:Regulari
 STRATEGIES.register("nni:TPE", "nasplug.strategies.nni:TPE")
 STRATEGIES.register("nni:Random", "nasplug.strategies.nni:Random")
 EVALUATORS.register("toy", "nasplug.spaces.toy:ToyObjective")
-EVALUATORS.register("supernet", "nasplug.oneshot.evaluator:supernet_evaluator")
+EVALUATORS.register("supernet", "nasplug.pipeline.evaluators:supernet_evaluator")
+TASKS.register("mlm", "nasplug.text.tasks:MLMTask")
+TASKS.register("electra", "nasplug.text.tasks:ElectraTask")
 CONSTRAINTS.register("max_metric", "nasplug.constraints:MaxMetric")
 CONSTRAINTS.register("min_metric", "nasplug.constraints:MinMetric")
 
 
 def build_callable(factory: Callable[..., T], kwargs: dict[str, Any], field: str) -> T:
-    """Call ``factory(**kwargs)``, turning bad argument names into one clear line."""
+    """Call ``factory(**kwargs)``, turning bad argument names and types into one clear line."""
+    kwargs = check_kwargs(factory, kwargs, field)
+    try:
+        return factory(**kwargs)
+    except TypeError as exc:
+        raise NasplugError(f"{field}: {exc}") from None
+
+
+def check_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], field: str) -> dict[str, Any]:
+    """``kwargs`` checked against ``factory``'s signature and type hints (and coerced, e.g.
+    "8" -> 8), without calling it; NasplugError naming the first bad argument."""
     import inspect
 
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        return factory(**kwargs)
+        return kwargs
     params = signature.parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     if not takes_any:
-        allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("self", "space")]
+        allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                   and n not in ("self", "space", "context")]
         for key in kwargs:
             if key not in params:
                 raise NasplugError(f"{field}.{key}: unknown argument; allowed: {', '.join(allowed) or '(none)'}")
-    kwargs = _check_types(factory, kwargs, field)
-    try:
-        return factory(**kwargs)
-    except TypeError as exc:
-        raise NasplugError(f"{field}: {exc}") from None
+    return _check_types(factory, kwargs, field)
 
 
 def _check_types(factory: Callable[..., Any], kwargs: dict[str, Any], field: str) -> dict[str, Any]:

@@ -139,8 +139,16 @@ class SearchSpace(ABC):
         raise NotImplementedError(f"space {self.name!r} has no supernet")
 
     def build(self, arch: Arch) -> nn.Module:
-        """A standalone model for ``arch`` with fresh weights."""
-        raise NotImplementedError(f"space {self.name!r} builds no models")
+        """A standalone model for ``arch`` with fresh weights (retraining from scratch).
+
+        Default: the path of ``arch`` extracted from a freshly initialised supernet, so a
+        space with a supernet gets standalone models for free.
+        """
+        try:
+            supernet = self.build_supernet()
+        except NotImplementedError:
+            raise NotImplementedError(f"space {self.name!r} builds no models") from None
+        return supernet.extract(self.validate(arch))
 
     def describe(self) -> dict[str, Any]:
         """A small summary for logs and ``nasplug list``."""

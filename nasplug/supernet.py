@@ -16,8 +16,14 @@ class Supernet(nn.Module):
     """A weight-sharing model routed through one architecture at a time.
 
     Contract (checked by :class:`nasplug.testing.SpaceContract`): in eval mode,
-    ``supernet.extract(arch)(x)`` equals ``supernet.using(arch)(x)`` exactly.
+    ``supernet.extract(arch)(x)`` equals ``supernet.using(arch)(x)`` exactly, for trained
+    weights and buffers (BatchNorm statistics) too.
+
+    ``routable`` is False on a module that :meth:`extract` froze from a supernet (it keeps
+    the class but no longer holds choices): training loops treat it as a standalone model.
     """
+
+    routable: bool = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,3 +57,8 @@ class Supernet(nn.Module):
     @abstractmethod
     def extract(self, arch: Arch) -> nn.Module:
         """A standalone module for ``arch`` holding copies of the inherited weights."""
+
+
+def is_supernet(model: nn.Module) -> bool:
+    """True for a supernet that can be routed through archs (not a frozen extract)."""
+    return isinstance(model, Supernet) and model.routable

@@ -18,7 +18,8 @@ import pytest
 
 from nasplug.errors import NasplugError
 from nasplug.glue import ELECTRA_BASE_DEV, ELECTRA_SMALL_DEV, ELECTRA_SMALL_OWT_DEV, get_task
-from nasplug.pipeline import build_constraints, build_space, build_strategy
+from nasplug.glue.stage import glue_config
+from nasplug.pipeline import RunContext, build_constraints, build_space, build_strategy, build_task
 from nasplug.recipe import Recipe, load_recipe
 from nasplug.registry import EVALUATORS
 
@@ -90,12 +91,17 @@ def load(path: Path) -> tuple[Recipe, Any]:
 
 
 def parse_baseline(space: Any, text: str) -> Any:
-    """Same rule as the retrain stage: ``interleaved`` names the AFAF... sequence."""
-    if text == "interleaved":
-        from nasplug.spaces.lvbert import interleaved
-
-        text = interleaved(len(space.choices()))
+    """``interleaved`` names the AFAF... sequence (the space parses named orders)."""
     return space.parse(text)
+
+
+def data(recipe: Recipe) -> Any:
+    """The text settings of the recipe's task (corpus, tokenizer, seq_len, mask_prob)."""
+    return build_task(recipe.task).config
+
+
+def glue(recipe: Recipe) -> Any:
+    return glue_config(recipe.glue)
 
 
 # ----------------------------------------------------------------- every recipe
@@ -122,10 +128,12 @@ def test_recipe_loads_and_builds(path: Path):
     for text in (recipe.retrain.baselines if recipe.retrain else {}).values():
         parse_baseline(space, text)
     if recipe.supernet is not None or recipe.retrain is not None:
-        assert recipe.data is not None, "training stages need a data section"
+        assert recipe.task is not None, "training stages need a task"
+        build_task(recipe.task)
+        RunContext(recipe, Path("unused")).retrain_task  # noqa: B018 (builds the retrain task)
     if recipe.glue is not None:
         assert recipe.retrain is not None, "the GLUE stage fine-tunes retrained models"
-        for task in recipe.glue.tasks:
+        for task in glue(recipe).tasks:
             get_task(task)
 
 
@@ -133,16 +141,17 @@ def test_recipe_loads_and_builds(path: Path):
 def test_lvbert_recipe_dims_fit_data(path: Path):
     recipe, space = load(path)
     dims = space.dims
-    if recipe.data is not None:
-        assert recipe.data.seq_len <= dims.max_positions
-        assert space.seq_len == recipe.data.seq_len, "FLOPs should be counted at the training length"
-        tok = recipe.data.tokenizer
+    if recipe.task is not None:
+        cfg = data(recipe)
+        assert cfg.seq_len <= dims.max_positions
+        assert space.seq_len == cfg.seq_len, "FLOPs should be counted at the training length"
+        tok = cfg.tokenizer
         if tok.pretrained is None:
             assert tok.vocab_size <= dims.vocab_size
         else:
             assert tok.pretrained == "bert-base-uncased" and dims.vocab_size == 30522
     if recipe.glue is not None:
-        assert recipe.glue.max_len <= dims.max_positions
+        assert glue(recipe).max_len <= dims.max_positions
     if dims.hidden < 768:  # well under a second each; LV-BERT-base's supernet takes > 2 s
         supernet = space.build_supernet(seed=0)
         assert supernet.embeddings.word_embeddings.weight.shape == (dims.vocab_size, dims.embedding)
@@ -151,8 +160,8 @@ def test_lvbert_recipe_dims_fit_data(path: Path):
 @pytest.mark.parametrize("path", RECIPES, ids=ids)
 def test_local_data_exists(path: Path, shared_data: Path):
     recipe = load_recipe(path)
-    if recipe.data is not None:
-        corpus = recipe.data.corpus
+    if recipe.task is not None:
+        corpus = data(recipe).corpus
         sources = [corpus.source] if isinstance(corpus.source, str) else list(corpus.source or [])
         local = [s for s in sources if s not in HUB_SOURCES]
         for src in local:
@@ -161,8 +170,8 @@ def test_local_data_exists(path: Path, shared_data: Path):
             total = sum(f.stat().st_size for s in local for f in
                         ([shared_data / s] if (shared_data / s).is_file() else (shared_data / s).rglob("*.txt")))
             assert total >= corpus.max_bytes, "the slice asks for more text than the sources hold"
-    if recipe.glue is not None and recipe.glue.source != "hub":
-        assert (shared_data / recipe.glue.source).is_dir()
+    if recipe.glue is not None and glue(recipe).source != "hub":
+        assert (shared_data / glue(recipe).source).is_dir()
 
 
 # ----------------------------------------------------------------- paper recipes
@@ -211,15 +220,17 @@ def test_paper_sizes(name: str):
 def test_paper_training_settings(name: str):
     recipe, _ = load(REPO / "recipes" / name)
     _, lr, batch, ft_lr = GPU_RECIPES[name]
-    data = recipe.data
-    assert data is not None and data.seq_len == 128
-    assert data.tokenizer.pretrained == "bert-base-uncased"
-    assert data.corpus.source in HUB_SOURCES  # OpenWebText
+    cfg = data(recipe)
+    assert cfg.seq_len == 128
+    assert cfg.tokenizer.pretrained == "bert-base-uncased"
+    assert cfg.corpus.source in HUB_SOURCES  # OpenWebText
     r = recipe.retrain
     assert r is not None
-    assert (r.objective, r.generator_weight, r.discriminator_weight, r.mask_prob) == ("electra", 1.0, 50.0, 0.15)
+    task = RunContext(recipe, Path("unused")).retrain_task
+    assert (task.name, task.generator_weight, task.discriminator_weight, task.config.mask_prob) == \
+        ("electra", 1.0, 50.0, 0.15)
     assert (r.steps, r.warmup(), r.weight_decay, r.lr, r.batch_size) == (1_000_000, 10_000, 0.01, lr, batch)
-    g = recipe.glue
+    g = glue(recipe)
     assert g is not None and g.source == "hub"
     assert (g.lr, g.layerwise_decay, g.weight_decay, g.warmup, g.batch_size, g.max_len) == (ft_lr, 0.8, 0.01, 0.1, 32, 128)
     assert g.epochs is None  # the task table: 3 epochs, RTE and STS-B 10
@@ -288,14 +299,14 @@ def test_lvbert_micro():
     recipe, space = load(path)
     d = space.dims
     assert (d.hidden, d.slots, d.vocab_size, space.seq_len) == (128, 12, 8192, 64)
-    assert recipe.data.seq_len == 64 and recipe.data.tokenizer.vocab_size == 8192
-    assert 20e6 <= recipe.data.corpus.max_bytes <= 30e6
+    assert data(recipe).seq_len == 64 and data(recipe).tokenizer.vocab_size == 8192
+    assert 20e6 <= data(recipe).corpus.max_bytes <= 30e6
     assert recipe.supernet.batch_size == 32 and recipe.supernet.device == "cpu"
     assert space.num_valid() == space.size() == 3**12  # unconstrained
     assert recipe.evaluator.name == "supernet" and recipe.evaluator.kwargs()["batches"] == 8
     assert 200 <= recipe.search.budget <= 300
     assert recipe.retrain.baselines == {"interleaved": "interleaved"}
-    g = recipe.glue
+    g = glue(recipe)
     assert {"CoLA", "SST-2", "MRPC", "STS-B", "RTE"} <= set(g.tasks)
     assert g.max_len == 64 and 1 <= (g.epochs or 0) <= 3 and 1 <= len(g.seeds) <= 3 and g.max_train_examples
     assert "Time budget" in path.read_text().split("\nname:")[0]
@@ -306,10 +317,10 @@ def test_compare_micro():
     recipe, space = load(path)
     assert "DRAFT" not in path.read_text()
     assert space.size() == 3**8 == 6561
-    assert recipe.evaluator.name == "supernet" and recipe.supernet is not None and recipe.data is not None
+    assert recipe.evaluator.name == "supernet" and recipe.supernet is not None and recipe.task is not None
     micro = load_recipe(REPO / "recipes" / "lvbert-micro.yaml")
-    assert recipe.data == micro.data  # one packed-data cache for both
-    assert space.dims.hidden == 128 and space.seq_len == recipe.data.seq_len == 64
+    assert recipe.task == micro.task  # one packed-data cache for both
+    assert space.dims.hidden == 128 and space.seq_len == data(recipe).seq_len == 64
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)

@@ -10,11 +10,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nasplug.text.masking import MaskedBatch
+from nasplug.oneshot.evaluator import InheritedWeights
 from nasplug.search import search
 from nasplug.spaces.lvbert import LVBertSpace
 from nasplug.strategies.evolution import Evolution
-from nasplug.oneshot.evaluator import SupernetEvaluator
+from nasplug.text.masking import MaskedBatch
+from nasplug.text.tasks import text_evaluator
 
 TINY = dict(hidden=32, heads=1, ffn=64, embedding=32, vocab_size=61, max_positions=24, slots=4)
 
@@ -28,16 +29,17 @@ def make_search(log_path: str):
     picked = torch.rand(ids.shape, generator=gen) < 0.3
     batch = MaskedBatch(torch.where(picked, torch.full_like(ids, 4), ids), torch.where(picked, ids, -100))
 
-    class FailsSometimes(SupernetEvaluator):  # failures must shard and log the same way too
+    class FailsSometimes(InheritedWeights):  # failures must shard and log the same way too
         def evaluate_batch(self, archs):
             raise RuntimeError("use the one-by-one path")
 
         def __call__(self, arch):
             if list(arch.values()).count("conv") == 4:
                 raise ValueError("all conv is not allowed here")
-            return SupernetEvaluator.evaluate_batch(self, [arch])[0]
+            return InheritedWeights.evaluate_batch(self, [arch])[0]
 
-    evaluator = FailsSometimes(supernet, [batch], space=space)
+    plain = text_evaluator(supernet, [batch], space=space)
+    evaluator = FailsSometimes(supernet, plain.task, plain.batches, space=space)
     strategy = Evolution(space, seed=3, population=12, parents=4, mutations=5, crossovers=5)
     return search(strategy, evaluator, budget=40, batch_size=12, metric="mlm_loss", direction="minimize",
                   log_path=log_path)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import torch
 
+from nasplug.oneshot.config import TrainConfig
 from nasplug.text.packing import PackedData
 from nasplug.text.tokenizer import TokenInfo
-from nasplug.oneshot.train import TrainConfig
 
 VOCAB = 120
 SEQ = 16
@@ -51,6 +51,14 @@ def tiny_supernet(space: Any, dropout: float = 0.1, seed: int = 0) -> Any:
     return LVBertSupernet(config, num_slots=space.slots, kinds=space.allowed, seed=seed)
 
 
+def tiny_task(objective: str = "mlm", data: PackedData | None = None, **settings: Any) -> Any:
+    """The ``mlm`` (or ``electra``) task over :func:`tiny_data` (no corpus, no tokenizer)."""
+    from nasplug.text.tasks import ElectraTask, MLMTask
+
+    cls = ElectraTask if objective == "electra" else MLMTask
+    return cls.from_data(data if data is not None else tiny_data(), **settings)
+
+
 def tiny_cfg(**kw: Any) -> TrainConfig:
     base: dict[str, Any] = dict(steps=6, batch_size=8, lr=2e-3, warmup_steps=1, eval_batches=2, eval_archs=2,
                                 log_every=1, device="cpu", seed=0)
@@ -80,7 +88,7 @@ spec = json.loads(sys.argv[1])
 import torch
 torch.set_num_threads(spec.get("threads", 1))
 import nasplug.oneshot.train as train
-from train_helpers import tiny_cfg, tiny_data, tiny_space, tiny_supernet
+from train_helpers import tiny_cfg, tiny_space, tiny_supernet, tiny_task
 
 if spec.get("slow"):  # pause after each step record so a watcher can kill mid-run
     _append = train.append_jsonl
@@ -91,7 +99,7 @@ if spec.get("slow"):  # pause after each step record so a watcher can kill mid-r
     train.append_jsonl = append_jsonl
 space = tiny_space(slots=spec.get("slots", 3))
 model = tiny_supernet(space, dropout=spec.get("dropout", 0.1))
-train.pretrain(model, tiny_data(), tiny_cfg(**spec["cfg"]), spec["run_dir"], space=space,
+train.train(model, tiny_task(), tiny_cfg(**spec["cfg"]), spec["run_dir"], space=space,
                resume=spec.get("resume", False), progress=False)
 from nasplug import distributed
 distributed.destroy()
@@ -99,7 +107,7 @@ distributed.destroy()
 
 
 def write_runner(folder: Path) -> Path:
-    """A script that runs :func:`pretrain` on the tiny supernet from a JSON spec (argv[1])."""
+    """A script that runs :func:`nasplug.oneshot.train.train` on the tiny supernet from a JSON spec (argv[1])."""
     path = Path(folder) / "run_pretrain.py"
     path.write_text(RUNNER.format(tests=str(Path(__file__).resolve().parent)))
     return path

@@ -7,18 +7,40 @@ so a resumed run skips finished tasks. Submission files for the found model go t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, ValidationError
+
 from nasplug.errors import NasplugError
+from nasplug.glue.finetune import FinetuneConfig
+from nasplug.glue.tasks import BENCHMARK_TASKS
 from nasplug.io import atomic_write_json
-from nasplug.pipeline import RunContext, add_stage
-from nasplug.pipeline.train import RETRAIN_DIR, retrain_archs
+from nasplug.pipeline.context import RunContext
+from nasplug.pipeline.retrain import model_folder, retrain_archs, seed_runs
+from nasplug.pipeline.stage import RunView, Section, Stage
+from nasplug.runfiles import read_json
 
 log = logging.getLogger(__name__)
+
+
+class GlueConfig(FinetuneConfig):
+    """The recipe's ``glue:`` section: fine-tuning settings, which tasks, from where."""
+
+    source: str = "hub"  # "hub" (nyu-mll/glue) or a folder in the GLUE TSV layout
+    tasks: list[str] = Field(default_factory=lambda: list(BENCHMARK_TASKS))
+
+
+def glue_config(raw: dict[str, Any]) -> GlueConfig:
+    """The validated ``glue:`` section; NasplugError naming the field."""
+    from nasplug.recipe import describe_error
+
+    try:
+        return GlueConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise NasplugError(f"glue.{describe_error(exc)}") from None
 
 
 def glue_source(source: str) -> str:
@@ -52,14 +74,38 @@ def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path) -> Any:
     return factory
 
 
-@add_stage("glue", applies=lambda recipe: recipe.glue is not None and recipe.retrain is not None)
-def run_glue_stage(ctx: RunContext) -> dict[str, Any]:
+class GlueStage(Stage):
+    """Fine-tunes every retrained model (its backbone) on the recipe's GLUE tasks."""
+
+    name = "glue"
+    incremental = True  # named in --stages, it retries tasks that were missing
+
+    def applies(self, recipe: Any) -> bool:
+        return recipe.glue is not None and recipe.retrain is not None
+
+    def check(self, ctx: RunContext) -> None:
+        from nasplug import glue
+
+        cfg = glue_config(ctx.recipe.glue)
+        for task in cfg.tasks:
+            glue.get_task(task)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return run_glue(ctx)
+
+    def report(self, view: RunView) -> Section:
+        from nasplug.glue.report import glue_section
+        from nasplug.report.sections import retrained_archs
+
+        return glue_section(view.run_dir, list(retrained_archs(view)), view.recipe.get("expected"))
+
+
+def run_glue(ctx: RunContext) -> dict[str, Any]:
     from nasplug import glue
     from nasplug.spaces.lvbert import layer_index
     from nasplug.text.tokenizer import load_tokenizer
 
-    cfg = ctx.recipe.glue
-    assert cfg is not None
+    cfg = glue_config(ctx.recipe.glue)
     source = glue_source(cfg.source)
     tokenizer = load_tokenizer(ctx.run_dir / "tokenizer")
     finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks"}))
@@ -67,7 +113,7 @@ def run_glue_stage(ctx: RunContext) -> dict[str, Any]:
     slots = len(ctx.space.choices())
     summary: dict[str, Any] = {}
     for name, arch in retrain_archs(ctx).items():
-        weights = ctx.run_dir / RETRAIN_DIR / name / "model.safetensors"
+        weights = model_folder(ctx.run_dir, name, seed_runs(ctx)[0][2]) / "model.safetensors"  # the first seed's
         if not weights.is_file():
             raise NasplugError(f"glue: no retrained model at {weights}; run the retrain stage first")
         factory = _model_factory(ctx, arch, weights)
@@ -78,7 +124,7 @@ def run_glue_stage(ctx: RunContext) -> dict[str, Any]:
                 continue  # predicted by the MNLI model
             path = out / f"{task}.json"
             if path.is_file():
-                done = json.loads(path.read_text())
+                done = read_json(path)
                 if done.get("status") != "missing":  # a missing task is tried again: the data may be there now
                     results[task] = done
                     continue

@@ -27,20 +27,22 @@ class BatchIterator:
     may resume with a different ``world`` and still see the same global batches.
 
     Args:
-        data: rows [N, L] (e.g. ``PackedData.train``).
+        data: rows [N, L] (e.g. ``PackedData.train``), returned as int64; or a tuple of
+            tensors with N rows each (a task's split), returned as a tuple of their rows.
         batch_size: global batch size (all ranks together); a multiple of ``world``.
         seed: shuffling seed.
         rank, world: this process's rank and the number of ranks.
     """
 
-    def __init__(self, data: torch.Tensor, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, data: torch.Tensor | tuple[torch.Tensor, ...], batch_size: int, seed: int, rank: int = 0,
+                 world: int = 1) -> None:
         if world < 1 or not 0 <= rank < world:
             raise NasplugError(f"batches: rank {rank} is not in 0..{world - 1} (world {world})")
         if batch_size < 1 or batch_size % world:
             raise NasplugError(f"batch_size: {batch_size} must be a positive multiple of the world size {world}")
-        if len(data) < batch_size:
-            raise NasplugError(f"batch_size: {batch_size} is larger than the {len(data)} rows of data")
         self.data = data
+        if self.num_rows < batch_size:
+            raise NasplugError(f"batch_size: {batch_size} is larger than the {self.num_rows} rows of data")
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
@@ -50,16 +52,20 @@ class BatchIterator:
         self._order_epoch = -1
         self._order = np.empty(0, dtype=np.int64)
 
+    @property
+    def num_rows(self) -> int:
+        return len(self.data[0]) if isinstance(self.data, tuple) else len(self.data)
+
     def __len__(self) -> int:
         """Batches per epoch."""
-        return len(self.data) // self.batch_size
+        return self.num_rows // self.batch_size
 
     def __iter__(self) -> BatchIterator:
         return self
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._order_epoch:
-            self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.num_rows)
             self._order_epoch = epoch
         return self._order
 
@@ -68,24 +74,28 @@ class BatchIterator:
         epoch, index = (self.epoch + 1, 0) if self.index >= len(self) else (self.epoch, self.index)
         return self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
 
-    def __next__(self) -> torch.Tensor:
-        """This rank's share of the next global batch: int64 [batch_size // world, L]."""
+    def __next__(self) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """This rank's share of the next global batch: int64 [batch_size // world, L] (or a
+        tuple of each tensor's rows)."""
         rows = self.global_indices()
         if self.index >= len(self):
             self.epoch, self.index = self.epoch + 1, 0
         self.index += 1
         per_rank = self.batch_size // self.world
         mine = rows[self.rank * per_rank : (self.rank + 1) * per_rank]
-        return self.data[torch.from_numpy(mine)].long()
+        index = torch.from_numpy(mine)
+        if isinstance(self.data, tuple):
+            return tuple(t[index] for t in self.data)
+        return self.data[index].long()
 
     def state_dict(self) -> dict[str, Any]:
         """The position (plain ints): saved with each checkpoint."""
         return {"epoch": self.epoch, "index": self.index, "seed": self.seed,
-                "batch_size": self.batch_size, "num_rows": len(self.data)}
+                "batch_size": self.batch_size, "num_rows": self.num_rows}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a saved position; NasplugError if it was saved for other data."""
-        for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("num_rows", len(self.data))):
+        for key, mine in (("seed", self.seed), ("batch_size", self.batch_size), ("num_rows", self.num_rows)):
             if state.get(key) != mine:
                 raise NasplugError(
                     f"batches: the saved state has {key}={state.get(key)!r} but this run has {mine!r}; "

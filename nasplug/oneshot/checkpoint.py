@@ -55,7 +55,8 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict
     """Write ``module``'s tensors as safetensors atomically (temp file, fsync, rename).
 
     Tied parameters (the MLM decoder and the word embeddings; the embeddings an ELECTRA
-    generator shares) are stored once; :func:`load_weights` restores the ties.
+    generator shares) are stored once; :func:`load_weights` restores the ties. The same
+    weights always give the same bytes (see :func:`_sort_metadata`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict
     os.close(fd)
     try:
         save_model(module, tmp, metadata=metadata)
+        _sort_metadata(Path(tmp))
         _fsync(Path(tmp))
         os.replace(tmp, path)
     finally:
@@ -70,6 +72,30 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict
             os.unlink(tmp)
     _fsync(path.parent)
     return path
+
+
+def _sort_metadata(path: Path) -> None:
+    """Rewrite the safetensors header's ``__metadata__`` with sorted keys, in place.
+
+    safetensors keeps metadata in a hash map whose order changes from process to process, so
+    two runs that wrote identical tensors could differ in bytes; sorted, they do not. The
+    header keeps its length (same keys, same values), so the tensor offsets are unchanged.
+    """
+    import struct
+
+    with open(path, "r+b") as fh:
+        size = struct.unpack("<Q", fh.read(8))[0]
+        raw = fh.read(size)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not meta or len(meta) < 2:
+            return
+        header = {"__metadata__": dict(sorted(meta.items())), **{k: v for k, v in header.items() if k != "__metadata__"}}
+        text = json.dumps(header, separators=(",", ":")).encode()
+        if len(text) > size:  # not the compact layout we expected: leave the file as it is
+            return
+        fh.seek(8)
+        fh.write(text + b" " * (size - len(text)))
 
 
 def load_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:

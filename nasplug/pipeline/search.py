@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from nasplug.io import atomic_write_json
-from nasplug.pipeline import (
+from nasplug.pipeline.context import (
     RunContext,
-    add_stage,
     build_constraints,
     build_evaluator,
     build_strategy,
 )
+from nasplug.pipeline.stage import RunView, Section, Stage
+from nasplug.progress import progress_bar
+from nasplug.registry import EVALUATORS, check_kwargs
 from nasplug.search import SearchResult, search
 from nasplug.trials import Trial
 
@@ -31,42 +31,68 @@ def write_search_plots(result: SearchResult, space: Any, run_dir: Any, top_k: in
                            title=f"choices of the top {len(top)} architectures by position")
 
 
-@add_stage("search", applies=lambda recipe: recipe.search is not None and recipe.arch is None)
-def run_search_stage(ctx: RunContext) -> dict[str, Any]:
-    cfg = ctx.recipe.search
-    assert cfg is not None
-    space = ctx.space
-    strategy = build_strategy(cfg.strategy, space, seed=ctx.recipe.seed)
-    constraints = build_constraints(cfg.constraints, space)
-    evaluator = build_evaluator(ctx)
-    bar = tqdm(total=cfg.budget, desc="search", unit="arch", disable=not ctx.progress, dynamic_ncols=True)
+class SearchStage(Stage):
+    name = "search"
+    multi_process = True
 
-    def progress(trial: Trial, result: SearchResult) -> None:
-        if trial.scored:
-            bar.update(1)
-            best = result.best
-            if best is not None:
-                bar.set_postfix({cfg.metric: f"{best.score:.4g}"}, refresh=False)
+    def applies(self, recipe: Any) -> bool:
+        return recipe.search is not None and recipe.arch is None
 
-    try:
-        result = search(strategy, evaluator, cfg.budget, space=space, constraints=constraints, metric=cfg.metric,
-                        direction=cfg.direction, batch_size=cfg.batch_size, log_path=ctx.run_dir / "trials.jsonl",
-                        resume=ctx.resume, callbacks=[progress])
-    finally:
-        bar.close()
-        close = getattr(evaluator, "close", None)  # evaluators may hold memory (kept hidden states)
-        if close is not None:
-            close()
-    ctx.extras["search"] = result
-    from nasplug.sharding import world
+    def check(self, ctx: RunContext) -> None:
+        """The strategy and constraints are built (cheap, pure Python) and the evaluator's
+        arguments checked, so a typo fails before the supernet trains."""
+        cfg = ctx.recipe.search
+        build_strategy(cfg.strategy, ctx.space, seed=ctx.recipe.seed)
+        build_constraints(cfg.constraints, ctx.space)
+        spec = ctx.recipe.evaluator
+        if spec is None:
+            build_evaluator(ctx)  # raises the one-line "no evaluator" error
+            return
+        factory = EVALUATORS.get(spec.name)
+        check_kwargs(factory, spec.kwargs(), field="evaluator")
+        check = getattr(factory, "check_recipe", None)
+        if check is not None:  # e.g. the supernet evaluator: the metric is one the task measures
+            check(ctx)
 
-    if world()[0] != 0:
-        return {}
-    top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
-           for i, t in enumerate(result.top(cfg.top_k))]
-    atomic_write_json(ctx.run_dir / "top.json", top)
-    write_search_plots(result, space, ctx.run_dir, top_k=max(cfg.top_k, 20))
-    counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
-    best = result.best
-    return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
-            "best_arch": None if best is None else space.format(best.arch)}
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        cfg = ctx.recipe.search
+        space = ctx.space
+        strategy = build_strategy(cfg.strategy, space, seed=ctx.recipe.seed)
+        constraints = build_constraints(cfg.constraints, space)
+        evaluator = build_evaluator(ctx)
+        bar = progress_bar(total=cfg.budget, desc="search", unit="arch", enabled=ctx.progress)
+
+        def progress(trial: Trial, result: SearchResult) -> None:
+            if trial.scored:
+                bar.update(1)
+                best = result.best
+                if best is not None:
+                    bar.set_postfix({cfg.metric: f"{best.score:.4g}"}, refresh=False)
+
+        try:
+            result = search(strategy, evaluator, cfg.budget, space=space, constraints=constraints, metric=cfg.metric,
+                            direction=cfg.direction, batch_size=cfg.batch_size, log_path=ctx.run_dir / "trials.jsonl",
+                            resume=ctx.resume, callbacks=[progress])
+        finally:
+            bar.close()
+            close = getattr(evaluator, "close", None)  # evaluators may hold memory (kept hidden states)
+            if close is not None:
+                close()
+        ctx.extras["search"] = result
+        from nasplug.sharding import world
+
+        if world()[0] != 0:
+            return {}
+        top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
+               for i, t in enumerate(result.top(cfg.top_k))]
+        atomic_write_json(ctx.run_dir / "top.json", top)
+        write_search_plots(result, space, ctx.run_dir, top_k=max(cfg.top_k, 20))
+        counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
+        best = result.best
+        return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
+                "best_arch": None if best is None else space.format(best.arch)}
+
+    def report(self, view: RunView) -> Section:
+        from nasplug.report.sections import search_section
+
+        return search_section(view)

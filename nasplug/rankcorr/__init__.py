@@ -31,20 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json, atomic_write_text
-from nasplug.text.masking import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 
 OUT_DIR = "rank_corr"
-#: The metrics both sides can be compared on, per pre-training objective (first = default).
-#: ``mlm_loss`` separates archs that tiny or short runs leave at the same accuracy.
-METRICS = {"mlm": ("mlm_acc", "mlm_loss"), "electra": ("disc_acc", "gen_mlm_acc")}
-LOWER_IS_BETTER = frozenset({"mlm_loss"})
 
 
 # ---------------------------------------------------------------------- inputs
@@ -67,22 +61,17 @@ def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] |
 
     ``steps`` = S; an explicit ``warmup_steps`` is scaled by S / the recipe's steps (a
     ``warmup_fraction`` scales by itself); ``eval_every`` = 0 (the held-out score is computed
-    here, on the evaluator's batches); the objective is the supernet's, so that both sides
-    have the same metrics. ``overrides`` (TrainConfig fields) are applied last.
+    here, on the evaluator's batches). ``overrides`` (TrainConfig fields) are applied last.
     """
     from pydantic import ValidationError
 
+    from nasplug.oneshot.config import TrainConfig
     from nasplug.recipe import describe_error
-    from nasplug.oneshot.train import TrainConfig
 
     base = recipe.retrain if recipe.retrain is not None else recipe.supernet
-    raw = base.model_dump(exclude={"baselines"})
+    raw = base.model_dump(exclude={"baselines", "seeds", "sampler", "task"})
     if raw.get("warmup_steps") is not None:
         raw["warmup_steps"] = round(raw["warmup_steps"] * steps / raw["steps"])
-    if recipe.supernet is not None and raw["objective"] != recipe.supernet.objective:
-        log.warning("rank-corr: training standalone models with the supernet's objective %r (retrain uses %r)",
-                    recipe.supernet.objective, raw["objective"])
-        raw["objective"] = recipe.supernet.objective
     raw.update(steps=steps, eval_every=0)
     raw.update(overrides or {})
     try:
@@ -105,8 +94,8 @@ def sample_archs(space: Any, n: int, seed: int) -> list[Arch]:
 
 
 def _evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
+    from nasplug.pipeline.evaluators import supernet_evaluator
     from nasplug.registry import EVALUATORS
-    from nasplug.oneshot.evaluator import supernet_evaluator
 
     spec = recipe.evaluator
     kwargs: dict[str, Any] = {}
@@ -120,72 +109,41 @@ def _evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- standalone scoring
-@torch.inference_mode()
-def standalone_metrics(model: torch.nn.Module, evaluator: Any, generator: torch.nn.Module | None = None) -> dict[str, float]:
-    """Held-out metrics of a standalone model on the evaluator's own pre-masked batches.
+def standalone_metrics(model: torch.nn.Module, evaluator: Any, aux: dict[str, Any] | None = None) -> dict[str, float]:
+    """Held-out metrics of a standalone model on the evaluator's own fixed batches.
 
-    The same sums as :class:`nasplug.oneshot.evaluator.SupernetEvaluator` (correct argmax over the
-    masked positions / their number; attention mask from ``pad_id``; ELECTRA: the generator's
-    MLM accuracy and the discriminator's accuracy on the evaluator's fixed replacements), in
-    fp32: a model extracted from the supernet scores exactly what the evaluator gives its arch.
-
-    Returns:
-        MLM: ``mlm_acc``, ``mlm_loss``; ELECTRA (``generator`` given): ``gen_mlm_acc``,
-        ``disc_acc``.
+    The same sums as :class:`nasplug.oneshot.evaluator.InheritedWeights` (the task's
+    ``evaluate`` on the evaluator's batches, fp32): a model extracted from the supernet
+    scores exactly what the evaluator gives its arch (without the analytic metrics).
     """
-    from nasplug.text import objectives as obj
-
     device = next(model.parameters()).device
     model.eval()
-    if generator is not None:
-        generator.eval()
-    correct = total = disc_correct = disc_total = 0
-    loss = 0.0
-    for b, batch in enumerate(evaluator.batches):
-        ids, labels = batch.input_ids.to(device), batch.labels.to(device)
-        mask = None if evaluator.pad_id is None else (ids != evaluator.pad_id).long()
-        masked = labels != IGNORE_INDEX
-        target = labels[masked]
-        mlm_model = model if generator is None else generator
-        logits = obj.mlm_logits(mlm_model, obj.encode(mlm_model, ids, mask), labels).float()  # [N_masked, V]
-        correct += int((logits.argmax(-1) == target).sum())
-        total += int(target.numel())
-        loss += float(F.cross_entropy(logits, target, reduction="sum"))
-        if generator is not None and evaluator.replacements is not None:
-            original = torch.where(masked, labels, ids)
-            corrupted = torch.where(masked, evaluator.replacements[b].to(device), original)
-            is_replaced = (corrupted != original).float()
-            valid = torch.ones_like(is_replaced, dtype=torch.bool) if mask is None else mask.bool()
-            pred = (obj.discriminator_logits(model, obj.encode(model, corrupted, mask)).float() > 0).float()
-            disc_correct += int(((pred == is_replaced) & valid).sum())
-            disc_total += int(valid.sum())
-    if generator is None:
-        return {"mlm_acc": correct / max(total, 1), "mlm_loss": loss / max(total, 1)}
-    out = {"gen_mlm_acc": correct / max(total, 1)}
-    if disc_total:
-        out["disc_acc"] = disc_correct / disc_total
-    return out
+    for module in (aux or {}).values():
+        module.eval()
+    task = evaluator.task
+    with torch.inference_mode():
+        return task.figures(task.evaluate(model, evaluator.batches, aux or {}, device))
 
 
-def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, data: Any, evaluator: Any,
+def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: Any,
                      progress: bool) -> dict[str, float]:
     """Train ``arch`` from scratch into ``folder`` (or load it if trained) and score it."""
-    from nasplug.text import objectives as obj
+    from nasplug.oneshot.build import build_model
     from nasplug.oneshot.checkpoint import load_weights
-    from nasplug.oneshot.train import derive_seed, pretrain
+    from nasplug.oneshot.seeds import derive_seed
+    from nasplug.oneshot.train import train
 
-    head = "discriminator" if cfg.objective == "electra" else "mlm"
-    model = ctx.space.build(arch, head=head, seed=ctx.recipe.seed)
+    task = ctx.prepared_task()
+    model = build_model(ctx.space, arch, task, seed=ctx.recipe.seed)
     if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():
         load_weights(model, folder / "model.safetensors")  # trained before a crash, not yet scored
     else:
         resume = (folder / "checkpoint").exists()
-        pretrain(model, data, cfg, folder, resume=resume, progress=progress)
-    generator = None
-    if cfg.objective == "electra":
-        generator = obj.build_generator(model, derive_seed(cfg.seed, "generator"))
-        load_weights(generator, folder / "generator.safetensors")
-    return standalone_metrics(model, evaluator, generator)
+        train(model, task, cfg, folder, resume=resume, progress=progress)
+    aux = task.auxiliary(model, derive_seed(cfg.seed, "generator"))
+    for name, module in aux.items():
+        load_weights(module, folder / f"{name}.safetensors")
+    return standalone_metrics(model, evaluator, aux)
 
 
 def _check_folder(folder: Path, arch_text: str, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -237,13 +195,11 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         NasplugError: no run directory, no trained supernet, N < 3, S < 1, a metric the
             objective has not, or an output folder that holds another experiment.
     """
-    from tqdm import tqdm
-
     from nasplug.pipeline import RunContext
+    from nasplug.pipeline.evaluators import supernet_evaluator
+    from nasplug.progress import progress_bar
     from nasplug.rankcorr.stats import rank_stats, top_k_agreement
     from nasplug.registry import build_callable
-    from nasplug.text.prepare import prepare_data
-    from nasplug.oneshot.evaluator import supernet_evaluator
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
@@ -257,20 +213,21 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     weights = run_dir / "supernet" / "model.safetensors"
     if not weights.is_file():
         raise NasplugError(f"{run_dir}: no trained supernet ({weights} is missing); run the supernet stage first")
-    objective = recipe.supernet.objective
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=progress)
+    task = ctx.task
     if metric is None:
         wanted = recipe.search.metric if recipe.search is not None else None
-        metric = wanted if wanted in METRICS[objective] else METRICS[objective][0]
-    if metric not in METRICS[objective]:
-        raise NasplugError(f"--metric: {metric!r} is not comparable for a {objective} supernet; "
-                           f"allowed: {', '.join(METRICS[objective])}")
+        metric = wanted if wanted in task.metrics else task.primary_metric()
+    if metric not in task.metrics:
+        raise NasplugError(f"--metric: {metric!r} is not measured by task {task.name!r}; "
+                           f"allowed: {', '.join(task.metrics)}")
+    direction = task.metrics[metric]
     cfg = standalone_train_config(recipe, steps, train_overrides)
     out_dir = Path(out) if out is not None else run_dir / OUT_DIR
     if not resume and any(out_dir.glob("arch-*")):
         raise NasplugError(f"{out_dir}: holds archs of an earlier rank-corr; resume it or pass another --out")
 
-    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=progress)
-    data = prepare_data(ctx)
+    ctx.prepared_task()
     try:
         evaluator = build_callable(supernet_evaluator, {"space": ctx.space, "context": ctx,
                                                         **_evaluator_kwargs(recipe, batches)}, field="evaluator")
@@ -288,7 +245,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     config = cfg.model_dump(mode="json")
     width = max(2, len(str(archs - 1)))
     standalone: list[dict[str, float]] = []
-    bar = tqdm(total=archs, desc="rank-corr", unit="arch", disable=not progress)
+    bar = progress_bar(total=archs, desc="rank-corr", unit="arch", enabled=progress)
     for i, (arch, text) in enumerate(zip(sampled, texts)):
         folder = out_dir / f"arch-{i:0{width}d}"
         saved = _check_folder(folder, text, config)
@@ -296,7 +253,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
             bar.set_postfix_str(text[:32])
             log.info("rank-corr: arch %d/%d %s: training %d steps", i + 1, archs, text, steps)
             atomic_write_json(folder / "arch.json", {"arch": text, "arch_dict": arch, "config": config})
-            saved = _train_and_score(ctx, arch, folder, cfg, data, evaluator, progress)
+            saved = _train_and_score(ctx, arch, folder, cfg, evaluator, progress)
             atomic_write_json(folder / "score.json", saved)
             if not keep_checkpoints:
                 shutil.rmtree(folder / "checkpoint", ignore_errors=True)
@@ -309,12 +266,12 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     x = [s[metric] for s in supernet_scores]
     y = [s[metric] for s in standalone]
     stats = rank_stats(y, x, resamples=resamples, seed=seed)
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # top-k picks the best: the lowest loss
+    sign = -1.0 if direction == "minimize" else 1.0  # top-k picks the best: the lowest loss
     top_k = top_k_agreement([sign * v for v in y], [sign * v for v in x])  # regret stays >= 0, in metric units
     pairs = [{"index": i, "arch": texts[i], "arch_dict": sampled[i], "supernet": x[i], "standalone": y[i],
               "supernet_metrics": supernet_scores[i], "standalone_metrics": standalone[i]} for i in range(archs)]
     result = {
-        "run_dir": str(run_dir), "metric": metric, "objective": objective, "archs": archs, "steps": steps,
+        "run_dir": str(run_dir), "metric": metric, "task": task.name, "archs": archs, "steps": steps,
         "seed": seed, "overrides": list(overrides), "train_config": config, "evaluator": {**_evaluator_kwargs(recipe, batches),
                                                              "heldout_batches": len(evaluator.batches)},
         "direction": "minimize" if sign < 0 else "maximize", "pairs": pairs, **stats, "top_k": top_k, "wall_s": time.perf_counter() - t0,

@@ -1,7 +1,8 @@
-"""Report sections for the training stages: supernet, found vs baselines, GLUE vs the paper.
+"""Report sections of the generic stages: supernet training, search, found vs baselines.
 
 Each section reads only files in the run directory (so ``nasplug show`` works on any run,
-finished or not) and returns Markdown lines plus, where it draws one, a PNG beside it.
+finished or not) and returns Markdown lines plus, where it draws one, a PNG beside it. The
+figures shown are whatever the run's task measured (``heldout_<metric>``, ``test_<metric>``).
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.report.table import markdown_table
+from nasplug.runfiles import finite_number, read_json, read_jsonl, read_top
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a torn last line of a run that was killed
-    return records
+def _metric_names(records: list[dict[str, Any]]) -> list[str]:
+    """The task's metrics, in its order, from a training log's start record."""
+    for record in records:
+        if record.get("event") == "start" and isinstance(record.get("metrics"), dict):
+            return [str(k) for k in record["metrics"]]
+    names: list[str] = []
+    for record in records:
+        names += [k.removeprefix("heldout_") for k in record if k.startswith("heldout_") and k[8:] not in names]
+    return names
 
 
 def supernet_section(run_dir: Path) -> list[str]:
@@ -31,100 +32,144 @@ def supernet_section(run_dir: Path) -> list[str]:
     records = read_jsonl(run_dir / "supernet" / "metrics.jsonl")
     if not records:
         return []
-    steps = [r for r in records if "loss" in r and "event" not in r]
-    evals = [r for r in records if r.get("event") in ("eval", "end") and "heldout_mlm_acc" in r]
-    lines = ["## Supernet pre-training (single-path one-shot)", ""]
+    steps = [r for r in records if finite_number(r.get("loss")) and "event" not in r]
+    names = _metric_names(records)
+    primary = f"heldout_{names[0]}" if names else None
+    evals = [r for r in records if r.get("event") in ("eval", "end") and primary and finite_number(r.get(primary))]
+    lines = ["## Supernet training (single-path one-shot)", ""]
     if steps:
         plots.training_curves({"supernet (train)": steps}, "loss", run_dir / "supernet_loss.png", "supernet training loss")
         lines += ["![supernet loss](supernet_loss.png)", ""]
-    if evals:
-        plots.training_curves({"supernet (held-out, mean of eval archs)": evals}, "heldout_mlm_acc",
-                              run_dir / "supernet_heldout.png", "supernet held-out MLM accuracy")
+    if evals and primary:
+        metric = primary.removeprefix("heldout_")
+        plots.training_curves({"supernet (held-out, mean of eval archs)": evals}, primary,
+                              run_dir / "supernet_heldout.png", f"supernet held-out {metric}")
         last = evals[-1]
-        baseline = last.get("unigram_baseline")
-        lines += [f"Held-out MLM accuracy at step {last['step']}: {last['heldout_mlm_acc']:.4f}"
-                  + (f" (unigram baseline {baseline:.4f})" if baseline is not None else ""), "",
-                  "![supernet held-out accuracy](supernet_heldout.png)", ""]
+        baseline = (last.get("baseline") or {}).get(metric) if isinstance(last.get("baseline"), dict) else None
+        lines += [f"Held-out {metric} at step {last['step']} (mean over the fixed eval archs): {last[primary]:.4f}"
+                  + (f" (trivial baseline {baseline:.4f})" if finite_number(baseline) else ""), "",
+                  "![supernet held-out figure](supernet_heldout.png)", ""]
     return lines
 
 
-def retrain_results(run_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Name -> held-out figures of each finished retrain (``done`` False while unfinished)."""
-    results = {}
-    for name in names:
-        result_file = run_dir / "retrain" / name / "result.json"
-        result = json.loads(result_file.read_text()) if result_file.is_file() else {}
-        heldout = {k: v for k, v in (result.get("heldout") or {}).items() if k != "per_arch"}
-        results[name] = {"done": bool(result), **heldout}
-    return results
+def search_section(view: Any) -> tuple[list[str], str]:
+    from nasplug.report import load_run
 
-
-def retrain_section(run_dir: Path, archs: dict[str, Any], space: Any) -> tuple[list[str], str]:
-    """Found vs baselines after retraining: a table, the strip plot, the curves."""
-    from nasplug.report import plots
-
-    if not archs:
+    _, result = load_run(view.run_dir)
+    if result is None or not result.scored:
         return [], ""
-    rows = retrain_results(run_dir, list(archs))
-    table_rows = []
-    for name, arch in archs.items():
-        metrics = space.metrics(arch) if space is not None else {}
-        r = rows.get(name, {})
-        table_rows.append([name, space.format(arch) if space is not None else json.dumps(arch), metrics.get("params"),
-                           metrics.get("flops"), r.get("heldout_mlm_acc"), r.get("heldout_mlm_loss"),
-                           "done" if r.get("done") else "not trained"])
-    table = markdown_table(["model", "architecture", "params", "FLOPs/seq", "held-out MLM acc", "held-out MLM loss",
-                            "status"], table_rows)
-    lines = ["## Found architecture vs baselines (retrained from scratch, same steps)", "", table, ""]
-    if space is not None:
-        plots.arch_strips(archs, space.choices(), run_dir / "architectures.png", title="layer types by position")
-        lines += ["![architectures](architectures.png)", ""]
-    series = {name: [r for r in read_jsonl(run_dir / "retrain" / name / "metrics.jsonl") if "loss" in r and "event" not in r]
-              for name in archs}
-    if any(series.values()):
-        plots.training_curves(series, "loss", run_dir / "retrain_loss.png", "pre-training loss (retrained)")
-        lines += ["![retrain loss](retrain_loss.png)", ""]
+    space = view.space
+    fmt = space.format if space is not None else (lambda arch: json.dumps(arch, sort_keys=True))
+    best = result.best
+    assert best is not None
+    counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    table = top_table(result, view.top_k, fmt)
+    lines = ["## Search", "", f"Best architecture: `{fmt(best.arch)}` with {result.metric} = {best.score:.6g}", "",
+             f"Trials: {len(result.trials)} ({summary})", ""]
+    scores = sorted(float(t.score) for t in result.scored)  # type: ignore[arg-type]
+    median = scores[len(scores) // 2]
+    lines += [f"Scores: median {median:.6g}, worst {scores[0 if result.direction == 'maximize' else -1]:.6g}, "
+              f"best {best.score:.6g} over {len(scores)} scored trials", ""]
+    for png, alt in (("search_curve.png", "search curve"), ("top_choices.png", "choices of the top architectures")):
+        if (view.run_dir / png).is_file():
+            lines += [f"![{alt}]({png})", ""]
+    lines += ["### Top architectures", "", table, ""]
     return lines, table
 
 
-def glue_section(run_dir: Path, names: list[str], expected: dict[str, Any] | None) -> tuple[list[str], str]:
-    """Per-task dev scores (median over seeds) of each model, the two averages, the paper's numbers."""
-    from nasplug.glue import ELECTRA_DEV_METRIC, ELECTRA_SMALL_DEV
-
-    root = run_dir / "glue"
-    if not root.is_dir():
-        return [], ""
-    reference = dict((expected or {}).get("glue_dev") or {})
-    ref_name = (expected or {}).get("glue_dev_name", "paper")
-    if not reference:
-        reference, ref_name = dict(ELECTRA_SMALL_DEV["scores"]), "ELECTRA-Small dev (Clark et al.)"
-    per_model = {n: {p.stem: json.loads(p.read_text()) for p in sorted((root / n).glob("*.json")) if p.stem != "scores"}
-                 for n in names if (root / n).is_dir()}
-    scores = {n: json.loads((root / n / "scores.json").read_text()) for n in names if (root / n / "scores.json").is_file()}
-    from nasplug.glue import TASK_NAMES
-
-    seen = {t for results in per_model.values() for t in results} | set(reference)
-    tasks = [t for t in TASK_NAMES if t in seen]
+def top_table(result: Any, k: int = 10, formatter: Any = None) -> str:
+    """The k best distinct archs with their metrics."""
+    top = result.top(k)
+    metric_names = sorted({m for t in top for m in t.metrics if m != result.metric})[:4]
     rows = []
-    for task in tasks:
-        metric = ELECTRA_DEV_METRIC.get(task, "accuracy")
-        row: list[Any] = [task, metric]
-        for n in per_model:
-            result = per_model[n].get(task)
+    for rank, trial in enumerate(top, start=1):
+        text = formatter(trial.arch) if formatter else json.dumps(trial.arch, sort_keys=True)
+        rows.append([rank, trial.number, text, trial.score] + [trial.metrics.get(m) for m in metric_names])
+    return markdown_table(["rank", "trial", "arch", result.metric] + metric_names, rows)
+
+
+def retrained_archs(view: Any) -> dict[str, Any]:
+    """Name -> arch of the models the retrain stage trains (found first), if it applies."""
+    recipe, space = view.recipe, view.space
+    retrain = recipe.get("retrain")
+    if not isinstance(retrain, dict) or space is None:
+        return {}
+    archs: dict[str, Any] = {}
+    try:
+        if recipe.get("arch"):
+            archs["found"] = space.parse(recipe["arch"])
+        else:
+            top = read_top(view.run_dir)
+            if top:
+                archs["found"] = top[0]["arch"]
+        for name, text in (retrain.get("baselines") or {}).items():
+            archs[name] = space.unconstrained().parse(text)
+    except Exception:  # noqa: BLE001 - a report shows what it can
+        pass
+    return archs
+
+
+def model_runs(run_dir: Path, name: str) -> tuple[list[Path], Path | None]:
+    """The training folders of a retrained model (one per seed) and its summary file."""
+    root = run_dir / "retrain" / name
+    seeds = sorted(p for p in root.glob("seed-*") if p.is_dir())
+    return (seeds or [root]), (root / "summary.json" if seeds else None)
+
+
+def _cell(values: list[float]) -> Any:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.4g} ± {std:.2g}"
+
+
+def retrain_section(view: Any) -> tuple[list[str], str]:
+    """Found vs baselines after retraining: a table (mean ± std over seeds), strips, curves."""
+    from nasplug.report import plots
+
+    archs = retrained_archs(view)
+    if not archs:
+        return [], ""
+    space, run_dir = view.space, view.run_dir
+    figures: dict[str, list[dict[str, Any]]] = {}
+    names: list[str] = []
+    for name in archs:
+        folders, _ = model_runs(run_dir, name)
+        figures[name] = []
+        for folder in folders:
+            result = read_json(folder / "result.json")
             if result is None:
-                row.append("not run")
-            elif result.get("status") == "missing":
-                row.append("missing")
-            else:
-                row.append((result.get("median") or {}).get(metric))
-        row.append(reference.get(task))
-        rows.append(row)
-    for conv in ("electra_dev", "leaderboard"):
-        row = [f"average ({conv})", ""]
-        for n in per_model:
-            s = scores.get(n, {}).get(conv, {})
-            row.append(s.get("score") if s.get("score") is not None else f"partial: {len(s.get('missing') or [])} missing")
-        row.append(expected.get("glue_dev_average") if expected and conv == "electra_dev" else None)
-        rows.append(row)
-    table = markdown_table(["task", "metric", *per_model, ref_name], rows)
-    return ["## GLUE dev (median over fine-tuning seeds)", "", table, ""], table
+                continue
+            entry = {k: v for k, v in (result.get("heldout") or {}).items() if finite_number(v)}
+            entry.update({k: v for k, v in (read_json(folder / "test.json") or {}).items() if finite_number(v)})
+            figures[name].append(entry)
+            names += [m for m in _metric_names(read_jsonl(folder / "metrics.jsonl")) if m not in names]
+    columns = [f"{split}_{m}" for split in ("heldout", "test") for m in names
+               if any(f"{split}_{m}" in e for runs in figures.values() for e in runs)]
+    seeds = max((len(runs) for runs in figures.values()), default=0)
+    rows = []
+    for name, arch in archs.items():
+        metrics = space.metrics(arch) if space is not None else {}
+        runs = figures[name]
+        expected = len(model_runs(run_dir, name)[0])
+        status = "done" if runs and len(runs) == expected else ("not trained" if not runs else f"{len(runs)} runs")
+        rows.append([name, space.format(arch) if space is not None else json.dumps(arch), metrics.get("params"),
+                     metrics.get("flops"), *[_cell([e[c] for e in runs if c in e]) for c in columns], status])
+    headers = ["model", "architecture", "params", "FLOPs", *[c.replace("_", " ") for c in columns], "status"]
+    table = markdown_table(headers, rows)
+    how = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
+    lines = ["## Found architecture vs baselines (retrained from scratch, same steps)", "", f"Figures: {how}.", "",
+             table, ""]
+    if space is not None:
+        plots.arch_strips(archs, space.choices(), run_dir / "architectures.png", title="choices by position")
+        lines += ["![architectures](architectures.png)", ""]
+    series = {name: [r for r in read_jsonl(model_runs(run_dir, name)[0][0] / "metrics.jsonl")
+                     if finite_number(r.get("loss")) and "event" not in r] for name in archs}
+    if any(series.values()):
+        plots.training_curves(series, "loss", run_dir / "retrain_loss.png", "training loss (retrained)")
+        lines += ["![retrain loss](retrain_loss.png)", ""]
+    return lines, table

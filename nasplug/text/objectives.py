@@ -1,32 +1,19 @@
-"""Pre-training objectives on a supernet or a standalone model: MLM and ELECTRA RTD.
+"""Losses and held-out scoring of the text tasks: masked-LM (BERT) and ELECTRA.
 
-Called by :func:`nasplug.oneshot.train.pretrain` once per micro-batch (``mlm_step`` /
-``electra_step``) and at every held-out evaluation (``evaluate``).
+MLM: cross-entropy at the masked positions, divided by the global number of masked tokens.
+ELECTRA (Clark et al. 2020): the generator (MLM) fills the masked positions by sampling from
+its softmax (inverse CDF at fixed uniforms, so the sample does not depend on sharding; no
+gradient through the sample); the discriminator labels each real token as original or
+replaced; loss = ``generator_weight * MLM + discriminator_weight * RTD`` (1 and 50).
 
-Two kinds of model are understood, duck-typed:
-
-* a supernet (``nasplug.supernet.Supernet`` such as ``LVBertSupernet``): ``model(ids, mask)``
-  -> hidden [B, T, H] through the active arch, ``mlm_logits(hidden, labels)`` and
-  ``discriminator_logits(hidden)``;
-* a standalone Hugging Face model (``LVBertForMaskedLM`` / ``LVBertForPreTraining``): its
-  base model (``model.<base_model_prefix>``) gives the hidden states and ``mlm_head`` /
-  ``discriminator_head`` the logits.
-
-Losses are **sums divided by a global count** (masked tokens, or real tokens for the
-discriminator) passed in by the loop, so summing gradients over micro-batches and ranks gives
-exactly the gradient of the mean loss over the global batch: gradient accumulation and
-multi-process training are then equivalent to one big batch. Statistics come back as sums
-(0-d tensors) for the loop to add up and all-reduce.
-
-ELECTRA (Clark et al. 2020; the LV-BERT recipe in shared/LVBERT.md): the generator is an MLM
-model at the reduced hidden size that shares the token embeddings (and, for a supernet, the
-active layer sequence); replacements are *sampled* from its softmax (no gradient through the
-sample); the discriminator labels each real token as original or replaced; loss =
-``generator_weight * MLM + discriminator_weight * RTD`` (1 and 50).
+A model here is a supernet routed through an arch (``model(ids, mask) -> [B, T, H]``, heads
+as methods) or a standalone Hugging Face model (``base_model_prefix`` + ``mlm_head`` /
+``discriminator_head``); the adapters below hide the difference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasplug.errors import NasplugError
-from nasplug.supernet import Supernet
+from nasplug.supernet import is_supernet
 
 IGNORE_INDEX = -100
 
@@ -70,21 +57,8 @@ class MicroBatch:
                    None if uniforms is None else uniforms.to(device))
 
 
-def shard(batch_size: int, rank: int, world: int, grad_accum: int) -> list[slice]:
-    """Row slices of the global batch for this rank's ``grad_accum`` micro-batches: rank r
-    owns rows ``[r * B / world, (r + 1) * B / world)``, cut into equal consecutive pieces
-    (the same rows ``BatchIterator(rank=r, world=world)`` would give)."""
-    per_rank = batch_size // world
-    size = per_rank // grad_accum
-    return [slice(rank * per_rank + i * size, rank * per_rank + (i + 1) * size) for i in range(grad_accum)]
-
-
 # ---------------------------------------------------------------------- model adapters
-def is_supernet(model: nn.Module) -> bool:
-    return isinstance(model, Supernet)
-
-
-def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """ids [B, T] -> last hidden state [B, T, H] (a supernet runs its active arch)."""
     if is_supernet(model):
         return model(input_ids, attention_mask)
@@ -106,58 +80,29 @@ def discriminator_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor
     return model.discriminator_head(hidden)
 
 
-def check_heads(model: nn.Module, objective: str) -> None:
-    """NasplugError naming the missing head when ``model`` cannot train ``objective``."""
-    head = "mlm_head" if objective == "mlm" else "discriminator_head"
+def check_head(model: nn.Module, head: str, task: str) -> None:
+    """NasplugError naming the missing head when ``model`` cannot train ``task``."""
     if getattr(model, head, None) is None:
-        need = "LVBertForMaskedLM" if objective == "mlm" else "LVBertForPreTraining"
-        raise NasplugError(
-            f"objective: {objective!r} needs a model with a {head} ({type(model).__name__} has none); "
-            f"use a supernet with that head or a standalone {need}"
-        )
+        raise NasplugError(f"task {task!r}: needs a model with a {head} ({type(model).__name__} has none); "
+                           "use a space whose models have it (e.g. lvbert)")
 
 
 def build_generator(model: nn.Module, seed: int) -> nn.Module:
     """The ELECTRA generator of ``model``, sharing its token embeddings, seeded from ``seed``.
 
-    Called once per run by the loop. A supernet gives ``model.generator(seed)`` (same slots,
-    the loop activates the same arch on both every step); a standalone discriminator gives an
-    ``LVBertForMaskedLM`` with ``config.generator()`` (same layer sequence, reduced hidden).
+    A supernet gives ``model.generator(seed)`` (same slots; the loop routes both through the
+    same arch every step); a standalone discriminator gives ``model.make_generator(seed)``.
     """
-    if is_supernet(model):
-        if not hasattr(model, "generator"):
-            raise NasplugError(f"objective: 'electra' needs a supernet with generator(); {type(model).__name__} has none")
+    if is_supernet(model) and hasattr(model, "generator"):
         device = next(model.parameters()).device
         return model.generator(seed=seed).to(device)  # built on the CPU, the shared embeddings aside
-    from nasplug.spaces.lvbert import LVBertForMaskedLM
-
-    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    if base is None or not hasattr(model.config, "generator"):
-        raise NasplugError(f"objective: 'electra' needs an LV-BERT discriminator, got {type(model).__name__}")
-    with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG: fence it off
-        torch.manual_seed(seed)
-        generator = LVBertForMaskedLM(model.config.generator(), embeddings=base.embeddings)
-    ref = base.embeddings.word_embeddings.weight
-    return generator.to(device=ref.device, dtype=ref.dtype)
+    if hasattr(model, "make_generator"):
+        return model.make_generator(seed)
+    raise NasplugError(f"task 'electra': needs a model that can build its generator (a supernet with generator() "
+                       f"or a model with make_generator()); {type(model).__name__} has neither")
 
 
-def compile_model(model: nn.Module) -> None:
-    """``torch.compile`` in place, per sub-layer for a supernet (the path changes every step,
-    each layer's graph does not), the base model and heads for a standalone model."""
-    if is_supernet(model) and hasattr(model, "slots"):
-        for slot in model.slots:
-            for layer in slot.values():
-                layer.compile()
-        parts = [getattr(model, n, None) for n in ("embeddings", "mlm_head", "discriminator_head")]
-    else:
-        parts = [getattr(model, model.base_model_prefix, None), getattr(model, "mlm_head", None),
-                 getattr(model, "discriminator_head", None)]
-    for part in parts:
-        if part is not None:
-            part.compile()
-
-
-# ---------------------------------------------------------------------- losses
+# ---------------------------------------------------------------------- training losses
 def _masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sum of CE, number correct and the targets at masked positions; logits [N, V]."""
     targets = labels[labels != IGNORE_INDEX]  # [N]
@@ -229,94 +174,55 @@ def electra_step(
     }
 
 
-# ---------------------------------------------------------------------- held-out evaluation
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    pad_id: int,
-    device: torch.device,
-    autocast: object,
-    generator: nn.Module | None = None,
-    seed: int = 0,
-) -> Stats:
-    """Held-out sums over pre-masked ``batches`` of (input_ids, labels) [B, T] (CPU tensors).
+# ---------------------------------------------------------------------- held-out scoring
+@dataclass
+class Lane:
+    """One network run over one held-out input, and how to score its last hidden state.
 
-    Called by the loop every ``eval_every`` steps on the fixed held-out batches, with the arch
-    already activated. MLM: the model's own MLM head. ELECTRA (``generator`` given): the
-    generator's MLM accuracy and the discriminator's RTD accuracy on replacements sampled with
-    a fixed ``seed``. Returns sums (``mlm_loss_sum``, ``mlm_correct``, ``mlm_count`` and, for
-    ELECTRA, ``disc_correct``, ``disc_count``) for the caller to all-reduce.
+    The prefix-sharing evaluator advances the lanes of a batch together layer by layer
+    (``net.embed(*embed_args)``, ``net.run_layer(i, kind, hidden, *layer_args)``); plain
+    evaluation runs ``encode(net, ids, mask)``. ``score(sums, hidden)`` adds the lane's
+    figures to ``sums``.
     """
-    names = ["mlm_loss_sum", "mlm_correct", "mlm_count"] + (["disc_correct", "disc_count"] if generator else [])
-    out = {k: torch.zeros((), dtype=torch.float64, device=device) for k in names}
-    uniform_gen = torch.Generator().manual_seed(seed)
-    for input_ids, labels in batches:
-        ids, labels = input_ids.to(device), labels.to(device)
-        mask = (ids != pad_id).long()
-        original = torch.where(labels != IGNORE_INDEX, labels, ids)
-        batch = MicroBatch(ids, labels, original, mask)
-        with autocast:
-            if generator is None:
-                _, stats = mlm_step(model, batch, 1)
-            else:
-                batch.uniforms = torch.rand(ids.shape, generator=uniform_gen).to(device)
-                _, stats = electra_step(model, generator, batch, 1, 1)
-                stats["disc_count"] = mask.sum()
-        stats["mlm_count"] = (labels != IGNORE_INDEX).sum()
-        for key in names:
-            out[key] += stats[key]
-    return out
+
+    net: Any
+    ids: torch.Tensor
+    mask: torch.Tensor | None
+    score: Callable[[MutableMapping[str, float], torch.Tensor], None]
+
+    @property
+    def embed_args(self) -> tuple[Any, ...]:
+        return (self.ids,)
+
+    @property
+    def layer_args(self) -> tuple[Any, ...]:
+        return (self.mask,)
 
 
-# ---------------------------------------------------------------------- loop helpers
-def heldout_figures(total: dict[str, float]) -> dict[str, float]:
-    """Sums from :func:`evaluate` (added over ranks) -> ``heldout_mlm_acc``,
-    ``heldout_mlm_loss`` and, for ELECTRA, ``heldout_disc_acc``."""
-    count = max(total["mlm_count"], 1)
-    out = {"heldout_mlm_acc": total["mlm_correct"] / count, "heldout_mlm_loss": total["mlm_loss_sum"] / count}
-    if "disc_count" in total:
-        out["heldout_disc_acc"] = total["disc_correct"] / max(total["disc_count"], 1)
-    return out
+def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
+    """Adds ``mlm_correct``, ``mlm_count``, ``mlm_loss_sum`` of the masked positions."""
+    def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
+        logits = mlm_logits(net, hidden, labels).float()  # [N_masked, V]
+        target = labels[labels != IGNORE_INDEX]
+        # max(-1).indices: the first maximal index, as argmax, at half its cost on CPU
+        sums["mlm_correct"] = sums.get("mlm_correct", 0) + int((logits.max(-1).indices == target).sum())
+        sums["mlm_count"] = sums.get("mlm_count", 0) + int(target.numel())
+        sums["mlm_loss_sum"] = sums.get("mlm_loss_sum", 0.0) + float(F.cross_entropy(logits, target, reduction="sum"))
+
+    return score
 
 
-def step_metrics(sums: dict[str, float], n_masked: int, n_real: int, cfg: Any) -> dict[str, Any]:
-    """Global sums of one step (``mlm_step`` / ``electra_step`` stats added over micro-batches
-    and ranks) -> the logged figures; losses are means over the global batch's tokens."""
-    mlm_loss, mlm_acc = sums["mlm_loss_sum"] / max(n_masked, 1), sums["mlm_correct"] / max(n_masked, 1)
-    if cfg.objective == "mlm":
-        return {"loss": mlm_loss, "mlm_loss": mlm_loss, "mlm_acc": mlm_acc}
-    disc_loss = sums["disc_loss_sum"] / max(n_real, 1)
-    return {"loss": cfg.generator_weight * mlm_loss + cfg.discriminator_weight * disc_loss,
-            "gen_mlm_loss": mlm_loss, "gen_mlm_acc": mlm_acc, "disc_loss": disc_loss,
-            "disc_acc": sums["disc_correct"] / max(n_real, 1), "replaced_frac": sums["replaced"] / max(n_real, 1)}
+def score_disc(net: Any, is_replaced: torch.Tensor, valid: torch.Tensor) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
+    """Adds ``disc_correct``, ``disc_count`` over the real tokens."""
+    def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
+        pred = (discriminator_logits(net, hidden).float() > 0).float()
+        sums["disc_correct"] = sums.get("disc_correct", 0.0) + float(((pred == is_replaced) & valid).sum())
+        sums["disc_count"] = sums.get("disc_count", 0.0) + float(valid.sum())
+
+    return score
 
 
-def make_optimizer(module: nn.Module, cfg: Any) -> torch.optim.AdamW:
-    """AdamW (``cfg.lr``, ``betas``, ``eps``) with ``weight_decay`` on matrices and conv
-    kernels only: no decay on biases and LayerNorm weights, as in BERT / ELECTRA."""
-    decay, no_decay = [], []
-    for _, param in module.named_parameters():  # shared / tied parameters appear once
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
-
-
-def validate_inputs(model: nn.Module, data: Any, cfg: Any, space: Any, arch: Any, world: int) -> None:
-    """One clear NasplugError for each way the arguments of ``pretrain`` can disagree."""
-    supernet = is_supernet(model)
-    if space is not None and not supernet:
-        raise NasplugError(f"space: given for single-path sampling, but {type(model).__name__} is not a supernet")
-    if supernet and space is None and arch is None:
-        raise NasplugError("arch: a supernet needs space= (sample an arch every step) or arch= (train that arch)")
-    if supernet and arch is not None:
-        model.activate(arch)  # checks the arch against the supernet, with its own clear error
-    check_heads(model, cfg.objective)
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise NasplugError(f"batch_size: {cfg.batch_size} is not a multiple of world size x grad_accum = "
-                           f"{world} x {cfg.grad_accum}")
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-    if vocab is not None and data.tokens.vocab_size > vocab:
-        raise NasplugError(f"tokenizer.vocab_size: the data uses {data.tokens.vocab_size} ids but the model's "
-                           f"vocabulary has {vocab}")
+def run_lanes(lanes: list[Lane], sums: MutableMapping[str, float]) -> None:
+    """Plain evaluation of one batch's lanes: each net end to end, then its score."""
+    for lane in lanes:
+        lane.score(sums, encode(lane.net, lane.ids, lane.mask))

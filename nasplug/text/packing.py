@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from nasplug.text.corpus import CorpusConfig, corpus_fingerprint, load_documents, split_heldout
 from nasplug.errors import NasplugError
+from nasplug.text.corpus import CorpusConfig, corpus_fingerprint, load_documents, split_heldout
 from nasplug.text.tokenizer import TokenInfo, token_info, tokenizer_hash
 
 if TYPE_CHECKING:

@@ -44,6 +44,19 @@ def interleaved(slots: int = 24) -> str:
     return ("AF" * slots)[:slots]
 
 
+def sandwich(slots: int = 24) -> str:
+    """All attention first, then all feed-forward: ``AA...AFF...F`` (the "sandwich" order of
+    the LV-BERT paper's Figure 1, with as many of each type as :func:`interleaved`)."""
+    if slots < 1:
+        raise NasplugError(f"slots: must be at least 1, got {slots}")
+    attn = (slots + 1) // 2
+    return "A" * attn + "F" * (slots - attn)
+
+
+#: Architectures known by name: ``space.parse("interleaved")``.
+NAMED = {"interleaved": interleaved, "sandwich": sandwich}
+
+
 def slot_key(index: int, slots: int) -> str:
     """Choice key of slot ``index`` in a space of ``slots`` slots: ``L00``, ``L01``, ..."""
     width = max(2, len(str(slots - 1)))

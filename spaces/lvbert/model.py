@@ -52,6 +52,14 @@ class LVBertPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         init_module(module, self.config.initializer_range)
 
+    def compile_parts(self) -> None:
+        """``torch.compile`` the encoder and each head in place (the training loop's
+        ``compile: true``)."""
+        for name in (self.base_model_prefix, "mlm_head", "discriminator_head", "classifier"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.compile()
+
 
 class LVBertModel(LVBertPreTrainedModel):
     """The encoder: ``embeddings`` -> ``embeddings_project`` (if E != H) -> ``layers``.
@@ -158,6 +166,16 @@ class LVBertForPreTraining(LVBertPreTrainedModel):
         self.lvbert = LVBertModel(config, embeddings=embeddings)
         self.discriminator_head = LVBertDiscriminatorHead(config)
         self.post_init()
+
+    def make_generator(self, seed: int) -> LVBertForMaskedLM:
+        """The ELECTRA generator of this discriminator: the same layer sequence at the
+        generator width (``config.generator()``), sharing this model's token embeddings,
+        initialised from ``seed`` (the global RNG is left as it was)."""
+        with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG: fence it off
+            torch.manual_seed(seed)
+            generator = LVBertForMaskedLM(self.config.generator(), embeddings=self.lvbert.embeddings)
+        ref = self.lvbert.embeddings.word_embeddings.weight
+        return generator.to(device=ref.device, dtype=ref.dtype)
 
     def forward(
         self,

@@ -34,6 +34,7 @@ from nasplug.space import SearchSpace
 from nasplug.spaces.lvbert.codec import (
     FROM_LETTER,
     LAYER_TYPES,
+    NAMED,
     arch_from_layers,
     arch_from_text,
     arch_to_layers,
@@ -216,9 +217,11 @@ class LVBertSpace(SearchSpace):
 
     # ------------------------------------------------------------------ codecs
     def parse(self, text: str) -> Arch:
-        """Letters (``CCAF...``, any case), official ints (``[0,0,1,...]`` / ``0,0,1,...``) or a
-        JSON dict -> a validated arch."""
-        arch = arch_from_text(text)
+        """Letters (``CCAF...``, any case), official ints (``[0,0,1,...]`` / ``0,0,1,...``), a
+        JSON dict, or a named order (``interleaved``: ``AFAF...``, ``sandwich``: ``AA..FF..``)
+        -> a validated arch."""
+        named = NAMED.get(text.strip().lower()) if isinstance(text, str) else None
+        arch = arch_from_text(named(self.slots) if named is not None else text)
         if len(arch) != self.slots:
             raise NasplugError(f"arch: {len(arch)} layers given, the space has slots={self.slots}")
         return self.validate(arch)

@@ -179,6 +179,17 @@ class LVBertSupernet(Supernet):
             raise NasplugError(f"head: this supernet has no {head!r} head (see LVBertSupernet arguments)")
         return module
 
+    def compile_parts(self) -> None:
+        """``torch.compile`` each candidate layer, the embeddings and the heads in place: the
+        path changes every step, each layer's graph does not."""
+        for slot in self.slots:
+            for layer in slot.values():
+                layer.compile()
+        for name in ("embeddings", "mlm_head", "discriminator_head"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.compile()
+
     # ------------------------------------------------------------------ standalone models
     def standalone_config(self, arch: Arch) -> LVBertConfig:
         """The Hugging Face config of ``arch`` (same widths, ``layers`` = its sequence)."""

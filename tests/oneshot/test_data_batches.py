@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nasplug.oneshot.batches import BatchIterator
 from nasplug.errors import NasplugError
+from nasplug.oneshot.batches import BatchIterator
 
 ROWS = torch.arange(50, dtype=torch.int32).unsqueeze(1).repeat(1, 4)  # row i is all i
 

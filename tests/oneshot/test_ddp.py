@@ -17,14 +17,14 @@ from train_helpers import (
     read_metrics,
     step_records,
     tiny_cfg,
-    tiny_data,
     tiny_space,
     tiny_supernet,
+    tiny_task,
     weights,
     write_runner,
 )
 
-from nasplug.oneshot.train import pretrain
+from nasplug.oneshot.train import train
 
 CFG = dict(steps=4, batch_size=8, grad_accum=1, eval_every=2, log_every=1)
 
@@ -43,7 +43,7 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
 
     one = tmp_path / "one"
     space = tiny_space()
-    pretrain(tiny_supernet(space, dropout=0.0), tiny_data(), tiny_cfg(**CFG), one, space=space, progress=False)
+    train(tiny_supernet(space, dropout=0.0), tiny_task(), tiny_cfg(**CFG), one, space=space, progress=False)
 
     rec1, rec2 = step_records(one), step_records(two)
     assert sorted(rec1) == sorted(rec2) == [1, 2, 3, 4]

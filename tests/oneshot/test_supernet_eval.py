@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from nasplug.text.masking import MaskedBatch
 from nasplug.spaces.lvbert import LVBertSpace
-from nasplug.oneshot.evaluator import SupernetEvaluator
+from nasplug.text.masking import MaskedBatch
+from nasplug.text.tasks import text_evaluator
 
 TINY = dict(hidden=32, heads=1, ffn=64, embedding=32, vocab_size=61, max_positions=24)
 
@@ -44,10 +44,10 @@ def children(space, n=30, seed=0):
 def test_shared_prefix_equals_one_by_one_exactly(setup):
     space, supernet = setup
     archs = children(space)
-    shared = SupernetEvaluator(supernet, batches(), space=space).evaluate_batch(archs)
-    alone = SupernetEvaluator(supernet, batches(), space=space, prefix_sharing=False).evaluate_batch(archs)
+    shared = text_evaluator(supernet, batches(), space=space).evaluate_batch(archs)
+    alone = text_evaluator(supernet, batches(), space=space, prefix_sharing=False).evaluate_batch(archs)
     assert shared == alone  # exact float equality, every metric
-    single = [SupernetEvaluator(supernet, batches(), space=space)(a) for a in archs[:5]]
+    single = [text_evaluator(supernet, batches(), space=space)(a) for a in archs[:5]]
     assert single == shared[:5]
 
 
@@ -55,7 +55,7 @@ def test_metrics_match_a_plain_forward(setup):
     space, supernet = setup
     arch = space.sample(random.Random(3))
     data = batches(num=1)
-    got = SupernetEvaluator(supernet, data, space=space)(arch)
+    got = text_evaluator(supernet, data, space=space)(arch)
     model = supernet.extract(arch, head="mlm").eval()
     with torch.no_grad():
         out = model(input_ids=data[0].input_ids, labels=data[0].labels)
@@ -67,7 +67,7 @@ def test_metrics_match_a_plain_forward(setup):
 
 def test_different_archs_get_different_scores(setup):
     space, supernet = setup
-    results = SupernetEvaluator(supernet, batches(), space=space).evaluate_batch(children(space, n=10))
+    results = text_evaluator(supernet, batches(), space=space).evaluate_batch(children(space, n=10))
     assert len({r["mlm_loss"] for r in results}) > 5
 
 
@@ -77,8 +77,8 @@ def test_padding_is_masked_out(setup):
     padded_ids = torch.cat([data[0].input_ids, torch.zeros(3, 4, dtype=torch.long)], dim=1)
     padded_labels = torch.cat([data[0].labels, torch.full((3, 4), -100)], dim=1)
     arch = space.sample(random.Random(5))
-    plain = SupernetEvaluator(supernet, data, pad_id=0)(arch)
-    padded = SupernetEvaluator(supernet, [MaskedBatch(padded_ids, padded_labels)], pad_id=0)(arch)
+    plain = text_evaluator(supernet, data, pad_id=0)(arch)
+    padded = text_evaluator(supernet, [MaskedBatch(padded_ids, padded_labels)], pad_id=0)(arch)
     assert padded["mlm_acc"] == plain["mlm_acc"]
     assert padded["mlm_loss"] == pytest.approx(plain["mlm_loss"], abs=1e-5)
 
@@ -95,8 +95,8 @@ def test_electra_metrics(setup):
     space, supernet = setup
     generator, data, replacements = electra_inputs(supernet)
     archs = children(space, n=6)
-    shared = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements).evaluate_batch(archs)
-    alone = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements,
+    shared = text_evaluator(supernet, data, generator=generator, replacements=replacements).evaluate_batch(archs)
+    alone = text_evaluator(supernet, data, generator=generator, replacements=replacements,
                               prefix_sharing=False).evaluate_batch(archs)
     assert shared == alone
     assert all(0.0 <= r["gen_mlm_acc"] <= 1.0 and 0.0 <= r["disc_acc"] <= 1.0 for r in shared)
@@ -106,7 +106,7 @@ def test_bad_precision_is_one_line(setup):
     from nasplug.errors import NasplugError
 
     with pytest.raises(NasplugError, match="evaluator.precision"):
-        SupernetEvaluator(setup[1], batches(), precision="fp8")
+        text_evaluator(setup[1], batches(), precision="fp8")
 
 
 # ---------------------------------------------------------------------- states kept between calls
@@ -136,17 +136,17 @@ def test_children_start_from_their_parents_kept_states_and_match_one_by_one(fres
     rng = random.Random(1)
     parents = [space.sample(rng) for _ in range(3)]
     kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(12)]
-    alone = SupernetEvaluator(supernet, batches(), space=space, prefix_sharing=False)
+    alone = text_evaluator(supernet, batches(), space=space, prefix_sharing=False)
     expected = alone.evaluate_batch(kids)
 
-    warm = SupernetEvaluator(supernet, batches(), space=space, keep=3)
+    warm = text_evaluator(supernet, batches(), space=space, keep=3)
     warm.evaluate_batch(parents)
     assert warm.cache_bytes > 0 and all(len(cache) == 3 for cache in warm.caches)
     calls = counting_layers(supernet)
     assert warm.evaluate_batch(kids) == expected  # exact, every metric
     warm_layers = calls["layers"]
     calls["layers"] = 0
-    cold = SupernetEvaluator(supernet, batches(), space=space, keep=0)
+    cold = text_evaluator(supernet, batches(), space=space, keep=0)
     assert cold.evaluate_batch(kids) == expected
     assert cold.cache_bytes == 0
     assert warm_layers < calls["layers"], (warm_layers, calls["layers"])
@@ -160,11 +160,11 @@ def test_only_layers_no_exact_evaluator_could_skip_are_computed(fresh):
     parents = [space.sample(rng) for _ in range(3)]
     kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(12)]
     data = batches()
-    warm = SupernetEvaluator(supernet, data, keep=3, rank_metric="mlm_loss", rank_direction="minimize")
+    warm = text_evaluator(supernet, data, keep=3, rank_metric="mlm_loss", rank_direction="minimize")
     warm.evaluate_batch(parents)
     kept_before = set(warm.caches[0].kept)
     calls = counting_layers(supernet)
-    assert warm.evaluate_batch(kids) == SupernetEvaluator(supernet, data, prefix_sharing=False).evaluate_batch(kids)
+    assert warm.evaluate_batch(kids) == text_evaluator(supernet, data, prefix_sharing=False).evaluate_batch(kids)
     assert set(warm.caches[0].kept) != kept_before, "some child must have pushed a parent out"
     routes = [tuple(supernet.route(a)) for a in kids]
     held = {tuple(supernet.route(a))[:d] for a in parents for d in range(1, space.slots + 1)}
@@ -176,7 +176,7 @@ def test_only_layers_no_exact_evaluator_could_skip_are_computed(fresh):
 def test_kept_states_are_the_best_archs_by_the_rank_metric(fresh):
     space, supernet = fresh
     archs = [space.sample(random.Random(s)) for s in range(8)]
-    evaluator = SupernetEvaluator(supernet, batches(num=1), rank_metric="mlm_loss", rank_direction="minimize", keep=2)
+    evaluator = text_evaluator(supernet, batches(num=1), rank_metric="mlm_loss", rank_direction="minimize", keep=2)
     results = evaluator.evaluate_batch(archs)
     best = sorted(range(8), key=lambda i: results[i]["mlm_loss"])[:2]
     assert set(evaluator.caches[0].kept) == {tuple(supernet.route(archs[i])) for i in best}
@@ -188,8 +188,8 @@ def test_cache_budget_bounds_the_kept_states(fresh):
     state_bytes = data[0].input_ids.numel() * TINY["hidden"] * 4  # one hidden state [rows, length, hidden] fp32
     archs = [space.sample(random.Random(s)) for s in range(8)]
     budget_mb = 8 * state_bytes / 2**20  # room for 8 states: one full route of 6 plus a bit
-    evaluator = SupernetEvaluator(supernet, data, keep=5, cache_mb=budget_mb)
-    assert evaluator.evaluate_batch(archs) == SupernetEvaluator(supernet, data, prefix_sharing=False).evaluate_batch(archs)
+    evaluator = text_evaluator(supernet, data, keep=5, cache_mb=budget_mb)
+    assert evaluator.evaluate_batch(archs) == text_evaluator(supernet, data, prefix_sharing=False).evaluate_batch(archs)
     assert 0 < evaluator.cache_bytes <= 8 * state_bytes
     assert len(evaluator.caches[0]) < 5
 
@@ -197,7 +197,7 @@ def test_cache_budget_bounds_the_kept_states(fresh):
 def test_kept_states_are_dropped_when_the_weights_change(fresh):
     space, supernet = fresh
     arch = space.sample(random.Random(0))
-    evaluator = SupernetEvaluator(supernet, batches())
+    evaluator = text_evaluator(supernet, batches())
     before = evaluator(arch)
     assert evaluator.cache_bytes > 0
     with torch.no_grad():
@@ -205,7 +205,7 @@ def test_kept_states_are_dropped_when_the_weights_change(fresh):
             p.mul_(1.5)
     after = evaluator(arch)
     assert after != before
-    assert after == SupernetEvaluator(supernet, batches(), prefix_sharing=False)(arch)
+    assert after == text_evaluator(supernet, batches(), prefix_sharing=False)(arch)
 
 
 def test_electra_kept_states_match_one_by_one(setup):
@@ -214,9 +214,9 @@ def test_electra_kept_states_match_one_by_one(setup):
     rng = random.Random(4)
     parents = [space.sample(rng) for _ in range(3)]
     kids = [space.mutate(rng.choice(parents), rng, 0.3) for _ in range(8)]
-    shared = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements, keep=3)
+    shared = text_evaluator(supernet, data, generator=generator, replacements=replacements, keep=3)
     shared.evaluate_batch(parents)
-    alone = SupernetEvaluator(supernet, data, generator=generator, replacements=replacements, prefix_sharing=False)
+    alone = text_evaluator(supernet, data, generator=generator, replacements=replacements, prefix_sharing=False)
     assert shared.evaluate_batch(kids) == alone.evaluate_batch(kids)
 
 
@@ -226,13 +226,13 @@ def test_bad_cache_settings_are_one_line(setup, kwargs, field):
     from nasplug.errors import NasplugError
 
     with pytest.raises(NasplugError, match=field):
-        SupernetEvaluator(setup[1], batches(), **kwargs)
+        text_evaluator(setup[1], batches(), **kwargs)
 
 
 def test_every_batch_ranks_its_kept_archs_on_the_final_figures(fresh):
     space, supernet = fresh
     archs = [space.sample(random.Random(s)) for s in range(12)]
-    evaluator = SupernetEvaluator(supernet, batches(num=4), keep=3, rank_metric="mlm_loss", rank_direction="minimize")
+    evaluator = text_evaluator(supernet, batches(num=4), keep=3, rank_metric="mlm_loss", rank_direction="minimize")
     results = evaluator.evaluate_batch(archs)
     final = {tuple(supernet.route(a)): r["mlm_loss"] for a, r in zip(archs, results)}
     assert len(set(final.values())) == 12
@@ -246,12 +246,12 @@ def test_every_batch_ranks_its_kept_archs_on_the_final_figures(fresh):
 def test_duplicates_and_weights_replaced_through_data(fresh):
     space, supernet = fresh
     arch = space.sample(random.Random(0))
-    evaluator = SupernetEvaluator(supernet, batches())
+    evaluator = text_evaluator(supernet, batches())
     first, again = evaluator.evaluate_batch([arch, arch])
-    assert first == again == SupernetEvaluator(supernet, batches(), prefix_sharing=False)(arch)
+    assert first == again == text_evaluator(supernet, batches(), prefix_sharing=False)(arch)
     for p in supernet.parameters():
         p.data = p.data * 0.5  # a new tensor: no in-place version bump
-    assert evaluator(arch) == SupernetEvaluator(supernet, batches(), prefix_sharing=False)(arch) != first
+    assert evaluator(arch) == text_evaluator(supernet, batches(), prefix_sharing=False)(arch) != first
 
 
 def test_rank_metric_must_be_measured(setup):
@@ -259,17 +259,17 @@ def test_rank_metric_must_be_measured(setup):
 
     space, supernet = setup
     with pytest.raises(NasplugError, match="evaluator.rank_metric: 'mlm_accuracy'"):
-        SupernetEvaluator(supernet, batches(), rank_metric="mlm_accuracy")
+        text_evaluator(supernet, batches(), rank_metric="mlm_accuracy")
     generator, data, replacements = electra_inputs(supernet)
     with pytest.raises(NasplugError, match="allowed: gen_mlm_acc, gen_mlm_loss, disc_acc"):
-        SupernetEvaluator(supernet, data, generator=generator, replacements=replacements, rank_metric="mlm_acc")
+        text_evaluator(supernet, data, generator=generator, replacements=replacements, rank_metric="mlm_acc")
 
 
 def test_close_releases_the_kept_states_and_nothing_keeps_the_evaluator_alive(fresh):
     import weakref
 
     space, supernet = fresh
-    evaluator = SupernetEvaluator(supernet, batches())
+    evaluator = text_evaluator(supernet, batches())
     evaluator.evaluate_batch([space.sample(random.Random(s)) for s in range(3)])
     assert evaluator.cache_bytes > 0
     evaluator.close()

@@ -13,16 +13,19 @@ from train_helpers import (
     read_metrics,
     step_records,
     tiny_cfg,
-    tiny_data,
     tiny_space,
     tiny_supernet,
+    tiny_task,
     weights,
 )
 
 import nasplug.text.objectives as objectives
-from nasplug.oneshot.checkpoint import latest_checkpoint, load_checkpoint
 from nasplug.errors import NasplugError
-from nasplug.oneshot.train import TrainConfig, derive_seed, lr_factor, pretrain
+from nasplug.oneshot.checkpoint import latest_checkpoint, load_checkpoint
+from nasplug.oneshot.config import TrainConfig
+from nasplug.oneshot.optim import lr_factor
+from nasplug.oneshot.seeds import derive_seed
+from nasplug.oneshot.train import train
 
 ARCH = {"L00": "attn", "L01": "ffn", "L02": "conv"}
 
@@ -35,7 +38,7 @@ def test_lr_schedule_warmup_then_linear_decay(tmp_path: Path) -> None:
     assert TrainConfig(steps=200, warmup_steps=3).warmup() == 3
     cfg = tiny_cfg(steps=6, warmup_steps=2, lr=1e-3)
     space = tiny_space()
-    pretrain(tiny_supernet(space), tiny_data(), cfg, tmp_path, space=space, progress=False)
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path, space=space, progress=False)
     lrs = [r["lr"] for r in step_records(tmp_path).values()]  # lr used by steps 1..6
     assert lrs == pytest.approx([1e-3 * lr_factor(s, 2, 6) for s in range(6)])
 
@@ -49,7 +52,7 @@ def test_same_seed_same_weights_bit_for_bit(tmp_path: Path) -> None:
     space = tiny_space()
     runs = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=3, seed=seed), tmp_path / name, space=space,
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=3, seed=seed), tmp_path / name, space=space,
                  progress=False)
         runs.append(weights(tmp_path / name / "model.safetensors"))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
@@ -58,7 +61,7 @@ def test_same_seed_same_weights_bit_for_bit(tmp_path: Path) -> None:
 
 def test_supernet_samples_a_valid_arch_every_step(tmp_path: Path) -> None:
     space = tiny_space(slots=4, counts={"attn": [1, 2]})
-    pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=8), tmp_path, space=space, progress=False)
+    train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=8), tmp_path, space=space, progress=False)
     archs = [r["arch"] for r in step_records(tmp_path).values()]
     expected = [space.format(space.sample(random.Random(derive_seed(0, "arch", s)))) for s in range(1, 9)]
     assert archs == expected and len(set(archs)) > 2
@@ -70,7 +73,7 @@ def test_supernet_samples_a_valid_arch_every_step(tmp_path: Path) -> None:
 def test_grad_accumulation_equals_the_big_batch(tmp_path: Path) -> None:
     space = tiny_space()
     for name, accum in (("one", 1), ("two", 2)):
-        pretrain(tiny_supernet(space, dropout=0.0), tiny_data(), tiny_cfg(steps=4, batch_size=8, grad_accum=accum),
+        train(tiny_supernet(space, dropout=0.0), tiny_task(), tiny_cfg(steps=4, batch_size=8, grad_accum=accum),
                  tmp_path / name, space=space, progress=False)
     one, two = step_records(tmp_path / "one"), step_records(tmp_path / "two")
     for step in one:
@@ -83,12 +86,12 @@ def test_grad_accumulation_equals_the_big_batch(tmp_path: Path) -> None:
 
 def test_loss_decreases_on_a_repetitive_corpus(tmp_path: Path) -> None:
     space = tiny_space()
-    result = pretrain(tiny_supernet(space, dropout=0.0), tiny_data(), tiny_cfg(steps=100, batch_size=32, lr=1e-2,
+    result = train(tiny_supernet(space, dropout=0.0), tiny_task(), tiny_cfg(steps=100, batch_size=32, lr=1e-2,
                       warmup_steps=5, log_every=10), tmp_path, arch=ARCH, progress=False)
     losses = [r["loss"] for r in step_records(tmp_path).values()]
     assert losses[-1] < losses[0] - 0.5
-    assert result.heldout["heldout_mlm_acc"] > result.unigram_baseline + 0.05
-    assert result.eval_archs == [ARCH] and result.tokens_per_s > 0
+    assert result.heldout["heldout_mlm_acc"] > result.baseline["mlm_acc"] + 0.05
+    assert result.eval_archs == [ARCH] and result.throughput > 0 and result.unit == "tokens"
 
 
 def test_standalone_fixed_arch_trains_and_saves(tmp_path: Path) -> None:
@@ -96,7 +99,7 @@ def test_standalone_fixed_arch_trains_and_saves(tmp_path: Path) -> None:
 
     space = tiny_space()
     model = space.build(ARCH, head="mlm", seed=0)
-    result = pretrain(model, tiny_data(), tiny_cfg(steps=3), tmp_path, progress=False)
+    result = train(model, tiny_task(), tiny_cfg(steps=3), tmp_path, progress=False)
     assert math.isfinite(result.metrics["loss"]) and "mlm_acc" in result.metrics
     assert "arch" not in result.metrics and result.heldout["per_arch"][0].keys() >= {"heldout_mlm_acc"}
     fresh = space.build(ARCH, head="mlm", seed=1)
@@ -106,7 +109,7 @@ def test_standalone_fixed_arch_trains_and_saves(tmp_path: Path) -> None:
 
 def test_bf16_autocast_runs(tmp_path: Path) -> None:
     space = tiny_space()
-    result = pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=2, precision="bf16"), tmp_path, space=space,
+    result = train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=2, precision="bf16"), tmp_path, space=space,
                       progress=False)
     assert math.isfinite(result.metrics["loss"])
     assert weights(tmp_path / "model.safetensors")["embeddings.word_embeddings.weight"].dtype == torch.float32
@@ -127,7 +130,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path: 
     space = tiny_space()
     with pytest.raises(NasplugError, match=r"training: loss is nan at step 5; the last good checkpoint \(step 4\) "
                                            r"is in .*checkpoint; lower the learning rate or use fp32"):
-        pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=8, checkpoint_every=2), tmp_path, space=space,
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=8, checkpoint_every=2), tmp_path, space=space,
                  progress=False)
     ckpt = latest_checkpoint(tmp_path / "checkpoint")
     assert ckpt.name == "step-00000004" and not (tmp_path / "model.safetensors").exists()
@@ -135,27 +138,27 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path: 
     assert state["step"] == 4
     # the remedy: resume from the good checkpoint (here the poison is gone) and finish
     monkeypatch.setattr(objectives, "mlm_step", real)
-    result = pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=8, checkpoint_every=2, lr=1e-3), tmp_path,
+    result = train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=8, checkpoint_every=2, lr=1e-3), tmp_path,
                       space=space, resume=True, progress=False)
     assert result.steps == 8 and (tmp_path / "model.safetensors").exists()
 
 
 def test_existing_checkpoint_needs_resume_and_bad_arguments_fail_clearly(tmp_path: Path) -> None:
     space = tiny_space()
-    pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=1), tmp_path, space=space, progress=False)
+    train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=1), tmp_path, space=space, progress=False)
     with pytest.raises(NasplugError, match="has a checkpoint"):
-        pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=1), tmp_path, space=space, progress=False)
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=1), tmp_path, space=space, progress=False)
     with pytest.raises(NasplugError, match="batch_size: the checkpoint"):
-        pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(steps=1, batch_size=16), tmp_path, space=space,
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=1, batch_size=16), tmp_path, space=space,
                  resume=True, progress=False)
     other = tmp_path / "other"
     with pytest.raises(NasplugError, match="needs space= .* or arch="):
-        pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(), other, progress=False)
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(), other, progress=False)
     with pytest.raises(NasplugError, match="not a supernet"):
-        pretrain(space.build(ARCH, head="mlm", seed=0), tiny_data(), tiny_cfg(), other, space=space, progress=False)
+        train(space.build(ARCH, head="mlm", seed=0), tiny_task(), tiny_cfg(), other, space=space, progress=False)
     with pytest.raises(NasplugError, match="batch_size: 8 is not a multiple"):
-        pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(grad_accum=3), other, space=space, progress=False)
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(grad_accum=3), other, space=space, progress=False)
     with pytest.raises(NasplugError, match="discriminator_head"):
-        pretrain(space.build(ARCH, head="mlm", seed=0), tiny_data(), tiny_cfg(objective="electra"), other,
+        train(space.build(ARCH, head="mlm", seed=0), tiny_task("electra"), tiny_cfg(), other,
                  progress=False)
     assert not other.exists() or not any(r for r in read_metrics(other) if "event" not in r)

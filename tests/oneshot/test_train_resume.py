@@ -17,15 +17,15 @@ from train_helpers import (
     one_thread,  # noqa: F401 (autouse fixture: one torch thread)
     step_records,
     tiny_cfg,
-    tiny_data,
     tiny_space,
     tiny_supernet,
+    tiny_task,
     weights,
     write_runner,
 )
 
 from nasplug.oneshot.checkpoint import latest_checkpoint
-from nasplug.oneshot.train import pretrain
+from nasplug.oneshot.train import train
 
 CFG = dict(steps=9, checkpoint_every=3, eval_every=4, log_every=1)
 
@@ -33,7 +33,7 @@ CFG = dict(steps=9, checkpoint_every=3, eval_every=4, log_every=1)
 def _run_in_process(run_dir: Path, resume: bool = False) -> None:
     # one thread (the one_thread fixture), like the subprocess: same kernels, same sums
     space = tiny_space()
-    pretrain(tiny_supernet(space), tiny_data(), tiny_cfg(**CFG), run_dir, space=space, resume=resume, progress=False)
+    train(tiny_supernet(space), tiny_task(), tiny_cfg(**CFG), run_dir, space=space, resume=resume, progress=False)
 
 
 @pytest.mark.slow

@@ -124,9 +124,9 @@ def _strict_json(path: Path) -> dict:
 
 def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(tiny_run: tuple[Path, Path]) -> None:
     from nasplug.pipeline import RunContext
+    from nasplug.pipeline.evaluators import supernet_evaluator
     from nasplug.rankcorr import load_run_recipe, sample_archs, standalone_metrics
     from nasplug.recipe import Component, SearchConfig
-    from nasplug.oneshot.evaluator import supernet_evaluator
 
     run_dir, _ = tiny_run
     ctx = RunContext(recipe=load_run_recipe(run_dir), run_dir=run_dir, progress=False)
@@ -181,7 +181,7 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("an arch was trained again")
 
-    monkeypatch.setattr(nasplug.oneshot.train, "pretrain", no_training)
+    monkeypatch.setattr(nasplug.oneshot.train, "train", no_training)
     again = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=300, progress=False)
     assert [p["standalone"] for p in again["pairs"]] == [p["standalone"] for p in trained["pairs"]]
     # The default metric on the same trained models (the tiny models may tie: NaN -> null).
@@ -193,8 +193,8 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
 
     monkeypatch.undo()
     calls = []
-    real = nasplug.oneshot.train.pretrain
-    monkeypatch.setattr(nasplug.oneshot.train, "pretrain", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    real = nasplug.oneshot.train.train
+    monkeypatch.setattr(nasplug.oneshot.train, "train", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
     bigger = run_dir / "rank_corr_5"
     shutil.copytree(out, bigger)
     five = rank_correlation(run_dir, archs=5, steps=5, metric="mlm_loss", resamples=50, progress=False, out=bigger)

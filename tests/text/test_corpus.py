@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from nasplug.text.corpus import CorpusConfig, corpus_fingerprint, load_documents, split_heldout
 from nasplug.errors import NasplugError
+from nasplug.text.corpus import CorpusConfig, corpus_fingerprint, load_documents, split_heldout
 from nasplug.text.synthetic import synthetic_corpus, write_synthetic_corpus
 
 

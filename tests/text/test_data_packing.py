@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import nasplug.text.packing as packing
-from nasplug.text.corpus import CorpusConfig
 from nasplug.errors import NasplugError
+from nasplug.text.corpus import CorpusConfig
 from nasplug.text.packing import build_dataset, pack
 from nasplug.text.tokenizer import TokenInfo, train_tokenizer
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nasplug.text.corpus import CorpusConfig, load_documents
 from nasplug.errors import NasplugError
+from nasplug.text.corpus import CorpusConfig, load_documents
 from nasplug.text.tokenizer import (
     SPECIAL_TOKENS,
     load_tokenizer,

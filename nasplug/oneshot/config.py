@@ -1,0 +1,50 @@
+"""Training settings of the one-shot loop (supernet pre-training and retraining).
+
+Recipe keys under ``supernet:`` and ``retrain:`` map 1:1 onto :class:`TrainConfig`'s fields;
+what the task trains on (data, objective, masking) lives in the recipe's ``task:``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Keys of ``supernet:`` / ``retrain:`` that now belong to the task (older recipes put them there).
+TASK_KEYS = ("objective", "generator_weight", "discriminator_weight", "mask_prob")
+
+
+class TrainConfig(BaseModel):
+    """Training settings; recipe keys map 1:1 onto these fields.
+
+    ``batch_size`` is global (all ranks and micro-batches together); ``warmup_steps`` wins
+    over ``warmup_fraction`` (of ``steps``) when set; ``clip`` None disables clipping;
+    ``eval_every`` / ``checkpoint_every`` 0 mean "only at the end". ``eval_archs`` is how
+    many fixed sampled archs a supernet's held-out figures average over.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(128, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, le=1)
+    clip: float | None = Field(1.0, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-6, gt=0)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    eval_every: int = Field(0, ge=0)
+    eval_batches: int = Field(20, ge=1)
+    eval_archs: int = Field(4, ge=1)
+    checkpoint_every: int = Field(0, ge=0)
+    log_every: int = Field(10, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def warmup(self) -> int:
+        """Warm-up length in optimizer steps."""
+        return self.warmup_steps if self.warmup_steps is not None else round(self.warmup_fraction * self.steps)

@@ -1,0 +1,114 @@
+"""What every stage works with: the recipe, the run directory, and the built components.
+
+:class:`RunContext` builds each component once (space, task, strategy, constraints,
+evaluator) through the registries, so a stage asks for ``ctx.space`` or
+``ctx.prepared_task()`` and never imports a concrete space or task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from nasplug.errors import NasplugError
+from nasplug.recipe import Component, Recipe
+from nasplug.registry import CONSTRAINTS, EVALUATORS, SPACES, STRATEGIES, TASKS, build_plugin
+from nasplug.space import SearchSpace
+from nasplug.strategy import Strategy
+from nasplug.task import Task, TaskEnv
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """The folder for data shared between runs: ``$NASPLUG_CACHE`` or ``~/.cache/nasplug``."""
+    return Path(os.environ.get("NASPLUG_CACHE") or Path.home() / ".cache" / "nasplug").expanduser()
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs: the recipe, the run directory, and built components."""
+
+    recipe: Recipe
+    run_dir: Path
+    resume: bool = False
+    progress: bool = True
+    extras: dict[str, Any] = field(default_factory=dict)  # stage-to-stage objects in memory
+
+    @cached_property
+    def space(self) -> SearchSpace:
+        return build_space(self.recipe.space)
+
+    @cached_property
+    def task(self) -> Task:
+        """The recipe's task (built, not yet prepared); NasplugError if the recipe has none."""
+        if self.recipe.task is None:
+            raise NasplugError(f"task: recipe {self.recipe.name!r} trains models of space {self.space.name!r} but names "
+                               f"no task; add e.g. task: {{name: mlm}} (known: {', '.join(TASKS.names())})")
+        return build_task(self.recipe.task)
+
+    @cached_property
+    def retrain_task(self) -> Task:
+        """The task the retrain stage trains on: the recipe's task with the changes in
+        ``retrain.task`` (e.g. ``{name: electra}`` after an MLM supernet), if any."""
+        change = self.recipe.retrain.task if self.recipe.retrain is not None else None
+        if change is None:
+            return self.task
+        base = self.recipe.task.kwargs() if self.recipe.task is not None else {}
+        return build_task(Component(name=change.name, **{**base, **change.kwargs()}))
+
+    def prepared_task(self, task: Task | None = None) -> Task:
+        """``task`` (default: the recipe's) with its data built, once per process (under
+        torchrun rank 0 first, while the other ranks wait)."""
+        task = self.task if task is None else task
+        if not getattr(task, "_nasplug_prepared", False):
+            from nasplug import distributed
+
+            info = distributed.init()
+            if not info.is_main:
+                distributed.barrier()  # rank 0 builds the data and fills the cache first
+            task.prepare(TaskEnv(self.run_dir, cache_dir(), self.recipe.seed, self.progress))
+            if info.is_main:
+                distributed.barrier()
+            task._nasplug_prepared = True  # type: ignore[attr-defined]
+        return task
+
+    def stage_file(self, stage: str) -> Path:
+        return self.run_dir / "stages" / f"{stage}.json"
+
+    def stage_done(self, stage: str) -> bool:
+        return self.stage_file(stage).is_file()
+
+
+def build_space(spec: Component) -> SearchSpace:
+    return build_plugin(SPACES, spec.name, spec.kwargs(), field="space", kind=SearchSpace)
+
+
+def build_task(spec: Component) -> Task:
+    return build_plugin(TASKS, spec.name, spec.kwargs(), field="task", kind=Task)
+
+
+def build_strategy(spec: Component, space: SearchSpace, seed: int) -> Strategy:
+    kwargs = {"seed": seed, **spec.kwargs()}
+    return build_plugin(STRATEGIES, spec.name, {"space": space, **kwargs}, field="search.strategy", kind=Strategy)
+
+
+def build_constraints(specs: Sequence[Component], space: SearchSpace) -> list[Callable[..., Any]]:
+    return [build_plugin(CONSTRAINTS, c.name, {"space": space, **c.kwargs()}, field=f"search.constraints[{i}]")
+            for i, c in enumerate(specs)]
+
+
+def build_evaluator(ctx: RunContext) -> Callable[..., Any]:
+    spec = ctx.recipe.evaluator
+    if spec is None:
+        raise NasplugError("evaluator: the recipe has a search section but no evaluator (e.g. evaluator: {name: toy})")
+    factory = EVALUATORS.get(spec.name)
+    kwargs: dict[str, Any] = {"space": ctx.space, **spec.kwargs()}
+    if getattr(factory, "needs_run_context", False):  # e.g. the supernet evaluator reads the trained supernet
+        kwargs["context"] = ctx
+    return build_plugin(EVALUATORS, spec.name, kwargs, field="evaluator")

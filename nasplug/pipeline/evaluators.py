@@ -1,0 +1,99 @@
+"""The ``supernet`` evaluator of a recipe: inherited weights from the run's trained supernet.
+
+Called by the search stage (and by ``nasplug compare`` / ``rank-corr``) after the supernet
+stage has written ``supernet/model.safetensors``; recipes never name weight files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasplug.errors import NasplugError
+from nasplug.oneshot.build import build_supernet
+from nasplug.oneshot.checkpoint import load_weights
+from nasplug.oneshot.evaluator import InheritedWeights
+from nasplug.oneshot.recalibrate import BatchNormRecalibration
+from nasplug.oneshot.seeds import derive_seed
+from nasplug.registry import plugin
+from nasplug.space import SearchSpace
+
+SUPERNET_DIR = "supernet"
+
+
+def load_trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
+    """The run's trained supernet (on its training device) and the task's auxiliary modules
+    (ELECTRA: the generator) with their trained weights."""
+    from nasplug import distributed
+
+    folder = context.run_dir / SUPERNET_DIR
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise NasplugError(f"evaluator 'supernet': no trained supernet at {weights}; run the supernet stage first")
+    task = context.prepared_task()
+    supernet = context.extras.get("supernet")
+    if supernet is None:
+        supernet = build_supernet(context.space, seed=context.recipe.seed)
+        load_weights(supernet, weights)
+        train_device = context.recipe.supernet.device if context.recipe.supernet is not None else "auto"
+        supernet = supernet.to(distributed.device_for(train_device))
+    train_seed = context.recipe.supernet.seed if context.recipe.supernet is not None else 0
+    aux = task.auxiliary(supernet, derive_seed(train_seed, "generator"))
+    for name, module in aux.items():
+        load_weights(module, folder / f"{name}.safetensors")
+    return supernet, aux
+
+
+@plugin("evaluator")
+def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch_size: int = 64,
+                       precision: str = "fp32", prefix_sharing: bool = True, seed: int = 0,
+                       keep: int | None = None, cache_mb: float = 4096, recalibrate: int = 0,
+                       recalibrate_batch_size: int = 64) -> InheritedWeights:
+    """Inherited weights of this run's trained supernet, scored on ``batches`` fixed held-out
+    batches of ``batch_size`` examples of the task (made with ``seed``).
+
+    Between calls it keeps the hidden states of the ``keep`` best archs by the search's
+    metric (within ``cache_mb`` MiB), so children start from their parents' states; by
+    default as many as the strategy's ``parents`` (10 when it has none). ``recalibrate``:
+    re-estimate BatchNorm statistics on that many training batches per arch (SPOS).
+    """
+    if batches < 1 or batch_size < 1:
+        raise NasplugError(f"evaluator.{'batches' if batches < 1 else 'batch_size'}: must be >= 1")
+    if recalibrate < 0 or recalibrate_batch_size < 1:
+        raise NasplugError("evaluator.recalibrate: must be >= 0 batches of recalibrate_batch_size >= 1 examples")
+    supernet, aux = load_trained_supernet(context)
+    task = context.prepared_task()
+    held = task.heldout_batches(batch_size, seed, batches)
+    if not held:
+        raise NasplugError(f"task {task.name!r}: no held-out examples to score candidates on")
+    search = context.recipe.search
+    if keep is None:
+        parents = search.strategy.kwargs().get("parents") if search is not None else None
+        keep = parents if isinstance(parents, int) and parents > 0 else 10  # the strategy reports bad values
+    rank: dict[str, Any] = {}
+    if search is not None and search.metric in task.metrics:
+        rank = {"rank_metric": search.metric, "rank_direction": search.direction}
+    device = next(supernet.parameters()).device
+    recalibration = (BatchNormRecalibration.from_task(task, recalibrate, recalibrate_batch_size,
+                                                      derive_seed(seed, "recalibrate"), device)
+                     if recalibrate else None)
+    return InheritedWeights(supernet, task, held, space=space, aux=aux, precision=precision,
+                            prefix_sharing=prefix_sharing, keep=keep, cache_mb=cache_mb,
+                            recalibration=recalibration, **rank)
+
+
+def check_recipe(context: Any) -> None:
+    """Before any stage runs: the search metric must be one the task or the space measures."""
+    search = context.recipe.search
+    task = context.task
+    if search is None or search.metric in task.metrics:
+        return
+    import random
+
+    analytic = context.space.metrics(context.space.sample(random.Random(0)))
+    if search.metric not in analytic:
+        raise NasplugError(f"search.metric: {search.metric!r} is not measured by the supernet evaluator on task "
+                           f"{task.name!r}; allowed: {', '.join([*task.metrics, *analytic])}")
+
+
+supernet_evaluator.needs_run_context = True  # type: ignore[attr-defined]
+supernet_evaluator.check_recipe = check_recipe  # type: ignore[attr-defined]

@@ -1,0 +1,106 @@
+"""A run directory's identity: one experiment per directory, never damaged by a command.
+
+:func:`check_run_dir` is called by ``nasplug run`` before it writes anything. It refuses an
+``--out`` that is not a usable directory, a directory holding a run unless ``--resume`` is
+given, and a resume whose recipe differs from the stored one in anything that changes
+results. Settings that cannot change results (descriptions, the paper's numbers, logging,
+checkpoint frequency, device, compilation), a larger search budget, the GLUE task list, and
+the remedies after a divergence (the learning rate, the precision) may change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nasplug.errors import NasplugError
+from nasplug.recipe import Recipe
+
+#: Files and folders whose presence means a run has started in a directory.
+RUN_MARKERS = ("recipe.yaml", "run.json", "stages", "trials.jsonl", "supernet", "retrain", "glue", "top.json")
+
+#: Dotted recipe keys (or prefixes ending in ".") that may differ on --resume.
+MAY_CHANGE = (
+    "description", "expected", "search.budget", "search.top_k", "glue.tasks", "glue.progress", "glue.device",
+    *(f"{section}.{key}" for section in ("supernet", "retrain")
+      for key in ("log_every", "checkpoint_every", "eval_every", "device", "compile", "lr", "precision")),
+)
+
+
+def check_out_path(run_dir: Path, field: str = "--out") -> None:
+    """NasplugError unless ``run_dir`` is a directory or can be created as one."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NasplugError(f"{field}: {run_dir} exists and is not a directory")
+    parent = run_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NasplugError(f"{field}: {run_dir} cannot be created: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NasplugError(f"{field}: {run_dir} cannot be written: no permission on {parent}")
+
+
+def has_run(run_dir: Path) -> bool:
+    return run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS)
+
+
+def check_run_dir(run_dir: Path, recipe: Recipe, resume: bool) -> None:
+    """Refuse, before anything is written, a command that would damage or mix a run."""
+    check_out_path(run_dir)
+    if not has_run(run_dir):
+        return
+    if not resume:
+        raise NasplugError(f"run directory {run_dir} has a run in it already; pass --resume to continue it, "
+                           "or --out for a new one")
+    stored = stored_recipe(run_dir)
+    if stored is None:
+        return  # a run killed before its recipe was written: nothing to compare with
+    key = first_difference(flatten(stored.model_dump(mode="json")), flatten(recipe.model_dump(mode="json")))
+    if key is not None:
+        raise NasplugError(f"--resume: {key} differs from the run in {run_dir} (which has "
+                           f"{_show(flatten(stored.model_dump(mode='json')).get(key))}); a resumed run must be the "
+                           "same experiment: use the stored recipe.yaml, or --out for a new run")
+
+
+def stored_recipe(run_dir: Path) -> Recipe | None:
+    """The recipe stored in a run directory (validated), None if there is none."""
+    from nasplug.recipe import validate_recipe
+    from nasplug.yamlio import safe_load_recipe
+
+    path = run_dir / "recipe.yaml"
+    if not path.exists():
+        return None
+    raw = safe_load_recipe(path)
+    if not isinstance(raw, dict):
+        raise NasplugError(f"{path}: not a recipe (a mapping of keys); restore it from your recipe file or start a "
+                           "new run directory")
+    return validate_recipe(raw, source=str(path))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists are leaves)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first dotted key whose value differs and may not change, or None."""
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key) or _may_change(key):
+            continue
+        return key
+    return None
+
+
+def _may_change(key: str) -> bool:
+    return any(key == allowed or key.startswith(allowed + ".") for allowed in MAY_CHANGE)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

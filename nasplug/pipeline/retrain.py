@@ -1,0 +1,180 @@
+"""The retrain stage: the found arch and the baselines, trained from scratch for the same steps.
+
+``found`` is the search's best arch (or the recipe's fixed ``arch``); each baseline is an arch
+in the space's text form (``retrain.baselines``). Each model trains standalone with fresh
+weights into ``run_dir/retrain/<name>/`` (``retrain/<name>/seed-<k>/`` for each of several
+``retrain.seeds``) and resumes from its own checkpoint. After training, a model is scored on
+the task's test split when it has one (``test.json``), and ``retrain/<name>/summary.json``
+gives the mean and standard deviation over the seeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+from nasplug.arch import Arch
+from nasplug.errors import NasplugError
+from nasplug.io import atomic_write_json
+from nasplug.oneshot.build import build_model
+from nasplug.oneshot.config import TrainConfig
+from nasplug.oneshot.train import train
+from nasplug.pipeline.context import RunContext
+from nasplug.pipeline.stage import RunView, Section, Stage
+from nasplug.pipeline.supernet import check_fit, resume_flag
+
+log = logging.getLogger(__name__)
+
+RETRAIN_DIR = "retrain"
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def found_arch(ctx: RunContext) -> Arch:
+    """The recipe's fixed arch, or the best arch of the search stage."""
+    if ctx.recipe.arch is not None:
+        return ctx.space.parse(ctx.recipe.arch)
+    result = ctx.extras.get("search")  # this process searched: every rank holds the result
+    if result is not None and result.best is not None:
+        return dict(result.best.arch)
+    from nasplug.runfiles import read_top
+
+    top = read_top(ctx.run_dir)
+    if not top:
+        raise NasplugError(f"retrain: no found architecture yet ({ctx.run_dir / 'top.json'} is missing or empty); "
+                           "run the search stage first")
+    return ctx.space.unconstrained().validate(top[0]["arch"])
+
+
+def check_model_name(name: str, field: str) -> None:
+    """Model names become folder names: letters, digits, ``_ - .`` only, no ``..``."""
+    if not name or not set(name) <= NAME_CHARS or name in (".", "..") or name.startswith("."):
+        raise NasplugError(f"{field}: {name!r} is not a usable model name; use letters, digits, '_', '-' and '.' "
+                           "(it names a folder), not starting with '.'")
+
+
+def baseline_archs(ctx: RunContext) -> dict[str, Arch]:
+    """Name -> arch of the recipe's baselines (a baseline may lie outside a constrained space)."""
+    cfg = ctx.recipe.retrain
+    free = ctx.space.unconstrained()
+    archs: dict[str, Arch] = {}
+    for name, text in (cfg.baselines if cfg else {}).items():
+        check_model_name(name, f"retrain.baselines.{name}")
+        if name == "found":
+            raise NasplugError("retrain.baselines.found: 'found' is the searched arch's name; call the baseline otherwise")
+        try:
+            archs[name] = free.parse(text)
+        except NasplugError as exc:
+            raise NasplugError(f"retrain.baselines.{name}: {exc}") from None
+    return archs
+
+
+def retrain_archs(ctx: RunContext) -> dict[str, Arch]:
+    """Name -> arch of every model the retrain stage trains: ``found`` first, then baselines."""
+    return {"found": found_arch(ctx), **baseline_archs(ctx)}
+
+
+def seed_runs(ctx: RunContext) -> list[tuple[int, int, str]]:
+    """``(weights seed, training seed, subfolder)`` of each training run of one model."""
+    cfg = ctx.recipe.retrain
+    if cfg.seeds is None:
+        return [(ctx.recipe.seed, cfg.seed, "")]
+    return [(s, s, f"seed-{s}") for s in cfg.seeds]
+
+
+def model_folder(run_dir: Path, name: str, sub: str = "") -> Path:
+    folder = run_dir / RETRAIN_DIR / name
+    return folder / sub if sub else folder
+
+
+class RetrainStage(Stage):
+    name = "retrain"
+    multi_process = True
+
+    def applies(self, recipe: Any) -> bool:
+        return recipe.retrain is not None
+
+    def check(self, ctx: RunContext) -> None:
+        _ = ctx.retrain_task
+        if ctx.recipe.retrain.seeds is not None and len(set(ctx.recipe.retrain.seeds)) != len(ctx.recipe.retrain.seeds):
+            raise NasplugError(f"retrain.seeds: {ctx.recipe.retrain.seeds} repeats a seed")
+        baseline_archs(ctx)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        cfg = ctx.recipe.retrain
+        task = ctx.prepared_task(ctx.retrain_task)
+        free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
+        summary: dict[str, Any] = {}
+        for name, arch in retrain_archs(ctx).items():
+            runs = []
+            for init_seed, train_seed, sub in seed_runs(ctx):
+                folder = model_folder(ctx.run_dir, name, sub)
+                if (folder / "result.json").is_file() and (task.split("test") is None or (folder / "test.json").is_file()):
+                    runs.append(_read_run(folder))
+                    continue
+                log.info("retrain %s%s: %s", name, f" ({sub})" if sub else "", ctx.space.format(arch))
+                model = build_model(free, arch, task, seed=init_seed)
+                check_fit(task, model, free)
+                train_cfg = TrainConfig.model_validate({**cfg.model_dump(exclude={"baselines", "seeds", "task"}),
+                                                        "seed": train_seed})
+                if not (folder / "result.json").is_file():
+                    train(model, task, train_cfg, folder, resume=resume_flag(folder), progress=ctx.progress)
+                else:
+                    from nasplug.oneshot.checkpoint import load_weights
+
+                    load_weights(model, folder / "model.safetensors")
+                _score_test(task, model, train_cfg, folder)
+                runs.append(_read_run(folder))
+            summary[name] = aggregate(runs)
+            if cfg.seeds is not None:
+                atomic_write_json(model_folder(ctx.run_dir, name) / "summary.json",
+                                  {"arch": ctx.space.format(arch), "seeds": cfg.seeds, **summary[name]})
+        return summary
+
+    def report(self, view: RunView) -> Section:
+        from nasplug.report.sections import retrain_section
+
+        return retrain_section(view)
+
+
+def _score_test(task: Any, model: Any, cfg: TrainConfig, folder: Path) -> None:
+    """Test-split figures of a retrained model (``test.json``), when the task has a test split."""
+    if task.split("test") is None:
+        return
+    import torch
+
+    from nasplug import distributed
+
+    device = distributed.device_for(cfg.device)
+    model = model.to(device).eval()
+    aux = {}
+    for name, module in task.auxiliary(model, 0).items():
+        from nasplug.oneshot.checkpoint import load_weights
+
+        load_weights(module, folder / f"{name}.safetensors")
+        aux[name] = module.eval()
+    batches = task.heldout_batches(cfg.batch_size, 0, None, split="test")
+    with torch.inference_mode():
+        figures = task.figures(task.evaluate(model, batches, aux, device))
+    if distributed.info().is_main:
+        atomic_write_json(folder / "test.json", {f"test_{k}": v for k, v in figures.items()})
+
+
+def _read_run(folder: Path) -> dict[str, float]:
+    """``heldout_*`` and ``test_*`` figures of one finished training run."""
+    from nasplug.runfiles import read_json
+
+    result = read_json(folder / "result.json") or {}
+    out = {k: v for k, v in (result.get("heldout") or {}).items() if k != "per_arch" and isinstance(v, (int, float))}
+    out.update(read_json(folder / "test.json") or {})
+    return out
+
+
+def aggregate(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """One run's figures as they are; several: ``mean`` / ``std`` per figure and the runs."""
+    if len(runs) == 1:
+        return runs[0]
+    keys = [k for k in runs[0] if all(k in r for r in runs)]
+    return {"mean": {k: statistics.fmean(r[k] for r in runs) for k in keys},
+            "std": {k: statistics.stdev(r[k] for r in runs) for k in keys}, "runs": runs}

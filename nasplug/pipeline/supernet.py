@@ -1,0 +1,93 @@
+"""The supernet stage: single-path one-shot training of the space's supernet on the task.
+
+Every step trains the path of freshly sampled archs (uniform by default: SPOS) through the
+shared weights; ``run_dir/supernet/`` holds the checkpoint, ``metrics.jsonl``,
+``model.safetensors`` and the task's auxiliary modules (ELECTRA: ``generator.safetensors``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nasplug.errors import NasplugError
+from nasplug.oneshot.build import build_supernet
+from nasplug.oneshot.config import TrainConfig
+from nasplug.oneshot.samplers import build_sampler
+from nasplug.oneshot.train import train
+from nasplug.pipeline.context import RunContext
+from nasplug.pipeline.stage import RunView, Section, Stage
+from nasplug.task import Task
+
+SUPERNET_DIR = "supernet"
+
+
+def resume_flag(folder: Path) -> bool:
+    """Resume a training run that has a checkpoint (after a crash), else start fresh."""
+    return (folder / "checkpoint").exists() or (folder / "metrics.jsonl").exists()
+
+
+def check_fit(task: Task, model: Any, space: Any, arch: Any = None) -> None:
+    """One clear line when the task's batches do not fit the model (wrong shapes, ids out
+    of range): a forward pass on two held-out examples before any training. The weights,
+    the modes and the global RNG are left as they were."""
+    import contextlib
+    import random
+
+    import torch
+
+    from nasplug.supernet import is_supernet
+
+    task.check_model(model)
+    batches = task.heldout_batches(2, 0, 1)
+    if not batches:
+        return
+    route = arch if arch is not None else (space.sample(random.Random(0)) if is_supernet(model) else None)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), contextlib.ExitStack() as stack:
+            aux = task.auxiliary(model, 0)
+            nets = [model, *aux.values()]
+            modes = [net.training for net in nets]
+            stack.callback(lambda: [net.train(mode) for net, mode in zip(nets, modes)])
+            for net in nets:
+                net.eval()
+                if route is not None and is_supernet(net):
+                    stack.enter_context(net.using(route))
+            task.evaluate(model, batches, aux, next(model.parameters()).device)
+    except NasplugError:
+        raise
+    except (RuntimeError, IndexError, ValueError, TypeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NasplugError(f"task {task.name!r}: its batches do not fit the models of space {space.name!r} "
+                           f"({type(exc).__name__}: {first[:200]})") from None
+
+
+class SupernetStage(Stage):
+    name = "supernet"
+    multi_process = True
+
+    def applies(self, recipe: Any) -> bool:
+        return recipe.supernet is not None and recipe.arch is None
+
+    def check(self, ctx: RunContext) -> None:
+        build_sampler(ctx.recipe.supernet.sampler, ctx.space, 0)
+        _ = ctx.task  # the recipe names a task, and its settings are valid
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        cfg = ctx.recipe.supernet
+        task = ctx.prepared_task()
+        supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
+        check_fit(task, supernet, ctx.space)
+        folder = ctx.run_dir / SUPERNET_DIR
+        train_cfg = TrainConfig.model_validate(cfg.model_dump(exclude={"sampler"}))
+        result = train(supernet, task, train_cfg, folder, space=ctx.space,
+                       sampler=build_sampler(cfg.sampler, ctx.space, cfg.seed),
+                       resume=resume_flag(folder), progress=ctx.progress)
+        ctx.extras["supernet"] = supernet
+        return {"heldout": {k: v for k, v in result.heldout.items() if k != "per_arch"},
+                "baseline": result.baseline, f"{result.unit}_per_s": result.throughput}
+
+    def report(self, view: RunView) -> Section:
+        from nasplug.report.sections import supernet_section
+
+        return supernet_section(view.run_dir), ""

@@ -1,0 +1,235 @@
+"""The Task interface: the data models are trained and scored on, the loss and the metrics.
+
+A task is the half of a one-shot NAS run that the search space does not know: where the
+examples come from, how a batch is cut and fed to a model, the loss, and the held-out
+metrics (with their directions) that the inherited-weights evaluator and the retrained
+models are compared on. The generic parts (the training loop, the evaluator, the pipeline's
+stages, ``rank-corr``, ``compare``) talk to data only through this interface.
+
+Writing a task takes two methods when the data fits in tensors (images, tables)::
+
+    class DigitsTask(Task):
+        name = "digits"
+        metrics = {"acc": "maximize", "loss": "minimize"}
+
+        def load(self, env):                  # once per run
+            return {"train": (x, y), "heldout": (xh, yh), "test": (xt, yt)}
+
+        def batch_loss(self, model, batch):   # sum of losses and of per-example stats
+            x, y = batch
+            logits = model(x)
+            return F.cross_entropy(logits, y, reduction="sum"), {"acc": (logits.argmax(1) == y).sum()}
+
+Every figure is then ``sum over examples / number of examples`` (``loss`` from the loss sum,
+each stat from its own sum). Tasks whose data or objective do not fit that mould (the text
+tasks: masking per step, an ELECTRA generator, per-token counts) override the hooks below
+the line "the loop's view of a task".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasplug.errors import NasplugError
+
+Batch = Any  # what a task's batches are: a tuple of tensors by default
+Sums = dict[str, float]
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class TaskEnv:
+    """Where a task may keep files, passed to :meth:`Task.prepare` once per run.
+
+    Attributes:
+        run_dir: the run directory (a task may keep run-specific files here, e.g. a tokenizer).
+        cache_dir: a folder shared between runs for costly derived data (``$NASPLUG_CACHE``).
+        seed: the recipe's seed.
+        progress: whether progress output is wanted.
+    """
+
+    run_dir: Path
+    cache_dir: Path
+    seed: int = 0
+    progress: bool = False
+
+
+class Task:
+    """Data, loss and metrics. Subclass and implement :meth:`load` and :meth:`batch_loss`.
+
+    Class attributes:
+        name: registered name (logs, errors, ``nasplug list tasks``).
+        metrics: held-out metric name -> ``"maximize"`` or ``"minimize"``.
+        default_metric: what a search ranks by when the recipe names no metric (default:
+            the first of ``metrics``).
+        head: the model head the task trains, passed to ``space.build(arch, head=...)`` and
+            ``space.build_supernet(head=...)`` when the space takes one (None: not passed).
+    """
+
+    name: str = "task"
+    metrics: Mapping[str, str] = {"loss": "minimize"}
+    default_metric: str | None = None
+    head: str | None = None
+
+    # ------------------------------------------------------------------ data
+    def load(self, env: TaskEnv) -> Mapping[str, Sequence[torch.Tensor]]:
+        """The splits as tuples of tensors with the same first dimension: ``train`` and
+        ``heldout`` (used to score candidates and retrained models), optionally ``test``.
+        Called once per run, by :meth:`prepare`."""
+        raise NotImplementedError(f"task {self.name!r} implements neither load() nor prepare()")
+
+    def prepare(self, env: TaskEnv) -> None:
+        """Build or load the data; called once per run before anything reads it (under
+        torchrun, rank 0 first). Default: ``self.splits = self.load(env)``, checked."""
+        if getattr(self, "splits", None) is not None:
+            return
+        splits = dict(self.load(env))
+        for name in ("train", "heldout"):
+            if name not in splits:
+                raise NasplugError(f"task {self.name!r}: load() returned no {name!r} split")
+        for name, tensors in splits.items():
+            tensors = tuple(tensors) if isinstance(tensors, (tuple, list)) else (tensors,)
+            if not tensors or len({len(t) for t in tensors}) != 1 or len(tensors[0]) == 0:
+                raise NasplugError(f"task {self.name!r}: split {name!r} must be non-empty tensors of equal length")
+            splits[name] = tensors
+        self.splits = splits
+
+    def split(self, name: str) -> tuple[torch.Tensor, ...] | None:
+        """The tensors of one split (None if the task has no such split)."""
+        splits = getattr(self, "splits", None)
+        if splits is None:
+            raise RuntimeError(f"task {self.name!r}: call prepare() before reading data")
+        return splits.get(name)
+
+    def batch_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
+        """``(loss summed over the batch's examples, {stat: sum over the examples})`` of
+        ``model`` (a supernet routed through an arch, or a standalone model). Every metric
+        but ``loss`` must be such a stat."""
+        raise NotImplementedError(f"task {self.name!r} implements no batch_loss()")
+
+    # ------------------------------------------------------------------ what a model needs
+    def check_model(self, model: nn.Module) -> None:
+        """Raise NasplugError naming what ``model`` lacks for this task (e.g. a head).
+        Called before training and evaluation. Default: nothing to check."""
+
+    def auxiliary(self, model: nn.Module, seed: int) -> dict[str, nn.Module]:
+        """Extra modules trained alongside ``model`` (ELECTRA's generator): name -> module.
+        They share the optimizer and the checkpoint. Default: none."""
+        return {}
+
+    def baseline(self) -> dict[str, float]:
+        """Figures of a trivial predictor (e.g. the majority class) that any model must
+        beat; reported beside the held-out figures. Default: none."""
+        return {}
+
+    # ------------------------------------------------------------------ the loop's view of a task
+    def training_batches(self, batch_size: int, seed: int) -> Any:
+        """An iterator of *global* training batches with ``state_dict()`` /
+        ``load_state_dict()`` (saved with each checkpoint). Called once per training run."""
+        from nasplug.oneshot.batches import BatchIterator
+
+        return BatchIterator(self._tensors("train"), batch_size, seed)
+
+    def micro_batches(self, batch: Batch, step: int, seed: int, slices: Sequence[slice],
+                      device: torch.device) -> tuple[list[Batch], dict[str, int]]:
+        """Cut the global ``batch`` of optimizer step ``step`` into this process's
+        micro-batches (``slices`` of its rows), on ``device``; also return the counts the
+        losses are normalised by (global: the same on every process)."""
+        rows = _rows(batch)
+        return [tuple(t[s].to(device) for t in rows) for s in slices], {"examples": len(rows[0])}
+
+    def loss(self, model: nn.Module, batch: Batch, counts: Mapping[str, int],
+             aux: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of one micro-batch, scaled so that the micro-batches of all processes add up
+        to the global batch's mean; and the stats (sums) to log."""
+        loss_sum, stats = self.batch_loss(model, batch)
+        out = {"loss": loss_sum.detach(), **{k: v.detach() for k, v in stats.items()}}
+        return loss_sum / max(counts["examples"], 1), out
+
+    def step_metrics(self, sums: Mapping[str, float], counts: Mapping[str, int]) -> dict[str, float]:
+        """Global sums of one step (added over micro-batches and processes) -> logged figures."""
+        return {k: v / max(counts["examples"], 1) for k, v in sums.items()}
+
+    def heldout_batches(self, batch_size: int, seed: int = 0, num_batches: int | None = None,
+                        split: str = "heldout") -> list[Batch]:
+        """Fixed batches of a split, identical for every candidate (``seed`` lets tasks
+        with random inputs, e.g. masking, fix them). Default: the rows in order."""
+        rows = self._tensors(split)
+        n = -(-len(rows[0]) // batch_size)
+        n = n if num_batches is None else min(n, num_batches)
+        return [tuple(t[i * batch_size:(i + 1) * batch_size] for t in rows) for i in range(n)]
+
+    def evaluate(self, model: nn.Module, batches: Sequence[Batch], aux: Mapping[str, nn.Module] | None = None,
+                 device: torch.device | None = None) -> Sums:
+        """Sums over ``batches`` (no gradients; the caller sets eval mode and, for a supernet,
+        the arch). Default: the loss sum, every stat's sum and ``examples``."""
+        device = device or _device_of(model)
+        sums: Sums = {}
+        with torch.no_grad():
+            for batch in batches:
+                rows = tuple(t.to(device) for t in _rows(batch))
+                loss_sum, stats = self.batch_loss(model, rows)
+                for key, value in {"loss": loss_sum, **stats}.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+                sums["examples"] = sums.get("examples", 0.0) + len(rows[0])
+        return sums
+
+    def figures(self, sums: Mapping[str, float]) -> dict[str, float]:
+        """Held-out sums -> the task's metrics. Default: every sum / ``examples``."""
+        count = max(sums.get("examples", 0.0), 1.0)
+        return {k: v / count for k, v in sums.items() if k != "examples"}
+
+    # ------------------------------------------------------------------ helpers
+    def metric_names(self) -> list[str]:
+        return list(self.metrics)
+
+    def primary_metric(self) -> str:
+        return self.default_metric or next(iter(self.metrics))
+
+    def direction(self, metric: str) -> str:
+        if metric not in self.metrics:
+            raise NasplugError(f"metric: task {self.name!r} has no metric {metric!r}; it has {', '.join(self.metrics)}")
+        return self.metrics[metric]
+
+    def _tensors(self, split: str) -> tuple[torch.Tensor, ...]:
+        tensors = self.split(split)
+        if tensors is None:
+            raise NasplugError(f"task {self.name!r}: no {split!r} split")
+        return tensors
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "metrics": dict(self.metrics)}
+
+
+def _rows(batch: Batch) -> tuple[torch.Tensor, ...]:
+    return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def check_directions(metrics: Mapping[str, str], owner: str) -> None:
+    """NasplugError when a metrics map has a direction other than maximize/minimize."""
+    for name, direction in metrics.items():
+        if direction not in DIRECTIONS:
+            raise NasplugError(f"{owner}.metrics.{name}: {direction!r} is not a direction; allowed: "
+                               f"{', '.join(DIRECTIONS)}")
+
+
+def finite(values: Mapping[str, float]) -> bool:
+    """True when every value is a finite number."""
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values.values())
+
+
+__all__ = ["Batch", "Sums", "Task", "TaskEnv", "check_directions", "finite"]
