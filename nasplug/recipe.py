@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
 
 from nasplug.errors import NasplugError
 from nasplug.oneshot.config import TASK_KEYS, TrainConfig
@@ -90,6 +90,12 @@ class Recipe(BaseModel):
     glue: dict[str, Any] | None = None  # GLUE fine-tuning of text encoders (checked by the glue stage)
     expected: dict[str, Any] | None = None  # the paper's numbers, with their source
 
+    _folder: str | None = PrivateAttr(None)  # where the recipe file is: its plugins' modules may live there
+
+    @property
+    def folder(self) -> str | None:
+        return self._folder
+
 
 def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read, override and validate a recipe file. Every problem is one NasplugError line."""
@@ -101,7 +107,12 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, 
         raise NasplugError(f"recipe {path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     for override in overrides:
         apply_override(raw, override)
-    return validate_recipe(raw, source=str(path))
+    from nasplug.registry import add_import_dir
+
+    add_import_dir(path.parent)  # a user's space or task module next to the recipe
+    recipe = validate_recipe(raw, source=str(path))
+    recipe._folder = str(path.parent.resolve())
+    return recipe
 
 
 def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nasplug.errors import NasplugError
@@ -89,6 +91,15 @@ class Registry:
     def build(self, name: str, **kwargs: Any) -> Any:
         """Call the factory for ``name`` with ``kwargs``."""
         return self.get(name)(**kwargs)
+
+
+def add_import_dir(folder: str | Path) -> None:
+    """Let ``module:attr`` names find modules in ``folder`` (a recipe's own folder, so a
+    user's space and task can live next to their recipe). Searched after nothing else: a
+    module on the normal path wins."""
+    folder = str(Path(folder).resolve())
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def import_path(path: str, field: str = "path") -> Any:

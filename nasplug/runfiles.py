@@ -65,3 +65,13 @@ def read_top(run_dir: Path) -> list[dict[str, Any]]:
 
 def finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def use_run_plugins(run_dir: Path) -> None:
+    """Make the modules of a run's plugins importable again: its recipe's folder (``run.json``)."""
+    from nasplug.registry import add_import_dir
+
+    info = read_json(run_dir / "run.json")
+    folder = info.get("recipe_dir") if isinstance(info, dict) else None
+    if isinstance(folder, str) and Path(folder).is_dir():
+        add_import_dir(folder)

@@ -36,8 +36,11 @@ def git_revision() -> dict[str, Any]:
         return {"commit": None}
 
 
-def run_info(seed: int) -> dict[str, Any]:
+def run_info(seed: int, recipe_dir: str | None = None) -> dict[str, Any]:
+    """What ``run.json`` records: the command, versions, git revision, seed, and the recipe
+    file's folder (where a user's plugin modules are found again by later commands)."""
     return {
+        "recipe_dir": recipe_dir,
         "argv": sys.argv,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +30,11 @@ class Supernet(nn.Module):
 
     def activate(self, arch: Arch) -> None:
         """Route the following forward passes through ``arch``. Called once per training step
-        by the single-path sampler and once per candidate by the evaluator."""
+        by the single-path sampler and once per candidate by the evaluator. Default: tell
+        every :class:`nasplug.nn.Choosable` block inside (op choices, elastic layers)."""
+        from nasplug.nn.choice import choose_all
+
+        choose_all(self, arch)
         self.active = dict(arch)
 
     @contextmanager
@@ -42,6 +45,8 @@ class Supernet(nn.Module):
         try:
             yield self
         finally:
+            if previous is not None and previous != self.active:
+                self.activate(previous)
             self.active = previous
 
     def require_active(self) -> Arch:
@@ -54,9 +59,22 @@ class Supernet(nn.Module):
         """Positional arguments for one forward pass on random data (for contract tests)."""
         raise NotImplementedError(f"{type(self).__name__} defines no example_input()")
 
-    @abstractmethod
     def extract(self, arch: Arch) -> nn.Module:
-        """A standalone module for ``arch`` holding copies of the inherited weights."""
+        """A standalone module for ``arch`` holding copies of the inherited weights (and
+        buffers, e.g. BatchNorm statistics), in this supernet's train/eval mode.
+
+        Default: a copy of this supernet in which every :class:`nasplug.nn.Choosable` block
+        is frozen to its choice under ``arch`` (plain ``nn.Linear``, ``nn.Conv2d``, the chosen
+        op); the copy keeps this class's ``forward`` and is not routable any more. Supernets
+        not built from those blocks override this.
+        """
+        from nasplug.nn.choice import freeze
+
+        self.activate(arch)  # checks the arch against every block, with their clear errors
+        frozen = freeze(self, arch)
+        frozen.routable = False
+        frozen.active = dict(arch)
+        return frozen
 
 
 def is_supernet(model: nn.Module) -> bool:

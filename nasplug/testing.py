@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from nasplug.arch import arch_from_json, arch_key, arch_to_json
+from nasplug.arch import Arch, arch_from_json, arch_key, arch_to_json
 from nasplug.errors import NasplugError
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
@@ -79,25 +80,69 @@ class SpaceContract:
         assert space.size() == total
 
     def test_supernet_extract_matches_routed_forward(self, space: SearchSpace) -> None:
-        import torch
-
         try:
-            supernet = space.build_supernet()
+            space.build_supernet()
         except NotImplementedError:
             pytest.skip("space has no supernet")
-        supernet.eval()
-        rng = random.Random(3)
-        for seed in range(3):
-            arch = space.sample(rng)
-            inputs = supernet.example_input(batch=2, seed=seed)
-            with torch.no_grad(), supernet.using(arch):
-                routed = supernet(*inputs)
-            standalone = supernet.extract(arch).eval()
-            with torch.no_grad():
-                alone = standalone(*inputs)
-            routed_t = routed if isinstance(routed, torch.Tensor) else routed[0]
-            alone_t = alone if isinstance(alone, torch.Tensor) else getattr(alone, "last_hidden_state", alone[0])
-            assert torch.equal(routed_t, alone_t), "extract(arch)(x) must equal supernet.using(arch)(x) exactly"
+        check_extract_matches(space)
+
+
+def archs_covering_every_option(space: SearchSpace, seed: int = 0, tries: int = 500) -> list[Arch]:
+    """Valid archs such that every option of every choice appears in at least one (options
+    the space's constraints exclude everywhere are left out)."""
+    rng = random.Random(seed)
+    archs: dict[str, Arch] = {}
+    for key, options in space.choices().items():
+        for option in options:
+            arch = {**space.sample(rng), key: option}
+            for _ in range(tries):
+                if space.is_valid(arch):
+                    archs.setdefault(arch_key(arch), arch)
+                    break
+                arch = space.sample(rng)
+                if arch[key] != option:
+                    arch = {**arch, key: option}
+    return list(archs.values())
+
+
+def randomize_state(module: Any, seed: int = 0) -> None:
+    """Give every parameter and floating-point buffer random values (running variances stay
+    positive), as training would: a supernet fresh from its constructor has BatchNorm
+    statistics of 0 and 1 that a broken ``extract`` would reproduce by accident."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
+        for name, buffer in module.named_buffers():
+            if buffer.is_floating_point():
+                buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
+            elif name.endswith("num_batches_tracked"):
+                buffer.fill_(7)
+
+
+def check_extract_matches(space: SearchSpace, seed: int = 0) -> None:
+    """``extract(arch)(x) == supernet.using(arch)(x)`` exactly, in eval mode, with trained-like
+    (random) weights and buffers, for archs covering every option of every choice."""
+    import torch
+
+    supernet = space.build_supernet()
+    randomize_state(supernet, seed)
+    supernet.eval()
+    for i, arch in enumerate(archs_covering_every_option(space, seed)):
+        inputs = supernet.example_input(batch=2, seed=seed + i)
+        with torch.no_grad(), supernet.using(arch):
+            routed = supernet(*inputs)
+        standalone = supernet.extract(arch).eval()
+        with torch.no_grad():
+            alone = standalone(*inputs)
+        routed_t = routed if isinstance(routed, torch.Tensor) else routed[0]
+        alone_t = alone if isinstance(alone, torch.Tensor) else getattr(alone, "last_hidden_state", alone[0])
+        assert torch.equal(routed_t, alone_t), (
+            f"extract(arch)(x) must equal supernet.using(arch)(x) exactly (weights and buffers, e.g. BatchNorm "
+            f"statistics, included); they differ for {space.format(arch)} by "
+            f"{(routed_t.float() - alone_t.float()).abs().max().item():.3g}")
 
 
 class StrategyContract:

@@ -66,11 +66,13 @@ def check_run_dir(run_dir: Path, recipe: Recipe, resume: bool) -> None:
 def stored_recipe(run_dir: Path) -> Recipe | None:
     """The recipe stored in a run directory (validated), None if there is none."""
     from nasplug.recipe import validate_recipe
+    from nasplug.runfiles import use_run_plugins
     from nasplug.yamlio import safe_load_recipe
 
     path = run_dir / "recipe.yaml"
     if not path.exists():
         return None
+    use_run_plugins(run_dir)
     raw = safe_load_recipe(path)
     if not isinstance(raw, dict):
         raise NasplugError(f"{path}: not a recipe (a mapping of keys); restore it from your recipe file or start a "

@@ -63,10 +63,20 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-        atomic_write_json(run_dir / "run.json", run_info(recipe.seed))
+        atomic_write_json(run_dir / "run.json", run_info(recipe.seed, _recipe_dir(run_dir, recipe)))
     for stage in wanted:
         _run_stage(ctx, stage, explicit=stages is not None, main=main)
     return ctx
+
+
+def _recipe_dir(run_dir: Path, recipe: Recipe) -> str | None:
+    """The recipe's folder (kept from the run's first start when a resumed run has none)."""
+    if recipe.folder is not None:
+        return recipe.folder
+    from nasplug.runfiles import read_json
+
+    previous = read_json(run_dir / "run.json")
+    return previous.get("recipe_dir") if isinstance(previous, dict) else None
 
 
 def _wanted(recipe: Recipe, stages: Sequence[str] | None) -> list[Stage]:

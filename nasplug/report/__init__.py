@@ -28,6 +28,9 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], SearchResult | None]:
     recipe_file = run_dir / "recipe.yaml"
     if not recipe_file.is_file():
         raise NasplugError(f"{run_dir}: not a nasplug run directory (no recipe.yaml)")
+    from nasplug.runfiles import use_run_plugins
+
+    use_run_plugins(run_dir)
     recipe = safe_load_recipe(recipe_file)
     if recipe is None:
         recipe = {}
