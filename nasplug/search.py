@@ -245,6 +245,8 @@ class _Loop:
         self.rejected_in_row = self.rejected_in_row + 1 if trial.status == "rejected" else 0
         self.failed_in_row = self.failed_in_row + 1 if trial.status == "failed" else 0
         signed = None if trial.score is None or not math.isfinite(trial.score) else self.result.sign() * trial.score
+        if trial.metrics:
+            self.strategy.observe(trial.arch, trial.metrics)
         self.strategy.tell(trial.arch, signed)
         if write:
             for callback in self.callbacks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 
 from nasplug.arch import Arch
 from nasplug.space import SearchSpace
@@ -32,6 +33,11 @@ class Strategy(ABC):
     @abstractmethod
     def ask(self, n: int = 1) -> list[Arch]:
         """Propose up to ``n`` archs. An empty list means the strategy has finished."""
+
+    def observe(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+        """Every metric of a scored arch (the objective, ``params``, ``flops``, losses ...),
+        called by the search loop just before :meth:`tell`. Default: ignored. A strategy
+        may keep them (Optuna stores them as user attributes of the trial)."""
 
     @abstractmethod
     def tell(self, arch: Arch, score: float | None) -> None:

@@ -41,6 +41,7 @@ import inspect
 import logging
 import math
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -101,6 +102,7 @@ class OptunaStrategy(Strategy):
         with quiet("optuna"):
             self.study = _create_study(self.sampler, storage, study_name)
         self.pending: dict[str, deque[Trial]] = {}
+        self.observed: dict[str, dict[str, float]] = {}  # arch key -> metrics, until told
         self.finished = False  # the sampler stopped the study (grid / brute force exhausted)
         log.debug("optuna strategy: %s, study %r on %s", type(self.sampler).__name__,
                   self.study.study_name, storage or "memory")
@@ -128,19 +130,29 @@ class OptunaStrategy(Strategy):
         log.debug("optuna asked %d archs", len(out))
         return out
 
+    def observe(self, arch: Arch, metrics: Mapping[str, float]) -> None:
+        """Keep the arch's metrics: :meth:`tell` stores them as the trial's user attributes,
+        so the study (and optuna-dashboard) shows what ``trials.jsonl`` holds."""
+        self.observed[arch_key(arch)] = {k: float(v) for k, v in metrics.items()}
+
     def tell(self, arch: Arch, score: float | None) -> None:
         """Finish the arch's oldest pending trial: its score, or FAIL for None / non-finite.
+        Its metrics (from :meth:`observe`) become user attributes.
 
         An arch that was never asked is added to the study as a finished trial (a way to
         warm-start the sampler with known archs).
         """
         failed = score is None or not math.isfinite(score)
-        queue = self.pending.get(arch_key(arch))
+        key = arch_key(arch)
+        metrics = self.observed.pop(key, {})
+        queue = self.pending.get(key)
         with quiet("optuna"):
             if queue:
                 trial = queue.popleft()
                 if not queue:
-                    del self.pending[arch_key(arch)]
+                    del self.pending[key]
+                for name, value in metrics.items():
+                    trial.set_user_attr(name, value if math.isfinite(value) else None)
                 self._finish(trial, None if failed else float(score))  # type: ignore[arg-type]
                 log.debug("optuna told trial %d: %s", trial.number, "FAIL" if failed else score)
                 return
@@ -149,6 +161,7 @@ class OptunaStrategy(Strategy):
                 params=dict(arch), distributions=self.distributions,
                 value=None if failed else float(score),  # type: ignore[arg-type]
                 state=TrialState.FAIL if failed else TrialState.COMPLETE,
+                user_attrs={k: v if math.isfinite(v) else None for k, v in metrics.items()},
             ))
             log.debug("optuna added a finished trial for an arch it did not propose")
 

@@ -197,3 +197,18 @@ def test_tpe_beats_random_at_a_small_budget(space):
     tpe = mean_best(lambda s: OptunaStrategy(space, seed=s), space, 60, 10, range(6))
     random_ = mean_best(lambda s: RandomSearch(space, seed=s), space, 60, 10, range(6))
     assert tpe > random_ + 1.0, (tpe, random_)
+
+
+def test_study_user_attributes_hold_every_metric_of_the_trial(space, tmp_path):
+    """What trials.jsonl holds, the study holds too: read back with optuna.load_study."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    strategy = OptunaStrategy(space, seed=0, storage=url, study_name="metrics")
+    result = search(strategy, ToyObjective(space), budget=6, batch_size=3, log_path=tmp_path / "trials.jsonl")
+    stored = optuna.load_study(study_name="metrics", storage=url)
+    complete = [t for t in stored.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 6
+    by_key = {t.key: t.metrics for t in result.scored}
+    for trial in complete:
+        metrics = by_key[arch_key(trial.params)]
+        assert trial.user_attrs == metrics and set(metrics) == {"score", "params"}
+        assert trial.value == metrics["score"]
