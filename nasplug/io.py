@@ -32,6 +32,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     return path
 
 
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """fsync a folder (its entries: a rename into it is durable after this); best effort."""
+    _fsync_dir(Path(folder))
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

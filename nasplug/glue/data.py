@@ -9,6 +9,7 @@ is reported in :attr:`TaskData.missing` with the reason, never dropped silently.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -86,11 +87,18 @@ def _features(task: GlueTask) -> datasets.Features:
     return datasets.Features(cols)
 
 
+class NonFiniteLabel(ValueError):
+    """A regression target that parses but is NaN or infinite."""
+
+
 def _parse_label(task: GlueTask, raw: str) -> int | float:
     """Label text -> id (by name, or an integer already in range) or float (STS-B)."""
     raw = raw.strip()
     if task.is_regression:
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):  # not a corrupt row to skip: it would poison every loss
+            raise NonFiniteLabel(f"score {raw!r} is not a finite number")
+        return value
     if raw in task.labels:
         return task.labels.index(raw)
     value = int(raw)
@@ -152,6 +160,8 @@ def read_tsv(path: str | os.PathLike[str], task: str | GlueTask, layout: SplitLa
             idx = int(fields[pos[layout.index]]) if layout.index else row
             label = (_parse_label(spec, fields[pos[layout.label]]) if layout.label is not None
                      else (-1.0 if spec.is_regression else -1))
+        except NonFiniteLabel as err:
+            raise NasplugError(f"glue {spec.name}: {path} line {row + first_line}: {err}; fix or remove the row") from None
         except ValueError as err:
             bad.append(row + first_line)
             if len(bad) == 1:
@@ -163,6 +173,9 @@ def read_tsv(path: str | os.PathLike[str], task: str | GlueTask, layout: SplitLa
             cols[name].append(fields[p])
     if not spec.is_pair:
         del cols["sentence2"]
+    if not lines:
+        raise NasplugError(f"glue {spec.name}: {path} has no data rows; restore the file or remove it "
+                           "(a missing split is reported as missing)")
     if bad:
         where = f"line {bad[0]}: {first_error}"
         if len(bad) > _BAD_ROW_FRACTION * len(lines):

@@ -1,11 +1,15 @@
 """Fine-tuning on one GLUE task, the ELECTRA / LV-BERT way, over several seeds.
 
-Recipe (LVBERT.md, from the ELECTRA code base): AdamW, weight decay 0.01 except biases and
-LayerNorm, layer-wise learning-rate decay (a parameter at depth ``d`` gets
-``lr * decay ** (top - d)``, ``top`` being the deepest depth, i.e. the task head), linear
-warm-up over the first 10% of steps then linear decay to 0, batch 32, length 128, 3 epochs
-(10 for RTE and STS-B), paraphrase tasks trained on both sentence orders, the median over
-seeds reported. The test split is predicted with the model of the median seed.
+Recipe (LVBERT.md, from the ELECTRA code base): the official optimiser (``optimizer:
+official``: AdamWeightDecay without bias correction, the 10% warm-up multiplying the linear
+decay; ``adamw``, the default, is torch AdamW with warm-up then decay), weight decay 0.01
+except biases and LayerNorm, layer-wise learning-rate decay (a parameter at depth ``d`` gets
+``lr * decay ** (top - d)``, ``top`` being the task layer's depth; the official depths leave
+``top - 1`` empty, see :func:`bert_layer_index`), batch 32, length 128, 3 epochs (10 for RTE
+and STS-B), MRPC and STS-B trained on both sentence orders, STS-B on score / 5, the median
+over seeds reported. ``official_padding`` pads every batch to ``max_len`` as the official
+code does (the model must then let its convolutions see padding to match it). The test split
+is predicted with the model of the median seed.
 
 The model contract: ``model_factory(num_labels, seed) -> nn.Module`` whose
 ``forward(input_ids, attention_mask, token_type_ids)`` returns an object with ``.logits``
@@ -20,7 +24,7 @@ import statistics
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 import numpy as np
@@ -36,6 +40,7 @@ from nasplug.glue.data import TaskData
 from nasplug.glue.encode import Encoded, batches, cap, concat, encode, logits_of, predict
 from nasplug.glue.metrics import compute_metrics
 from nasplug.glue.tasks import GlueTask, get_task
+from nasplug.oneshot.optim import build_optimizer, lr_factor
 
 __all__ = ["FinetuneConfig", "LayerIndex", "ModelFactory", "bert_layer_index", "finetune",
            "param_groups"]
@@ -51,22 +56,26 @@ ModelFactory = Callable[[int, int], nn.Module]
 class FinetuneConfig(BaseModel):
     """Fine-tuning settings; defaults are the LV-BERT-small / ELECTRA-small recipe."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: `epochs: true` or `max_len: "64"` is an error, not 1 or a guess; with upper bounds
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    lr: float = Field(3e-4, gt=0, description="peak learning rate of the top layer (head)")
+    optimizer: Literal["adamw", "official"] = Field(
+        "adamw", description="adamw: torch AdamW; official: AdamWeightDecay (no bias correction), warm-up x decay")
+    lr: float = Field(3e-4, gt=0, le=100, allow_inf_nan=False, description="peak learning rate of the top layer (head)")
     layerwise_decay: float = Field(0.8, gt=0, le=1, description="lr factor per layer down")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW decay, not on biases/LayerNorm")
+    weight_decay: float = Field(0.01, ge=0, le=100, allow_inf_nan=False, description="AdamW decay, not on biases/LayerNorm")
     warmup: float = Field(0.1, ge=0, le=1, description="fraction of steps of linear warm-up")
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(128, ge=1)
-    max_len: int = Field(128, ge=2, description="tokens per example after truncation")
-    epochs: int | None = Field(None, ge=1, description="None: the task table (3; RTE, STS-B 10)")
-    max_train_examples: int | None = Field(None, ge=1, description="cap (fixed subset) for CPU")
-    max_eval_examples: int | None = Field(None, ge=1, description="cap per dev split")
-    seeds: list[int] = Field(default_factory=lambda: list(range(10)), min_length=1)
-    both_orders: bool = Field(True, description="paraphrase tasks: add swapped training pairs")
-    adam_epsilon: float = Field(1e-6, gt=0)
-    max_grad_norm: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=1, le=2**16)
+    eval_batch_size: int = Field(128, ge=1, le=2**16)
+    max_len: int = Field(128, ge=2, le=65_536, description="tokens per example after truncation")
+    epochs: int | None = Field(None, ge=1, le=1000, description="None: the task table (3; RTE, STS-B 10)")
+    max_train_examples: int | None = Field(None, ge=1, le=10**9, description="cap (fixed subset) for CPU")
+    max_eval_examples: int | None = Field(None, ge=1, le=10**9, description="cap per dev split")
+    seeds: list[int] = Field(default_factory=lambda: list(range(10)), min_length=1, max_length=1000)
+    both_orders: bool = Field(True, description="MRPC, STS-B: add swapped training pairs (official)")
+    official_padding: bool = Field(False, description="pad every batch to max_len, as the official code")
+    adam_epsilon: float = Field(1e-6, gt=0, allow_inf_nan=False)
+    max_grad_norm: float | None = Field(1.0, gt=0, allow_inf_nan=False)
     predict_test: bool = True
     device: str = "cpu"
     progress: bool = True
@@ -84,8 +93,10 @@ class FinetuneConfig(BaseModel):
 
 
 def bert_layer_index(num_layers: int) -> LayerIndex:
-    """Depths for Hugging Face BERT/ELECTRA names: embeddings 0, ``encoder.layer.i`` i+1,
-    anything else (pooler, classifier) ``num_layers + 1``, as in ELECTRA's layer-wise decay."""
+    """Depths for Hugging Face BERT/ELECTRA names, as ELECTRA's ``_get_layer_lrs``:
+    embeddings 0, ``encoder.layer.i`` i+1, anything else (pooler, classifier: the official
+    ``task_specific`` scope) ``num_layers + 2``; depth ``num_layers + 1`` is unused, so the top
+    layer trains at ``decay ** 2`` of the head's rate."""
 
     def index(name: str) -> int:
         if "embeddings" in name:
@@ -94,7 +105,7 @@ def bert_layer_index(num_layers: int) -> LayerIndex:
         for i, part in enumerate(parts[:-1]):
             if part == "layer" and i > 0 and parts[i - 1] == "encoder" and parts[i + 1].isdigit():
                 return int(parts[i + 1]) + 1
-        return num_layers + 1
+        return num_layers + 2
 
     return index
 
@@ -147,18 +158,23 @@ def _train_one(spec: GlueTask, model: nn.Module, train: Encoded, epochs: int,
     from transformers import get_linear_schedule_with_warmup  # heavy import, only here
 
     model.to(cfg.device).train()
-    opt = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.layerwise_decay, cfg.weight_decay,
-                                         layer_index), lr=cfg.lr, eps=cfg.adam_epsilon)
+    groups = param_groups(model, cfg.lr, cfg.layerwise_decay, cfg.weight_decay, layer_index)
+    opt = build_optimizer(cfg.optimizer, groups, cfg.lr, eps=cfg.adam_epsilon)
     n = len(train["input_ids"])
     total = math.ceil(n / cfg.batch_size) * epochs
-    sched = get_linear_schedule_with_warmup(opt, round(cfg.warmup * total), total)
+    warmup = round(cfg.warmup * total)
+    if cfg.optimizer == "official":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup, total, "official"))
+    else:
+        sched = get_linear_schedule_with_warmup(opt, warmup, total)
     gen = torch.Generator().manual_seed(seed)  # shuffling order, independent of the global RNG
     epoch_loss: list[float] = []
     bar = tqdm(total=total, desc=f"{spec.name} seed {seed}", disable=not cfg.progress, leave=False)
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).tolist()
         losses = []
-        for batch in batches(train, order, cfg.batch_size, pad_id, spec.is_regression, cfg.device):
+        for batch in batches(train, order, cfg.batch_size, pad_id, spec.is_regression, cfg.device,
+                             pad_to=_pad_to(cfg), label_scale=spec.label_scale):
             logits = logits_of(model, batch)
             if spec.is_regression:
                 loss = F.mse_loss(logits[:, 0].float(), batch["labels"])
@@ -233,7 +249,7 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
     pad_id = tokenizer.pad_token_id if getattr(tokenizer, "pad_token_id", None) is not None else 0
     train_ds = cap(td.splits["train"], cfg.max_train_examples)
     train = encode(tokenizer, train_ds, spec, cfg.max_len)
-    if spec.paraphrase and cfg.both_orders:
+    if spec.symmetric and cfg.both_orders:
         train = concat(train, encode(tokenizer, train_ds, spec, cfg.max_len, swap=True))
     evals = {s: encode(tokenizer, cap(td.splits[s], cfg.max_eval_examples), spec, cfg.max_len)
              for s in spec.eval_splits if s in td.splits}
@@ -250,7 +266,7 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
                 losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
             metrics: dict[str, float] = {}
             for split, enc in evals.items():
-                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device)
+                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device, _pad_to(cfg))
                 scores = compute_metrics(spec.name, preds, enc["label"])
                 metrics.update({k + spec.eval_splits[split]: v for k, v in scores.items()})
             logger.info("glue %s seed %d: %s", spec.name, seed, metrics)
@@ -271,12 +287,16 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
                        device=cfg.device)
             for name, ds in tests.items():
                 enc = encode(tokenizer, ds, spec, cfg.max_len)
-                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device)
+                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device, _pad_to(cfg))
                 result["test_predictions"][name] = {"index": list(enc["idx"]),
                                                     "prediction": preds.tolist()}
     if missing:
         result["status"] = "partial"
     return result
+
+
+def _pad_to(cfg: FinetuneConfig) -> int | None:
+    return cfg.max_len if cfg.official_padding else None
 
 
 def _test_splits(spec: GlueTask, td: TaskData,

@@ -1,8 +1,12 @@
-"""The GLUE stage: fine-tune every retrained model on the recipe's GLUE tasks.
+"""The GLUE stage: fine-tune every retrained model, and ready-made encoders, on GLUE tasks.
 
-One JSON per (model, task) under ``run_dir/glue/<model>/``, written when the task is done,
-so a resumed run skips finished tasks. Submission files for the found model go to
-``run_dir/glue/found/submission/``. Missing task data is reported as missing, never skipped.
+Models: every model of the retrain stage (its backbone), plus each ``glue.init_from`` entry
+(model name -> a folder written by ``nasplug import-official`` or an LV-BERT Hugging Face
+folder), e.g. the released LV-BERT checkpoints. A recipe without a retrain section fine-tunes
+only the ``init_from`` models. One JSON per (model, task) under ``run_dir/glue/<model>/``,
+written when the task is done, so a resumed run skips finished tasks. Submission files for
+the found model (or, without one, each ``init_from`` model) go to ``glue/<model>/submission/``.
+Missing task data is reported as missing, never skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pydantic import Field, ValidationError
 
 from nasplug.errors import NasplugError
 from nasplug.glue.finetune import FinetuneConfig
+from nasplug.glue.models import GlueModel, InitFrom, init_from_model
 from nasplug.glue.tasks import BENCHMARK_TASKS
 from nasplug.io import atomic_write_json
 from nasplug.pipeline.context import RunContext
@@ -31,6 +36,8 @@ class GlueConfig(FinetuneConfig):
 
     source: str = "hub"  # "hub" (nyu-mll/glue) or a folder in the GLUE TSV layout
     tasks: list[str] = Field(default_factory=lambda: list(BENCHMARK_TASKS))
+    #: model name -> folder (or {path, tokenizer}) of a ready-made encoder to fine-tune too
+    init_from: dict[str, str | InitFrom] = Field(default_factory=dict)
 
 
 def glue_config(raw: dict[str, Any]) -> GlueConfig:
@@ -54,18 +61,17 @@ def glue_source(source: str) -> str:
     return str(path)
 
 
-def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path) -> Any:
-    """``(num_labels, seed) -> LVBertForSequenceClassification`` with the retrained backbone."""
-    from safetensors.torch import load_file
+def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path, sees_padding: bool = False) -> Any:
+    """``(num_labels, seed) -> LVBertForSequenceClassification`` with the retrained backbone;
+    ``sees_padding``: the dynamic convolutions see padding as in the official code."""
+    from nasplug.glue.models import read_backbone
 
-    backbone = {k.removeprefix("lvbert."): v for k, v in load_file(str(weights)).items() if k.startswith("lvbert.")}
-    if not backbone:
-        raise NasplugError(f"glue: {weights} holds no LV-BERT backbone weights")
-
+    backbone = read_backbone(weights)
     free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
+    extra = {"conv_sees_padding": True} if sees_padding else {}
 
     def factory(num_labels: int, seed: int) -> Any:
-        model = free.build(arch, head="classification", seed=seed, num_labels=num_labels)
+        model = free.build(arch, head="classification", seed=seed, num_labels=num_labels, **extra)
         missing, _ = model.lvbert.load_state_dict(backbone, strict=False)
         if missing:
             raise NasplugError(f"glue: {weights} lacks backbone weights, e.g. {missing[0]}")
@@ -74,49 +80,88 @@ def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path) -> Any:
     return factory
 
 
+def glue_models(ctx: RunContext, cfg: GlueConfig) -> list[GlueModel]:
+    """The models to fine-tune: the retrained ones (if the recipe retrains), then ``init_from``."""
+    from nasplug.text.tokenizer import load_tokenizer
+
+    models: list[GlueModel] = []
+    if ctx.recipe.retrain is not None:
+        tokenizer = load_tokenizer(ctx.run_dir / "tokenizer")
+        slots = len(ctx.space.choices())
+        for name, arch in retrain_archs(ctx).items():
+            weights = model_folder(ctx.run_dir, name, seed_runs(ctx)[0][2]) / "model.safetensors"  # the first seed's
+            if not weights.is_file():
+                raise NasplugError(f"glue: no retrained model at {weights}; run the retrain stage first")
+            models.append(GlueModel(name, _model_factory(ctx, arch, weights, cfg.official_padding), tokenizer,
+                                    slots, str(weights)))
+    task = ctx.recipe.task.kwargs() if ctx.recipe.task is not None else {}
+    pretrained = (task.get("tokenizer") or {}).get("pretrained") if isinstance(task.get("tokenizer"), dict) else None
+    for name, entry in cfg.init_from.items():
+        spec = entry.model_dump() if isinstance(entry, InitFrom) else entry
+        models.append(init_from_model(name, spec, cfg.official_padding, ctx.run_dir / "tokenizer", pretrained))
+    return models
+
+
 class GlueStage(Stage):
-    """Fine-tunes every retrained model (its backbone) on the recipe's GLUE tasks."""
+    """Fine-tunes every retrained model (its backbone) and every ``glue.init_from`` encoder on
+    the recipe's GLUE tasks."""
 
     name = "glue"
     incremental = True  # named in --stages, it retries tasks that were missing
 
     def applies(self, recipe: Any) -> bool:
-        return recipe.glue is not None and recipe.retrain is not None
+        glue = recipe.glue
+        return glue is not None and (recipe.retrain is not None or bool(isinstance(glue, dict) and glue.get("init_from")))
 
     def check(self, ctx: RunContext) -> None:
         from nasplug import glue
+        from nasplug.pipeline.retrain import check_model_name
 
         cfg = glue_config(ctx.recipe.glue)
         for task in cfg.tasks:
             glue.get_task(task)
+        retrained = set(retrain_archs_names(ctx)) if ctx.recipe.retrain is not None else set()
+        for name in cfg.init_from:
+            check_model_name(name, f"glue.init_from.{name}")
+            if name in retrained:
+                raise NasplugError(f"glue.init_from.{name}: {name!r} is already a retrained model's name; "
+                                   "name the imported model otherwise (e.g. released)")
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         return run_glue(ctx)
+
+    def downstream(self, ctx: RunContext, arch: Any, folder: Path, seed: int) -> dict[str, float] | None:
+        from nasplug.glue.downstream import glue_downstream
+
+        return glue_downstream(ctx, arch, folder)
 
     def report(self, view: RunView) -> Section:
         from nasplug.glue.report import glue_section
         from nasplug.report.sections import retrained_archs
 
-        return glue_section(view.run_dir, list(retrained_archs(view)), view.recipe.get("expected"))
+        init_from = list((view.recipe.get("glue") or {}).get("init_from") or {})
+        return glue_section(view.run_dir, [*retrained_archs(view), *init_from], view.recipe.get("expected"))
+
+
+def retrain_archs_names(ctx: RunContext) -> list[str]:
+    """Names of the retrained models (``found`` and the baselines), without reading any file."""
+    cfg = ctx.recipe.retrain
+    return ["found", *(cfg.baselines if cfg else {})]
 
 
 def run_glue(ctx: RunContext) -> dict[str, Any]:
     from nasplug import glue
     from nasplug.spaces.lvbert import layer_index
-    from nasplug.text.tokenizer import load_tokenizer
 
     cfg = glue_config(ctx.recipe.glue)
     source = glue_source(cfg.source)
-    tokenizer = load_tokenizer(ctx.run_dir / "tokenizer")
-    finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks"}))
+    finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks", "init_from"}))
     tasks = [glue.get_task(t).name for t in cfg.tasks]
-    slots = len(ctx.space.choices())
     summary: dict[str, Any] = {}
-    for name, arch in retrain_archs(ctx).items():
-        weights = model_folder(ctx.run_dir, name, seed_runs(ctx)[0][2]) / "model.safetensors"  # the first seed's
-        if not weights.is_file():
-            raise NasplugError(f"glue: no retrained model at {weights}; run the retrain stage first")
-        factory = _model_factory(ctx, arch, weights)
+    models = glue_models(ctx, cfg)
+    submits = {"found"} if any(m.name == "found" for m in models) else {m.name for m in models}
+    for model in models:
+        name, factory, tokenizer, slots = model.name, model.factory, model.tokenizer, model.slots
         out = ctx.run_dir / "glue" / name
         results: dict[str, Any] = {}
         for task in tasks:
@@ -138,11 +183,11 @@ def run_glue(ctx: RunContext) -> dict[str, Any]:
             ax = glue.load_task("AX", source) if task == "MNLI" and "AX" in tasks else None
             log.info("glue %s: fine-tuning %s on %s", name, task, source)
             result = glue.finetune(task, factory, tokenizer, data, finetune_cfg,
-                                   layer_index=lambda n: layer_index(n, slots), ax_data=ax)
+                                   layer_index=lambda n, slots=slots: layer_index(n, slots), ax_data=ax)
             atomic_write_json(path, result)
             results[task] = result
         predictions = {k: v for r in results.values() for k, v in (r.get("test_predictions") or {}).items()}
-        if name == "found" and predictions:
+        if name in submits and predictions:
             glue.write_submission(predictions, out / "submission", check_counts=False)
         scores = {conv: glue.glue_score(results, convention=conv) for conv in glue.CONVENTIONS}
         atomic_write_json(out / "scores.json", scores)

@@ -58,7 +58,10 @@ class GlueTask:
         metrics: metric keys :func:`nasplug.glue.compute_metrics` returns.
         primary: the metric of the ELECTRA dev table (used to pick the median seed).
         epochs: fine-tuning epochs in the ELECTRA/LV-BERT recipe (10 for RTE and STS-B).
-        paraphrase: symmetric pair task, trained on both sentence orders (MRPC, QQP).
+        symmetric: pair task the official code trains on both sentence orders (ELECTRA's
+            ``double_unordered``: MRPC and STS-B; not QQP).
+        label_scale: regression targets are ``label / label_scale`` in training (STS-B: the
+            official code trains on score / 5); predictions are scaled back.
         submit_names: the GLUE server wants label names rather than ids.
         eval_splits: labelled splits scored after fine-tuning, with the metric-key suffix.
         test_splits: unlabelled splits predicted for the server, with the submission name.
@@ -74,7 +77,8 @@ class GlueTask:
     metrics: tuple[str, ...]
     primary: str
     epochs: int = 3
-    paraphrase: bool = False
+    symmetric: bool = False
+    label_scale: float = 1.0
     submit_names: bool = False
     eval_splits: dict[str, str] = field(default_factory=lambda: {"validation": ""})
     test_splits: dict[str, str] = field(default_factory=dict)
@@ -137,20 +141,20 @@ TASKS: dict[str, GlueTask] = {
             # train/dev start with a UTF-8 BOM (read as utf-8-sig).
             _std(("#1 String", "#2 String"), "Quality", train_index=None),
             ("not_equivalent", "equivalent"), ("f1", "accuracy"), "accuracy",
-            paraphrase=True, test_splits={"test": "MRPC"},
+            symmetric=True, test_splits={"test": "MRPC"},
         ),
         GlueTask(
             "STS-B", "STS-B", "stsb", _PAIR,
             _std(_PAIR, "score"),
             (), ("pearson", "spearman"), "spearman", epochs=10,
-            test_splits={"test": "STS-B"},
+            symmetric=True, label_scale=5.0, test_splits={"test": "STS-B"},
         ),
         GlueTask(
             "QQP", "QQP", "qqp", ("question1", "question2"),
             # train/dev: id qid1 qid2 question1 question2 is_duplicate; test: id question1 question2
             _std(("question1", "question2"), "is_duplicate", train_index="id", test_index="id"),
             ("not_duplicate", "duplicate"), ("f1", "accuracy"), "accuracy",
-            paraphrase=True, test_splits={"test": "QQP"},
+            test_splits={"test": "QQP"},  # one order: the official code does not double QQP
         ),
         GlueTask(
             "MNLI", "MNLI", "mnli", ("premise", "hypothesis"),

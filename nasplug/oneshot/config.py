@@ -20,29 +20,34 @@ class TrainConfig(BaseModel):
     ``batch_size`` is global (all ranks and micro-batches together); ``warmup_steps`` wins
     over ``warmup_fraction`` (of ``steps``) when set; ``clip`` None disables clipping;
     ``eval_every`` / ``checkpoint_every`` 0 mean "only at the end". ``eval_archs`` is how
-    many fixed sampled archs a supernet's held-out figures average over.
+    many fixed sampled archs a supernet's held-out figures average over. ``optimizer``:
+    ``adamw`` (torch AdamW, linear warm-up then decay) or ``official`` (BERT/ELECTRA's
+    AdamWeightDecay without bias correction, warm-up multiplying the linear decay: the
+    LV-BERT recipe; see :mod:`nasplug.oneshot.optim`).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a recipe's `steps: true` or `lr: "1e-3"` is an error, not 1 or a guess
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    steps: int = Field(1000, ge=1)
-    batch_size: int = Field(128, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    lr: float = Field(5e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_steps: int | None = Field(None, ge=0)
+    steps: int = Field(1000, ge=1, le=10**9)
+    batch_size: int = Field(128, ge=1, le=2**20)
+    grad_accum: int = Field(1, ge=1, le=2**16)
+    optimizer: Literal["adamw", "official"] = "adamw"
+    lr: float = Field(5e-4, gt=0, le=100, allow_inf_nan=False)
+    weight_decay: float = Field(0.01, ge=0, le=100, allow_inf_nan=False)
+    warmup_steps: int | None = Field(None, ge=0, le=10**9)
     warmup_fraction: float = Field(0.1, ge=0, le=1)
-    clip: float | None = Field(1.0, gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-6, gt=0)
+    clip: float | None = Field(1.0, gt=0, allow_inf_nan=False)
+    betas: tuple[float, float] = Field((0.9, 0.999), strict=False)  # a YAML list is fine here
+    eps: float = Field(1e-6, gt=0, allow_inf_nan=False)
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
-    eval_every: int = Field(0, ge=0)
-    eval_batches: int = Field(20, ge=1)
-    eval_archs: int = Field(4, ge=1)
-    checkpoint_every: int = Field(0, ge=0)
-    log_every: int = Field(10, ge=1)
-    seed: int = 0
+    eval_every: int = Field(0, ge=0, le=10**9)
+    eval_batches: int = Field(20, ge=1, le=10**6)
+    eval_archs: int = Field(4, ge=1, le=10**4)
+    checkpoint_every: int = Field(0, ge=0, le=10**9)
+    log_every: int = Field(10, ge=1, le=10**9)
+    seed: int = Field(0, ge=0, lt=2**63)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def warmup(self) -> int:

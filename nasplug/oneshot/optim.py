@@ -1,30 +1,112 @@
-"""The optimizer, its learning-rate schedule, and how a global batch is split over processes."""
+"""The optimizer, its learning-rate schedule, and how a global batch is split over processes.
+
+Two optimizers, chosen by ``optimizer:`` in the training (and GLUE) settings:
+
+* ``adamw`` (default): ``torch.optim.AdamW`` (bias-corrected Adam, decoupled weight decay)
+  with linear warm-up then linear decay to 0.
+* ``official``: BERT's / ELECTRA's ``AdamWeightDecayOptimizer`` as LV-BERT trains with it
+  (``model/optimization.py``): Adam **without bias correction**, the weight decay added to
+  the update (``update = m / (sqrt(v) + eps) + wd * param``), and the learning rate
+  ``lr * (1 - t / T) * min(1, t / W)``: the warm-up multiplies the linear decay.
+
+Both skip weight decay on biases and LayerNorm weights (every parameter of fewer than two
+dimensions); global-norm clipping stays in the training loop.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+OPTIMIZERS = ("adamw", "official")
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Learning-rate multiplier for the optimizer step that follows ``step`` finished steps:
-    linear warm-up from 0 over ``warmup`` steps, then linear decay to 0 at ``total``."""
+
+def lr_factor(step: int, warmup: int, total: int, kind: str = "adamw") -> float:
+    """Learning-rate multiplier for the optimizer step that follows ``step`` finished steps.
+
+    ``adamw``: linear warm-up from 0 over ``warmup`` steps, then linear decay to 0 at
+    ``total``. ``official``: ``(1 - step / total) * min(1, step / warmup)`` (ELECTRA's
+    ``polynomial_decay`` times the warm-up ramp, both counted from step 0).
+    """
+    if kind == "official":
+        ramp = 1.0 if warmup <= 0 else min(1.0, step / warmup)
+        return max(0.0, 1.0 - min(step, total) / max(1, total)) * ramp
     if step < warmup:
         return step / warmup
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def make_optimizer(module: nn.Module, cfg: Any) -> torch.optim.AdamW:
-    """AdamW (``cfg.lr``, ``betas``, ``eps``) with ``weight_decay`` on matrices and conv
-    kernels only: no decay on biases and normalisation weights, as in BERT / ELECTRA."""
+class AdamWeightDecay(torch.optim.Optimizer):
+    """BERT's ``AdamWeightDecayOptimizer``: Adam without bias correction, L2-style decay
+    added to the update. Called once per optimizer step by the training loop (and GLUE).
+
+    Per parameter ``p`` with gradient ``g`` (official ``optimization.py``)::
+
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (sqrt(v) + eps) + weight_decay * p)
+
+    Args:
+        params: parameters or groups (a group may set its own ``lr`` and ``weight_decay``).
+        lr: learning rate (the schedule multiplies it).
+        betas, eps: as in Adam (official: 0.9, 0.999, 1e-6).
+        weight_decay: decay rate (official: 0.01; groups of biases / norms give 0).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                state = self.state[param]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.mul_(beta1).add_(grad, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                update = m / (v.sqrt() + eps)  # no bias correction: the official code has none
+                if decay:
+                    update.add_(param, alpha=decay)
+                param.add_(update, alpha=-lr)
+        return loss
+
+
+def make_optimizer(module: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg.optimizer`` (``adamw`` when the config has no such field) with
+    ``cfg.lr``, ``betas``, ``eps`` and ``weight_decay`` on matrices and conv kernels only:
+    no decay on biases and normalisation weights, as in BERT / ELECTRA."""
     decay, no_decay = [], []
     for _, param in module.named_parameters():  # shared / tied parameters appear once
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    return build_optimizer(getattr(cfg, "optimizer", "adamw"), groups, cfg.lr, tuple(cfg.betas), cfg.eps)
+
+
+def build_optimizer(kind: str, groups: list[dict[str, Any]], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                    eps: float = 1e-6) -> torch.optim.Optimizer:
+    """``torch.optim.AdamW`` (``adamw``) or :class:`AdamWeightDecay` (``official``) over
+    parameter groups that carry their own ``weight_decay`` (and optionally ``lr``)."""
+    if kind == "official":
+        return AdamWeightDecay(groups, lr=lr, betas=betas, eps=eps)
+    if kind != "adamw":
+        raise ValueError(f"optimizer: {kind!r} is not one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
 
 
 def shard(batch_size: int, rank: int, world: int, grad_accum: int) -> list[slice]:

@@ -65,7 +65,7 @@ class CorpusConfig(BaseModel):
             warning instead of raising.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     source: str | list[str] | None = None
     config: str | None = None
@@ -75,11 +75,11 @@ class CorpusConfig(BaseModel):
     format: Literal["auto", "text", "json", "parquet"] = "auto"
     document_by: Literal["file", "paragraph", "line"] = "paragraph"
     data_dir: str | None = None
-    heldout_fraction: float = Field(0.05, ge=0.0, lt=1.0)
-    max_documents: int | None = Field(None, ge=1)
-    max_bytes: int | None = Field(None, ge=1)
+    heldout_fraction: float = Field(0.05, ge=0.0, lt=1.0, allow_inf_nan=False)
+    max_documents: int | None = Field(None, ge=1, le=10**12)
+    max_bytes: int | None = Field(None, ge=1, le=10**15)
     seed: int = 0
-    synthetic_documents: int = Field(2000, ge=1)
+    synthetic_documents: int = Field(2000, ge=1, le=10**7)
     synthetic_fallback: bool = False
 
 

@@ -26,7 +26,9 @@ from nasplug.text.corpus import CorpusConfig, corpus_fingerprint, load_documents
 from nasplug.text.masking import (
     IGNORE_INDEX,
     MaskedBatch,
+    SegmentedBatch,
     fixed_heldout_batches,
+    mask_electra,
     mask_tokens,
     unigram_baseline,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "CorpusConfig",
     "MaskedBatch",
     "PackedData",
+    "SegmentedBatch",
     "TokenInfo",
     "build_dataset",
     "cache_key",
@@ -56,6 +59,7 @@ __all__ = [
     "fixed_heldout_batches",
     "load_documents",
     "load_tokenizer",
+    "mask_electra",
     "mask_tokens",
     "pack",
     "save_tokenizer",

@@ -40,6 +40,7 @@ class MicroBatch:
         attention_mask: int64 [b, T], 1 at real tokens, 0 at [PAD].
         uniforms: float [b, T] in [0, 1) for sampling the generator's replacements (ELECTRA),
             drawn for the global batch so the samples do not depend on sharding.
+        token_type_ids: int64 [b, T] segment ids (0 / 1), or None: one segment everywhere.
     """
 
     input_ids: torch.Tensor
@@ -47,23 +48,28 @@ class MicroBatch:
     original: torch.Tensor
     attention_mask: torch.Tensor
     uniforms: torch.Tensor | None = None
+    token_type_ids: torch.Tensor | None = None
 
     @classmethod
     def of(cls, input_ids: torch.Tensor, labels: torch.Tensor, original: torch.Tensor, pad_id: int,
-           uniforms: torch.Tensor | None, device: torch.device) -> MicroBatch:
+           uniforms: torch.Tensor | None, device: torch.device,
+           token_type_ids: torch.Tensor | None = None) -> MicroBatch:
         """A micro-batch on ``device`` from CPU rows; the attention mask marks non-[PAD] ids."""
         original = original.to(device)
         return cls(input_ids.to(device), labels.to(device), original, (original != pad_id).long(),
-                   None if uniforms is None else uniforms.to(device))
+                   None if uniforms is None else uniforms.to(device),
+                   None if token_type_ids is None else token_type_ids.long().to(device))
 
 
 # ---------------------------------------------------------------------- model adapters
-def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """ids [B, T] -> last hidden state [B, T, H] (a supernet runs its active arch)."""
+def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+           token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """ids [B, T] (+ segment ids [B, T]) -> last hidden state [B, T, H] (a supernet runs its
+    active arch)."""
     if is_supernet(model):
-        return model(input_ids, attention_mask)
+        return model(input_ids, attention_mask, token_type_ids)
     base = getattr(model, model.base_model_prefix)
-    return base(input_ids, attention_mask, return_dict=True).last_hidden_state
+    return base(input_ids, attention_mask, token_type_ids=token_type_ids, return_dict=True).last_hidden_state
 
 
 def mlm_logits(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -118,7 +124,7 @@ def mlm_step(model: nn.Module, batch: MicroBatch, num_masked: int) -> tuple[torc
     Returns ``(loss, stats)``; stats: ``mlm_loss_sum``, ``mlm_correct`` (sums over this
     micro-batch's masked positions).
     """
-    hidden = encode(model, batch.input_ids, batch.attention_mask)  # [b, T, H]
+    hidden = encode(model, batch.input_ids, batch.attention_mask, batch.token_type_ids)  # [b, T, H]
     logits = mlm_logits(model, hidden, batch.labels)  # [N, V]
     loss_sum, correct, _ = _masked_ce(logits, batch.labels)
     loss = loss_sum / max(num_masked, 1)
@@ -152,7 +158,7 @@ def electra_step(
     """
     if batch.uniforms is None:
         raise ValueError("electra_step needs batch.uniforms")
-    gen_hidden = encode(generator, batch.input_ids, batch.attention_mask)  # [b, T, Hg]
+    gen_hidden = encode(generator, batch.input_ids, batch.attention_mask, batch.token_type_ids)  # [b, T, Hg]
     gen_logits = mlm_logits(generator, gen_hidden, batch.labels)  # [N, V]
     gen_sum, gen_correct, _ = _masked_ce(gen_logits, batch.labels)
     masked = batch.labels != IGNORE_INDEX  # [b, T]
@@ -162,7 +168,7 @@ def electra_step(
     disc_input[masked] = sampled
     real = batch.attention_mask.bool()
     replaced = (disc_input != batch.original) & real  # [b, T] labels of the discriminator
-    disc_hidden = encode(model, disc_input, batch.attention_mask)  # [b, T, H]
+    disc_hidden = encode(model, disc_input, batch.attention_mask, batch.token_type_ids)  # [b, T, H]
     disc_logits = discriminator_logits(model, disc_hidden).float()[real]  # [R]
     disc_targets = replaced[real].float()
     disc_sum = F.binary_cross_entropy_with_logits(disc_logits, disc_targets, reduction="sum")
@@ -181,18 +187,19 @@ class Lane:
 
     The prefix-sharing evaluator advances the lanes of a batch together layer by layer
     (``net.embed(*embed_args)``, ``net.run_layer(i, kind, hidden, *layer_args)``); plain
-    evaluation runs ``encode(net, ids, mask)``. ``score(sums, hidden)`` adds the lane's
-    figures to ``sums``.
+    evaluation runs ``encode(net, ids, mask, types)``. ``score(sums, hidden)`` adds the lane's
+    figures to ``sums``. ``types``: segment ids [B, T] (None: one segment).
     """
 
     net: Any
     ids: torch.Tensor
     mask: torch.Tensor | None
     score: Callable[[MutableMapping[str, float], torch.Tensor], None]
+    types: torch.Tensor | None = None
 
     @property
     def embed_args(self) -> tuple[Any, ...]:
-        return (self.ids,)
+        return (self.ids, self.types)
 
     @property
     def layer_args(self) -> tuple[Any, ...]:
@@ -225,4 +232,4 @@ def score_disc(net: Any, is_replaced: torch.Tensor, valid: torch.Tensor) -> Call
 def run_lanes(lanes: list[Lane], sums: MutableMapping[str, float]) -> None:
     """Plain evaluation of one batch's lanes: each net end to end, then its score."""
     for lane in lanes:
-        lane.score(sums, encode(lane.net, lane.ids, lane.mask))
+        lane.score(sums, encode(lane.net, lane.ids, lane.mask, lane.types))

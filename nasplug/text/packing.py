@@ -12,6 +12,12 @@ Row layouts (``seq_len`` = L, body = L - 2 tokens):
     ``[CLS] body [SEP]``. Only the last row may be short: ``[CLS] rest [SEP] [PAD]...``.
   * ``document``: rows never cross a document: each document is cut into rows of ``body``
     tokens, and its last row is ``[CLS] rest [SEP]`` padded with ``[PAD]``.
+  * ``electra``: the official ELECTRA / LV-BERT example builder (:mod:`nasplug.text.examples`):
+    lines of a document accumulated into ``[CLS] A [SEP] B [SEP]`` rows with segment ids
+    0/1 (90% of rows have two segments), never crossing a document, 5% of rows shorter.
+
+Segment ids (``PackedData.train_segments`` / ``heldout_segments``) exist for ``electra``
+only; the other modes have one segment (None: all zero).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 import torch
 
 from nasplug.errors import NasplugError
+from nasplug.io import atomic_write
 from nasplug.text.corpus import CorpusConfig, corpus_fingerprint, load_documents, split_heldout
 from nasplug.text.tokenizer import TokenInfo, token_info, tokenizer_hash
 
@@ -39,8 +46,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the packing changes: it is part of the cache key
-Packing = Literal["stream", "document"]
+CACHE_VERSION = 2  # bump when the packing changes: it is part of the cache key (2: segment ids)
+Packing = Literal["stream", "document", "electra"]
+PACKINGS = ("stream", "document", "electra")
 
 
 @dataclass
@@ -53,12 +61,17 @@ class PackedData:
         heldout: int32 tensor [N_heldout, seq_len] from documents disjoint from train's.
         tokens: the special ids and vocabulary size of the tokenizer that made them.
         meta: counts (documents, tokens), the cache key and the packing mode.
+        train_segments, heldout_segments: int8 [N, seq_len] segment (token type) ids of
+            the rows, 0 for ``[CLS] A [SEP]`` and padding, 1 for ``B [SEP]``; None when every
+            row is one segment (packing ``stream`` / ``document``).
     """
 
     train: torch.Tensor
     heldout: torch.Tensor
     tokens: TokenInfo
     meta: dict[str, Any] = field(default_factory=dict)
+    train_segments: torch.Tensor | None = None
+    heldout_segments: torch.Tensor | None = None
 
     @property
     def seq_len(self) -> int:
@@ -98,7 +111,8 @@ def pack(docs: Sequence[np.ndarray], seq_len: int, tokens: TokenInfo, packing: P
         return torch.from_numpy(_pack_stream(docs, seq_len, tokens))
     if packing == "document":
         return torch.from_numpy(_pack_documents(docs, seq_len, tokens))
-    raise NasplugError(f"packing: {packing!r} is not a mode; allowed: stream, document")
+    raise NasplugError(f"packing: {packing!r} is not a mode for pack(); allowed: stream, document "
+                       "(electra packs lines: build_dataset)")
 
 
 def _pack_stream(docs: Sequence[np.ndarray], seq_len: int, tokens: TokenInfo) -> np.ndarray:
@@ -137,9 +151,12 @@ def _pack_documents(docs: Sequence[np.ndarray], seq_len: int, tokens: TokenInfo)
     return out
 
 
-def cache_key(cfg: CorpusConfig, tokenizer: PreTrainedTokenizerFast, seq_len: int, packing: Packing) -> str:
-    """The packed-data cache key: corpus fingerprint + tokenizer hash + seq_len + packing."""
-    ident = [CACHE_VERSION, corpus_fingerprint(cfg), tokenizer_hash(tokenizer), seq_len, packing]
+def cache_key(cfg: CorpusConfig, tokenizer: PreTrainedTokenizerFast, seq_len: int, packing: Packing,
+              split_sentences: bool = False) -> str:
+    """The packed-data cache key: corpus fingerprint + tokenizer hash + seq_len + packing
+    (+ the sentence split of ``electra`` packing)."""
+    mode = f"{packing}+sentences" if packing == "electra" and split_sentences else packing
+    ident = [CACHE_VERSION, corpus_fingerprint(cfg), tokenizer_hash(tokenizer), seq_len, mode]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
 
@@ -151,6 +168,7 @@ def build_dataset(
     *,
     packing: Packing = "stream",
     datasets_cache_dir: str | os.PathLike[str] | None = None,
+    split_sentences: bool = False,
 ) -> PackedData:
     """Load, split, tokenise and pack a corpus, or load the result from ``cache_dir``.
 
@@ -162,8 +180,10 @@ def build_dataset(
         tokenizer: a fast tokenizer with [PAD] [CLS] [SEP] [MASK] [UNK].
         seq_len: row length L, special tokens included.
         cache_dir: folder of the packed-data cache; None disables caching.
-        packing: ``stream`` or ``document`` (see the module docstring).
+        packing: ``stream``, ``document`` or ``electra`` (see the module docstring).
         datasets_cache_dir: where `datasets` keeps its Arrow copies of local files.
+        split_sentences: ``electra`` packing only: cut lines into sentences first (for
+            corpora with one paragraph per line; see :func:`nasplug.text.examples.split_sentences`).
 
     Raises:
         NasplugError: anything ``load_documents`` raises, or a corpus too small for one row.
@@ -171,7 +191,7 @@ def build_dataset(
     tokens = token_info(tokenizer)
     path = None
     if cache_dir is not None:
-        key = cache_key(cfg, tokenizer, seq_len, packing)
+        key = cache_key(cfg, tokenizer, seq_len, packing, split_sentences)
         path = Path(cache_dir) / f"packed-{key[:24]}.safetensors"
         cached = _load_cached(path, key, tokens)
         if cached is not None:
@@ -179,38 +199,72 @@ def build_dataset(
     start = time.perf_counter()
     docs = load_documents(cfg, datasets_cache_dir)
     train_docs, held_docs = split_heldout(docs, cfg.heldout_fraction, cfg.seed)
-    train_ids = tokenize_documents(train_docs, tokenizer)
-    held_ids = tokenize_documents(held_docs, tokenizer)
-    train, held = pack(train_ids, seq_len, tokens, packing), pack(held_ids, seq_len, tokens, packing)
+    segments: dict[str, torch.Tensor | None] = {"train": None, "heldout": None}
+    if packing == "electra":
+        # Seeds per split: the held-out rows do not depend on how much training text there is.
+        (train, segments["train"], n_train), (held, segments["heldout"], n_held) = (
+            _pack_electra(part, tokenizer, seq_len, tokens, seed, split_sentences)
+            for part, seed in ((train_docs, cfg.seed), (held_docs, cfg.seed + 1)))
+    elif packing in PACKINGS:
+        train_ids = tokenize_documents(train_docs, tokenizer)
+        held_ids = tokenize_documents(held_docs, tokenizer)
+        train, held = pack(train_ids, seq_len, tokens, packing), pack(held_ids, seq_len, tokens, packing)
+        n_train, n_held = int(sum(len(x) for x in train_ids)), int(sum(len(x) for x in held_ids))
+    else:
+        raise NasplugError(f"packing: {packing!r} is not a mode; allowed: {', '.join(PACKINGS)}")
     if len(train) == 0:
         raise NasplugError(f"corpus.source: {cfg.source!r} yields no tokens for training")
     meta = {
         "key": key if path is not None else None,
         "packing": packing,
+        "split_sentences": bool(split_sentences and packing == "electra"),
         "train_documents": len(train_docs),
         "heldout_documents": len(held_docs),
-        "train_tokens": int(sum(len(x) for x in train_ids)),
-        "heldout_tokens": int(sum(len(x) for x in held_ids)),
+        "train_tokens": n_train,
+        "heldout_tokens": n_held,
     }
     log.info("packed %d train rows and %d held-out rows of %d tokens in %.1fs",
              len(train), len(held), seq_len, time.perf_counter() - start)
-    data = PackedData(train=train, heldout=held, tokens=tokens, meta=meta)
+    data = PackedData(train=train, heldout=held, tokens=tokens, meta=meta,
+                      train_segments=segments["train"], heldout_segments=segments["heldout"])
     if path is not None:
         _save_cached(path, data)
     return data
 
 
-def _save_cached(path: Path, data: PackedData) -> None:
-    from safetensors.torch import save_file
+def _pack_electra(docs: Dataset | Sequence[str], tokenizer: PreTrainedTokenizerFast, seq_len: int,
+                  tokens: TokenInfo, seed: int, sentences: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Rows, segment ids and the number of text tokens read, by the official builder."""
+    from nasplug.text.examples import build_examples, line_stream
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    read = 0
+
+    def tokenize(texts: list[str]) -> list[list[int]]:
+        nonlocal read
+        ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
+                        return_token_type_ids=False, verbose=False)["input_ids"]
+        read += sum(len(x) for x in ids)
+        return ids
+
+    if hasattr(docs, "iter") and hasattr(docs, "column_names"):
+        texts = (t for b in docs.iter(batch_size=1000) for t in b["text"])
+    else:
+        texts = iter(docs)
+    rows, segments = build_examples(line_stream(texts, tokenize, sentences=sentences), seq_len, tokens, seed)
+    return torch.from_numpy(rows), torch.from_numpy(segments), read
+
+
+def _save_cached(path: Path, data: PackedData) -> None:
+    """Write the cache atomically (temp file, fsync, rename): readers see all of it or none."""
+    from safetensors.torch import save
+
     meta = {"meta": json.dumps(data.meta), "tokens": json.dumps(data.tokens.to_dict())}
-    try:
-        save_file({"train": data.train.contiguous(), "heldout": data.heldout.contiguous()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    tensors = {"train": data.train.contiguous(), "heldout": data.heldout.contiguous()}
+    if data.train_segments is not None and data.heldout_segments is not None:
+        tensors.update(train_segments=data.train_segments.contiguous(),
+                       heldout_segments=data.heldout_segments.contiguous())
+    blob = save(tensors, metadata=meta)
+    atomic_write(path, lambda fh: fh.write(blob))
     log.info("cached packed data at %s", path)
 
 
@@ -225,6 +279,9 @@ def _load_cached(path: Path, key: str, tokens: TokenInfo) -> PackedData | None:
             meta = json.loads(f.metadata()["meta"])
             stored = TokenInfo.from_dict(json.loads(f.metadata()["tokens"]))
             train, held = f.get_tensor("train"), f.get_tensor("heldout")
+            names = set(f.keys())
+            segments = ((f.get_tensor("train_segments"), f.get_tensor("heldout_segments"))
+                        if {"train_segments", "heldout_segments"} <= names else (None, None))
     except Exception as e:  # a truncated or foreign file: rebuild rather than fail
         log.warning("ignoring unreadable cache %s: %s", path, e)
         return None
@@ -232,4 +289,5 @@ def _load_cached(path: Path, key: str, tokens: TokenInfo) -> PackedData | None:
         log.warning("ignoring cache %s: made for other inputs", path)
         return None
     log.info("loaded packed data from cache %s (%d train rows)", path, len(train))
-    return PackedData(train=train, heldout=held, tokens=tokens, meta=meta)
+    return PackedData(train=train, heldout=held, tokens=tokens, meta=meta,
+                      train_segments=segments[0], heldout_segments=segments[1])

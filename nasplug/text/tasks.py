@@ -7,6 +7,8 @@ Recipe::
       corpus: {source: corpus/wikipedia_en_2015, document_by: paragraph, heldout_fraction: 0.02}
       tokenizer: {vocab_size: 8192}
       seq_len: 128
+      packing: electra             # stream | document | electra (official builder, two segments)
+      masking: electra             # bert | electra (default: bert for mlm, electra for electra)
       mask_prob: 0.15
       generator_weight: 1.0        # electra only
       discriminator_weight: 50.0   # electra only
@@ -14,12 +16,14 @@ Recipe::
 The data (a WordPiece vocabulary trained on the corpus into the run directory, packed rows
 cached under ``$NASPLUG_CACHE``) is built once per run by :meth:`TextTask.prepare`. Training
 batches are packed rows masked per step with a generator seeded from ``(seed, step)``;
-held-out batches are masked once with a fixed seed, so every candidate sees identical inputs.
+held-out batches are masked once with a fixed seed and the same masking, so every candidate
+sees identical inputs. Segment ids of the rows (``packing: electra``) go with every batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -31,32 +35,47 @@ from nasplug.oneshot.seeds import derive_seed
 from nasplug.task import Sums, Task, TaskEnv
 from nasplug.text import objectives as obj
 from nasplug.text.corpus import CorpusConfig
-from nasplug.text.masking import IGNORE_INDEX, fixed_heldout_batches, mask_tokens, unigram_baseline
+from nasplug.text.masking import (
+    IGNORE_INDEX,
+    MaskedBatch,
+    fixed_heldout_batches,
+    mask_electra,
+    mask_tokens,
+    unigram_baseline,
+)
 
 
 class TokenizerConfig(BaseModel):
     """Train a WordPiece vocabulary on the corpus, or load a pretrained tokenizer."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    vocab_size: int = Field(8192, ge=32)
+    vocab_size: int = Field(8192, ge=32, le=1_000_000)
     pretrained: str | None = None  # a hub name or a folder; skips training
-    max_bytes: int | None = Field(50_000_000, ge=1)  # train the vocabulary on this much text
+    max_bytes: int | None = Field(50_000_000, ge=1, le=10**12)  # train the vocabulary on this much text
     lowercase: bool = True
-    min_frequency: int = Field(2, ge=1)
+    min_frequency: int = Field(2, ge=1, le=10**9)
 
 
 class TextConfig(BaseModel):
     """The settings of a text task: the corpus, the tokenizer, the row length, masking."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: `seq_len: "32"` or `true` is an error, not a guess; sizes have upper bounds
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    seq_len: int = Field(128, ge=8)
-    packing: Literal["stream", "document"] = "stream"
+    seq_len: int = Field(128, ge=8, le=65_536)
+    packing: Literal["stream", "document", "electra"] = "stream"
+    #: electra packing: cut the corpus lines into sentences first (paragraph-per-line corpora)
+    split_sentences: bool = False
     cache_dir: str | None = None  # default: $NASPLUG_CACHE or ~/.cache/nasplug
-    mask_prob: float = Field(0.15, gt=0, le=1)
+    mask_prob: float = Field(0.15, gt=0, le=1, allow_inf_nan=False)
+    #: bert: Bernoulli(mask_prob) picks; electra: the official fixed count (see masking.py).
+    #: None: the task's default (mlm: bert, electra: electra).
+    masking: Literal["bert", "electra"] | None = None
+    #: electra masking's cap per row (None: int((mask_prob + 0.005) * seq_len), 19 at 128).
+    max_predictions: int | None = Field(None, ge=1, le=65_536)
 
 
 class ElectraBatch(NamedTuple):
@@ -66,14 +85,17 @@ class ElectraBatch(NamedTuple):
     input_ids: torch.Tensor
     labels: torch.Tensor
     replacements: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
 
 
 class TextTask(Task):
     """Shared by ``mlm`` and ``electra``: data preparation, batches, held-out batches."""
 
     unit = "tokens"
-    #: (mask, random) fractions of the picked positions: BERT's 80/10/10
+    #: (mask, random) fractions of the picked positions under ``bert`` masking: 80/10/10
     fractions = (0.8, 0.1)
+    #: the masking when the recipe names none
+    default_masking = "bert"
 
     def __init__(self, **settings: Any) -> None:
         try:
@@ -105,14 +127,38 @@ class TextTask(Task):
             raise RuntimeError(f"task {self.name!r}: call prepare() before reading data")
         return self.data.tokens
 
+    @property
+    def masking(self) -> str:
+        """``bert`` or ``electra``: the recipe's ``masking``, else the task's default."""
+        return self.config.masking or self.default_masking
+
     def split(self, name: str) -> tuple[torch.Tensor, ...] | None:
         rows = {"train": self.data.train, "heldout": self.data.heldout}.get(name) if self.data is not None else None
         return None if rows is None else (rows,)
 
+    def segments(self, name: str) -> torch.Tensor | None:
+        """Segment ids [N, L] of a split's rows (None: one segment; packing stream/document)."""
+        return getattr(self.data, f"{name}_segments", None) if self.data is not None else None
+
     def training_batches(self, batch_size: int, seed: int) -> Any:
+        """Rows [B, L], or ``(rows, segment ids)`` when the rows have two segments."""
         from nasplug.oneshot.batches import BatchIterator
 
-        return BatchIterator(self.data.train, batch_size, seed)
+        segments = self.segments("train")
+        return BatchIterator(self.data.train if segments is None else (self.data.train, segments), batch_size, seed)
+
+    def export_assets(self, run_dir: Path, folder: Path) -> None:
+        """The run's tokenizer files beside the model (each written atomically), so the folder
+        loads with ``AutoTokenizer`` as well as ``AutoModel*``."""
+        from nasplug.io import atomic_write
+
+        source = Path(run_dir) / "tokenizer"
+        if not (source / "tokenizer.json").is_file():
+            return
+        for path in sorted(source.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                data = path.read_bytes()
+                atomic_write(Path(folder) / path.name, lambda fh, data=data: fh.write(data))
 
     def baseline(self) -> dict[str, float]:
         """Accuracy of always predicting the most frequent token (over the held-out tokens)."""
@@ -128,8 +174,15 @@ class TextTask(Task):
             raise NasplugError(f"space.vocab_size: {vocab} is smaller than the tokenizer's vocabulary "
                                f"({self.tokens.vocab_size}); set space.vocab_size to at least {self.tokens.vocab_size}")
 
-    def _mask(self, rows: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mask(self, rows: torch.Tensor, gen: torch.Generator) -> MaskedBatch:
+        """The task's masking of ``rows`` [B, L] from ``gen`` (training and held-out alike)."""
+        if self.masking == "electra":
+            return mask_electra(rows, self.tokens, gen, self.config.mask_prob, self.config.max_predictions)
         return mask_tokens(rows, self.tokens, gen, self.config.mask_prob, *self.fractions)
+
+    def _fixed_heldout(self, batch_size: int, seed: int, num_batches: int | None) -> list[Any]:
+        return fixed_heldout_batches(self.data.heldout, self.tokens, batch_size, seed, num_batches,
+                                     self.config.mask_prob, segments=self.segments("heldout"), mask=self._mask)
 
     def _counts(self, rows: torch.Tensor, labels: torch.Tensor) -> dict[str, int]:
         return {"masked": int((labels != IGNORE_INDEX).sum()), "real": int((rows != self.tokens.pad_id).sum()),
@@ -155,8 +208,16 @@ class TextTask(Task):
         return [self.lanes(supernet, batch, aux, device) for batch in batches]
 
 
+def _rows_and_types(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A training batch -> (rows [B, L] int64, segment ids [B, L] or None)."""
+    if isinstance(batch, (tuple, list)):
+        rows, types = batch
+        return rows.long(), types.long()
+    return batch, None
+
+
 class MLMTask(TextTask):
-    """BERT masked language modelling: 15% of the tokens picked, 80/10/10 replaced."""
+    """Masked language modelling; BERT's masking by default (15% picked, 80/10/10)."""
 
     name = "mlm"
     metrics = {"mlm_acc": "maximize", "mlm_loss": "minimize"}
@@ -165,9 +226,11 @@ class MLMTask(TextTask):
 
     def micro_batches(self, batch: torch.Tensor, step: int, seed: int, slices: Sequence[slice],
                       device: torch.device) -> tuple[list[obj.MicroBatch], dict[str, int]]:
+        batch, types = _rows_and_types(batch)
         gen = torch.Generator().manual_seed(derive_seed(seed, "mask", step))
         ids, labels = self._mask(batch, gen)
-        return ([obj.MicroBatch.of(ids[s], labels[s], batch[s], self.tokens.pad_id, None, device) for s in slices],
+        return ([obj.MicroBatch.of(ids[s], labels[s], batch[s], self.tokens.pad_id, None, device,
+                                   None if types is None else types[s]) for s in slices],
                 self._counts(batch, labels))
 
     def loss(self, model: nn.Module, batch: obj.MicroBatch, counts: Mapping[str, int],
@@ -183,12 +246,11 @@ class MLMTask(TextTask):
                         split: str = "heldout") -> list[Any]:
         if self.data is None or not len(self.data.heldout):
             return []
-        return fixed_heldout_batches(self.data.heldout, self.tokens, batch_size, seed, num_batches,
-                                     self.config.mask_prob)
+        return self._fixed_heldout(batch_size, seed, num_batches)
 
     def lanes(self, model: nn.Module, batch: Any, aux: Mapping[str, nn.Module], device: torch.device) -> list[obj.Lane]:
         ids, labels = batch.input_ids.to(device), batch.labels.to(device)
-        return [obj.Lane(model, ids, self._mask_of(ids), obj.score_mlm(model, labels))]
+        return [obj.Lane(model, ids, self._mask_of(ids), obj.score_mlm(model, labels), _types(batch, device))]
 
     def figures(self, sums: Mapping[str, float]) -> dict[str, float]:
         n = max(sums.get("mlm_count", 0), 1)
@@ -196,14 +258,16 @@ class MLMTask(TextTask):
 
 
 class ElectraTask(TextTask):
-    """ELECTRA replaced-token detection with an MLM generator (ELECTRA's 85% [MASK] / 15%
-    kept masking: the generator does the replacing)."""
+    """ELECTRA replaced-token detection with an MLM generator. Masking: the official fixed
+    count by default; under ``bert`` masking Bernoulli picks with 85% [MASK] / 15% kept (no
+    random tokens either way: the generator does the replacing)."""
 
     name = "electra"
     metrics = {"gen_mlm_acc": "maximize", "gen_mlm_loss": "minimize", "disc_acc": "maximize"}
     head = "discriminator"
     head_attr = "discriminator_head"
     fractions = (0.85, 0.0)
+    default_masking = "electra"
 
     def __init__(self, generator_weight: float = 1.0, discriminator_weight: float = 50.0, **settings: Any) -> None:
         for field, value in (("generator_weight", generator_weight), ("discriminator_weight", discriminator_weight)):
@@ -217,10 +281,12 @@ class ElectraTask(TextTask):
 
     def micro_batches(self, batch: torch.Tensor, step: int, seed: int, slices: Sequence[slice],
                       device: torch.device) -> tuple[list[obj.MicroBatch], dict[str, int]]:
+        batch, types = _rows_and_types(batch)
         gen = torch.Generator().manual_seed(derive_seed(seed, "mask", step))
         ids, labels = self._mask(batch, gen)
         uniforms = torch.rand(batch.shape, generator=gen)
-        return ([obj.MicroBatch.of(ids[s], labels[s], batch[s], self.tokens.pad_id, uniforms[s], device)
+        return ([obj.MicroBatch.of(ids[s], labels[s], batch[s], self.tokens.pad_id, uniforms[s], device,
+                                   None if types is None else types[s])
                  for s in slices], self._counts(batch, labels))
 
     def loss(self, model: nn.Module, batch: obj.MicroBatch, counts: Mapping[str, int],
@@ -237,17 +303,16 @@ class ElectraTask(TextTask):
 
     def heldout_batches(self, batch_size: int, seed: int = 0, num_batches: int | None = None,
                         split: str = "heldout") -> list[Any]:
-        """Masked once with ``seed``; a fixed random replacement per position drawn with
-        ``seed + 1`` (uniform over the non-special tokens)."""
+        """Masked once with ``seed`` (the training masking); a fixed random replacement per
+        position drawn with ``seed + 1`` (uniform over the non-special tokens)."""
         if self.data is None or not len(self.data.heldout):
             return []
-        held = fixed_heldout_batches(self.data.heldout, self.tokens, batch_size, seed, num_batches,
-                                     self.config.mask_prob)
+        held = self._fixed_heldout(batch_size, seed, num_batches)
         gen = torch.Generator().manual_seed(seed + 1)
         special = set(self.tokens.special_ids)
         table = torch.tensor([i for i in range(self.tokens.vocab_size) if i not in special])
-        return [ElectraBatch(b.input_ids, b.labels, table[torch.randint(len(table), b.labels.shape, generator=gen)])
-                for b in held]
+        return [ElectraBatch(b.input_ids, b.labels, table[torch.randint(len(table), b.labels.shape, generator=gen)],
+                             getattr(b, "token_type_ids", None)) for b in held]
 
     def lanes(self, model: nn.Module, batch: Any, aux: Mapping[str, nn.Module], device: torch.device) -> list[obj.Lane]:
         """The generator's MLM run and the discriminator's run on the fixed corruption."""
@@ -259,8 +324,9 @@ class ElectraTask(TextTask):
         corrupted = torch.where(masked, batch.replacements.to(device), original)
         is_replaced = (corrupted != original).float()
         valid = torch.ones_like(is_replaced, dtype=torch.bool) if mask is None else mask.bool()
-        return [obj.Lane(generator, ids, mask, obj.score_mlm(generator, labels)),
-                obj.Lane(model, corrupted, mask, obj.score_disc(model, is_replaced, valid))]
+        types = _types(batch, device)
+        return [obj.Lane(generator, ids, mask, obj.score_mlm(generator, labels), types),
+                obj.Lane(model, corrupted, mask, obj.score_disc(model, is_replaced, valid), types)]
 
     def figures(self, sums: Mapping[str, float]) -> dict[str, float]:
         n = max(sums.get("mlm_count", 0), 1)
@@ -270,11 +336,18 @@ class ElectraTask(TextTask):
         return out
 
 
+def _types(batch: Any, device: torch.device) -> torch.Tensor | None:
+    """A held-out batch's segment ids on ``device`` (None: one segment)."""
+    types = getattr(batch, "token_type_ids", None)
+    return None if types is None else types.to(device)
+
+
 def text_evaluator(supernet: nn.Module, batches: Sequence[Any], *, space: Any = None, pad_id: int | None = None,
                    generator: nn.Module | None = None, replacements: Sequence[torch.Tensor] | None = None,
                    **kwargs: Any) -> Any:
     """An inherited-weights evaluator of an LV-BERT-like supernet on given pre-masked batches
-    (``MaskedBatch``: ``input_ids``, ``labels``), without a corpus: MLM figures, or with an
+    (``MaskedBatch``: ``input_ids``, ``labels``; or ``SegmentedBatch`` with ``token_type_ids``), without a
+    corpus: MLM figures, or with an
     ELECTRA ``generator`` supernet and fixed ``replacements`` (one id per position of each
     batch), the generator's MLM and the discriminator's accuracy. ``pad_id`` None: no padding.
     ``kwargs`` go to :class:`~nasplug.oneshot.evaluator.InheritedWeights`."""
@@ -286,9 +359,10 @@ def text_evaluator(supernet: nn.Module, batches: Sequence[Any], *, space: Any = 
     else:
         task, aux = ElectraTask(), {"generator": generator}
         if replacements is not None:
-            batches = [ElectraBatch(b.input_ids, b.labels, r) for b, r in zip(batches, replacements, strict=True)]
+            batches = [ElectraBatch(b.input_ids, b.labels, r, getattr(b, "token_type_ids", None))
+                       for b, r in zip(batches, replacements, strict=True)]
         else:  # no corruption: every position keeps its original token
-            batches = [ElectraBatch(b.input_ids, b.labels, torch.where(b.labels != IGNORE_INDEX, b.labels, b.input_ids))
-                       for b in batches]
+            batches = [ElectraBatch(b.input_ids, b.labels, torch.where(b.labels != IGNORE_INDEX, b.labels, b.input_ids),
+                                    getattr(b, "token_type_ids", None)) for b in batches]
     task.pad_id = pad_id  # type: ignore[attr-defined]
     return InheritedWeights(supernet, task, batches, space=space, aux=aux, **kwargs)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasplug.errors import NasplugError
+from nasplug.io import fsync_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4 in a vocabulary we train
+#: What a trained tokenizer returns (saved in tokenizer_config.json): BERT's inputs, segment
+#: ids included, so sentence pairs get token type 1 on their second text.
+MODEL_INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ def train_tokenizer(
     max_bytes: int | None = None,
     max_documents: int | None = None,
     batch_size: int = 1000,
+    model_max_length: int | None = None,
 ) -> PreTrainedTokenizerFast:
     """Train a BERT-style WordPiece vocabulary and wrap it as a `transformers` fast tokenizer.
 
@@ -152,6 +157,8 @@ def train_tokenizer(
         text_field: the column to read when ``texts`` is a Dataset.
         max_bytes, max_documents: train on a prefix of the corpus only (CPU-sized runs).
         batch_size: texts handed to the trainer at a time.
+        model_max_length: the longest input the models take (saved with the tokenizer;
+            None: transformers' "no limit").
 
     Returns:
         The tokenizer; ``len(tokenizer)`` may be below ``vocab_size`` on a tiny corpus.
@@ -208,13 +215,45 @@ def train_tokenizer(
         pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
         special_tokens=[(CLS, cls_id), (SEP, sep_id)],
     )
+    limit = {} if model_max_length is None else {"model_max_length": model_max_length}
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token=UNK, pad_token=PAD, cls_token=CLS, sep_token=SEP, mask_token=MASK
+        tokenizer_object=tok, unk_token=UNK, pad_token=PAD, cls_token=CLS, sep_token=SEP, mask_token=MASK,
+        model_input_names=list(MODEL_INPUT_NAMES), **limit,
     )
     log.info("trained a WordPiece tokenizer: %d tokens (asked for %d)", len(hf), vocab_size)
     if out_dir is not None:
         save_tokenizer(hf, out_dir)
     return hf
+
+
+def tokenizer_from_vocab(vocab_file: str | os.PathLike[str], lowercase: bool = True,
+                         model_max_length: int | None = None) -> PreTrainedTokenizerFast:
+    """A BERT WordPiece tokenizer from a ``vocab.txt`` (one token per line, id = line number),
+    e.g. the vocabulary of a released checkpoint. Same pipeline and outputs as
+    :func:`train_tokenizer` (segment ids for pairs); NasplugError when a special token is missing."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        tok = Tokenizer(models.WordPiece.from_file(str(vocab_file), unk_token=UNK))
+    except Exception as exc:  # tokenizers raises its own exception type
+        raise NasplugError(f"vocab: cannot read {vocab_file}: {str(exc).splitlines()[0] if str(exc) else exc}") from exc
+    missing = [t for t in SPECIAL_TOKENS if tok.token_to_id(t) is None]
+    if missing:
+        raise NasplugError(f"vocab: {vocab_file} lacks {', '.join(missing)}; expected a BERT vocab.txt")
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+        special_tokens=[(CLS, tok.token_to_id(CLS)), (SEP, tok.token_to_id(SEP))],
+    )
+    limit = {} if model_max_length is None else {"model_max_length": model_max_length}
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token=UNK, pad_token=PAD, cls_token=CLS, sep_token=SEP, mask_token=MASK,
+        model_input_names=list(MODEL_INPUT_NAMES), **limit,
+    )
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike[str]) -> Path:
@@ -227,6 +266,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLik
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         tokenizer.save_pretrained(str(tmp))
+        _fsync_tree(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
@@ -237,8 +277,55 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLik
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    fsync_dir(out.parent)
     log.info("saved tokenizer to %s", out)
     return out
+
+
+def publish_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike[str]) -> Path:
+    """Save into a content-addressed cache folder that is created once and never replaced.
+
+    The tokenizer is written and fsynced under a temporary name, then renamed to ``out_dir``:
+    once the folder exists it is complete, and it never disappears. When another process
+    published the same folder first, this copy is dropped.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        _fsync_tree(tmp)
+        try:
+            os.rename(tmp, out)  # fails when ``out`` exists (and is not empty): keep the first
+        except OSError:
+            if not (out / "tokenizer.json").is_file():
+                raise
+        fsync_dir(out.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def with_max_length(tokenizer: PreTrainedTokenizerBase, max_length: int) -> PreTrainedTokenizerBase:
+    """Set ``model_max_length`` (saved with the tokenizer) and make sure segment ids are among
+    its outputs; returns the same tokenizer."""
+    tokenizer.model_max_length = max_length
+    names = list(tokenizer.model_input_names)
+    if "token_type_ids" not in names:
+        names.insert(1, "token_type_ids")
+        tokenizer.model_input_names = names
+        tokenizer.init_kwargs["model_input_names"] = names
+    return tokenizer
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file of ``folder`` and the folder itself (before it is renamed into place)."""
+    for path in folder.iterdir():
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(folder)
 
 
 def load_tokenizer(name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:

@@ -126,7 +126,7 @@ class LVBertConfig(PretrainedConfig):
         """ELECTRA-small shape: attention and feed-forward interleaved, 24 sub-layers (13.5M)."""
         return cls.from_size("small", layers=interleaved(24), **kwargs)
 
-    def generator(self) -> LVBertConfig:
+    def generator_config(self) -> LVBertConfig:
         """The ELECTRA generator's config: same layers and embeddings, hidden per the size
         table (``generator_hidden_size``), heads = hidden / 64 (at least 1), FFN 4 x hidden."""
         gen = self.dims().generator()
@@ -139,7 +139,7 @@ class LVBertConfig(PretrainedConfig):
 
 
 def generator_config(config: LVBertConfig) -> LVBertConfig:
-    """Function form of :meth:`LVBertConfig.generator`."""
+    """Function form of :meth:`LVBertConfig.generator_config`."""
     if not isinstance(config, LVBertConfig):
         raise NasplugError(f"config: expected an LVBertConfig, got {type(config).__name__}")
-    return config.generator()
+    return config.generator_config()

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
+from nasplug.spaces.lvbert.layers import glorot
+
 if TYPE_CHECKING:
     from nasplug.spaces.lvbert.config import LVBertConfig
 
@@ -59,7 +61,8 @@ class LVBertDiscriminatorHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = ACT2FN[config.hidden_act]
-        self.dense_prediction = nn.Linear(config.hidden_size, 1)
+        # official discriminator_predictions/dense_1: no initializer, so TF's Glorot uniform
+        self.dense_prediction = glorot(nn.Linear(config.hidden_size, 1))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """[B, T, H] -> logit of "replaced" per token [B, T]."""
@@ -67,21 +70,19 @@ class LVBertDiscriminatorHead(nn.Module):
 
 
 class LVBertClassificationHead(nn.Module):
-    """ELECTRA sentence head on the first token: dropout, dense, GELU, dropout, out_proj."""
+    """The official fine-tuning head (ELECTRA ``classification_tasks.py``): dropout on the
+    [CLS] vector, then one dense layer H -> num_labels (``task_specific``), Glorot uniform
+    (``tf.layers.dense`` without an initializer). No hidden layer, no pooler."""
 
     def __init__(self, config: LVBertConfig, num_labels: int | None = None) -> None:
         super().__init__()
         dropout = config.classifier_dropout
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.act = ACT2FN[config.hidden_act]
         self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
-        self.out_proj = nn.Linear(config.hidden_size, num_labels or config.num_labels)
+        self.out_proj = glorot(nn.Linear(config.hidden_size, num_labels or config.num_labels))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """[B, T, H] -> [B, num_labels] from the [CLS] position."""
-        x = self.dropout(hidden[:, 0])
-        x = self.dropout(self.act(self.dense(x)))
-        return self.out_proj(x)
+        return self.out_proj(self.dropout(hidden[:, 0]))
 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -114,23 +115,31 @@ _SLOT = re.compile(r"(?:^|\.)(?:layers|slots)\.(\d+)\.")
 
 
 def layer_index(param_name: str, num_slots: int) -> int:
-    """Depth of a parameter for layer-wise learning-rate decay (ELECTRA / LV-BERT fine-tuning).
+    """Depth of a parameter for layer-wise learning-rate decay, as the official fine-tuning
+    code (ELECTRA ``optimization.py: _get_layer_lrs``) assigns it.
 
-    0 for the embeddings (including ``embeddings_project``); ``1 + i // 2`` for sub-layer slot
-    ``i`` (two sub-layers form one block and share a rate, as in the official code's 12 blocks
-    of 24 sub-layers); ``1 + ceil(num_slots / 2)`` (the top) for heads and anything else.
+    With ``n = ceil(num_slots / 2)`` blocks (two sub-layers form one official
+    ``encoder/layer_{b}``: 12 blocks of 24 sub-layers): 0 for the embeddings (including
+    ``embeddings_project``); ``1 + i // 2`` for sub-layer slot ``i``; ``n + 2`` for the task
+    layer, heads and anything else. No parameter has depth ``n + 1``: the official code gives
+    the task layer ``n + 2``, so with ``lr * decay ** (n + 2 - depth)`` the task layer gets
+    ``lr``, the top block ``lr * decay ** 2`` (0.64) and the embeddings ``decay ** (n + 2)``.
     Works for standalone names (``lvbert.layers.3.query.weight``) and supernet names
-    (``slots.3.attn.query.weight``). The learning rate of depth ``d`` is
-    ``lr * decay ** (top - d)``.
+    (``slots.3.attn.query.weight``).
     """
     match = _SLOT.search(param_name)
     if match:
         return 1 + int(match.group(1)) // 2
     if any(part.startswith("embeddings") for part in param_name.split(".")):
         return 0
-    return 1 + math.ceil(num_slots / 2)
+    return top_depth(num_slots)
+
+
+def top_depth(num_slots: int) -> int:
+    """The task layer's depth ``n + 2`` (``n = ceil(num_slots / 2)`` blocks)."""
+    return 2 + math.ceil(num_slots / 2)
 
 
 def num_layer_groups(num_slots: int) -> int:
-    """Number of distinct depths :func:`layer_index` can return (embeddings, blocks, top)."""
-    return 2 + math.ceil(num_slots / 2)
+    """Number of depths ``0 .. n + 2`` (depth ``n + 1`` is unused, as in the official code)."""
+    return 1 + top_depth(num_slots)

@@ -25,12 +25,26 @@ if TYPE_CHECKING:
     from nasplug.spaces.lvbert.config import LVBertConfig
 
 
+def _tracing() -> bool:
+    """True while torch.export, torch.compile, TorchScript tracing or ONNX export records the
+    model: the graph must then hold the mask, not a branch on its values."""
+    return (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+            or torch.onnx.is_in_onnx_export())
+
+
 def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """[B, T] 0/1 mask -> bool [B, T], or None when there is no padding at all."""
+    """[B, T] 0/1 mask -> bool [B, T], or None when there is no padding at all.
+
+    Eager mode checks the mask once per batch (one host sync) and returns None for a batch
+    without padding, so attention takes SDPA's fastest kernel and the convolution skips its
+    masking. A traced or exported graph keeps the mask: the same graph then serves padded
+    and unpadded batches (a masked-out nothing gives the same numbers).
+    """
     if attention_mask is None:
         return None
     mask = attention_mask.bool()
-    # One host sync per batch; it saves the masked (slower) SDPA path and the conv masking.
+    if _tracing():
+        return mask
     return None if bool(mask.all()) else mask
 
 
@@ -112,7 +126,7 @@ class LVBertDynamicConv(nn.Module):
         # Depthwise weight of the separable conv: [H, 1, K] like nn.Conv1d(groups=H), no bias.
         self.depthwise = nn.Parameter(torch.empty(h, 1, k))
         self.pointwise = nn.Linear(h, h)
-        self.kernel = nn.Linear(h, self.num_heads * k)
+        self.kernel = glorot(nn.Linear(h, self.num_heads * k))  # official conv_attn_kernel: no initializer
         self.output = nn.Linear(h, h)
         self.layer_norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -152,18 +166,24 @@ def make_layer(kind: str, config: LVBertConfig) -> nn.Module:
 
 @torch.no_grad()
 def init_module(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:
-    """Initialise one module's own parameters.
+    """Initialise one module's own parameters, as the official TF code does.
 
-    Linear and embedding weights: normal(0, ``std``) (the official TF code truncates at 2 std;
-    like the Hugging Face ELECTRA port we do not: one op per tensor instead of a redraw
-    loop); biases zero; LayerNorm ones / zeros; depthwise conv: normal with std 1/K (official
-    scale); the conv kernel generator: Glorot uniform (the official code gives
-    ``conv_attn_kernel`` no initializer, so TF's default applies). Uses
-    ``transformers.initialization``, which never overwrites weights loaded by
-    ``from_pretrained``. Apply children first (``model.apply``) so the conv's cases win.
+    Called for every module when a model or supernet is built, children before parents
+    (``model.apply`` order) so a parent's special cases win. Linear and embedding weights:
+    truncated normal (``std``, cut at 2 std: TF's ``truncated_normal_initializer``); biases
+    zero; LayerNorm ones / zeros; depthwise conv: normal with std 1/K (official scale). Glorot
+    uniform (TF's default, where the official code gives no initializer) for the Linear layers
+    marked by :func:`glorot`: ``embeddings_project`` of the models and supernets, the conv
+    kernel generator ``conv_attn_kernel``, the discriminator's last dense layer (``dense_1``)
+    and the fine-tuning task layer. Uses ``transformers.initialization``,
+    which never overwrites weights loaded by ``from_pretrained``.
     """
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        init.normal_(module.weight, std=std, generator=generator)
+    if isinstance(module, nn.Linear) and getattr(module, GLOROT, False):
+        init.xavier_uniform_(module.weight, generator=generator)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, (nn.Linear, nn.Embedding)):
+        init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std, generator=generator)
         if getattr(module, "bias", None) is not None:
             init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
@@ -171,4 +191,14 @@ def init_module(module: nn.Module, std: float = 0.02, generator: torch.Generator
         init.zeros_(module.bias)
     elif isinstance(module, LVBertDynamicConv):
         init.normal_(module.depthwise, std=1.0 / module.kernel_size, generator=generator)
-        init.xavier_uniform_(module.kernel.weight, generator=generator)
+
+
+#: Attribute marking a Linear layer that :func:`init_module` initialises Glorot uniform.
+GLOROT = "nasplug_glorot"
+
+
+def glorot(layer: nn.Linear) -> nn.Linear:
+    """Mark ``layer`` for Glorot-uniform initialisation (TF's default, used where the official
+    code gives a ``tf.layers.dense`` no initializer); returns it."""
+    setattr(layer, GLOROT, True)
+    return layer

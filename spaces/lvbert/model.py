@@ -36,7 +36,7 @@ from nasplug.spaces.lvbert.heads import (
     mlm_loss,
     sequence_loss,
 )
-from nasplug.spaces.lvbert.layers import init_module, make_layer, padding_mask
+from nasplug.spaces.lvbert.layers import glorot, init_module, make_layer, padding_mask
 
 
 class LVBertPreTrainedModel(PreTrainedModel):
@@ -76,8 +76,8 @@ class LVBertModel(LVBertPreTrainedModel):
             for module in embeddings.modules():  # already initialised by its owner: keep it
                 module._is_hf_initialized = True
         self.embeddings = embeddings if embeddings is not None else LVBertEmbeddings(config)
-        self.embeddings_project = (
-            nn.Linear(config.embedding_size, config.hidden_size)
+        self.embeddings_project = (  # official: tf.layers.dense without initializer, so Glorot
+            glorot(nn.Linear(config.embedding_size, config.hidden_size))
             if config.embedding_size != config.hidden_size else None
         )
         self.layers = nn.ModuleList(make_layer(kind, config) for kind in config.layers)
@@ -169,11 +169,11 @@ class LVBertForPreTraining(LVBertPreTrainedModel):
 
     def make_generator(self, seed: int) -> LVBertForMaskedLM:
         """The ELECTRA generator of this discriminator: the same layer sequence at the
-        generator width (``config.generator()``), sharing this model's token embeddings,
+        generator width (``config.generator_config()``), sharing this model's token embeddings,
         initialised from ``seed`` (the global RNG is left as it was)."""
         with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG: fence it off
             torch.manual_seed(seed)
-            generator = LVBertForMaskedLM(self.config.generator(), embeddings=self.lvbert.embeddings)
+            generator = LVBertForMaskedLM(self.config.generator_config(), embeddings=self.lvbert.embeddings)
         ref = self.lvbert.embeddings.word_embeddings.weight
         return generator.to(device=ref.device, dtype=ref.dtype)
 

@@ -37,7 +37,7 @@ from nasplug.spaces.lvbert.heads import (
     LVBertDiscriminatorHead,
     LVBertMLMHead,
 )
-from nasplug.spaces.lvbert.layers import init_module, make_layer, padding_mask
+from nasplug.spaces.lvbert.layers import glorot, init_module, make_layer, padding_mask
 from nasplug.spaces.lvbert.model import HEAD_MODELS, LVBertPreTrainedModel
 from nasplug.supernet import Supernet
 
@@ -80,8 +80,8 @@ class LVBertSupernet(Supernet):
         self.num_labels = num_labels
         shared = embeddings is not None
         self.embeddings = embeddings if shared else LVBertEmbeddings(config)
-        self.embeddings_project = (
-            nn.Linear(config.embedding_size, config.hidden_size)
+        self.embeddings_project = (  # official: tf.layers.dense without initializer, so Glorot
+            glorot(nn.Linear(config.embedding_size, config.hidden_size))
             if config.embedding_size != config.hidden_size else None
         )
         self.slots = nn.ModuleList(
@@ -244,7 +244,7 @@ class LVBertSupernet(Supernet):
         """The ELECTRA generator supernet: same slots and kinds at the generator width
         (:meth:`LVBertConfig.generator`), MLM head only, sharing this supernet's embeddings."""
         return LVBertSupernet(
-            self.config.generator(), num_slots=self.num_slots, kinds=self.kinds, embeddings=self.embeddings,
+            self.config.generator_config(), num_slots=self.num_slots, kinds=self.kinds, embeddings=self.embeddings,
             discriminator_head=False, seed=seed,
         )
 

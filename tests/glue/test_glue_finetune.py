@@ -114,11 +114,11 @@ def test_bert_layer_index_on_a_tiny_bert() -> None:
     assert depth("bert.embeddings.word_embeddings.weight") == 0
     assert depth("bert.encoder.layer.0.attention.self.query.weight") == 1
     assert depth("bert.encoder.layer.1.output.LayerNorm.bias") == 2
-    assert depth("classifier.weight") == depth("bert.pooler.dense.weight") == 3
+    assert depth("classifier.weight") == depth("bert.pooler.dense.weight") == 4  # official: n + 2
     groups = param_groups(model, 1e-4, 0.8, 0.01, depth)
     assert sum(len(g["params"]) for g in groups) == len(names)
     emb = next(g for g in groups if g["depth"] == 0)
-    assert emb["lr"] == pytest.approx(1e-4 * 0.8**3)
+    assert emb["lr"] == pytest.approx(1e-4 * 0.8**4)
 
 
 def test_tiny_sst2_run_learns_and_repeats(tokenizer, sst: TaskData, tmp_path: Path) -> None:

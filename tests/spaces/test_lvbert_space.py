@@ -222,5 +222,5 @@ def test_layer_index_groups_two_sub_layers_per_rate():
     assert layer_index("lvbert.layers.2.glu_gate.weight", 24) == 2
     assert layer_index("lvbert.layers.23.output.weight", 24) == 12
     assert layer_index("slots.5.attn.key.weight", 24) == 3
-    assert layer_index("classifier.out_proj.weight", 24) == 13
-    assert layer_index("classifier.dense.weight", 5) == 4
+    assert layer_index("classifier.out_proj.weight", 24) == 14  # official: n + 2, no depth 13
+    assert layer_index("classifier.out_proj.weight", 5) == 5

@@ -161,7 +161,7 @@ def test_seeded_supernets_are_identical_and_differ_across_seeds(space):
 # ---------------------------------------------------------------------------- ELECTRA generator
 def test_generator_shares_embeddings_at_the_generator_width():
     config = LVBertConfig.from_size("small", layers="CAF")
-    gen_config = config.generator()
+    gen_config = config.generator_config()
     assert (gen_config.hidden_size, gen_config.num_attention_heads, gen_config.intermediate_size) == (64, 1, 256)
     assert gen_config.embedding_size == 128 and gen_config.layers == config.layers
     disc = tiny_space().build_supernet(seed=0)
@@ -212,7 +212,7 @@ def test_build_gives_fresh_seeded_models(space):
     assert out.logits.shape == (3, 1) and out.loss.ndim == 0  # regression (MSE)
     names = [n for n, _ in c.named_parameters()]
     depths = {layer_index(n, 4) for n in names}
-    assert depths == {0, 1, 2, 3}  # embeddings, two blocks of two sub-layers, head
+    assert depths == {0, 1, 2, 4}  # embeddings, two blocks of two sub-layers, head (official: n + 2)
 
 
 def test_fill_mask_pipeline_loads_a_found_architecture(supernet, tmp_path):
