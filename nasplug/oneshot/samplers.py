@@ -30,7 +30,42 @@ class UniformSampler:
         return [self.space.sample(self.rng)]
 
 
-SAMPLERS: dict[str, type[Any]] = {"uniform": UniformSampler}
+class FairSampler:
+    """FairNAS strict fairness (Chu et al., ICCV 2021): every step trains m paths, m = the
+    most options any choice has; for each choice a random permutation of its options gives
+    path j its j-th option, so every option of every choice is trained exactly once per step
+    (choices with fewer options repeat random ones). The loop accumulates the paths'
+    gradients (their mean) into one update. A step costs m single-path steps: compare it with
+    uniform sampling at ``steps / m``.
+
+    A space with constraints may make a path invalid; the step's permutations are then drawn
+    again (up to ``max_tries`` times), and the invalid paths are replaced by uniform samples.
+    """
+
+    name = "fair"
+
+    def __init__(self, space: SearchSpace, seed: int, max_tries: int = 100) -> None:
+        self.space, self.seed, self.max_tries = space, seed, max_tries
+        self.paths = max(len(options) for options in space.choices().values())
+        self.rng: random.Random | None = None
+
+    def __call__(self, step: int) -> list[Arch]:
+        self.rng = rng = random.Random(derive_seed(self.seed, "arch", step))
+        choices = self.space.choices()
+        archs: list[Arch] = []
+        for _ in range(self.max_tries):
+            orders = {}
+            for key, options in choices.items():
+                order = list(options)
+                rng.shuffle(order)
+                orders[key] = order + [rng.choice(list(options)) for _ in range(self.paths - len(order))]
+            archs = [{key: orders[key][j] for key in choices} for j in range(self.paths)]
+            if all(self.space.is_valid(a) for a in archs):
+                return archs
+        return [a if self.space.is_valid(a) else self.space.sample(rng) for a in archs]
+
+
+SAMPLERS: dict[str, type[Any]] = {"uniform": UniformSampler, "fair": FairSampler}
 
 
 def build_sampler(name: str, space: SearchSpace, seed: int) -> Any:
