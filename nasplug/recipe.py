@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from nasplug.errors import NasplugError
 from nasplug.oneshot.config import TASK_KEYS, TrainConfig
@@ -41,21 +41,34 @@ class Component(BaseModel):
 class SearchConfig(BaseModel):
     """How to search: strategy, budget, objective, constraints."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     strategy: Component = Field(default_factory=lambda: Component(name="evolution"))
-    budget: PositiveInt = 1000
-    batch_size: PositiveInt = 50
-    metric: str = "score"
+    budget: int = Field(1000, ge=1, le=10**7)
+    batch_size: int = Field(50, ge=1, le=10**6)
+    metric: str = Field("score", min_length=1, max_length=200)
     direction: Literal["maximize", "minimize"] = "maximize"
     constraints: list[Component] = Field(default_factory=list)
-    top_k: PositiveInt = 10
+    top_k: int = Field(10, ge=1, le=10**4)
+
+
+class SplitConfig(BaseModel):
+    """Few-shot supernet: after ``after`` of the steps, split on the choice ``choice``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    choice: str = Field(min_length=1)
+    after: float = Field(0.5, gt=0, lt=1)
 
 
 class SupernetConfig(TrainConfig):
-    """Supernet pre-training: the training settings plus how paths are sampled each step."""
+    """Supernet pre-training: the training settings plus how paths are sampled each step
+    (``uniform``: SPOS; ``fair``: FairNAS, several paths per step) and, optionally, a
+    few-shot split (``split: {choice: L00, after: 0.5}``: a copy of the supernet per option
+    of that choice for the rest of the steps)."""
 
     sampler: str = "uniform"
+    split: SplitConfig | None = None
 
 
 class RetrainConfig(TrainConfig):
@@ -68,18 +81,22 @@ class RetrainConfig(TrainConfig):
     """
 
     baselines: dict[str, str] = Field(default_factory=dict)
-    seeds: list[int] | None = Field(None, min_length=1)
+    seeds: list[int] | None = Field(None, min_length=1, max_length=1000)
     task: Component | None = None  # changes to the recipe's task for retraining (e.g. {name: electra} after an MLM supernet)
+
+
+#: A recipe's name becomes a folder name (runs/<name>): letters, digits, "-", "_", "." only.
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 
 
 class Recipe(BaseModel):
     """A whole run: the space, the task, how to train its supernet, search it, retrain."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str
-    description: str = ""
-    seed: int = 0
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field("", max_length=100_000)
+    seed: int = Field(0, ge=0, lt=2**63)
     space: Component
     task: Component | None = None  # data + objective (mlm, electra, or a user's)
     supernet: SupernetConfig | None = None  # single-path one-shot pre-training of the supernet
@@ -88,6 +105,7 @@ class Recipe(BaseModel):
     arch: str | None = None  # a fixed architecture: skips supernet and search
     retrain: RetrainConfig | None = None
     glue: dict[str, Any] | None = None  # GLUE fine-tuning of text encoders (checked by the glue stage)
+    study: dict[str, Any] | None = None  # rows of archs retrained K times (nasplug study; see nasplug.study.config)
     expected: dict[str, Any] | None = None  # the paper's numbers, with their source
 
     _folder: str | None = PrivateAttr(None)  # where the recipe file is: its plugins' modules may live there
@@ -95,6 +113,39 @@ class Recipe(BaseModel):
     @property
     def folder(self) -> str | None:
         return self._folder
+
+
+def shipped_recipes() -> dict[str, str]:
+    """Name -> description of the recipes installed with nasplug (``nasplug run NAME``)."""
+    from importlib.resources import files
+
+    out = {}
+    for entry in sorted(files("nasplug.recipes").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            description = ""
+            try:
+                raw = safe_load_recipe(Path(str(entry)))
+                description = " ".join(str(raw.get("description", "")).split()) if isinstance(raw, dict) else ""
+            except NasplugError:
+                pass
+            out[entry.name.removesuffix(".yaml")] = description
+    return out
+
+
+def resolve_recipe(name_or_path: str | os.PathLike[str]) -> Path:
+    """A recipe file: the path when it exists, else the shipped recipe of that name
+    (``lvbert-micro`` or ``lvbert-micro.yaml``); NasplugError naming the shipped ones."""
+    path = Path(name_or_path)
+    if path.exists() or len(path.parts) > 1:
+        return path
+    from importlib.resources import files
+
+    name = path.name.removesuffix(".yaml")
+    shipped = files("nasplug.recipes") / f"{name}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise NasplugError(f"recipe: no file {path} and no shipped recipe {name!r}; shipped: "
+                       f"{', '.join(shipped_recipes())}")
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -168,7 +219,13 @@ def describe_error(exc: ValidationError) -> str:
         return f"{field}: unknown key"
     if error["type"] == "missing":
         return f"{field}: required key is missing"
+    if field == "name" and error["type"] == "string_pattern_mismatch":
+        return (f"name: {str(error.get('input'))[:60]!r} cannot name a run folder; use up to 100 letters, digits, "
+                "'_', '-' and '.', not starting with '.' or '-'")
     more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    if error["type"] == "value_error":  # our own validators: their message says it all
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return f"{message}{more}" if not error["loc"] else f"{field}: {message}{more}"
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return f"{field}: {error['msg']} (got {shown}){more}"

@@ -215,7 +215,8 @@ def check_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], field: str
 
 
 def _check_types(factory: Callable[..., Any], kwargs: dict[str, Any], field: str) -> dict[str, Any]:
-    """Validate (and coerce, e.g. "8" -> 8) each argument against the factory's type hints."""
+    """Validate each argument against the factory's type hints, strictly: ``"8"`` or ``true``
+    for a number is an error, not a guess (a YAML list is accepted for a tuple)."""
     import inspect
     import typing
 
@@ -231,10 +232,30 @@ def _check_types(factory: Callable[..., Any], kwargs: dict[str, Any], field: str
         if key not in hints:
             continue
         try:
-            checked[key] = pydantic.TypeAdapter(hints[key]).validate_python(value)
+            adapter = pydantic.TypeAdapter(hints[key])
+            if isinstance(value, bool) and not _accepts_bool(adapter):
+                raise NasplugError(f"{field}.{key}: expected a number, not {value!r} (a boolean)")
+            try:
+                checked[key] = adapter.validate_python(value, strict=True)
+            except pydantic.ValidationError:
+                if not isinstance(value, list):
+                    raise
+                checked[key] = adapter.validate_python(tuple(value), strict=True)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             raise NasplugError(f"{field}.{key}: {first['msg']} (got {value!r})") from None
+        except NasplugError:
+            raise
         except Exception:  # a hint pydantic cannot check: leave the value as it is
             continue
     return checked
+
+
+def _accepts_bool(adapter: Any) -> bool:
+    """Whether a type accepts a boolean as itself (lax pydantic would take True for 1)."""
+    import pydantic
+
+    try:
+        return adapter.validate_python(True, strict=True) is True
+    except pydantic.ValidationError:
+        return False

@@ -130,6 +130,11 @@ def _run(loop: _Loop, budget: int, batch_size: int, log_path: str | os.PathLike[
         if not resume:
             raise NasplugError(f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out")
         pending = loop.replay()
+    elif log_path is not None and Path(log_path).is_file() and Path(log_path).stat().st_size:
+        if not resume:
+            raise NasplugError(f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out")
+        log.warning("%s holds no trial (only whitespace); starting the search afresh", log_path)
+        TrialLog(log_path).read(repair=True)  # cuts the whitespace: the log is then the uninterrupted one
     while True:
         if pending:
             archs, asked = pending, loop.trials[-1].asked
@@ -204,6 +209,7 @@ class _Loop:
             if reason is None and key not in self.cache:
                 todo.setdefault(key, arch)
         outcomes = dict(zip(todo, self.evaluate_many(list(todo.values()))))
+        reclaim = getattr(self.cache, "reclaimable", None)  # a shared cache that knows this run's lost trials
         for arch, reason in zip(archs, reasons):
             key = arch_key(arch)
             trial = Trial(number=len(self.trials), batch=self.batch, asked=asked, arch=dict(arch), status="ok")
@@ -211,6 +217,8 @@ class _Loop:
                 trial.status, trial.reason = "rejected", reason
             elif key in outcomes:  # first time this arch is seen: evaluated just now
                 self._fill(trial, outcomes.pop(key))
+            elif reclaim is not None and key in self.cache and reclaim(key):  # scored by this run before a crash
+                self._fill(trial, dict(self.cache[key]))
             elif key not in self.cache:  # a repeat within the batch of an arch that failed
                 trial.status, trial.reason = "failed", "repeat of a failed evaluation in the same batch"
             else:
@@ -232,7 +240,8 @@ class _Loop:
             trial.status, trial.reason, trial.metrics = "failed", f"{metric} is {value}", dict(outcome)
             return
         trial.score, trial.metrics = float(value), {k: float(v) for k, v in outcome.items()}
-        self.cache[trial.key] = trial.metrics
+        # the cache hears of it in _record, after the trial is logged: a crash between the two
+        # then leaves neither, and the resumed run scores the arch again as the first run did
 
     def _record(self, trial: Trial, write: bool) -> None:
         if write and self.log is not None:

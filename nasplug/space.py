@@ -150,6 +150,19 @@ class SearchSpace(ABC):
             raise NotImplementedError(f"space {self.name!r} builds no models") from None
         return supernet.extract(self.validate(arch))
 
+    def export_model(self, model: nn.Module, arch: Arch, folder: Any, facts: dict[str, Any]) -> None:
+        """Make ``folder`` (which holds the trained ``model.safetensors``) usable by other
+        tools; called by the retrain stage for each model and by ``nasplug export``.
+        ``facts``: ``arch`` (text), ``params``, ``flops``, ``heldout`` figures, ``recipe``,
+        ``seed``, ``run_dir``, ``model`` (its name in the run), ``nasplug_version``.
+        Default: ``arch.json`` with the arch and the facts. LV-BERT writes a Hugging Face folder."""
+        import json
+        from pathlib import Path
+
+        from nasplug.io import atomic_write_text
+
+        atomic_write_text(Path(folder) / "arch.json", json.dumps({"arch": arch, **facts}, indent=2, default=str) + "\n")
+
     def describe(self) -> dict[str, Any]:
         """A small summary for logs and ``nasplug list``."""
         return {"name": self.name, "choices": len(self.choices()), "size": self.size()}

@@ -38,6 +38,7 @@ class Strategy(ABC):
         """Every metric of a scored arch (the objective, ``params``, ``flops``, losses ...),
         called by the search loop just before :meth:`tell`. Default: ignored. A strategy
         may keep them (Optuna stores them as user attributes of the trial)."""
+        return None
 
     @abstractmethod
     def tell(self, arch: Arch, score: float | None) -> None:

@@ -124,6 +124,11 @@ class Task:
         They share the optimizer and the checkpoint. Default: none."""
         return {}
 
+    def export_assets(self, run_dir: Path, folder: Path) -> None:
+        """Copy what a user of a trained model needs besides its weights (a tokenizer) from
+        ``run_dir`` into ``folder``. Called after retraining and by ``nasplug export``.
+        Default: nothing."""
+
     def baseline(self) -> dict[str, float]:
         """Figures of a trivial predictor (e.g. the majority class) that any model must
         beat; reported beside the held-out figures. Default: none."""

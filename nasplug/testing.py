@@ -19,7 +19,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import pytest
+try:
+    import pytest
+except ImportError:  # the suites are pytest classes; the rest of nasplug does not need pytest
+    raise ImportError("nasplug.testing needs pytest (pip install pytest, or nasplug[dev])") from None
 
 from nasplug.arch import Arch, arch_from_json, arch_key, arch_to_json
 from nasplug.errors import NasplugError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +54,41 @@ class Trial:
         return cls(**record)
 
 
+FIELDS = {"number", "batch", "asked", "arch", "status", "score", "metrics", "reason"}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _trial(record: Any, index: int, lineno: int, path: Path) -> Trial:
+    """A log record checked field by field (NasplugError naming the first bad one)."""
+    if not isinstance(record, dict) or set(record) != FIELDS:
+        raise NasplugError("not a trial record (expected the fields " + ", ".join(sorted(FIELDS)) + ")")
+    if record["number"] != index or not isinstance(record["number"], int) or isinstance(record["number"], bool):
+        raise NasplugError(f"trial number {record['number']!r} where {index} was expected")
+    for name in ("batch", "asked"):
+        value = record[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name == "asked" else 0):
+            raise NasplugError(f"{name}: {value!r} is not a valid count")
+    if record["status"] not in STATUSES:
+        raise NasplugError(f"status: {record['status']!r} is not one of {', '.join(STATUSES)}")
+    arch = record["arch"]
+    if not isinstance(arch, dict) or not all(isinstance(v, (str, int, float, bool)) for v in arch.values()):
+        raise NasplugError("arch: not a mapping of choices to plain values")
+    score = record["score"]
+    if score is not None and not _number(score):
+        raise NasplugError(f"score: {score!r} is not a number")
+    if record["status"] in ("ok", "cached") and (score is None or not math.isfinite(score)):
+        raise NasplugError(f"score: a {record['status']} trial needs a finite score, got {score!r}")
+    metrics = record["metrics"]
+    if not isinstance(metrics, dict) or not all(_number(v) for v in metrics.values()):
+        raise NasplugError("metrics: not a mapping of names to numbers")
+    if record["reason"] is not None and not isinstance(record["reason"], str):
+        raise NasplugError("reason: not text")
+    return Trial.from_dict(record)
+
+
 class TrialLog:
     """Append-only JSONL file of trials."""
 
@@ -60,33 +96,46 @@ class TrialLog:
         self.path = Path(path)
 
     def exists(self) -> bool:
-        return self.path.is_file() and self.path.stat().st_size > 0
+        """True when the file holds anything but whitespace (a log to resume or refuse)."""
+        return self.path.is_file() and self.path.stat().st_size > 0 and bool(self.path.read_bytes().strip())
 
     def read(self, repair: bool = False) -> list[Trial]:
-        """All complete trials. With ``repair``, a torn last line is cut from the file."""
+        """All complete trials, each checked. A torn last line (a write cut by a crash) and
+        blank lines after the last trial are dropped; with ``repair`` they are cut from the
+        file, so the resumed log continues exactly where the interrupted one stopped.
+
+        Raises:
+            NasplugError: a line that is not a trial record nasplug wrote (naming the line).
+        """
         if not self.path.is_file():
             return []
         data = self.path.read_bytes()
         trials: list[Trial] = []
-        good_end = 0
+        good_end, offset, blank_at = 0, 0, None
         lines = data.split(b"\n")
         for lineno, line in enumerate(lines, start=1):
+            start, offset = offset, offset + len(line) + 1
             if not line.strip():
-                good_end += len(line) + 1
+                blank_at = blank_at or lineno
                 continue
-            is_last = lineno == len(lines) or all(not rest.strip() for rest in lines[lineno:])
+            torn = lineno == len(lines) and not data.endswith(b"\n")  # the last write never finished
             try:
-                trial = Trial.from_dict(json.loads(line))
-            except (json.JSONDecodeError, TypeError) as exc:
-                if is_last and not data.endswith(b"\n"):
+                trial = _trial(json.loads(line), len(trials), lineno, self.path)
+            except (ValueError, TypeError) as exc:  # JSON, UTF-8 or field errors
+                if torn:
                     log.warning("%s: dropping a torn last line (the previous run stopped mid-write)", self.path)
                     break
-                raise NasplugError(f"{self.path}:{lineno}: not a trial record ({exc})") from None
+                reason = exc if isinstance(exc, NasplugError) else f"not a trial record ({type(exc).__name__})"
+                raise NasplugError(f"{self.path}:{lineno}: {reason}; the log was damaged or edited: restore it, "
+                                   "or delete it to search again from the start") from None
+            if blank_at is not None:
+                raise NasplugError(f"{self.path}:{blank_at}: a blank line inside the log, which nasplug never "
+                                   "writes; the log was edited: restore it or delete it")
             trials.append(trial)
-            good_end += len(line) + 1
+            good_end = start + len(line) + 1
         if repair and good_end < len(data):
             with open(self.path, "r+b") as fh:
-                fh.truncate(min(good_end, len(data)))
+                fh.truncate(good_end)
                 fh.flush()
                 os.fsync(fh.fileno())
         return trials

@@ -21,6 +21,9 @@ from nasplug.errors import NasplugError
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
+#: Upper bound of population-like settings: far beyond any search, small enough never to hang.
+LIMIT = 1_000_000
+
 
 class Evolution(Strategy):
     """Generational evolution with a top-k parent pool (SPOS defaults)."""
@@ -32,8 +35,8 @@ class Evolution(Strategy):
                  generations: int = 20, max_tries: int = 50) -> None:
         super().__init__(space, seed)
         for field, value in (("population", population), ("parents", parents), ("generations", generations), ("max_tries", max_tries)):
-            if value < 1:
-                raise NasplugError(f"strategy.{field}: must be >= 1, got {value}")
+            if not 1 <= value <= LIMIT:
+                raise NasplugError(f"strategy.{field}: must be between 1 and {LIMIT:,}, got {value}")
         if mutations < 0 or crossovers < 0 or mutations + crossovers > population:
             raise NasplugError(f"strategy.mutations + crossovers: must be between 0 and population ({population}), got {mutations} + {crossovers}")
         if not 0.0 <= mutation_prob <= 1.0:
@@ -122,7 +125,11 @@ class RegularizedEvolution(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, population: int = 50, sample_size: int = 10,
                  mutation_prob: float = 0.1, max_tries: int = 50) -> None:
         super().__init__(space, seed)
-        if population < 1 or not 1 <= sample_size <= population:
+        if not 1 <= population <= LIMIT or not 1 <= max_tries <= LIMIT:
+            raise NasplugError(f"strategy.population: must be between 1 and {LIMIT:,}, got {population}")
+        if not 0.0 <= mutation_prob <= 1.0:
+            raise NasplugError(f"strategy.mutation_prob: must be in [0, 1], got {mutation_prob}")
+        if not 1 <= sample_size <= population:
             raise NasplugError(f"strategy.sample_size: must be in [1, population={population}], got {sample_size}")
         self.population_size, self.sample_size = population, sample_size
         self.mutation_prob, self.max_tries = mutation_prob, max_tries

@@ -108,15 +108,15 @@ class NNIStrategy(Strategy):
         super().__init__(space, seed)
         if algorithm not in ALGORITHMS:
             raise NasplugError(f"strategy 'nni': unknown algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
-        if max_tries < 1:
-            raise NasplugError(f"strategy.max_tries: must be >= 1, got {max_tries}")
+        if not 1 <= max_tries <= 1_000_000:
+            raise NasplugError(f"strategy.max_tries: must be between 1 and 1,000,000, got {max_tries}")
         if "optimize_mode" in algorithm_kwargs:
             raise NasplugError("strategy.optimize_mode: not allowed; strategies always maximise "
                                "(the search loop flips the sign for search.direction: minimize)")
         for key in ("population_size", "sample_size"):
             value = algorithm_kwargs.get(key, 1)
-            if not isinstance(value, int) or value < 1:
-                raise NasplugError(f"strategy.{key}: must be an integer >= 1, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
+                raise NasplugError(f"strategy.{key}: must be an integer between 1 and 1,000,000, got {value!r}")
         nni = import_nni()
         self._no_more = nni.NoMoreTrialError
         module, cls_name, self.space_type = ALGORITHMS[algorithm]

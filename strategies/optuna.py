@@ -94,8 +94,8 @@ class OptunaStrategy(Strategy):
                  sampler_kwargs: dict[str, Any] | None = None, storage: str | None = None,
                  study_name: str | None = None, max_tries: int = 100) -> None:
         super().__init__(space, seed)
-        if max_tries < 1:
-            raise NasplugError(f"strategy.max_tries: must be >= 1, got {max_tries}")
+        if not 1 <= max_tries <= 1_000_000:
+            raise NasplugError(f"strategy.max_tries: must be between 1 and 1,000,000, got {max_tries}")
         self.max_tries = max_tries
         self.distributions = {key: CategoricalDistribution(list(options)) for key, options in space.choices().items()}
         self.sampler = _build_sampler(sampler, seed, dict(sampler_kwargs or {}), space)

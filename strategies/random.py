@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 from nasplug.arch import Arch, arch_key
+from nasplug.errors import NasplugError
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
@@ -23,6 +24,8 @@ class RandomSearch(Strategy):
 
     def __init__(self, space: SearchSpace, seed: int = 0, max_tries: int = 100) -> None:
         super().__init__(space, seed)
+        if not 1 <= max_tries <= 1_000_000:
+            raise NasplugError(f"strategy.max_tries: must be between 1 and 1,000,000, got {max_tries}")
         self.max_tries = max_tries
         self.seen: set[str] = set()
 

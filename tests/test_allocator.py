@@ -21,6 +21,6 @@ def test_environment_turns_it_off(monkeypatch):
 
 def test_the_cli_tunes_the_allocator_at_start(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(True) or True)
     assert cli.main(["list", "strategies"]) == 0
     assert calls == [True]

@@ -42,7 +42,7 @@ BAD_RECIPES = {
     "wrong type": (GOOD.replace("seed: 0", "seed: lots"), "seed: Input should be a valid integer"),
     "unknown space": (GOOD.replace("name: toy, slots", "name: tyo, slots"), "unknown space 'tyo'; did you mean 'toy'"),
     "unknown strategy": (GOOD.replace("name: evolution", "name: genetic"), "unknown strategy 'genetic'"),
-    "non-positive budget": (GOOD.replace("budget: 30", "budget: 0"), "search.budget: Input should be greater than 0"),
+    "non-positive budget": (GOOD.replace("budget: 30", "budget: 0"), "search.budget: Input should be greater than or equal to 1"),
     "malformed yaml": (GOOD + "search: [unclosed\n", "malformed YAML at line"),
     "unknown space argument": (GOOD.replace("slots: 6", "slotz: 6"), "space.slotz: unknown argument"),
     "bad strategy setting": (GOOD.replace("population: 10", "population: -1"), "strategy.population"),
@@ -67,7 +67,7 @@ def test_missing_recipe_file(capsys, tmp_path):
 
 def test_bad_override_and_stage(capsys, tmp_path):
     path = write(tmp_path, GOOD)
-    assert "search.budget: Input should be greater than 0" in one_line_error(capsys, ["run", path, "--set", "search.budget=-3"])
+    assert "search.budget: Input should be greater than or equal to 1" in one_line_error(capsys, ["run", path, "--set", "search.budget=-3"])
     assert "unknown stage 'serch'" in one_line_error(capsys, ["run", path, "--stages", "serch"])
 
 

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "nasplug"
 PLUGINS = ("nasplug.text", "nasplug.glue", "nasplug.spaces")
-GENERIC_FOLDERS = ("oneshot", "pipeline", "compare", "rankcorr", "report", "nn")
+GENERIC_FOLDERS = ("oneshot", "pipeline", "compare", "rankcorr", "report", "nn", "study")
 #: Top-level modules that belong to a plugin or to the command line, not to the generic core.
 NOT_CORE = {"cli.py", "testing.py", "__main__.py"}
 MAX_LINES = 400

@@ -30,7 +30,11 @@ def test_bad_paths(path, match):
 
 
 def test_constructor_arguments_are_checked_by_name_and_type():
-    assert build_callable(ToySpace, {"slots": "4"}, field="space").slots == 4
+    assert build_callable(ToySpace, {"slots": 4}, field="space").slots == 4
+    with pytest.raises(NasplugError, match=r"space\.slots: Input should be a valid integer \(got '4'\)"):
+        build_callable(ToySpace, {"slots": "4"}, field="space")  # strict: a string is not a number
+    with pytest.raises(NasplugError, match=r"space\.slots: expected a number, not True"):
+        build_callable(ToySpace, {"slots": True}, field="space")
     with pytest.raises(NasplugError, match=r"space\.slotz: unknown argument; allowed: slots, seed"):
         build_callable(ToySpace, {"slotz": 4}, field="space")
     with pytest.raises(NasplugError, match=r"space\.slots: .*integer"):

@@ -12,8 +12,8 @@ See :mod:`nasplug.compare.stats` for the statistics.
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from nasplug.pipeline import (
     build_space,
     build_strategy,
 )
+from nasplug.pipeline.run import make_run_dir
 from nasplug.recipe import Component, Recipe, SearchConfig
 from nasplug.registry import STRATEGIES
 
@@ -124,6 +125,11 @@ def compare(recipe: Recipe, strategies: Sequence[str], seeds: Sequence[int] | in
         raise NasplugError(f"--batch-size: must be a positive integer, got {batch}")
     if budgets_to_report is not None and any(b < 1 for b in budgets_to_report):
         raise NasplugError(f"--budgets: must be positive integers, got {list(budgets_to_report)}")
+    if target is not None and not math.isfinite(target):
+        raise NasplugError(f"--target: must be a finite number, got {target}")
+    if budget > 10**7 or len(seed_list) > 10**4:
+        raise NasplugError(f"--budget / --seeds: at most 10,000,000 evaluations and 10,000 seeds per run, got "
+                           f"{budget} and {len(seed_list)}")
     if from_run is not None and not Path(from_run).is_dir():
         raise NasplugError(f"--from-run: {from_run} is not a directory")
     space = build_space(recipe.space)
@@ -150,7 +156,7 @@ def compare(recipe: Recipe, strategies: Sequence[str], seeds: Sequence[int] | in
                          progress=progress)
         ctx.__dict__["space"] = space  # share the built space with the evaluator (cached_property slot)
         evaluator = build_evaluator(ctx)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_run_dir(out_dir)
     atomic_write_json(out_dir / CONFIG_FILE, {**config, "fingerprint": fingerprint})
     plan = RunPlan(space, evaluator, JsonlCache(out_dir / "cache.jsonl"), constraints, cfg.metric, cfg.direction,
                  budget, batch, resume, out_dir / "runs")
@@ -223,16 +229,20 @@ def resolve_strategies(names: Sequence[str], strategy_args: Sequence[str] = (),
 
 
 def _check_out_dir(out_dir: Path, resume: bool, fingerprint: dict[str, Any], specs: dict[str, Any]) -> None:
+    from nasplug.pipeline.identity import check_out_path
+
+    check_out_path(out_dir)
     config_file = out_dir / CONFIG_FILE
     started = config_file.is_file() or (out_dir / "runs").is_dir() or (out_dir / "cache.jsonl").is_file()
     if started and not resume:
         raise NasplugError(f"{out_dir}: holds a comparison already; pass --resume to continue it, or --out for a new one")
     if not resume or not config_file.is_file():
         return
-    try:
-        old = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise NasplugError(f"{config_file}: unreadable ({exc})") from None
+    from nasplug.runfiles import read_json
+
+    old = read_json(config_file, dict, "restore it, or compare into another --out")
+    if not isinstance(old.get("fingerprint"), dict) or not isinstance(old.get("strategy_specs", {}), dict):
+        raise NasplugError(f"{config_file}: not a comparison's settings; restore it, or compare into another --out")
     for key in FINGERPRINT_KEYS:
         if old.get("fingerprint", {}).get(key) != fingerprint[key]:
             raise NasplugError(f"--resume: {key} differs from the comparison in {out_dir}; the shared cache and "

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from nasplug.arch import Arch, arch_key
 from nasplug.constraints import Constraint, first_violation
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator, Metrics, evaluate_batch, is_finite
+from nasplug.progress import progress_bar
 from nasplug.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,7 @@ class JsonlCache(MutableMapping[str, Metrics]):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._data: dict[str, Metrics] = {}
+        self.origin: dict[str, str] = {}  # key -> the run that scored it (absent: ground truth)
         self._load()
         self.loaded = len(self._data)
         self.added = 0
@@ -58,12 +58,15 @@ class JsonlCache(MutableMapping[str, Metrics]):
             if line.strip():
                 try:
                     record = json.loads(line)
-                    self._data[str(record["key"])] = {k: float(v) for k, v in record["metrics"].items()}
-                except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+                    self._data[str(record["key"])] = {str(k): float(v) for k, v in record["metrics"].items()}
+                    if isinstance(record.get("origin"), str):
+                        self.origin[str(record["key"])] = record["origin"]
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:  # JSON and UTF-8 errors too
                     if lineno == len(lines) and not data.endswith(b"\n"):
                         log.warning("%s: dropping a torn last line (the previous run stopped mid-write)", self.path)
                         break
-                    raise NasplugError(f"{self.path}:{lineno}: not a cache record ({exc})") from None
+                    raise NasplugError(f"{self.path}:{lineno}: not a cache record ({type(exc).__name__}); the cache "
+                                       "was damaged: delete it (every arch is then scored again)") from None
             good_end += len(line) + 1
         if good_end < len(data):  # cut the torn line so the next append starts on a fresh line
             with open(self.path, "r+b") as fh:
@@ -89,8 +92,9 @@ class JsonlCache(MutableMapping[str, Metrics]):
     def __delitem__(self, key: str) -> None:
         raise TypeError("the comparison cache is append-only")
 
-    def add_many(self, items: Iterable[tuple[str, Metrics]]) -> None:
-        """Store several entries with one write and one fsync (used by ground truth)."""
+    def add_many(self, items: Iterable[tuple[str, Metrics]], origin: str | None = None) -> None:
+        """Store several entries with one write and one fsync (used by ground truth);
+        ``origin`` names the run that scored them (see :class:`RunCache`)."""
         lines = []
         for key, metrics in items:
             metrics = {k: float(v) for k, v in metrics.items()}
@@ -98,7 +102,10 @@ class JsonlCache(MutableMapping[str, Metrics]):
                 continue
             self._data[key] = metrics
             self.added += 1
-            lines.append(json.dumps({"key": key, "metrics": metrics}, sort_keys=True, separators=(",", ":")))
+            record: dict[str, Any] = {"key": key, "metrics": metrics}
+            if origin is not None:
+                record["origin"] = self.origin[key] = origin
+            lines.append(json.dumps(record, sort_keys=True, separators=(",", ":")))
         if not lines:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +113,45 @@ class JsonlCache(MutableMapping[str, Metrics]):
             fh.write("\n".join(lines) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+
+
+class RunCache(MutableMapping[str, Metrics]):
+    """One run's view of the shared cache: what it adds is marked as its own. An entry it
+    added for a trial its log no longer holds (a crash between the cache line and the end of
+    the trial line, or a deleted log) is *reclaimable*: the search logs it as a fresh "ok"
+    trial with the cached metrics, as the uninterrupted run did, without scoring it again.
+
+    Args:
+        cache: the comparison's shared cache.
+        origin: the run's name (``strategy/seed``).
+        logged: arch keys of the trials the run's log holds (read when the run resumes).
+    """
+
+    def __init__(self, cache: JsonlCache, origin: str, logged: Iterable[str] = ()) -> None:
+        self.cache, self.own, self.logged = cache, origin, set(logged)
+
+    def reclaimable(self, key: str) -> bool:
+        """True (once) for an entry this run scored whose trial its log lost."""
+        if self.cache.origin.get(key) == self.own and key not in self.logged:
+            self.logged.add(key)
+            return True
+        return False
+
+    def __getitem__(self, key: str) -> Metrics:
+        return self.cache[key]
+
+    def __setitem__(self, key: str, metrics: Metrics) -> None:
+        self.logged.add(key)
+        self.cache.add_many([(key, metrics)], origin=self.own)
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("the comparison cache is append-only")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cache)
+
+    def __len__(self) -> int:
+        return len(self.cache)
 
 
 @dataclass
@@ -186,7 +232,7 @@ def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping
     best: tuple[float, Arch] | None = None
     scores: list[float] = []
     failed = 0
-    bar = tqdm(total=size, desc="ground truth", unit="arch", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=size, desc="ground truth", unit="arch", enabled=progress)
     try:
         for batch in _chunks(enumerate_space(space, constraints, tick=bar.update), chunk):
             keys = [arch_key(a) for a in batch]

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 
-def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_compare_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add ``nasplug compare`` to the CLI's subparsers (``build_parser`` calls this)."""
     p = subparsers.add_parser(
-        "compare", help="compare search strategies over several seeds against one evaluator",
+        "compare", parents=[common] if common is not None else [], help="compare search strategies over several seeds against one evaluator",
         description="Run every strategy with every seed against the recipe's evaluator (one shared "
                     "evaluation cache) and report mean/std at several budgets, evaluations to a target, "
                     "pairwise tests and anytime curves. Writes comparison.json/.md and anytime.png.")
@@ -44,9 +44,9 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_compare(args: argparse.Namespace) -> int:
     """``nasplug compare``: run the comparison, print the tables and where the files are."""
     from nasplug.compare import compare
-    from nasplug.recipe import SearchConfig, load_recipe
+    from nasplug.recipe import SearchConfig, load_recipe, resolve_recipe
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = load_recipe(resolve_recipe(args.recipe), args.overrides)
     budget = args.budget if args.budget is not None else (recipe.search or SearchConfig()).budget
     out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-compare"
     result = compare(recipe, args.strategies, args.seeds, budget, out, resume=args.resume,

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
-from nasplug.compare.cache import GroundTruth, JsonlCache, ground_truth
+from nasplug.compare.cache import GroundTruth, JsonlCache, RunCache, ground_truth
 from nasplug.evaluate import Evaluator
 from nasplug.io import atomic_write_json
 from nasplug.pipeline import build_strategy
+from nasplug.progress import progress_bar
 from nasplug.recipe import Component
 from nasplug.search import SearchResult, search
 from nasplug.space import SearchSpace
@@ -66,7 +65,7 @@ def run_ground_truth(plan: RunPlan, max_archs: int, progress: bool) -> GroundTru
 def run_all(plan: RunPlan, specs: dict[str, Component], seeds: list[int], progress: bool) -> list[dict[str, Any]]:
     """Every (strategy, seed) run, strategy by strategy; one JSON record per run, in that order."""
     total = len(specs) * len(seeds) * plan.budget
-    bar = tqdm(total=total, desc="compare", unit="eval", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=total, desc="compare", unit="eval", enabled=progress)
     runs = []
     try:
         for label, spec in specs.items():
@@ -90,10 +89,12 @@ def _run_one(plan: RunPlan, label: str, spec: Component, seed: int, bar: Any) ->
                 bar.update(1)
 
         strategy = build_strategy(spec, plan.space, seed)
+        logged = [t.key for t in TrialLog(log_path).read(repair=True)] if plan.resume else []
+        cache = RunCache(plan.cache, f"{slug(label)}/seed{seed}", logged)
         t0 = time.perf_counter()
         result = search(strategy, plan.evaluator, plan.budget, space=plan.space, constraints=plan.constraints,
                         metric=plan.metric, direction=plan.direction, batch_size=plan.batch_size, log_path=log_path,
-                        resume=plan.resume, callbacks=[tick], cache=plan.cache)
+                        resume=plan.resume, callbacks=[tick], cache=cache)
         wall = time.perf_counter() - t0
         trials = result.trials
         scored = sum(t.scored for t in trials)

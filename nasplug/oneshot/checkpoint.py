@@ -63,7 +63,8 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_model(module, tmp, metadata=metadata)
+        # "format": "pt" lets transformers' from_pretrained read the file as it is
+        save_model(module, tmp, metadata={"format": "pt", **(metadata or {})})
         _sort_metadata(Path(tmp))
         _fsync(Path(tmp))
         os.replace(tmp, path)
@@ -102,8 +103,9 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:
     """Load :func:`save_weights` output into ``module`` (strict: every key must match)."""
     try:
         load_model(module, str(path), strict=True, device=str(next(module.parameters()).device))
-    except (RuntimeError, OSError) as e:
-        raise NasplugError(f"checkpoint: cannot load weights from {path}: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # noqa: BLE001 - truncated or foreign files fail in many ways (SafetensorError, ...)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise NasplugError(f"checkpoint: cannot load weights from {path}: {first}") from None
 
 
 def rng_state() -> dict[str, Any]:
@@ -140,22 +142,57 @@ def python_rng_from_state(state: list[Any]) -> random.Random:
     return rng
 
 
-def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
-    """The folder ``root/latest.json`` names, or None when there is no checkpoint yet."""
-    root = Path(root)
+def _entries(root: Path) -> list[dict[str, Any]]:
+    """The checkpoints ``latest.json`` lists, newest first: ``{"step", "dir", "healthy"}``.
+
+    Raises NasplugError when ``latest.json`` exists but is not what :func:`save_checkpoint`
+    writes (empty, garbage, a list, a folder name that leaves ``root``).
+    """
+    path = root / LATEST
+    if not path.exists():
+        return []
+    hint = "restore it, or delete the checkpoint folder to train again from step 0"
     try:
-        latest = json.loads((root / LATEST).read_text())
-    except FileNotFoundError:
-        return None
+        latest = json.loads(path.read_bytes().decode("utf-8"))
     except (OSError, ValueError) as e:
-        raise NasplugError(f"checkpoint: {root / LATEST} is unreadable ({e}); delete the checkpoint folder to restart") from e
-    path = root / str(latest["dir"])
+        raise NasplugError(f"checkpoint: {path} is unreadable or damaged ({type(e).__name__}); {hint}") from None
+    entries = latest.get("history") if isinstance(latest, dict) else None
+    if entries is None and isinstance(latest, dict):  # written before checkpoints kept a history
+        entries = [{"step": latest.get("step"), "dir": latest.get("dir"), "healthy": True}]
+    if not isinstance(entries, list) or not entries:
+        raise NasplugError(f"checkpoint: {path} is not a checkpoint index; {hint}")
+    for entry in entries:
+        ok = (isinstance(entry, dict) and isinstance(entry.get("step"), int) and not isinstance(entry["step"], bool)
+              and isinstance(entry.get("dir"), str) and entry["dir"].startswith("step-") and "/" not in entry["dir"]
+              and "\\" not in entry["dir"] and ".." not in entry["dir"])
+        if not ok:
+            raise NasplugError(f"checkpoint: {path} has a malformed entry ({str(entry)[:80]}); {hint}")
+    return entries
+
+
+def latest_checkpoint(root: str | os.PathLike[str]) -> Path | None:
+    """The newest checkpoint folder, or None when there is no checkpoint yet."""
+    root = Path(root)
+    entries = _entries(root)
+    if not entries:
+        return None
+    path = root / entries[0]["dir"]
     if not (path / WEIGHTS).is_file() or not (path / STATE).is_file():
-        raise NasplugError(f"checkpoint: {root / LATEST} names {path}, which is incomplete")
+        raise NasplugError(f"checkpoint: {root / LATEST} names {path}, which is incomplete; delete the checkpoint "
+                           "folder to train again from step 0")
     return path
 
 
-def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, state: dict[str, Any]) -> Path:
+def last_good(root: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The newest checkpoint written while training was healthy (``{"step", "dir"}``), or None."""
+    try:
+        return next((e for e in _entries(Path(root)) if e.get("healthy", True)), None)
+    except NasplugError:
+        return None
+
+
+def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, state: dict[str, Any],
+                    healthy: bool = True) -> Path:
     """Write checkpoint ``step`` of ``module`` and ``state`` under ``root``; see the module doc.
 
     Args:
@@ -163,9 +200,18 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, 
         step: optimizer steps done; names the folder.
         module: everything trained (for ELECTRA a container of discriminator and generator).
         state: plain data: optimizer / scheduler state dicts, data position, RNG states, ...
+        healthy: whether training looked sound when it was written (finite weights, the loss
+            not diverging). Resume and the divergence message use the newest healthy one.
+
+    Kept: the new checkpoint, the one before it (a fallback if the newest is ever found
+    damaged) and the newest healthy one; older folders are removed once the index is committed.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        history = _entries(root)
+    except NasplugError:
+        history = []  # a damaged index: the new checkpoint starts a new one
     name = f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
     try:
@@ -180,11 +226,17 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    atomic_write_json(root / LATEST, {"step": step, "dir": name})  # the commit point
-    for old in root.iterdir():  # previous checkpoints and leftovers of killed writes
-        if old.name != name and old.name != LATEST and (old.name.startswith("step-") or old.name.startswith(".step-")):
+    entry = {"step": step, "dir": name, "healthy": bool(healthy)}
+    kept = [entry, *history[:1]]
+    good = next((e for e in [entry, *history] if e.get("healthy", True)), None)
+    if good is not None and good not in kept:
+        kept.append(good)
+    atomic_write_json(root / LATEST, {"step": step, "dir": name, "history": kept})  # the commit point
+    keep = {e["dir"] for e in kept} | {LATEST}
+    for old in root.iterdir():  # older checkpoints and leftovers of killed writes
+        if old.name not in keep and (old.name.startswith("step-") or old.name.startswith(".step-")):
             shutil.rmtree(old, ignore_errors=True)
-    log.info("checkpoint: step %d written to %s", step, final)
+    log.info("checkpoint: step %d written to %s%s", step, final, "" if healthy else " (training unhealthy)")
     return final
 
 
@@ -195,10 +247,54 @@ def load_checkpoint(path: str | os.PathLike[str], module: nn.Module) -> dict[str
     try:
         state = torch.load(path / STATE, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types
-        raise NasplugError(f"checkpoint: cannot read {path / STATE}: {str(e).splitlines()[0]}") from e
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise NasplugError(f"checkpoint: cannot read {path / STATE}: {first}") from None
+    if not isinstance(state, dict):
+        raise NasplugError(f"checkpoint: {path / STATE} is not a checkpoint state (it holds a {type(state).__name__})")
     if state.get("format") != FORMAT:
-        raise NasplugError(f"checkpoint: {path} has format {state.get('format')!r}, this version reads {FORMAT}")
+        raise NasplugError(f"checkpoint: {path / STATE} has format {state.get('format')!r}, this version reads {FORMAT}")
+    missing = [k for k in ("step", "config", "optimizer", "scheduler", "data", "rng") if k not in state]
+    if missing:
+        raise NasplugError(f"checkpoint: {path / STATE} lacks {missing[0]!r}; it was not written by this loop")
     return state
+
+
+def resume_point(root: str | os.PathLike[str], module: nn.Module) -> tuple[Path, dict[str, Any]] | None:
+    """Load the checkpoint to resume from into ``module``: the newest healthy one that loads.
+
+    A checkpoint written while training was diverging is passed over (resuming it would
+    diverge again), and a damaged one (truncated weights, garbage state) falls back to the
+    one before it, each with a warning. None when there is no checkpoint at all.
+
+    Raises:
+        NasplugError: checkpoints exist but none can be resumed (saying what to do).
+    """
+    root = Path(root)
+    entries = _entries(root)
+    if not entries:
+        return None
+    problems: list[str] = []
+    tried: set[str] = set()
+    for entry in entries:
+        if entry["dir"] in tried:
+            continue
+        tried.add(entry["dir"])
+        path = root / entry["dir"]
+        if not entry.get("healthy", True):
+            problems.append(f"step {entry['step']} was written while training diverged")
+            continue
+        try:
+            if not (path / WEIGHTS).is_file() or not (path / STATE).is_file():
+                raise NasplugError(f"checkpoint: {path} is incomplete")
+            state = load_checkpoint(path, module)
+        except NasplugError as exc:
+            problems.append(str(exc).removeprefix("checkpoint: "))
+            continue
+        for problem in problems:  # said only when an earlier checkpoint could be resumed instead
+            log.warning("checkpoint: %s; resuming step %d instead", problem, entry["step"])
+        return path, state
+    raise NasplugError(f"checkpoint: no checkpoint in {root} can be resumed ({'; '.join(problems)[:300]}); delete "
+                       "the checkpoint folder (and metrics.jsonl) to train again from step 0")
 
 
 #: Settings that may change on resume: they do not change what is trained (or, for ``lr`` and
@@ -211,7 +307,10 @@ def check_resume_config(saved: dict[str, Any], current: Any) -> None:
     """NasplugError naming the first setting that differs from the checkpoint's (other than
     :data:`RESUMABLE_CHANGES`): resuming under other settings would not continue the same run."""
     now = current.model_dump(mode="json")
+    fields = getattr(type(current), "model_fields", {})
     for key in sorted(set(saved) | set(now)):
+        if key not in saved and key in fields and now.get(key) == fields[key].default:
+            continue  # a setting added since the checkpoint was written, at its default: the same run
         if key not in RESUMABLE_CHANGES and saved.get(key) != now.get(key):
             raise NasplugError(f"{key}: the checkpoint was trained with {saved.get(key)!r}, this run has "
                                f"{now.get(key)!r}; resume with the same setting or start a new run directory")

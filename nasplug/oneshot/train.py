@@ -127,6 +127,36 @@ def validate_inputs(model: nn.Module, task: Task, cfg: TrainConfig, space: Any, 
                            f"{world} x {cfg.grad_accum}")
 
 
+class Health:
+    """Is training sound? Finite losses that do not run away, and finite, bounded weights.
+
+    A loss is "running away" when its moving average exceeds ``factor`` times the lowest
+    moving average seen (with a floor, so a loss near zero is not judged by ratios). A
+    checkpoint written then is marked unhealthy: resuming it would diverge again.
+    """
+
+    def __init__(self, factor: float = 10.0, floor: float = 1.0, max_weight: float = 1e6) -> None:
+        self.factor, self.floor, self.max_weight = factor, floor, max_weight
+        self.ema: float | None = None
+        self.best: float | None = None
+        self.bad = False
+
+    def update(self, what: str, value: float) -> None:
+        if not math.isfinite(value):
+            self.bad = True
+        elif what == "loss":
+            self.ema = value if self.ema is None else 0.9 * self.ema + 0.1 * value
+            self.best = self.ema if self.best is None else min(self.best, self.ema)
+            self.bad = self.ema > self.factor * max(self.best, self.floor)
+
+    def healthy(self, params: list[torch.Tensor]) -> bool:
+        if self.bad:
+            return False
+        with torch.no_grad():
+            return all(bool(torch.isfinite(p).all()) and float(p.abs().max()) < self.max_weight
+                       for p in params if p.numel())
+
+
 class _Run:
     """The state of one :func:`train` call; ``run`` is the loop."""
 
@@ -145,7 +175,7 @@ class _Run:
                 compile_model(part)
         self.params = [p for p in self.trainable.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.trainable, cfg)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.warmup(), cfg.steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.warmup(), cfg.steps, cfg.optimizer))
         self.batches = task.training_batches(cfg.batch_size, cfg.seed)  # global batches
         self.heldout = task.heldout_batches(cfg.batch_size, derive_seed(cfg.seed, "heldout"), cfg.eval_batches)
         self.baseline = task.baseline()
@@ -153,6 +183,7 @@ class _Run:
         self.ckpt_root, self.metrics_path = run_dir / "checkpoint", run_dir / "metrics.jsonl"
         self.last_ckpt: int | None = None
         self.archs: list[Arch] = []
+        self.health = Health()
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool, progress: bool) -> TrainResult:
@@ -259,11 +290,17 @@ class _Run:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     def _check_finite(self, step: int, what: str, value: float) -> None:
+        self.health.update(what, value)
         if math.isfinite(value):
             return
-        where = (f"the last good checkpoint (step {self.last_ckpt}) is in {self.ckpt_root}"
-                 if self.last_ckpt is not None else "no checkpoint was written before it")
-        raise NasplugError(f"training: {what} is {value} at step {step}; {where}; lower the learning rate or use fp32")
+        good = ckpt.last_good(self.ckpt_root)
+        if good is not None:
+            where = (f"the last good checkpoint (step {good['step']}) is in {self.ckpt_root}; resume from it with a "
+                     "lower learning rate (--resume --set <stage>.lr=...) or precision: fp32")
+        else:
+            where = (f"no checkpoint from before the divergence is usable: delete {self.run_dir} (or its checkpoint "
+                     "folder and metrics.jsonl) and start again with a lower learning rate or precision: fp32")
+        raise NasplugError(f"training: {what} is {value} at step {step}; {where}")
 
     # ------------------------------------------------------------------ evaluation
     def _eval_archs(self) -> list[Arch | None]:
@@ -312,16 +349,16 @@ class _Run:
                      "arch": self.archs[0] if len(self.archs) == 1 else (self.archs or None),
                      "arch_rng": ckpt.python_rng_state(rng) if rng is not None else None,
                      "config": self.cfg.model_dump(mode="json"), "world": self.info.world}
-            ckpt.save_checkpoint(self.ckpt_root, step, self.trainable, state)
+            ckpt.save_checkpoint(self.ckpt_root, step, self.trainable, state, healthy=self.health.healthy(self.params))
         self.last_ckpt = step
 
     def _restore(self, resume: bool) -> int:
         """Load the last checkpoint when resuming; returns the number of steps already done."""
-        path = ckpt.latest_checkpoint(self.ckpt_root)
-        if path is not None and not resume:
-            raise NasplugError(f"run directory {self.run_dir} has a checkpoint ({path.name}); pass resume=True "
+        if ckpt.latest_checkpoint(self.ckpt_root) is not None and not resume:
+            raise NasplugError(f"run directory {self.run_dir} has a checkpoint; pass resume=True "
                                "(--resume) to continue it, or use a new run directory")
-        if path is None:
+        point = ckpt.resume_point(self.ckpt_root, self.trainable) if resume else None
+        if point is None:
             if resume:
                 log.warning("resume: no checkpoint in %s; starting from step 0", self.ckpt_root)
             elif self.info.is_main and self.metrics_path.exists():
@@ -329,17 +366,23 @@ class _Run:
             self._record({"event": "start", "step": 0, "config": self.cfg.model_dump(mode="json"),
                           "world": self.info.world, "baseline": self.baseline, "metrics": dict(self.task.metrics)})
             return 0
-        state = ckpt.load_checkpoint(path, self.trainable)
+        path, state = point
+        if not isinstance(state["config"], dict):
+            raise NasplugError(f"checkpoint: {path} holds no training settings; it was not written by this loop")
         ckpt.check_resume_config(state["config"], self.cfg)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        step = int(state["step"])
-        if state["config"]["lr"] != self.cfg.lr:  # a resume with a new peak learning rate
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            step = int(state["step"])
+            self.batches.load_state_dict(state["data"])
+            ckpt.set_rng_state(state["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise NasplugError(f"checkpoint: {path} does not fit this training run ({type(exc).__name__}: "
+                               f"{str(exc)[:120]}); delete the checkpoint folder to train again from step 0") from None
+        if state["config"].get("lr") != self.cfg.lr:  # a resume with a new peak learning rate
             self.scheduler.base_lrs = [self.cfg.lr for _ in self.optimizer.param_groups]
             for group in self.optimizer.param_groups:
-                group["lr"] = self.cfg.lr * lr_factor(step, self.cfg.warmup(), self.cfg.steps)
-        self.batches.load_state_dict(state["data"])
-        ckpt.set_rng_state(state["rng"])
+                group["lr"] = self.cfg.lr * lr_factor(step, self.cfg.warmup(), self.cfg.steps, self.cfg.optimizer)
         self.last_ckpt = step
         self._record({"event": "resume", "step": step, "world": self.info.world})
         log.info("resumed from %s (step %d)", path, step)

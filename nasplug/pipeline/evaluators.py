@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from nasplug.errors import NasplugError
-from nasplug.oneshot.build import build_supernet
 from nasplug.oneshot.checkpoint import load_weights
 from nasplug.oneshot.evaluator import InheritedWeights
 from nasplug.oneshot.recalibrate import BatchNormRecalibration
@@ -32,7 +31,9 @@ def load_trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
     task = context.prepared_task()
     supernet = context.extras.get("supernet")
     if supernet is None:
-        supernet = build_supernet(context.space, seed=context.recipe.seed)
+        from nasplug.pipeline.supernet import trained_supernet_shape
+
+        supernet = trained_supernet_shape(context)
         load_weights(supernet, weights)
         train_device = context.recipe.supernet.device if context.recipe.supernet is not None else "auto"
         supernet = supernet.to(distributed.device_for(train_device))
@@ -56,10 +57,8 @@ def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch
     default as many as the strategy's ``parents`` (10 when it has none). ``recalibrate``:
     re-estimate BatchNorm statistics on that many training batches per arch (SPOS).
     """
-    if batches < 1 or batch_size < 1:
-        raise NasplugError(f"evaluator.{'batches' if batches < 1 else 'batch_size'}: must be >= 1")
-    if recalibrate < 0 or recalibrate_batch_size < 1:
-        raise NasplugError("evaluator.recalibrate: must be >= 0 batches of recalibrate_batch_size >= 1 examples")
+    check_settings(batches=batches, batch_size=batch_size, recalibrate=recalibrate,
+                   recalibrate_batch_size=recalibrate_batch_size, keep=keep, cache_mb=cache_mb)
     supernet, aux = load_trained_supernet(context)
     task = context.prepared_task()
     held = task.heldout_batches(batch_size, seed, batches)
@@ -81,8 +80,33 @@ def supernet_evaluator(space: SearchSpace, context: Any, batches: int = 8, batch
                             recalibration=recalibration, **rank)
 
 
+#: field -> (lowest, highest) allowed
+LIMITS = {"batches": (1, 10**6), "batch_size": (1, 2**20), "recalibrate": (0, 10**4),
+          "recalibrate_batch_size": (1, 2**20), "keep": (0, 10**6)}
+
+
+def check_settings(**settings: Any) -> None:
+    """NasplugError naming the first setting outside its range (with the range)."""
+    import math
+
+    for name, value in settings.items():
+        if name == "cache_mb":
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise NasplugError(f"evaluator.cache_mb: must be a finite number >= 0, got {value!r}")
+            continue
+        if value is None:
+            continue
+        low, high = LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise NasplugError(f"evaluator.{name}: must be an integer between {low} and {high:,}, got {value!r}")
+
+
 def check_recipe(context: Any) -> None:
-    """Before any stage runs: the search metric must be one the task or the space measures."""
+    """Before any stage runs: the evaluator's settings are in range, and the search metric
+    is one the task or the space measures."""
+    spec = context.recipe.evaluator
+    if spec is not None:
+        check_settings(**{k: v for k, v in spec.kwargs().items() if k in LIMITS or k == "cache_mb"})
     search = context.recipe.search
     task = context.task
     if search is None or search.metric in task.metrics:

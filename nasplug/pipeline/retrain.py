@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from nasplug import distributed
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
@@ -22,6 +23,7 @@ from nasplug.oneshot.build import build_model
 from nasplug.oneshot.config import TrainConfig
 from nasplug.oneshot.train import train
 from nasplug.pipeline.context import RunContext
+from nasplug.pipeline.export import export_folder
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.pipeline.supernet import check_fit, resume_flag
 
@@ -44,7 +46,11 @@ def found_arch(ctx: RunContext) -> Arch:
     if not top:
         raise NasplugError(f"retrain: no found architecture yet ({ctx.run_dir / 'top.json'} is missing or empty); "
                            "run the search stage first")
-    return ctx.space.unconstrained().validate(top[0]["arch"])
+    try:
+        return ctx.space.unconstrained().validate(top[0]["arch"])
+    except NasplugError as exc:
+        raise NasplugError(f"{ctx.run_dir / 'top.json'}: its best arch is not in the space ({exc}); delete top.json "
+                           "and resume: the search stage writes it again from trials.jsonl") from None
 
 
 def check_model_name(name: str, field: str) -> None:
@@ -111,7 +117,7 @@ class RetrainStage(Stage):
             for init_seed, train_seed, sub in seed_runs(ctx):
                 folder = model_folder(ctx.run_dir, name, sub)
                 if (folder / "result.json").is_file() and (task.split("test") is None or (folder / "test.json").is_file()):
-                    runs.append(_read_run(folder))
+                    runs.append(read_run(folder))
                     continue
                 log.info("retrain %s%s: %s", name, f" ({sub})" if sub else "", ctx.space.format(arch))
                 model = build_model(free, arch, task, seed=init_seed)
@@ -124,8 +130,10 @@ class RetrainStage(Stage):
                     from nasplug.oneshot.checkpoint import load_weights
 
                     load_weights(model, folder / "model.safetensors")
-                _score_test(task, model, train_cfg, folder)
-                runs.append(_read_run(folder))
+                score_test(task, model, train_cfg, folder)
+                if distributed.info().is_main:
+                    export_folder(ctx, name, arch, model, folder)
+                runs.append(read_run(folder))
             summary[name] = aggregate(runs)
             if cfg.seeds is not None:
                 atomic_write_json(model_folder(ctx.run_dir, name) / "summary.json",
@@ -138,7 +146,7 @@ class RetrainStage(Stage):
         return retrain_section(view)
 
 
-def _score_test(task: Any, model: Any, cfg: TrainConfig, folder: Path) -> None:
+def score_test(task: Any, model: Any, cfg: TrainConfig, folder: Path) -> None:
     """Test-split figures of a retrained model (``test.json``), when the task has a test split."""
     if task.split("test") is None:
         return
@@ -161,7 +169,7 @@ def _score_test(task: Any, model: Any, cfg: TrainConfig, folder: Path) -> None:
         atomic_write_json(folder / "test.json", {f"test_{k}": v for k, v in figures.items()})
 
 
-def _read_run(folder: Path) -> dict[str, float]:
+def read_run(folder: Path) -> dict[str, float]:
     """``heldout_*`` and ``test_*`` figures of one finished training run."""
     from nasplug.runfiles import read_json
 

@@ -22,7 +22,7 @@ from typing import Any
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json, atomic_write_text
 from nasplug.pipeline.context import RunContext
-from nasplug.pipeline.identity import check_run_dir
+from nasplug.pipeline.identity import check_run_dir, has_run
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
 from nasplug.recipe import Recipe, dump_recipe
 from nasplug.runinfo import run_info
@@ -58,15 +58,68 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     _ = ctx.space  # built (and the fixed arch parsed) here, so bad input fails before anything is written
     if recipe.arch is not None:
         ctx.space.parse(recipe.arch)
+    _check_prerequisites(ctx, wanted)
     for stage in wanted:
         stage.check(ctx)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-        atomic_write_json(run_dir / "run.json", run_info(recipe.seed, _recipe_dir(run_dir, recipe)))
-    for stage in wanted:
-        _run_stage(ctx, stage, explicit=stages is not None, main=main)
+    fresh = not has_run(run_dir)
+    created = not run_dir.exists()
+    if main and fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds
+        make_run_dir(run_dir)
+        _write_identity(run_dir, recipe)
+    try:
+        for stage in wanted:
+            _run_stage(ctx, stage, explicit=stages is not None, main=main)
+    except NasplugError:
+        if main and fresh:
+            _forget_untouched(run_dir, created)
+        raise
+    if main and not fresh:
+        _write_identity(run_dir, recipe)  # the resumed run succeeded: record its (allowed) changes
     return ctx
+
+
+def _write_identity(run_dir: Path, recipe: Recipe) -> None:
+    atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+    atomic_write_json(run_dir / "run.json", run_info(recipe.seed, _recipe_dir(run_dir, recipe)))
+
+
+def make_run_dir(run_dir: Path, field: str = "--out") -> None:
+    """Create ``run_dir``; NasplugError (one line) when the system refuses."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasplugError(f"{field}: cannot create {run_dir} ({exc.strerror or type(exc).__name__})") from None
+
+
+def _forget_untouched(run_dir: Path, created: bool) -> None:
+    """A new run refused by its first stage before that stage wrote anything: remove the two
+    identity files it started with (and the folder, if this command created it), so the same
+    command can be run again once the input is fixed. Anything else in the folder stays."""
+    identity = {"recipe.yaml", "run.json"}
+    if not run_dir.is_dir() or any(p.name not in identity for p in run_dir.iterdir()):
+        return
+    for name in identity:
+        (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
+
+
+def _check_prerequisites(ctx: RunContext, wanted: list[Stage]) -> None:
+    """A stage needs every earlier stage that applies to the recipe to be done already or to
+    run now (the report shows whatever there is, so it needs none)."""
+    names = [s.name for s in wanted]
+    for stage in wanted:
+        if stage.name == "report":
+            continue
+        for earlier in reversed(ORDER[: ORDER.index(stage.name)]):  # the nearest missing stage first
+            if earlier in names or ctx.stage_done(earlier):
+                continue
+            if get_stage(earlier).applies(ctx.recipe):
+                raise NasplugError(f"--stages: stage {stage.name!r} needs the {earlier!r} stage first, which has not "
+                                   f"run in {ctx.run_dir}; add it to --stages (or leave --stages out)")
 
 
 def _recipe_dir(run_dir: Path, recipe: Recipe) -> str | None:

@@ -13,7 +13,7 @@ from nasplug.pipeline.context import (
 )
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.progress import progress_bar
-from nasplug.registry import EVALUATORS, check_kwargs
+from nasplug.registry import EVALUATORS, check_kwargs, check_plugin
 from nasplug.search import SearchResult, search
 from nasplug.trials import Trial
 
@@ -48,7 +48,9 @@ class SearchStage(Stage):
         if spec is None:
             build_evaluator(ctx)  # raises the one-line "no evaluator" error
             return
-        factory = EVALUATORS.get(spec.name)
+        factory, trusted = EVALUATORS.resolve(spec.name)
+        if not trusted:  # a recipe's module:attr: refused before anything is called or written
+            check_plugin(factory, EVALUATORS.kind, None, "evaluator", spec.name)
         check_kwargs(factory, spec.kwargs(), field="evaluator")
         check = getattr(factory, "check_recipe", None)
         if check is not None:  # e.g. the supernet evaluator: the metric is one the task measures

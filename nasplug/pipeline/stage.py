@@ -62,6 +62,11 @@ class Stage:
         """This stage's section of ``report.md``, read from the run directory only."""
         return [], ""
 
+    def downstream(self, ctx: RunContext, arch: Any, folder: Path, seed: int) -> dict[str, float] | None:
+        """Downstream figures of a model trained into ``folder`` (its ``model.safetensors``),
+        for ``nasplug study``: e.g. GLUE dev scores of a text encoder. Default: none."""
+        return None
+
 
 STAGES = Registry("stage", group="nasplug.stages")
 STAGES.register("supernet", "nasplug.pipeline.supernet:SupernetStage")

@@ -62,6 +62,20 @@ def check_fit(task: Task, model: Any, space: Any, arch: Any = None) -> None:
                            f"({type(exc).__name__}: {first[:200]})") from None
 
 
+def split_supernet(space: Any, supernet: Any, choice: str) -> Any:
+    """The few-shot supernet: a copy of ``supernet`` per option of ``choice``."""
+    from nasplug.oneshot.fewshot import FewShotSupernet
+
+    return FewShotSupernet(supernet, choice, list(space.choices()[choice]))
+
+
+def trained_supernet_shape(ctx: RunContext) -> Any:
+    """A supernet of the structure the supernet stage trains (its weights to be loaded)."""
+    supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
+    split = ctx.recipe.supernet.split if ctx.recipe.supernet is not None else None
+    return supernet if split is None else split_supernet(ctx.space, supernet, split.choice)
+
+
 class SupernetStage(Stage):
     name = "supernet"
     multi_process = True
@@ -70,7 +84,14 @@ class SupernetStage(Stage):
         return recipe.supernet is not None and recipe.arch is None
 
     def check(self, ctx: RunContext) -> None:
-        build_sampler(ctx.recipe.supernet.sampler, ctx.space, 0)
+        cfg = ctx.recipe.supernet
+        build_sampler(cfg.sampler, ctx.space, 0)
+        if cfg.split is not None and cfg.split.choice not in ctx.space.choices():
+            raise NasplugError(f"supernet.split.choice: {cfg.split.choice!r} is not a choice of space "
+                               f"{ctx.space.name!r}; choices: {', '.join(list(ctx.space.choices())[:8])} ...")
+        if cfg.split is not None and ctx.recipe.task is not None and type(ctx.task).auxiliary is not Task.auxiliary:
+            raise NasplugError(f"supernet.split: task {ctx.task.name!r} trains auxiliary modules (e.g. a generator); "
+                               "a few-shot split supports tasks without them (e.g. mlm)")
         _ = ctx.task  # the recipe names a task, and its settings are valid
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
@@ -79,9 +100,17 @@ class SupernetStage(Stage):
         supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
         check_fit(task, supernet, ctx.space)
         folder = ctx.run_dir / SUPERNET_DIR
-        train_cfg = TrainConfig.model_validate(cfg.model_dump(exclude={"sampler"}))
-        result = train(supernet, task, train_cfg, folder, space=ctx.space,
-                       sampler=build_sampler(cfg.sampler, ctx.space, cfg.seed),
+        train_cfg = TrainConfig.model_validate(cfg.model_dump(exclude={"sampler", "split"}))
+        sampler = build_sampler(cfg.sampler, ctx.space, cfg.seed)
+        if cfg.split is not None:  # few-shot: the one-shot supernet first, then a copy per option
+            first = round(cfg.split.after * cfg.steps)
+            oneshot = train_cfg.model_copy(update={"steps": first})
+            train(supernet, task, oneshot, folder / "oneshot", space=ctx.space, sampler=sampler,
+                  resume=resume_flag(folder / "oneshot"), progress=ctx.progress)
+            supernet = split_supernet(ctx.space, supernet, cfg.split.choice)
+            train_cfg = train_cfg.model_copy(update={"steps": cfg.steps - first, "warmup_steps": 0,
+                                                     "seed": train_cfg.seed + 1})
+        result = train(supernet, task, train_cfg, folder, space=ctx.space, sampler=sampler,
                        resume=resume_flag(folder), progress=ctx.progress)
         ctx.extras["supernet"] = supernet
         return {"heldout": {k: v for k, v in result.heldout.items() if k != "per_arch"},

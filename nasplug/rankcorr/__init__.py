@@ -20,9 +20,7 @@ training continues from its checkpoint. Archs are the first N distinct draws of
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import random
 import shutil
 import time
@@ -34,7 +32,8 @@ import torch
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
-from nasplug.io import atomic_write_json, atomic_write_text
+from nasplug.io import atomic_write_json
+from nasplug.rankcorr.outputs import summary_lines, table, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -151,23 +150,30 @@ def _check_folder(folder: Path, arch_text: str, config: dict[str, Any]) -> dict[
     meta_file = folder / "arch.json"
     if not meta_file.is_file():
         return None
-    meta = json.loads(meta_file.read_text())
+    from nasplug.runfiles import read_json
+
+    meta = read_json(meta_file, dict, "delete the folder to train the arch again")
     if meta.get("arch") != arch_text:
         raise NasplugError(f"{folder}: holds arch {meta.get('arch')}, not {arch_text} (an earlier --seed?); "
                            "pass another --out or delete the folder")
     if meta.get("config") != config:
-        changed = sorted(k for k in config if meta.get("config", {}).get(k) != config[k])
+        previous = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        changed = sorted(k for k in config if previous.get(k) != config[k])
         raise NasplugError(f"{folder}: was trained with other settings ({', '.join(changed)} differ: an earlier "
                            "--steps or --set?); pass another --out or delete the folder")
     score_file = folder / "score.json"
-    return json.loads(score_file.read_text()) if score_file.is_file() else None
+    score = read_json(score_file, dict, "delete it to score the arch again")
+    if score is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in score.values()):
+        raise NasplugError(f"{score_file}: not a mapping of metrics to numbers; delete it to score the arch again")
+    return score
 
 
 # ---------------------------------------------------------------------- the command
 def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int = 0, batches: int | None = None,
                      resume: bool = True, progress: bool = True, train_overrides: dict[str, Any] | None = None,
                      metric: str | None = None, out: str | Path | None = None, resamples: int = 2000,
-                     keep_checkpoints: bool = False, overrides: Sequence[str] = ()) -> dict[str, Any]:
+                     keep_checkpoints: bool = False, overrides: Sequence[str] = (),
+                     models: str | Path | None = None) -> dict[str, Any]:
     """Rank correlation between the supernet's scores and standalone training, for one run.
 
     Args:
@@ -187,6 +193,9 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
             removed once ``score.json`` is written, to save disk; ``model.safetensors`` stays).
         overrides: ``KEY=VALUE`` changes to the run's recipe, as ``nasplug run --set``
             (e.g. ``retrain.lr=0.001``, or a key the run's ``recipe.yaml`` lost).
+        models: where the standalone models are trained and kept (default: ``out``). Runs
+            that differ only in how their supernet was trained (sampling rules) share one
+            folder: the same archs, data and settings give the same standalone models, trained once.
 
     Returns:
         The content of ``rank_corr.json`` plus ``files`` (paths of the json, md and png).
@@ -203,10 +212,12 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
 
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    if archs < 3:
-        raise NasplugError(f"--archs: rank correlation needs at least 3 archs, got {archs}")
-    if steps < 1:
-        raise NasplugError(f"--steps: must be >= 1, got {steps}")
+    if not 3 <= archs <= 10_000:
+        raise NasplugError(f"--archs: rank correlation needs between 3 and 10,000 archs, got {archs}")
+    if not 1 <= steps <= 10**9:
+        raise NasplugError(f"--steps: must be between 1 and 1,000,000,000, got {steps}")
+    if not 10 <= resamples <= 10**6:
+        raise NasplugError(f"--resamples: must be between 10 and 1,000,000, got {resamples}")
     recipe = load_run_recipe(run_dir, overrides)
     if recipe.supernet is None:
         raise NasplugError(f"{run_dir}: the run's recipe has no supernet section; nothing to rank-correlate")
@@ -224,8 +235,14 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     direction = task.metrics[metric]
     cfg = standalone_train_config(recipe, steps, train_overrides)
     out_dir = Path(out) if out is not None else run_dir / OUT_DIR
-    if not resume and any(out_dir.glob("arch-*")):
-        raise NasplugError(f"{out_dir}: holds archs of an earlier rank-corr; resume it or pass another --out")
+    models_dir = Path(models) if models is not None else out_dir
+    from nasplug.pipeline.identity import check_out_path
+    from nasplug.pipeline.run import make_run_dir
+
+    check_out_path(out_dir, "--out")
+    check_out_path(models_dir, "--models")
+    if not resume and any(models_dir.glob("arch-*")):
+        raise NasplugError(f"{models_dir}: holds archs of an earlier rank-corr; resume it or pass another --out")
 
     ctx.prepared_task()
     try:
@@ -243,11 +260,13 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     evaluator.close()  # its kept hidden states are not needed while the standalone models train
 
     config = cfg.model_dump(mode="json")
+    make_run_dir(out_dir, "--out")
+    make_run_dir(models_dir, "--models")
     width = max(2, len(str(archs - 1)))
     standalone: list[dict[str, float]] = []
     bar = progress_bar(total=archs, desc="rank-corr", unit="arch", enabled=progress)
     for i, (arch, text) in enumerate(zip(sampled, texts)):
-        folder = out_dir / f"arch-{i:0{width}d}"
+        folder = models_dir / f"arch-{i:0{width}d}"
         saved = _check_folder(folder, text, config)
         if saved is None:
             bar.set_postfix_str(text[:32])
@@ -282,105 +301,5 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     return result
 
 
-# ---------------------------------------------------------------------- outputs
-def _clean(value: Any) -> Any:
-    """NaN -> None everywhere, so the JSON is strict (NaN is not JSON)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _fmt_coef(entry: dict[str, Any]) -> str:
-    def f(v: float | None) -> str:
-        return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-    return f"{f(entry['estimate'])} [{f(entry['ci_low'])}, {f(entry['ci_high'])}] (p = {f(entry['p_value'])})"
-
-
-def summary_lines(result: dict[str, Any]) -> list[str]:
-    """Kendall / Spearman / top-1 lines, for the Markdown file and the terminal."""
-    conf = round(100 * result["bootstrap"]["confidence"])
-    top = result["top_k"]
-    overlap = ", ".join(f"top-{k} {v:.2f}" for k, v in top["overlap"].items())
-    return [
-        f"Kendall tau: {_fmt_coef(result['kendall_tau'])}",
-        f"Spearman rho: {_fmt_coef(result['spearman_rho'])}",
-        f"{conf}% bootstrap percentile intervals, {result['bootstrap']['used']} of {result['bootstrap']['resamples']} "
-        f"resamples usable ({result['bootstrap']['skipped_constant']} with a constant score skipped)",
-        f"Supernet's top pick is standalone rank {top['top1_standalone_rank']} of {result['archs']} "
-        f"(regret {top['top1_regret']:.4g}); overlap {overlap}",
-    ]
-
-
-def table(result: dict[str, Any]) -> str:
-    """Markdown table of the archs, best supernet score first (lowest, for a loss)."""
-    from nasplug.report.table import markdown_table
-
-    pairs = result["pairs"]
-    sign = -1.0 if result.get("direction") == "minimize" else 1.0
-    sa_rank = {p["index"]: r for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["standalone"], p["index"])), 1)}
-    rows = [[r, sa_rank[p["index"]], p["index"], p["arch"], f"{p['supernet']:.6g}", f"{p['standalone']:.6g}",
-             p["supernet_metrics"].get("params")]
-            for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["supernet"], p["index"])), 1)]
-    m = result["metric"]
-    return markdown_table(["supernet rank", "standalone rank", "#", "arch", f"supernet {m}", f"standalone {m}",
-                           "params"], rows)
-
-
-def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    """``rank_corr.json`` / ``.md`` / ``.png`` in ``out_dir`` (each written atomically)."""
-    files = {"json": out_dir / "rank_corr.json", "md": out_dir / "rank_corr.md", "png": out_dir / "rank_corr.png"}
-    md = [f"# Rank correlation: supernet vs standalone ({result['metric']})", "",
-          f"Run `{result['run_dir']}`: {result['archs']} archs (seed {result['seed']}), each trained standalone "
-          f"for {result['steps']} steps; both scored on the same {result['evaluator']['heldout_batches']} "
-          "pre-masked held-out batches.", ""]
-    md += [f"- {line}" for line in summary_lines(result)]
-    md += ["", "![supernet score vs standalone accuracy](rank_corr.png)", "", table(result), ""]
-    scatter(result, files["png"])
-    atomic_write_text(files["md"], "\n".join(md))
-    out = {k: str(v) for k, v in files.items()}
-    atomic_write_json(files["json"], _clean({**result, "files": out}))
-    return out
-
-
-def scatter(result: dict[str, Any], path: Path) -> Path:
-    """Supernet score (x) against standalone score (y), each point labelled by its index."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [p["supernet"] for p in result["pairs"]]
-    ys = [p["standalone"] for p in result["pairs"]]
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    ax.scatter(xs, ys, color="#4C72B0", zorder=3)
-    for p in result["pairs"]:
-        ax.annotate(str(p["index"]), (p["supernet"], p["standalone"]), textcoords="offset points", xytext=(4, 3),
-                    fontsize=7, color="#555555")
-    tau, rho = result["kendall_tau"], result["spearman_rho"]
-
-    def f(v: float | None) -> str:
-        return "nan" if v is None or math.isnan(v) else f"{v:.2f}"
-
-    conf = round(100 * result["bootstrap"]["confidence"])
-    ax.set_title(f"Kendall τ = {f(tau['estimate'])} [{f(tau['ci_low'])}, {f(tau['ci_high'])}] ({conf}% CI)\n"
-                 f"Spearman ρ = {f(rho['estimate'])}, N = {result['archs']}, {result['steps']} steps", fontsize=9)
-    ax.set_xlabel(f"supernet {result['metric']} (inherited weights)")
-    ax.set_ylabel(f"standalone {result['metric']} (trained from scratch)")
-    ax.grid(alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(5))  # close scores: long tick labels must not overlap
-    ax.tick_params(axis="x", labelrotation=30)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    from nasplug.io import atomic_write
-
-    return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+__all__ = ["rank_correlation", "sample_archs", "standalone_metrics", "standalone_train_config", "summary_lines",
+           "table", "write_outputs"]

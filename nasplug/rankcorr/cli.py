@@ -12,10 +12,10 @@ from typing import Any
 from nasplug.errors import NasplugError
 
 
-def add_rank_corr_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_rank_corr_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add ``nasplug rank-corr`` to the CLI's subparsers (``build_parser`` calls this)."""
     p = subparsers.add_parser(
-        "rank-corr", help="rank correlation of the supernet's scores with standalone training",
+        "rank-corr", parents=[common] if common is not None else [], help="rank correlation of the supernet's scores with standalone training",
         description="Sample N distinct archs, score each with the run's trained supernet, train each "
                     "standalone from scratch for S steps (the recipe's retrain settings), score it on the "
                     "same held-out batches, and report Kendall tau / Spearman rho with bootstrap intervals. "
@@ -28,6 +28,9 @@ def add_rank_corr_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="held-out batches for both scores (default: the recipe's evaluator setting)")
     p.add_argument("--metric", help="compared metric: mlm_acc (default for MLM) or mlm_loss; disc_acc (default for ELECTRA) or gen_mlm_acc")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/rank_corr)")
+    p.add_argument("--models", metavar="DIR",
+                   help="where the standalone models are trained and kept (default: --out); share it between runs "
+                        "whose supernets differ only in training to train each arch once")
     p.add_argument("--resamples", type=int, default=2000, metavar="R", help="bootstrap resamples (default 2000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the run's recipe, e.g. --set retrain.lr=0.001 (the standalone "
@@ -45,7 +48,7 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
         raise NasplugError(f"--batches: must be >= 1, got {args.batches}")
     result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, batches=args.batches,
                               progress=not getattr(args, "quiet", False), metric=args.metric, out=args.out,
-                              overrides=args.overrides, resamples=args.resamples)
+                              overrides=args.overrides, resamples=args.resamples, models=args.models)
     print(table(result))
     print()
     for line in summary_lines(result):

@@ -32,9 +32,7 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], SearchResult | None]:
 
     use_run_plugins(run_dir)
     recipe = safe_load_recipe(recipe_file)
-    if recipe is None:
-        recipe = {}
-    if not isinstance(recipe, dict):
+    if not isinstance(recipe, dict) or not recipe:
         raise NasplugError(f"{recipe_file}: not a recipe (a mapping of keys); restore it or start a new run")
     search_cfg = recipe.get("search") if isinstance(recipe.get("search"), dict) else {}
     trials = TrialLog(run_dir / "trials.jsonl")

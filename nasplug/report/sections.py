@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nasplug.errors import NasplugError
 from nasplug.report.table import markdown_table
 from nasplug.runfiles import finite_number, read_json, read_jsonl, read_top
 
@@ -96,17 +97,18 @@ def retrained_archs(view: Any) -> dict[str, Any]:
     if not isinstance(retrain, dict) or space is None:
         return {}
     archs: dict[str, Any] = {}
-    try:
-        if recipe.get("arch"):
-            archs["found"] = space.parse(recipe["arch"])
-        else:
-            top = read_top(view.run_dir)
-            if top:
-                archs["found"] = top[0]["arch"]
-        for name, text in (retrain.get("baselines") or {}).items():
+    if recipe.get("arch"):
+        archs["found"] = space.parse(recipe["arch"])
+    else:
+        top = read_top(view.run_dir)  # a damaged top.json is one clear line, not a silent gap
+        if top:
+            archs["found"] = top[0]["arch"]
+    baselines = retrain.get("baselines") or {}
+    for name, text in (baselines.items() if isinstance(baselines, dict) else []):
+        try:
             archs[name] = space.unconstrained().parse(text)
-    except Exception:  # noqa: BLE001 - a report shows what it can
-        pass
+        except Exception:  # noqa: BLE001 - the run's recipe was validated; a report shows what it can
+            continue
     return archs
 
 
@@ -144,7 +146,11 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
             result = read_json(folder / "result.json")
             if result is None:
                 continue
-            entry = {k: v for k, v in (result.get("heldout") or {}).items() if finite_number(v)}
+            heldout = result.get("heldout")
+            if heldout is not None and not isinstance(heldout, dict):
+                raise NasplugError(f"{folder / 'result.json'}: 'heldout' is not a mapping of figures; delete the file "
+                                   "and resume to train that model again")
+            entry = {k: v for k, v in (heldout or {}).items() if finite_number(v)}
             entry.update({k: v for k, v in (read_json(folder / "test.json") or {}).items() if finite_number(v)})
             figures[name].append(entry)
             names += [m for m in _metric_names(read_jsonl(folder / "metrics.jsonl")) if m not in names]

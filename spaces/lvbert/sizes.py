@@ -81,7 +81,7 @@ class LVBertDims:
         if size is None:
             if "hidden" not in custom:
                 raise NasplugError("hidden: required when size is not given (or set size: small, medium or base)")
-            hidden = _positive_int("hidden", custom["hidden"])
+            hidden = _positive_int("hidden", custom["hidden"], LIMITS["hidden"])
             base = {"hidden": hidden, "heads": max(1, hidden // 64), "ffn": 4 * hidden, "embedding": hidden,
                     "generator_hidden": None}
         elif size in SIZES:
@@ -95,12 +95,12 @@ class LVBertDims:
         return dims
 
     def check(self) -> None:
-        """Raise NasplugError naming the first bad dimension."""
+        """Raise NasplugError naming the first bad dimension (with the limit when too large)."""
         for name in ("hidden", "heads", "ffn", "embedding", "slots", "vocab_size", "max_positions",
                      "type_vocab_size", "kernel_size"):
-            _positive_int(name, getattr(self, name))
+            _positive_int(name, getattr(self, name), LIMITS[name])
         if self.generator_hidden is not None:
-            _positive_int("generator_hidden", self.generator_hidden)
+            _positive_int("generator_hidden", self.generator_hidden, LIMITS["hidden"])
         if self.hidden % self.heads:
             raise NasplugError(f"heads: {self.heads} does not divide hidden={self.hidden}")
         if self.kernel_size % 2 == 0:
@@ -185,7 +185,16 @@ class LVBertDims:
         return dataclasses.replace(self, hidden=hidden, heads=heads, ffn=4 * hidden, generator_hidden=None)
 
 
-def _positive_int(name: str, value: Any) -> int:
+#: Largest values accepted: far beyond LV-BERT-large (hidden 1024, FFN 4096, 30522 tokens), small
+#: enough that a typo fails in one line instead of trying to allocate terabytes.
+LIMITS = {"hidden": 16_384, "heads": 1024, "ffn": 65_536, "embedding": 16_384, "slots": 256,
+          "vocab_size": 1_000_000, "max_positions": 65_536, "type_vocab_size": 64, "kernel_size": 255}
+
+
+def _positive_int(name: str, value: Any, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise NasplugError(f"{name}: expected a positive integer, got {value!r}")
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise NasplugError(f"{name}: expected a positive integer, got {shown}")
+    if value > limit:
+        raise NasplugError(f"{name}: {value if value < 10**12 else 'a huge number'} is more than the limit {limit:,}")
     return value

@@ -270,6 +270,18 @@ class LVBertSpace(SearchSpace):
                 init_module(module, model.config.initializer_range, generator)
         return model
 
+    def export_model(self, model: Any, arch: Arch, folder: Any, facts: dict[str, Any]) -> None:
+        """A Hugging Face folder: ``config.json`` with ``auto_map``, self-contained
+        ``configuration_lvbert.py`` / ``modeling_lvbert.py`` and a model card, beside the
+        model's ``model.safetensors`` (see :mod:`nasplug.spaces.lvbert.export`)."""
+        from pathlib import Path
+
+        from nasplug.spaces.lvbert.export import export_model, glue_scores, model_card
+
+        export_model(model, folder)
+        glue = glue_scores(Path(facts["run_dir"]) / "glue" / str(facts.get("model"))) if facts.get("run_dir") else {}
+        model_card(folder, {**facts, "glue": glue})
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "valid": self.num_valid(), "size_name": self.size_name,
                 "allowed": list(self.allowed), "dims": self.dims.as_dict()}

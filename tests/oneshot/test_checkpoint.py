@@ -25,7 +25,8 @@ def _pair(seed: int) -> torch.nn.ModuleDict:
 
 def _state(step: int) -> dict:
     opt = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())
-    return {"optimizer": opt.state_dict(), "rng": ckpt.rng_state(), "data": {"epoch": 0, "index": step},
+    return {"optimizer": opt.state_dict(), "scheduler": {}, "config": {}, "rng": ckpt.rng_state(),
+            "data": {"epoch": 0, "index": step},
             "arch": {"L00": "attn"}, "arch_rng": ckpt.python_rng_state(__import__("random").Random(step))}
 
 
@@ -59,10 +60,10 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path: Path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step-00000002"]
     monkeypatch.undo()
     ckpt.save_checkpoint(tmp_path, 4, module, _state(4))  # the next save cleans up and commits
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step-00000004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step-00000002", "step-00000004"]
     again = ckpt.save_checkpoint(tmp_path, 4, module, _state(4))  # same step: a new folder, then commit
     assert ckpt.latest_checkpoint(tmp_path) == again and again.name.startswith("step-00000004-")
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(list(tmp_path.iterdir())) == 3  # the index, the newest and the one before it
 
 
 def test_no_checkpoint_and_incomplete_checkpoint(tmp_path: Path) -> None:
@@ -78,3 +79,37 @@ def test_resume_config_check_names_the_field() -> None:
     ckpt.check_resume_config(saved, tiny_cfg(eval_every=5, lr=1e-4, precision="bf16"))  # allowed changes
     with pytest.raises(NasplugError, match="seed: the checkpoint was trained with 0, this run has 3"):
         ckpt.check_resume_config(saved, tiny_cfg(seed=3))
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(tmp_path: Path, caplog) -> None:
+    module = _pair(0)
+    ckpt.save_checkpoint(tmp_path, 2, module, _state(2))
+    ckpt.save_checkpoint(tmp_path, 4, module, _state(4))
+    weights = tmp_path / "step-00000004" / ckpt.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    path, state = ckpt.resume_point(tmp_path, _pair(1))
+    assert path.name == "step-00000002" and state["step"] == 2
+    assert "cannot load weights" in caplog.text
+    (tmp_path / "step-00000002" / ckpt.STATE).write_bytes(b"garbage")
+    with pytest.raises(NasplugError, match="no checkpoint .* can be resumed .*delete the checkpoint folder"):
+        ckpt.resume_point(tmp_path, _pair(1))
+
+
+@pytest.mark.parametrize("content", [b"", b"[]", b"{garbage", b'{"step": 1, "dir": "../../etc"}', b"\xff\xfe"])
+def test_a_damaged_index_is_one_clear_error(tmp_path: Path, content: bytes) -> None:
+    ckpt.save_checkpoint(tmp_path, 1, _pair(0), _state(1))
+    (tmp_path / ckpt.LATEST).write_bytes(content)
+    with pytest.raises(NasplugError, match="latest.json (is unreadable|is not a checkpoint index|has a malformed)"):
+        ckpt.resume_point(tmp_path, _pair(1))
+
+
+def test_unhealthy_checkpoints_are_passed_over_and_kept_apart(tmp_path: Path) -> None:
+    module = _pair(0)
+    ckpt.save_checkpoint(tmp_path, 2, module, _state(2))
+    for step in (4, 6, 8):
+        ckpt.save_checkpoint(tmp_path, step, module, _state(step), healthy=False)
+    assert ckpt.last_good(tmp_path)["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.json", "step-00000002", "step-00000006",
+                                                          "step-00000008"]
+    path, state = ckpt.resume_point(tmp_path, _pair(1))
+    assert state["step"] == 2

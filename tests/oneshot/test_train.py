@@ -129,7 +129,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path: 
     monkeypatch.setattr(objectives, "mlm_step", poisoned)
     space = tiny_space()
     with pytest.raises(NasplugError, match=r"training: loss is nan at step 5; the last good checkpoint \(step 4\) "
-                                           r"is in .*checkpoint; lower the learning rate or use fp32"):
+                                           r"is in .*checkpoint; resume from it with a lower learning rate"):
         train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=8, checkpoint_every=2), tmp_path, space=space,
                  progress=False)
     ckpt = latest_checkpoint(tmp_path / "checkpoint")
@@ -162,3 +162,40 @@ def test_existing_checkpoint_needs_resume_and_bad_arguments_fail_clearly(tmp_pat
         train(space.build(ARCH, head="mlm", seed=0), tiny_task("electra"), tiny_cfg(), other,
                  progress=False)
     assert not other.exists() or not any(r for r in read_metrics(other) if "event" not in r)
+
+
+def test_a_diverging_run_keeps_only_sound_checkpoints_as_good(tmp_path: Path, monkeypatch) -> None:
+    """The loss runs away from step 5 and turns NaN at step 9: checkpoints 6 and 8 are marked
+    unhealthy, the message names step 4, and --resume starts from step 4, not 8."""
+    calls = []
+    real = objectives.mlm_step
+
+    def exploding(model, batch, num_masked):
+        loss, stats = real(model, batch, num_masked)
+        calls.append(1)
+        n = len(calls)
+        if n >= 5:
+            scale = math.nan if n >= 9 else 1e3 ** (n - 4)
+            loss, stats = loss * scale, {k: v * scale for k, v in stats.items()}
+        return loss, stats
+
+    monkeypatch.setattr(objectives, "mlm_step", exploding)
+    space = tiny_space()
+    with pytest.raises(NasplugError, match=r"loss is nan at step 9; the last good checkpoint \(step 4\)"):
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=12, checkpoint_every=2), tmp_path, space=space,
+              progress=False)
+    monkeypatch.setattr(objectives, "mlm_step", real)
+    result = train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=12, checkpoint_every=2, lr=1e-3), tmp_path,
+                   space=space, resume=True, progress=False)
+    resumed = [r for r in read_metrics(tmp_path) if r.get("event") == "resume"]
+    assert resumed[-1]["step"] == 4 and result.steps == 12
+
+
+def test_without_a_sound_checkpoint_the_message_says_to_start_again(tmp_path: Path, monkeypatch) -> None:
+    real = objectives.mlm_step
+    monkeypatch.setattr(objectives, "mlm_step", lambda *a: (lambda loss, st: (loss * math.nan, st))(*real(*a)))
+    space = tiny_space()
+    with pytest.raises(NasplugError, match=r"is nan at step 1; no checkpoint from before the divergence is "
+                                           r"usable: delete .* and start again with a lower learning rate"):
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=4, checkpoint_every=2), tmp_path, space=space,
+              progress=False)

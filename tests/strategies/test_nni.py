@@ -171,7 +171,7 @@ def test_no_more_trials_ends_the_batch_or_the_search():
 @pytest.mark.parametrize("kwargs,match", [
     ({"algorithm": "Evolution"}, r"unknown algorithm 'Evolution'; allowed: RegularizedEvolution, TPE, Random"),
     ({"optimize_mode": "minimize"}, r"strategy\.optimize_mode: not allowed"),
-    ({"population_size": 0}, r"strategy\.population_size: must be an integer >= 1"),
+    ({"population_size": 0}, r"strategy\.population_size: must be an integer between 1 and 1,000,000"),
     ({"algorithm": "TPE", "tpe_arg": {}}, r"strategy 'nni' \(TPE\): .*tpe_arg"),
 ])
 def test_bad_settings_name_the_field(space, kwargs, match):

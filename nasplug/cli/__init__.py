@@ -1,0 +1,113 @@
+"""The ``nasplug`` command. It owns the terminal: progress, tables, one-line errors.
+
+Errors a user can cause (NasplugError) print one line and exit with status 2. The logging
+options (``-q``, ``-v``, ``--log-level``) work before or after the subcommand. Building the
+parser imports nothing heavy: each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nasplug import __version__
+from nasplug.errors import NasplugError
+
+log = logging.getLogger("nasplug")
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _logging_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """-q / -v / --log-level. On subcommands their defaults are SUPPRESS, so a value given
+    before the subcommand is not reset by the subcommand's parser."""
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="warnings, errors and the final table only (no progress)")
+    parser.add_argument("-v", "--verbose", action="count", default=default(0), help="debug messages too")
+    parser.add_argument("--log-level", choices=LEVELS, default=default(None), help="the logging level (wins over -q/-v)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nasplug.cli import commands, official
+    from nasplug.compare.cli import add_compare_parser
+    from nasplug.rankcorr.cli import add_rank_corr_parser
+    from nasplug.study.cli import add_study_parser
+
+    parser = _Parser(prog="nasplug", description="Neural architecture search with pluggable spaces, tasks and strategies.")
+    parser.add_argument("--version", action="version", version=f"nasplug {__version__}")
+    _logging_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _logging_options(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parsers(sub, common)
+    official.add_parser(sub, common)
+    for add in (add_compare_parser, add_rank_corr_parser, add_study_parser):
+        add(sub, common)
+    return parser
+
+
+def _level(args: argparse.Namespace) -> int:
+    if args.log_level:
+        return getattr(logging, args.log_level.upper())
+    if args.verbose:
+        return logging.DEBUG
+    return logging.WARNING if args.quiet else logging.INFO
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nasplug.allocator import keep_freed_memory
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=_level(args), format="%(levelname)s %(name)s: %(message)s", force=True)
+    _quiet_libraries()
+    keep_freed_memory()
+    try:
+        return _command(args.command)(args)
+    except NasplugError as exc:
+        print(f"nasplug: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nasplug: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `nasplug list ... | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
+
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    from nasplug.cli import commands, official
+    from nasplug.compare.cli import cmd_compare
+    from nasplug.rankcorr.cli import cmd_rank_corr
+    from nasplug.study.cli import cmd_study
+
+    table: dict[str, Any] = {"run": commands.cmd_run, "list": commands.cmd_list, "show": commands.cmd_show,
+                             "export": commands.cmd_export, "import-official": official.cmd_import_official,
+                             "compare": cmd_compare, "rank-corr": cmd_rank_corr, "study": cmd_study}
+    return table[name]
+
+
+def _quiet_libraries() -> None:
+    """Our own progress is enough: silence the per-file bars and the chatter of `datasets`
+    (its errors reach us as exceptions, which become our one line)."""
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity(logging.CRITICAL)
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

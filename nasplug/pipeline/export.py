@@ -1,0 +1,73 @@
+"""Exporting trained models: the files other tools need, beside or copied from a run.
+
+The retrain stage calls :func:`export_folder` for every model it trains; ``nasplug export``
+calls :func:`export_run` for one retrained model into a folder of its own. What the folder
+holds is the space's business (:meth:`~nasplug.space.SearchSpace.export_model`: a Hugging
+Face folder for LV-BERT) and the task's (:meth:`~nasplug.task.Task.export_assets`: the
+tokenizer of a text task).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nasplug.arch import Arch
+from nasplug.errors import NasplugError
+
+
+def facts(ctx: Any, name: str, arch: Arch, folder: Path) -> dict[str, Any]:
+    """What a model card says about a model of a run."""
+    from nasplug import __version__
+    from nasplug.runfiles import read_json
+
+    result = read_json(folder / "result.json") or {}
+    heldout = result.get("heldout") if isinstance(result.get("heldout"), dict) else {}
+    metrics = ctx.space.metrics(arch)
+    return {"model": name, "arch": ctx.space.format(arch), "params": metrics.get("params"),
+            "flops": metrics.get("flops"), "heldout": {k: v for k, v in heldout.items() if k != "per_arch"},
+            "recipe": ctx.recipe.name, "seed": ctx.recipe.seed, "run_dir": str(ctx.run_dir),
+            "nasplug_version": __version__, "head": getattr(ctx.retrain_task, "head", None),
+            "layers": len(arch)}
+
+
+def export_folder(ctx: Any, name: str, arch: Arch, model: Any, folder: Path) -> None:
+    """Make a retrained model's folder usable outside nasplug (space and task hooks)."""
+    ctx.space.unconstrained().export_model(model, arch, folder, facts(ctx, name, arch, folder))
+    ctx.retrain_task.export_assets(ctx.run_dir, folder)
+
+
+def export_run(run_dir: Path, name: str, out: Path) -> Path:
+    """Copy retrained model ``name`` of ``run_dir`` into ``out`` as an exported folder."""
+    from nasplug.oneshot.build import build_model
+    from nasplug.oneshot.checkpoint import load_weights, save_weights
+    from nasplug.pipeline.context import RunContext
+    from nasplug.pipeline.identity import check_out_path, stored_recipe
+    from nasplug.pipeline.retrain import model_folder, retrain_archs, seed_runs
+    from nasplug.pipeline.run import make_run_dir
+
+    recipe = stored_recipe(run_dir) if run_dir.is_dir() else None
+    if recipe is None:
+        raise NasplugError(f"RUN_DIR: {run_dir} is not a nasplug run directory (no recipe.yaml)")
+    if recipe.retrain is None:
+        raise NasplugError(f"{run_dir}: the run's recipe has no retrain section; there is no trained model to export")
+    check_out_path(out)
+    if out.exists() and any(out.iterdir()):
+        raise NasplugError(f"--out: {out} is not empty; export into a new folder")
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, progress=False)
+    archs = retrain_archs(ctx)
+    if name not in archs:
+        raise NasplugError(f"--model: {name!r} is not a retrained model of this run; models: {', '.join(archs)}")
+    init_seed, _, sub = seed_runs(ctx)[0]
+    source = model_folder(run_dir, name, sub)
+    if not (source / "model.safetensors").is_file():
+        raise NasplugError(f"{source}: no trained model.safetensors; run (or resume) the retrain stage first")
+    model = build_model(ctx.space.unconstrained(), archs[name], ctx.retrain_task, seed=init_seed)
+    load_weights(model, source / "model.safetensors")
+    make_run_dir(out)
+    save_weights(model, out / "model.safetensors")
+    for extra in ("result.json", "test.json"):
+        if (source / extra).is_file():
+            (out / extra).write_bytes((source / extra).read_bytes())
+    export_folder(ctx, name, archs[name], model, out)
+    return out

@@ -1,0 +1,1 @@
+"""The shipped recipes, installed as ``nasplug.recipes``: ``nasplug run NAME`` finds them by name."""
