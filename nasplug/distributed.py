@@ -128,10 +128,21 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def sum_dict(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Sum 0-d tensors over all ranks in one collective; returns Python floats (float64 sums)."""
+def sum_dict(values: dict[str, torch.Tensor], *, uneven: bool = False) -> dict[str, float]:
+    """Sum 0-d tensors over all ranks in one collective; returns Python floats (float64 sums).
+
+    With ``uneven`` the ranks may hold different keys (a rank with no held-out batch has
+    none): the keys are gathered first and a missing one counts as 0.
+    """
     keys = sorted(values)
-    total = all_reduce_sum(torch.stack([values[k].double() for k in keys]))
+    if uneven and is_distributed():
+        gathered: list[list[str]] = [[] for _ in range(world_size())]
+        dist.all_gather_object(gathered, keys)
+        keys = sorted({k for ks in gathered for k in ks})
+    if not keys:
+        return {}
+    zero = torch.zeros((), dtype=torch.float64)
+    total = all_reduce_sum(torch.stack([values.get(k, zero).double() for k in keys]))
     return dict(zip(keys, total.tolist(), strict=True))
 
 

@@ -1,16 +1,22 @@
-"""Atomic file writes: a temp file in the same folder, fsync, then rename over the target.
+"""Atomic file writes (a temp file in the same folder, fsync, then rename over the target)
+and append-only JSONL logs.
 
-A crash leaves either the old file or the new one, never half of one.
+A crash leaves either the old file or the new one, never half of one. An append can be cut
+by a crash; :func:`read_jsonl` drops the torn line and, with ``repair``, leaves the file
+ready for the next append.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -64,5 +70,77 @@ def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class JsonlLineError(ValueError):
+    """A line of a JSONL log that is not a record: ``lineno`` (from 1) and ``cause`` (the
+    exception the line raised, None for a blank line between records)."""
+
+    def __init__(self, lineno: int, cause: BaseException | None) -> None:
+        super().__init__(f"line {lineno}: " + ("a blank line between records" if cause is None else str(cause)))
+        self.lineno, self.cause = lineno, cause
+
+
+def read_jsonl(path: str | os.PathLike[str], parse: Callable[[Any, int], Any] | None = None, *,
+               repair: bool = False, blank_lines: bool = False) -> list[Any]:
+    """The records of an append-only JSONL file (written by :func:`append_jsonl` or alike).
+
+    Each line is ``json.loads``-ed and passed to ``parse(record, index)`` (which may check it
+    and raise ValueError, TypeError, KeyError or AttributeError). The last line, when the file
+    does not end with a newline, is the write a crash cut: dropped with a warning if it does
+    not parse, kept if it does (the cut fell just before its newline). Blank lines after the
+    last record are ignored; blank lines between records are an error unless ``blank_lines``.
+
+    With ``repair`` the file is made ready for the next append (fsynced): the torn line and
+    trailing blank lines are cut, and a newline is added after a last record that lacks one,
+    so the next record never lands on the same line.
+
+    Raises:
+        JsonlLineError: a line (not the torn last one) that is not a record.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    records: list[Any] = []
+    good_end, offset, blank_at = 0, 0, None
+    for lineno, line in enumerate(lines, start=1):
+        offset += len(line) + 1
+        if not line.strip():
+            blank_at = blank_at or lineno
+            continue
+        try:
+            record = json.loads(line)
+            if parse is not None:
+                record = parse(record, len(records))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # JSON, UTF-8 and field errors
+            if lineno == len(lines):  # no newline after it: the last write never finished
+                log.warning("%s: dropping a torn last line (the previous run stopped mid-write)", path)
+                break
+            raise JsonlLineError(lineno, exc) from None
+        if blank_at is not None and not blank_lines:
+            raise JsonlLineError(blank_at, None)
+        blank_at = None
+        records.append(record)
+        good_end = min(offset, len(data))
+    if repair:
+        _repair_tail(path, data, good_end)
+    return records
+
+
+def _repair_tail(path: Path, data: bytes, good_end: int) -> None:
+    """Cut ``data`` (the file's bytes) after its last good record at ``good_end``, ending it
+    with a newline."""
+    missing_newline = good_end > 0 and data[good_end - 1:good_end] != b"\n"
+    if good_end == len(data) and not missing_newline:
+        return
+    with open(path, "r+b") as fh:
+        fh.truncate(good_end)
+        if missing_newline:
+            fh.seek(good_end)
+            fh.write(b"\n")
         fh.flush()
         os.fsync(fh.fileno())

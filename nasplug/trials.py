@@ -1,7 +1,8 @@
 """Trials and the append-only ``trials.jsonl`` log.
 
 One JSON object per line, written, flushed and fsynced per trial, so a crash loses at most
-the trial being written. A torn last line (the crash hit mid-write) is dropped on read.
+the trial being written. A torn last line (the crash hit mid-write) is dropped on read, and
+cut on resume (see :func:`nasplug.io.read_jsonl`).
 The log holds no wall-clock times: the same seed gives the same bytes, which is what lets
 resume be checked against an uninterrupted run.
 """
@@ -9,7 +10,6 @@ resume be checked against an uninterrupted run.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -18,8 +18,7 @@ from typing import Any
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
-
-log = logging.getLogger(__name__)
+from nasplug.io import JsonlLineError, read_jsonl
 
 #: Statuses a trial can have. Only "ok" and "cached" carry a score and count toward budget.
 STATUSES = ("ok", "cached", "rejected", "failed")
@@ -61,7 +60,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _trial(record: Any, index: int, lineno: int, path: Path) -> Trial:
+def _trial(record: Any, index: int) -> Trial:
     """A log record checked field by field (NasplugError naming the first bad one)."""
     if not isinstance(record, dict) or set(record) != FIELDS:
         raise NasplugError("not a trial record (expected the fields " + ", ".join(sorted(FIELDS)) + ")")
@@ -101,44 +100,22 @@ class TrialLog:
 
     def read(self, repair: bool = False) -> list[Trial]:
         """All complete trials, each checked. A torn last line (a write cut by a crash) and
-        blank lines after the last trial are dropped; with ``repair`` they are cut from the
-        file, so the resumed log continues exactly where the interrupted one stopped.
+        blank lines after the last trial are dropped; with ``repair`` the file is cut after the
+        last trial (which gets its newline if the cut fell just before it), so the resumed log
+        continues exactly where the interrupted one stopped.
 
         Raises:
             NasplugError: a line that is not a trial record nasplug wrote (naming the line).
         """
-        if not self.path.is_file():
-            return []
-        data = self.path.read_bytes()
-        trials: list[Trial] = []
-        good_end, offset, blank_at = 0, 0, None
-        lines = data.split(b"\n")
-        for lineno, line in enumerate(lines, start=1):
-            start, offset = offset, offset + len(line) + 1
-            if not line.strip():
-                blank_at = blank_at or lineno
-                continue
-            torn = lineno == len(lines) and not data.endswith(b"\n")  # the last write never finished
-            try:
-                trial = _trial(json.loads(line), len(trials), lineno, self.path)
-            except (ValueError, TypeError) as exc:  # JSON, UTF-8 or field errors
-                if torn:
-                    log.warning("%s: dropping a torn last line (the previous run stopped mid-write)", self.path)
-                    break
-                reason = exc if isinstance(exc, NasplugError) else f"not a trial record ({type(exc).__name__})"
-                raise NasplugError(f"{self.path}:{lineno}: {reason}; the log was damaged or edited: restore it, "
-                                   "or delete it to search again from the start") from None
-            if blank_at is not None:
-                raise NasplugError(f"{self.path}:{blank_at}: a blank line inside the log, which nasplug never "
-                                   "writes; the log was edited: restore it or delete it")
-            trials.append(trial)
-            good_end = start + len(line) + 1
-        if repair and good_end < len(data):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_end)
-                fh.flush()
-                os.fsync(fh.fileno())
-        return trials
+        try:
+            return read_jsonl(self.path, _trial, repair=repair)
+        except JsonlLineError as exc:
+            if exc.cause is None:
+                raise NasplugError(f"{self.path}:{exc.lineno}: a blank line inside the log, which nasplug never "
+                                   "writes; the log was edited: restore it or delete it") from None
+            reason = exc.cause if isinstance(exc.cause, NasplugError) else f"not a trial record ({type(exc.cause).__name__})"
+            raise NasplugError(f"{self.path}:{exc.lineno}: {reason}; the log was damaged or edited: restore it, "
+                               "or delete it to search again from the start") from None
 
     def append(self, trial: Trial) -> None:
         """Write one trial durably (flush + fsync) before the strategy hears of it."""

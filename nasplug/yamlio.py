@@ -5,10 +5,16 @@ without a word); anchors and aliases are refused (``*x`` shares a node, and nest
 expand exponentially when the recipe is validated or written back: the "billion laughs");
 nesting is capped; only the plain tags (str, int, float, bool, null, map, seq) are allowed;
 files are capped in size and must be UTF-8. Every problem is one NasplugError line.
+
+Numbers are read as YAML 1.2 reads them: PyYAML follows YAML 1.1, where a float needs a dot
+and a signed exponent, so ``lr: 1e-3`` would be the string ``"1e-3"`` (and then refused as a
+learning rate). :data:`FLOAT_12` adds the 1.2 forms (``1e-3``, ``1E5``, ``-2.5e-4``, ``-.5``);
+:func:`safe_dump` quotes strings that look like them, so what it writes reads back the same.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +78,25 @@ class StrictLoader(yaml.SafeLoader):
 
 
 StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+
+#: Floats of YAML 1.2's core schema that YAML 1.1 reads as strings: an exponent without a dot
+#: or without a sign (``1e-3``, ``1E5``, ``2.5e4``), or a signed leading dot (``-.5``). Plain
+#: integers stay integers: the int resolver is tried first, and this needs a dot or an exponent.
+FLOAT_12 = re.compile(r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$
+    |^[-+]\.[0-9][0-9_]*$""", re.X)
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+0123456789."))
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes strings :class:`StrictLoader` would read as 1.2 floats."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+0123456789."))
+
+
+def safe_dump(data: Any, sort_keys: bool = False) -> str:
+    """``yaml.safe_dump`` whose output :func:`safe_load_recipe` reads back as the same values."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=sort_keys)
 
 
 def _load(text: str) -> Any:

@@ -1,10 +1,13 @@
 """The evaluation cache shared by every run of a comparison, and ground-truth enumeration.
 
-``cache.jsonl`` is append-only: one ``{"key": arch key, "metrics": {...}}`` line per newly
-scored arch, flushed and fsynced before the search hears of the score, so an interrupted
-comparison never scores an arch twice. A torn last line (a crash mid-write) is dropped on
-load. JSON floats round-trip exactly, so a score read back from the cache is the same float
-the evaluator returned: the cache changes how often the evaluator runs, never a result.
+``cache.jsonl`` is append-only: one ``{"key": arch key, "metrics": {...}, "origin": run}``
+line per newly scored arch, flushed and fsynced right after the search has logged the arch's
+trial (the trial log first: a crash between the two leaves the trial in its log, and replaying
+that log on resume writes the missing cache line). So an arch whose trial was logged is never
+scored again; one whose trial line a crash cut is scored again, as the uninterrupted run did.
+A torn last line (a crash mid-write) is dropped and cut on load. JSON floats round-trip
+exactly, so a score read back from the cache is the same float the evaluator returned: the
+cache changes how often the evaluator runs, never a result.
 """
 
 from __future__ import annotations
@@ -23,17 +26,25 @@ from nasplug.arch import Arch, arch_key
 from nasplug.constraints import Constraint, first_violation
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator, Metrics, evaluate_batch, is_finite
+from nasplug.io import JsonlLineError, read_jsonl
 from nasplug.progress import progress_bar
 from nasplug.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
 
+def _cache_record(record: Any, index: int) -> tuple[str, Metrics, str | None]:
+    """``(key, metrics, origin)`` of one cache line (KeyError, TypeError, ... when it is not one)."""
+    origin = record.get("origin")
+    return str(record["key"]), {str(k): float(v) for k, v in record["metrics"].items()}, \
+        origin if isinstance(origin, str) else None
+
+
 class JsonlCache(MutableMapping[str, Metrics]):
     """``arch key -> metrics``, persisted as an append-only, fsynced JSONL file.
 
-    Pass it as ``search(cache=...)``: the search loop stores each new score with
-    ``cache[key] = metrics``, which appends one durable line.
+    Pass it as ``search(cache=...)``: once a new score's trial is logged, the search loop
+    stores it with ``cache[key] = metrics``, which appends one durable line.
 
     Attributes:
         loaded: entries read from the file when the cache was opened.
@@ -49,30 +60,17 @@ class JsonlCache(MutableMapping[str, Metrics]):
         self.added = 0
 
     def _load(self) -> None:
-        if not self.path.is_file():
-            return
-        data = self.path.read_bytes()
-        good_end = 0
-        lines = data.split(b"\n")
-        for lineno, line in enumerate(lines, start=1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                    self._data[str(record["key"])] = {str(k): float(v) for k, v in record["metrics"].items()}
-                    if isinstance(record.get("origin"), str):
-                        self.origin[str(record["key"])] = record["origin"]
-                except (KeyError, TypeError, AttributeError, ValueError) as exc:  # JSON and UTF-8 errors too
-                    if lineno == len(lines) and not data.endswith(b"\n"):
-                        log.warning("%s: dropping a torn last line (the previous run stopped mid-write)", self.path)
-                        break
-                    raise NasplugError(f"{self.path}:{lineno}: not a cache record ({type(exc).__name__}); the cache "
-                                       "was damaged: delete it (every arch is then scored again)") from None
-            good_end += len(line) + 1
-        if good_end < len(data):  # cut the torn line so the next append starts on a fresh line
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_end)
-                fh.flush()
-                os.fsync(fh.fileno())
+        """Read the file; a torn last line is dropped and cut (and a last line that lost only
+        its newline gets it back), so the next append starts on a line of its own."""
+        try:
+            records = read_jsonl(self.path, _cache_record, repair=True, blank_lines=True)
+        except JsonlLineError as exc:
+            raise NasplugError(f"{self.path}:{exc.lineno}: not a cache record ({type(exc.cause).__name__}); the cache "
+                               "was damaged: delete it (every arch is then scored again)") from None
+        for key, metrics, origin in records:
+            self._data[key] = metrics
+            if origin is not None:
+                self.origin[key] = origin
 
     def __getitem__(self, key: str) -> Metrics:
         return self._data[key]
@@ -117,9 +115,10 @@ class JsonlCache(MutableMapping[str, Metrics]):
 
 class RunCache(MutableMapping[str, Metrics]):
     """One run's view of the shared cache: what it adds is marked as its own. An entry it
-    added for a trial its log no longer holds (a crash between the cache line and the end of
-    the trial line, or a deleted log) is *reclaimable*: the search logs it as a fresh "ok"
-    trial with the cached metrics, as the uninterrupted run did, without scoring it again.
+    added for a trial its log no longer holds (the log was deleted or cut short; the cache
+    line is written after the trial line, so a crash alone does not do this) is
+    *reclaimable*: the search logs it as a fresh "ok" trial with the cached metrics, as the
+    uninterrupted run did, without scoring it again.
 
     Args:
         cache: the comparison's shared cache.

@@ -30,9 +30,10 @@ class Choosable(nn.Module):
         """Read this module's choices from ``arch``. Called by ``Supernet.activate``."""
         raise NotImplementedError
 
-    def freeze(self, arch: Arch, memo: dict[int, Any]) -> nn.Module:
+    def freeze(self, arch: Arch, memo: dict[Any, Any]) -> nn.Module:
         """A plain module computing what this one computes under ``arch``, holding copies
-        of the weights and buffers it uses (``memo`` keeps shared tensors shared)."""
+        of the weights and buffers it uses. ``memo`` keeps shared tensors shared: copy them
+        with :func:`shared_copy` (weights tied between modules stay tied in the copy)."""
         raise NotImplementedError
 
     def _value(self, arch: Arch, key: str, options: Any) -> Any:
@@ -72,7 +73,7 @@ class OpChoice(Choosable):
             raise RuntimeError(f"OpChoice {self.key!r}: route the supernet through an arch first (activate/using)")
         return self.ops[self.chosen](*args, **kwargs)
 
-    def freeze(self, arch: Arch, memo: dict[int, Any]) -> nn.Module:
+    def freeze(self, arch: Arch, memo: dict[Any, Any]) -> nn.Module:
         return freeze(self.ops[str(self._value(arch, self.key, self.options))], arch, memo)
 
 
@@ -83,28 +84,36 @@ def choose_all(module: nn.Module, arch: Arch) -> None:
             sub.choose(arch)
 
 
-def freeze(module: nn.Module, arch: Arch, memo: dict[int, Any] | None = None) -> nn.Module:
+def freeze(module: nn.Module, arch: Arch, memo: dict[Any, Any] | None = None) -> nn.Module:
     """A copy of ``module`` with every :class:`Choosable` replaced by its frozen form under
-    ``arch``; parameters and buffers are copied (shared ones stay shared), so the result
-    owns its weights and the supernet is untouched. Other modules keep their class and
-    ``forward``, so the copy computes what the routed supernet computes."""
+    ``arch``; parameters and buffers are copied (shared ones stay shared, and a module used
+    in two places is one module in the copy), so the result owns its weights and the
+    supernet is untouched. Other modules keep their class and ``forward``, so the copy
+    computes what the routed supernet computes. Draws nothing from the global RNG."""
     memo = {} if memo is None else memo
+    key = ("module", id(module))
+    if key in memo:
+        return memo[key]
     if isinstance(module, Choosable):
-        return module.freeze(arch, memo)
-    new = copy.copy(module)
-    new._parameters = {k: None if p is None else _copy_param(p, memo) for k, p in module._parameters.items()}
-    new._buffers = {k: None if b is None else _copy_tensor(b, memo) for k, b in module._buffers.items()}
+        memo[key] = module.freeze(arch, memo)
+        return memo[key]
+    new = memo[key] = copy.copy(module)
+    new._parameters = {k: None if p is None else shared_copy(p, memo) for k, p in module._parameters.items()}
+    new._buffers = {k: None if b is None else shared_copy(b, memo) for k, b in module._buffers.items()}
     new._modules = {k: None if m is None else freeze(m, arch, memo) for k, m in module._modules.items()}
     return new
 
 
-def _copy_param(param: nn.Parameter, memo: dict[int, Any]) -> nn.Parameter:
-    if id(param) not in memo:
-        memo[id(param)] = nn.Parameter(param.detach().clone(), requires_grad=param.requires_grad)
-    return memo[id(param)]
-
-
-def _copy_tensor(tensor: Any, memo: dict[int, Any]) -> Any:
-    if id(tensor) not in memo:
-        memo[id(tensor)] = tensor.detach().clone()
-    return memo[id(tensor)]
+def shared_copy(tensor: Any, memo: dict[Any, Any], out: int | None = None, inp: int | None = None) -> Any:
+    """A detached copy of ``tensor`` (a parameter stays a parameter), or of its leading slice
+    ``tensor[:out, :inp]`` (the first channels, as elastic layers take them), made once per
+    tensor and slice: every frozen module that uses the same slice of the same tensor gets
+    the same copy. The whole tensor is keyed by its id alone, so an elastic layer at full
+    width shares the copy with a plain module tied to the same weight."""
+    index = tuple(slice(None) if n is None else slice(0, n) for n in (out, inp))[: tensor.dim()]
+    part = tensor[index]
+    key: Any = id(tensor) if part.shape == tensor.shape else (id(tensor), tuple(part.shape))
+    if key not in memo:
+        data = part.detach().clone()
+        memo[key] = nn.Parameter(data, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) else data
+    return memo[key]

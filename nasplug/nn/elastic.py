@@ -19,7 +19,7 @@ from torch import nn
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
-from nasplug.nn.choice import Choosable, freeze
+from nasplug.nn.choice import Choosable, freeze, shared_copy
 
 
 class _Elastic(Choosable):
@@ -55,6 +55,15 @@ class _Elastic(Choosable):
     def _bias(self) -> torch.Tensor | None:
         return None if self.bias is None else self.bias[: self.out_now]
 
+    def _share(self, layer: nn.Module, memo: dict[Any, Any], i: int | None, o: int) -> nn.Module:
+        """``layer`` holding copies of the first ``o`` x ``i`` channels of the weight (and the
+        first ``o`` of the bias), shared with every frozen layer that takes the same slice of
+        the same tensor: tied or reused weights stay tied in the frozen model."""
+        layer.weight = shared_copy(self.weight, memo, o, i)
+        if self.bias is not None:
+            layer.bias = shared_copy(self.bias, memo, o)
+        return layer
+
 
 class ElasticLinear(_Elastic):
     """``nn.Linear(in_features, out_features)`` whose used widths follow the arch."""
@@ -70,14 +79,12 @@ class ElasticLinear(_Elastic):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in_now] -> [..., out_now]
         return F.linear(x, self._weight(), self._bias())
 
-    def freeze(self, arch: Arch, memo: dict[int, Any]) -> nn.Linear:
+    def freeze(self, arch: Arch, memo: dict[Any, Any]) -> nn.Linear:
         i, o = self._widths(arch)
-        layer = nn.Linear(i, o, bias=self.bias is not None, device=self.weight.device, dtype=self.weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(self.weight[:o, :i])
-            if self.bias is not None:
-                layer.bias.copy_(self.bias[:o])
-        return layer
+        # skip_init: no initialisation (the weights are replaced below), so no global RNG draw
+        layer = nn.utils.skip_init(nn.Linear, i, o, bias=self.bias is not None, device=self.weight.device,
+                                   dtype=self.weight.dtype)
+        return self._share(layer, memo, i, o)
 
 
 class ElasticConv2d(_Elastic):
@@ -111,16 +118,12 @@ class ElasticConv2d(_Elastic):
         groups = self.out_now if self.depthwise else 1
         return F.conv2d(x, self._weight(), self._bias(), self.stride, self.padding, self.dilation, groups)
 
-    def freeze(self, arch: Arch, memo: dict[int, Any]) -> nn.Conv2d:
+    def freeze(self, arch: Arch, memo: dict[Any, Any]) -> nn.Conv2d:
         i, o = self._widths(arch)
-        layer = nn.Conv2d(i, o, self.kernel_size, self.stride, self.padding, self.dilation,
-                          groups=o if self.depthwise else 1, bias=self.bias is not None,
-                          device=self.weight.device, dtype=self.weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(self.weight[:o] if self.depthwise else self.weight[:o, :i])
-            if self.bias is not None:
-                layer.bias.copy_(self.bias[:o])
-        return layer
+        layer = nn.utils.skip_init(nn.Conv2d, i, o, self.kernel_size, self.stride, self.padding, self.dilation,
+                                   groups=o if self.depthwise else 1, bias=self.bias is not None,
+                                   device=self.weight.device, dtype=self.weight.dtype)
+        return self._share(layer, memo, None if self.depthwise else i, o)
 
 
 class ElasticBatchNorm2d(Choosable):
@@ -146,7 +149,7 @@ class ElasticBatchNorm2d(Choosable):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norms[str(self.now)](x)
 
-    def freeze(self, arch: Arch, memo: dict[int, Any]) -> nn.Module:
+    def freeze(self, arch: Arch, memo: dict[Any, Any]) -> nn.Module:
         return freeze(self.norms[str(self._value(arch, self.key, self.widths))], arch, memo)
 
 

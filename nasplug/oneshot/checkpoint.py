@@ -3,16 +3,19 @@
 Layout of ``run_dir/checkpoint/``::
 
     step-00000200/model.safetensors   # every trained tensor (shared/tied ones stored once)
-    step-00000200/state.pt            # optimizer, scheduler, RNG states, data position, ...
-    latest.json                       # {"step": 200, "dir": "step-00000200"}: the commit point
+    step-00000200/state.pt            # optimizer, scheduler, RNG states, data position, settings
+    latest.json                       # the commit point: {"step", "dir", "history": [...]}
 
 :func:`save_checkpoint` (called by the loop on rank 0 every ``checkpoint_every`` steps and at
 the end) writes a step folder under a temporary name, fsyncs it, renames it into place, and
-only then atomically rewrites ``latest.json``; older step folders are removed afterwards. A
-kill at any moment therefore leaves ``latest.json`` naming a complete folder (the previous one
-until the new one is whole). :func:`load_checkpoint` (called on ``--resume``) reads the folder
-``latest.json`` names. The state file holds only tensors, dicts, lists, tuples, ints, floats,
-bools, strings and None, so ``torch.load(weights_only=True)`` reads it.
+only then atomically rewrites ``latest.json``, whose ``history`` lists the folders kept, newest
+first, each marked healthy or not: the new one, the one before it, and the newest healthy one.
+Other step folders are removed afterwards. A kill at any moment therefore leaves ``latest.json``
+naming complete folders. :func:`resume_point` (called on ``--resume``) loads the newest
+healthy one that loads, falling back along the history past a damaged or diverged one.
+The state file holds only tensors, dicts, lists, tuples, ints, floats, bools, strings and
+None, so ``torch.load(weights_only=True)`` reads it. (Checkpoints written by older versions
+may also hold ``arch`` and ``arch_rng``; nothing reads them: samplers draw from (seed, step).)
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import shutil
 import tempfile
 from pathlib import Path
@@ -126,20 +128,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-
-
-def python_rng_state(rng: random.Random) -> list[Any]:
-    """A ``random.Random`` state as plain lists and ints (weights_only-loadable)."""
-    version, internal, gauss = rng.getstate()
-    return [version, list(internal), gauss]
-
-
-def python_rng_from_state(state: list[Any]) -> random.Random:
-    """Inverse of :func:`python_rng_state`."""
-    rng = random.Random()
-    version, internal, gauss = state
-    rng.setstate((version, tuple(internal), gauss))
-    return rng
 
 
 def _entries(root: Path) -> list[dict[str, Any]]:

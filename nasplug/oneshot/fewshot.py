@@ -7,7 +7,9 @@ option. :class:`FewShotSupernet` holds the copies and routes an arch to the copy
 option; everything else (the forward pass, the heads, ``extract``) is the copy's. The supernet
 stage trains the one-shot supernet for the first part of the steps, then the split one for
 the rest, so the total training compute equals one-shot training of the same steps (each
-step still trains one path, now in one copy).
+step still trains one path, now in one copy). The second phase has the first one's seed, so
+its held-out figures are on the same eval archs and batches; its archs come from a sampler
+seed of their own, and its data continue where the first phase stopped (:class:`Continued`).
 """
 
 from __future__ import annotations
@@ -83,3 +85,27 @@ class FewShotSupernet(Supernet):
             if current is None or name.startswith("_"):
                 raise
             return getattr(self.__dict__["current"], name)
+
+
+class Continued:
+    """``task`` whose training batches start after the first ``skip`` batches of the same
+    settings: the few-shot phase sees the data the one-shot phase did not reach yet, rather
+    than the same batches again. Everything else is ``task``'s."""
+
+    def __init__(self, task: Any, skip: int) -> None:
+        self._task, self._skip = task, skip
+
+    def training_batches(self, batch_size: int, seed: int) -> Any:
+        from nasplug.oneshot.batches import BatchIterator
+
+        batches = self._task.training_batches(batch_size, seed)
+        if isinstance(batches, BatchIterator) and self._skip:  # jump: n batches per epoch, epochs roll lazily
+            n, k = len(batches), self._skip
+            batches.load_state_dict({**batches.state_dict(), "epoch": (k - 1) // n, "index": (k - 1) % n + 1})
+        else:
+            for _ in range(self._skip):
+                next(batches)
+        return batches
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_task"], name)

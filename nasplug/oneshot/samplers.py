@@ -2,7 +2,8 @@
 
 A sampler is called once per optimizer step with the step number and returns the archs whose
 paths that step trains; their gradients are accumulated into one update. Every choice is
-derived from ``(seed, step)``, so a resumed run draws the same archs again.
+derived from ``(seed, step)``, so a resumed run draws the same archs again: a sampler holds
+no state and a checkpoint stores none for it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ class UniformSampler:
 
     def __init__(self, space: SearchSpace, seed: int) -> None:
         self.space, self.seed = space, seed
-        self.rng: random.Random | None = None  # the last step's, kept for the checkpoint
 
     def __call__(self, step: int) -> list[Arch]:
-        self.rng = random.Random(derive_seed(self.seed, "arch", step))
-        return [self.space.sample(self.rng)]
+        return [self.space.sample(random.Random(derive_seed(self.seed, "arch", step)))]
 
 
 class FairSampler:
@@ -47,10 +46,9 @@ class FairSampler:
     def __init__(self, space: SearchSpace, seed: int, max_tries: int = 100) -> None:
         self.space, self.seed, self.max_tries = space, seed, max_tries
         self.paths = max(len(options) for options in space.choices().values())
-        self.rng: random.Random | None = None
 
     def __call__(self, step: int) -> list[Arch]:
-        self.rng = rng = random.Random(derive_seed(self.seed, "arch", step))
+        rng = random.Random(derive_seed(self.seed, "arch", step))
         choices = self.space.choices()
         archs: list[Arch] = []
         for _ in range(self.max_tries):

@@ -43,12 +43,19 @@ from torch import nn
 from nasplug import distributed
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
-from nasplug.io import append_jsonl, atomic_write_json
+from nasplug.io import (
+    JsonlLineError,
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+)
 from nasplug.oneshot import checkpoint as ckpt
 from nasplug.oneshot.config import TrainConfig
+from nasplug.oneshot.health import Health, divergence_error
 from nasplug.oneshot.optim import compile_model, lr_factor, make_optimizer, shard
 from nasplug.oneshot.samplers import UniformSampler
-from nasplug.oneshot.seeds import derive_seed
+from nasplug.oneshot.seeds import auxiliary_seed, derive_seed
 from nasplug.supernet import is_supernet
 from nasplug.task import Task
 
@@ -103,8 +110,9 @@ def train(
         progress: show a progress bar (rank 0).
 
     Raises:
-        NasplugError: bad inputs, or a non-finite loss / gradient (the message names the last
-            good checkpoint).
+        NasplugError: bad inputs, or a diverged run: a non-finite loss or gradient, or weights
+            or a loss still unsound at the last step (then no model is written; the message
+            names the last good checkpoint to resume from).
     """
     info = distributed.init()
     device = distributed.device_for(cfg.device, info)
@@ -127,36 +135,6 @@ def validate_inputs(model: nn.Module, task: Task, cfg: TrainConfig, space: Any, 
                            f"{world} x {cfg.grad_accum}")
 
 
-class Health:
-    """Is training sound? Finite losses that do not run away, and finite, bounded weights.
-
-    A loss is "running away" when its moving average exceeds ``factor`` times the lowest
-    moving average seen (with a floor, so a loss near zero is not judged by ratios). A
-    checkpoint written then is marked unhealthy: resuming it would diverge again.
-    """
-
-    def __init__(self, factor: float = 10.0, floor: float = 1.0, max_weight: float = 1e6) -> None:
-        self.factor, self.floor, self.max_weight = factor, floor, max_weight
-        self.ema: float | None = None
-        self.best: float | None = None
-        self.bad = False
-
-    def update(self, what: str, value: float) -> None:
-        if not math.isfinite(value):
-            self.bad = True
-        elif what == "loss":
-            self.ema = value if self.ema is None else 0.9 * self.ema + 0.1 * value
-            self.best = self.ema if self.best is None else min(self.best, self.ema)
-            self.bad = self.ema > self.factor * max(self.best, self.floor)
-
-    def healthy(self, params: list[torch.Tensor]) -> bool:
-        if self.bad:
-            return False
-        with torch.no_grad():
-            return all(bool(torch.isfinite(p).all()) and float(p.abs().max()) < self.max_weight
-                       for p in params if p.numel())
-
-
 class _Run:
     """The state of one :func:`train` call; ``run`` is the loop."""
 
@@ -167,7 +145,7 @@ class _Run:
         self.fixed_arch = None if arch is None else dict(arch)
         self.sampler = None if space is None else (sampler or UniformSampler(space, cfg.seed))
         self.model = model.to(device)
-        self.aux = task.auxiliary(self.model, derive_seed(cfg.seed, "generator"))
+        self.aux = task.auxiliary(self.model, auxiliary_seed(cfg.seed))
         self.trainable = nn.ModuleDict({"model": self.model, **self.aux})  # one optimizer and one checkpoint
         distributed.broadcast_module(self.trainable)  # identical start on every rank, like DDP
         if cfg.compile:
@@ -216,6 +194,10 @@ class _Run:
         bar.close()
         heldout = self._evaluate(cfg.steps)
         self._checkpoint(cfg.steps)
+        if not self.health.healthy(self.params):  # (every rank agrees: same losses, same weights)
+            # a diverged model is no result: no model.safetensors, no result.json, say what to do
+            raise divergence_error(f"{self.health.problem()} by the last step ({cfg.steps})", self.ckpt_root,
+                                   self.run_dir)
         result = TrainResult(
             steps=cfg.steps, metrics=metrics, heldout=heldout, baseline=self.baseline,
             throughput=units / train_s if train_s else 0.0, unit=unit,
@@ -291,16 +273,8 @@ class _Run:
 
     def _check_finite(self, step: int, what: str, value: float) -> None:
         self.health.update(what, value)
-        if math.isfinite(value):
-            return
-        good = ckpt.last_good(self.ckpt_root)
-        if good is not None:
-            where = (f"the last good checkpoint (step {good['step']}) is in {self.ckpt_root}; resume from it with a "
-                     "lower learning rate (--resume --set <stage>.lr=...) or precision: fp32")
-        else:
-            where = (f"no checkpoint from before the divergence is usable: delete {self.run_dir} (or its checkpoint "
-                     "folder and metrics.jsonl) and start again with a lower learning rate or precision: fp32")
-        raise NasplugError(f"training: {what} is {value} at step {step}; {where}")
+        if not math.isfinite(value):
+            raise divergence_error(f"{what} is {value} at step {step}", self.ckpt_root, self.run_dir)
 
     # ------------------------------------------------------------------ evaluation
     def _eval_archs(self) -> list[Arch | None]:
@@ -320,7 +294,8 @@ class _Run:
             self._activate(arch)
             with self._autocast():
                 sums = self.task.evaluate(self.model, mine, self.aux, self.device)
-            total = distributed.sum_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in sums.items()})
+            total = distributed.sum_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in sums.items()},
+                                         uneven=True)  # a rank may have no held-out batch
             entry = {f"heldout_{k}": v for k, v in self.task.figures(total).items()}
             per_arch.append({**({"arch": self._format(arch)} if arch is not None else {}), **entry})
         self.trainable.train()
@@ -343,26 +318,24 @@ class _Run:
 
     def _checkpoint(self, step: int) -> None:
         if self.info.is_main and step != self.last_ckpt:  # (a resumed finished run has it already)
-            rng = getattr(self.sampler, "rng", None)
+            # the sampler needs no state: it draws the archs of a step from (seed, step) alone
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "data": self.batches.state_dict(), "rng": ckpt.rng_state(),
-                     "arch": self.archs[0] if len(self.archs) == 1 else (self.archs or None),
-                     "arch_rng": ckpt.python_rng_state(rng) if rng is not None else None,
                      "config": self.cfg.model_dump(mode="json"), "world": self.info.world}
             ckpt.save_checkpoint(self.ckpt_root, step, self.trainable, state, healthy=self.health.healthy(self.params))
         self.last_ckpt = step
 
     def _restore(self, resume: bool) -> int:
         """Load the last checkpoint when resuming; returns the number of steps already done."""
-        if ckpt.latest_checkpoint(self.ckpt_root) is not None and not resume:
+        if not resume and ckpt.latest_checkpoint(self.ckpt_root) is not None:  # (resume falls back past a damaged one)
             raise NasplugError(f"run directory {self.run_dir} has a checkpoint; pass resume=True "
                                "(--resume) to continue it, or use a new run directory")
         point = ckpt.resume_point(self.ckpt_root, self.trainable) if resume else None
         if point is None:
             if resume:
                 log.warning("resume: no checkpoint in %s; starting from step 0", self.ckpt_root)
-            elif self.info.is_main and self.metrics_path.exists():
-                self.metrics_path.unlink()  # a fresh run starts a fresh log
+            if self.info.is_main and self.metrics_path.exists():
+                self.metrics_path.unlink()  # a run from step 0 starts a fresh log
             self._record({"event": "start", "step": 0, "config": self.cfg.model_dump(mode="json"),
                           "world": self.info.world, "baseline": self.baseline, "metrics": dict(self.task.metrics)})
             return 0
@@ -384,6 +357,21 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.lr * lr_factor(step, self.cfg.warmup(), self.cfg.steps, self.cfg.optimizer)
         self.last_ckpt = step
+        self._cut_log(step)
         self._record({"event": "resume", "step": step, "world": self.info.world})
         log.info("resumed from %s (step %d)", path, step)
         return step
+
+    def _cut_log(self, step: int) -> None:
+        """Drop the records of steps after ``step`` (logged before the crash, and about to be
+        logged again), so each step appears once in ``metrics.jsonl``; atomically."""
+        if not self.info.is_main or not self.metrics_path.is_file():
+            return
+        try:
+            records = read_jsonl(self.metrics_path, blank_lines=True)  # a torn last record is dropped too
+        except JsonlLineError as exc:
+            raise NasplugError(f"{self.metrics_path}:{exc.lineno}: not a metrics record; the log was damaged: "
+                               "restore it, or delete it (it is only the log) and resume") from None
+        kept = [r for r in records if not (isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] > step)]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n"
+                                                     for r in kept))

@@ -209,3 +209,20 @@ def test_exhausted_strategy_is_finished_and_carried_forward(tmp_path):
                     strategy_args=["evolution.population=4", "evolution.mutations=1", "evolution.crossovers=1",
                                    "evolution.generations=1"])
     assert again.data["runs"] == result.data["runs"]
+
+
+def test_a_cache_line_cut_just_before_its_newline_is_kept_and_the_next_append_is_readable(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    cache = JsonlCache(path)
+    cache.add_many([("a", {"score": 1.0}), ("b", {"score": 2.0})], origin="random/seed0")
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # the crash fell just before the last newline
+    cache = JsonlCache(path)
+    assert dict(cache) == {"a": {"score": 1.0}, "b": {"score": 2.0}} and cache.origin["b"] == "random/seed0"
+    cache["c"] = {"score": 3.0}
+    again = JsonlCache(path)
+    assert dict(again) == {"a": {"score": 1.0}, "b": {"score": 2.0}, "c": {"score": 3.0}}
+    path.write_bytes(path.read_bytes() + b'{"key": "d", "metr')  # a torn line: dropped and cut
+    assert len(JsonlCache(path)) == 3 and path.read_bytes().endswith(b"}\n")
+    path.write_bytes(b'{"key": "a"}\n' + path.read_bytes())
+    with pytest.raises(NasplugError, match=r"cache.jsonl:1: not a cache record \(KeyError\)"):
+        JsonlCache(path)

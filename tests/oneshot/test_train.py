@@ -67,7 +67,7 @@ def test_supernet_samples_a_valid_arch_every_step(tmp_path: Path) -> None:
     assert archs == expected and len(set(archs)) > 2
     assert all(1 <= a.count("A") <= 2 for a in archs)
     ckpt = load_checkpoint(latest_checkpoint(tmp_path / "checkpoint"), torch.nn.ModuleDict({"model": tiny_supernet(space)}))
-    assert space.format(ckpt["arch"]) == archs[-1] and ckpt["data"]["index"] == 8
+    assert ckpt["data"]["index"] == 8 and "arch" not in ckpt  # the archs come from (seed, step): nothing to store
 
 
 def test_grad_accumulation_equals_the_big_batch(tmp_path: Path) -> None:
@@ -199,3 +199,33 @@ def test_without_a_sound_checkpoint_the_message_says_to_start_again(tmp_path: Pa
                                            r"usable: delete .* and start again with a lower learning rate"):
         train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=4, checkpoint_every=2), tmp_path, space=space,
               progress=False)
+
+
+def test_a_run_that_ends_diverged_writes_no_model_and_says_where_to_resume(tmp_path: Path, monkeypatch) -> None:
+    """The loss runs away (finite) from step 6 to the end: no model.safetensors, no result.json
+    (the stage is not done), a message naming the last healthy checkpoint; --resume from it
+    with a lower learning rate finishes."""
+    calls = []
+    real = objectives.mlm_step
+
+    def running_away(model, batch, num_masked):
+        loss, stats = real(model, batch, num_masked)
+        calls.append(1)
+        if len(calls) >= 6:
+            scale = 1e3 ** (len(calls) - 5)
+            loss, stats = loss * scale, {k: v * scale for k, v in stats.items()}
+        return loss, stats
+
+    monkeypatch.setattr(objectives, "mlm_step", running_away)
+    space = tiny_space()
+    with pytest.raises(NasplugError, match=r"training: the loss diverged .* by the last step \(8\); the last good "
+                                           r"checkpoint \(step 4\) is in .*checkpoint; resume from it with a lower "
+                                           r"learning rate \(--resume --set <stage>.lr=...\)"):
+        train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=8, checkpoint_every=2), tmp_path, space=space,
+              progress=False)
+    assert not (tmp_path / "model.safetensors").exists() and not (tmp_path / "result.json").exists()
+    monkeypatch.setattr(objectives, "mlm_step", real)
+    result = train(tiny_supernet(space), tiny_task(), tiny_cfg(steps=8, checkpoint_every=2, lr=1e-3), tmp_path,
+                   space=space, resume=True, progress=False)
+    assert [r["step"] for r in read_metrics(tmp_path) if r.get("event") == "resume"] == [4]
+    assert result.steps == 8 and (tmp_path / "model.safetensors").exists() and (tmp_path / "result.json").exists()

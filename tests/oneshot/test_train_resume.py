@@ -15,6 +15,7 @@ import pytest
 import torch
 from train_helpers import (
     one_thread,  # noqa: F401 (autouse fixture: one torch thread)
+    read_metrics,
     step_records,
     tiny_cfg,
     tiny_space,
@@ -73,3 +74,67 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path: Path) -> None:
     assert losses_a == losses_b
     events = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert any(e.get("event") == "resume" and e["step"] == 3 for e in events)
+
+
+def _crash_at_call(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The n-th loss computation (from now on) raises, as a kill would stop the run there."""
+    import nasplug.text.objectives as objectives
+
+    real, calls = objectives.mlm_step, []
+
+    def crashing(*args):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    monkeypatch.setattr(objectives, "mlm_step", crashing)
+
+
+def _steps_logged(run_dir: Path) -> list[int]:
+    return [r["step"] for r in read_metrics(run_dir) if "event" not in r]
+
+
+def test_steps_logged_after_the_last_checkpoint_are_not_logged_twice(tmp_path: Path, monkeypatch) -> None:
+    space = tiny_space()
+    cfg = tiny_cfg(steps=8, checkpoint_every=4)
+    _crash_at_call(monkeypatch, 7)  # steps 5 and 6 are logged after checkpoint 4, then the run dies in step 7
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "run", space=space, progress=False)
+    assert _steps_logged(tmp_path / "run") == [1, 2, 3, 4, 5, 6]
+    monkeypatch.undo()
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "run", space=space, resume=True, progress=False)
+    assert _steps_logged(tmp_path / "run") == list(range(1, 9))
+    events = [(r["event"], r["step"]) for r in read_metrics(tmp_path / "run") if r.get("event") in ("start", "resume", "end")]
+    assert events == [("start", 0), ("resume", 4), ("end", 8)]
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "straight", space=space, progress=False)
+    straight = step_records(tmp_path / "straight")
+    assert {s: r["loss"] for s, r in step_records(tmp_path / "run").items()} == {s: r["loss"] for s, r in straight.items()}
+
+
+def test_a_resume_without_a_checkpoint_starts_a_fresh_log(tmp_path: Path, monkeypatch) -> None:
+    space = tiny_space()
+    cfg = tiny_cfg(steps=4, checkpoint_every=4)
+    _crash_at_call(monkeypatch, 3)  # dies in step 3, before any checkpoint
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_supernet(space), tiny_task(), cfg, tmp_path, space=space, progress=False)
+    assert _steps_logged(tmp_path) == [1, 2] and not (tmp_path / "checkpoint").exists()
+    monkeypatch.undo()
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path, space=space, resume=True, progress=False)
+    assert _steps_logged(tmp_path) == [1, 2, 3, 4]
+    assert [r["event"] for r in read_metrics(tmp_path) if r.get("event") in ("start", "resume", "end")] == ["start", "end"]
+
+
+def test_a_newest_checkpoint_without_its_weights_falls_back_to_the_one_before(tmp_path: Path, caplog) -> None:
+    space = tiny_space()
+    cfg = tiny_cfg(steps=4, checkpoint_every=2)
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "run", space=space, progress=False)
+    (tmp_path / "run" / "checkpoint" / "step-00000004" / "model.safetensors").unlink()
+    (tmp_path / "run" / "model.safetensors").unlink()
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "run", space=space, resume=True, progress=False)
+    assert "step-00000004 is incomplete; resuming step 2 instead" in caplog.text
+    assert [r["step"] for r in read_metrics(tmp_path / "run") if r.get("event") == "resume"] == [2]
+    assert _steps_logged(tmp_path / "run") == [1, 2, 3, 4]
+    train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "straight", space=space, progress=False)
+    a, b = weights(tmp_path / "run" / "model.safetensors"), weights(tmp_path / "straight" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in b)

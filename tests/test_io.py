@@ -1,0 +1,58 @@
+"""Atomic writes and append-only JSONL logs: torn tails are dropped, and repaired for the next append."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nasplug.io import JsonlLineError, append_jsonl, read_jsonl
+
+
+def test_a_torn_last_line_is_dropped_and_cut_on_repair(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a":1}\n{"a":2}\n{"a":')
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+    assert path.read_bytes().endswith(b'{"a":'), "a plain read changes nothing"
+    assert "torn last line" in caplog.text
+    assert read_jsonl(path, repair=True) == [{"a": 1}, {"a": 2}]
+    assert path.read_bytes() == b'{"a":1}\n{"a":2}\n'
+
+
+def test_a_record_cut_just_before_its_newline_gets_it_back(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a":1}\n{"a":2}')  # the crash fell between the record and its "\n"
+    assert read_jsonl(path, repair=True) == [{"a": 1}, {"a": 2}]
+    assert path.read_bytes() == b'{"a":1}\n{"a":2}\n'
+    append_jsonl(path, {"a": 3})
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
+def test_blank_lines_and_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a":1}\n\n{"a":2}\n\n\n')
+    with pytest.raises(JsonlLineError) as info:
+        read_jsonl(path)
+    assert info.value.lineno == 2 and info.value.cause is None
+    assert read_jsonl(path, blank_lines=True, repair=True) == [{"a": 1}, {"a": 2}]
+    assert path.read_bytes() == b'{"a":1}\n\n{"a":2}\n', "blank lines after the last record are cut"
+    path.write_bytes(b'{"a":1}\nnot json\n{"a":2}\n')
+    with pytest.raises(JsonlLineError) as info:
+        read_jsonl(path)
+    assert info.value.lineno == 2 and isinstance(info.value.cause, ValueError)
+
+
+def test_parse_checks_each_record_and_a_torn_one_that_fails_is_dropped(tmp_path: Path) -> None:
+    def parse(record, index):
+        if record["n"] != index:
+            raise ValueError(f"n is {record['n']}, expected {index}")
+        return record["n"]
+
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"n":0}\n{"n":1}\n{"n":')
+    assert read_jsonl(path, parse) == [0, 1]
+    path.write_bytes(b'{"n":0}\n{"n":5}\n{"n":2}\n')
+    with pytest.raises(JsonlLineError, match="n is 5, expected 1") as info:
+        read_jsonl(path, parse)
+    assert info.value.lineno == 2
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
