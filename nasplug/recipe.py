@@ -12,18 +12,16 @@ top-level code: run recipes you trust, as you would run their Python.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from nasplug.errors import NasplugError
-from nasplug.oneshot.config import TASK_KEYS, TrainConfig
+from nasplug.oneshot.config import TrainConfig
+from nasplug.registry import Registry
 from nasplug.yamlio import parse_override_value, safe_load_recipe
-
-log = logging.getLogger(__name__)
 
 
 class Component(BaseModel):
@@ -36,6 +34,18 @@ class Component(BaseModel):
     def kwargs(self) -> dict[str, Any]:
         """The constructor arguments (every key but ``name``)."""
         return dict(self.model_extra or {})
+
+
+#: Constructor arguments the run passes to a component itself (a recipe may not replace them).
+RESERVED = {"strategy": ("space",), "constraint": ("space",), "evaluator": ("space", "context")}
+
+
+def refuse_reserved(spec: Component, kind: str, field: str) -> None:
+    """NasplugError naming ``field.key`` when a recipe sets an argument the run passes itself
+    (the run's space, its context): replaced, it would pass every check and fail later."""
+    for key in RESERVED[kind]:
+        if key in spec.kwargs():
+            raise NasplugError(f"{field}.{key}: reserved: the run passes its own {key} to the {kind}; remove this key")
 
 
 class SearchConfig(BaseModel):
@@ -90,9 +100,14 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 
 
 class Recipe(BaseModel):
-    """A whole run: the space, the task, how to train its supernet, search it, retrain."""
+    """A whole run: the space, the task, how to train its supernet, search it, retrain.
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    Besides these keys, a recipe may hold the settings of a plugin stage under the stage's
+    name (GLUE: ``glue:``), when the stage declares :attr:`~nasplug.pipeline.stage.Stage.section`;
+    the stage's ``check`` validates them. :meth:`section` reads them.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field("", max_length=100_000)
@@ -104,7 +119,6 @@ class Recipe(BaseModel):
     search: SearchConfig | None = None
     arch: str | None = None  # a fixed architecture: skips supernet and search
     retrain: RetrainConfig | None = None
-    glue: dict[str, Any] | None = None  # GLUE fine-tuning of text encoders (checked by the glue stage)
     study: dict[str, Any] | None = None  # rows of archs retrained K times (nasplug study; see nasplug.study.config)
     expected: dict[str, Any] | None = None  # the paper's numbers, with their source
 
@@ -113,6 +127,33 @@ class Recipe(BaseModel):
     @property
     def folder(self) -> str | None:
         return self._folder
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        """A plugin stage's settings (the recipe's top-level key ``name``), None if absent."""
+        return (self.model_extra or {}).get(name)
+
+    @model_validator(mode="after")
+    def _check(self) -> Recipe:
+        for key, value in (self.model_extra or {}).items():
+            _check_section(key, value)
+        if self.evaluator is not None:
+            refuse_reserved(self.evaluator, "evaluator", "evaluator")
+        if self.search is not None:
+            refuse_reserved(self.search.strategy, "strategy", "search.strategy")
+            for i, constraint in enumerate(self.search.constraints):
+                refuse_reserved(constraint, "constraint", f"search.constraints[{i}]")
+        return self
+
+
+def _check_section(key: str, value: Any) -> None:
+    """A top-level key the recipe has no field for: a plugin stage's settings, or an error."""
+    from nasplug.pipeline.stage import STAGES  # here: the pipeline imports this module
+
+    stage = STAGES.get(key) if key in STAGES.names() else None
+    if stage is None or not getattr(stage, "section", False):
+        raise NasplugError(f"{key}: unknown key")
+    if value is not None and not isinstance(value, dict):
+        raise NasplugError(f"{key}: expected a mapping of the {key} stage's settings, got {type(value).__name__}")
 
 
 def shipped_recipes() -> dict[str, str]:
@@ -173,42 +214,18 @@ def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
         raise NasplugError(f"{source}: {describe_error(exc)}") from None
 
 
+#: Rewrites of older recipes, applied in name order before validation: ``(raw, source) -> raw``.
+#: A plugin whose settings moved registers one (the text plugin: ``data:`` and the objective
+#: settings of the training sections -> ``task:``); each returns a recipe it does not know as it is.
+MIGRATIONS = Registry("recipe migration")
+MIGRATIONS.register("text", "nasplug.text.legacy:migrate")
+
+
 def migrate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
-    """Map the text settings of older recipes onto the task: ``data:`` plus the training
-    sections' ``objective`` / ``mask_prob`` / ``generator_weight`` / ``discriminator_weight``
-    become ``task: {name: mlm|electra, ...}``. Recipes with a ``task:`` are returned as they are."""
-    moved = {section: {k: v for k, v in (raw.get(section) or {}).items() if k in TASK_KEYS}
-             for section in ("supernet", "retrain") if isinstance(raw.get(section), dict)}
-    if "data" not in raw and not any(moved.values()):
-        return raw
-    if raw.get("task") is not None:
-        first = "data" if "data" in raw else next(f"{s}.{k}" for s, keys in moved.items() for k in keys)
-        raise NasplugError(f"{source}: {first}: the recipe has a task section; move this setting into task:")
-    data = raw.get("data")
-    if data is not None and not isinstance(data, dict):
-        raise NasplugError(f"{source}: data: expected a mapping (corpus, tokenizer, seq_len), got {type(data).__name__}")
-    raw = {k: v for k, v in raw.items() if k != "data"}
-    tasks = {}
-    for section, keys in moved.items():
-        raw[section] = {k: v for k, v in raw[section].items() if k not in TASK_KEYS}
-        tasks[section] = _legacy_task(data, keys)
-    tasks.setdefault("supernet", _legacy_task(data, {}))
-    raw["task"] = tasks["supernet"]
-    if "retrain" in tasks and tasks["retrain"] != raw["task"]:  # e.g. an MLM supernet, ELECTRA retraining
-        raw["retrain"]["task"] = {k: v for k, v in tasks["retrain"].items()
-                                  if k == "name" or raw["task"].get(k) != v}
-    log.info("recipe %s: data/objective settings are the %r task's now (task: {name: %s, ...})", source,
-             raw["task"]["name"], raw["task"]["name"])
+    """``raw`` with every registered migration applied."""
+    for name in MIGRATIONS.names():
+        raw = MIGRATIONS.get(name)(raw, source)
     return raw
-
-
-def _legacy_task(data: dict[str, Any] | None, keys: dict[str, Any]) -> dict[str, Any]:
-    settings = dict(keys)
-    task = {"name": settings.pop("objective", "mlm"), **(data or {}), **settings}
-    if task["name"] == "mlm":
-        for key in ("generator_weight", "discriminator_weight"):
-            task.pop(key, None)  # ELECTRA-only settings the old loop ignored for MLM
-    return task
 
 
 def describe_error(exc: ValidationError) -> str:

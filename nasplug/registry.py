@@ -195,8 +195,9 @@ def build_callable(factory: Callable[..., T], kwargs: dict[str, Any], field: str
 
 
 def check_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], field: str) -> dict[str, Any]:
-    """``kwargs`` checked against ``factory``'s signature and type hints (and coerced, e.g.
-    "8" -> 8), without calling it; NasplugError naming the first bad argument."""
+    """``kwargs`` checked against ``factory``'s signature and type hints, strictly (``"8"`` or
+    ``true`` for a number is an error, not converted; a YAML list is accepted for a tuple and
+    returned as one), without calling it; NasplugError naming the first bad argument."""
     import inspect
 
     try:

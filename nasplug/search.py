@@ -241,7 +241,8 @@ class _Loop:
             return
         trial.score, trial.metrics = float(value), {k: float(v) for k, v in outcome.items()}
         # the cache hears of it in _record, after the trial is logged: a crash between the two
-        # then leaves neither, and the resumed run scores the arch again as the first run did
+        # leaves the trial in the log, and replaying it on resume fills the cache; a crash that
+        # cuts the trial line leaves neither, and the resumed run scores the arch again
 
     def _record(self, trial: Trial, write: bool) -> None:
         if write and self.log is not None:

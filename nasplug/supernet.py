@@ -66,12 +66,13 @@ class Supernet(nn.Module):
         Default: a copy of this supernet in which every :class:`nasplug.nn.Choosable` block
         is frozen to its choice under ``arch`` (plain ``nn.Linear``, ``nn.Conv2d``, the chosen
         op); the copy keeps this class's ``forward`` and is not routable any more. Supernets
-        not built from those blocks override this.
+        not built from those blocks override this. The supernet keeps its routing (the arch
+        active before the call) and the global RNG is not drawn from.
         """
         from nasplug.nn.choice import freeze
 
-        self.activate(arch)  # checks the arch against every block, with their clear errors
-        frozen = freeze(self, arch)
+        with self.using(arch):  # checks the arch against every block, with their clear errors
+            frozen = freeze(self, arch)
         frozen.routable = False
         frozen.active = dict(arch)
         return frozen

@@ -28,7 +28,6 @@ the line "the loop's view of a task".
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,9 +191,6 @@ class Task:
         return {k: v / count for k, v in sums.items() if k != "examples"}
 
     # ------------------------------------------------------------------ helpers
-    def metric_names(self) -> list[str]:
-        return list(self.metrics)
-
     def primary_metric(self) -> str:
         return self.default_metric or next(iter(self.metrics))
 
@@ -209,9 +205,6 @@ class Task:
             raise NasplugError(f"task {self.name!r}: no {split!r} split")
         return tensors
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "metrics": dict(self.metrics)}
-
 
 def _rows(batch: Batch) -> tuple[torch.Tensor, ...]:
     return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
@@ -224,17 +217,22 @@ def _device_of(model: nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def check_directions(metrics: Mapping[str, str], owner: str) -> None:
-    """NasplugError when a metrics map has a direction other than maximize/minimize."""
+def check_metrics(task: Task) -> None:
+    """NasplugError (one line, naming the task and the metric) unless the task declares at
+    least one metric, each with a direction of :data:`DIRECTIONS`, and its ``default_metric``
+    is one of them. Called when a task is built for a run: a misspelt direction would
+    otherwise rank every candidate the wrong way round without a word."""
+    metrics = task.metrics
+    if not isinstance(metrics, Mapping) or not metrics:
+        raise NasplugError(f"task {task.name!r}: metrics must map each metric name to 'maximize' or 'minimize', "
+                           f"got {metrics!r}")
     for name, direction in metrics.items():
         if direction not in DIRECTIONS:
-            raise NasplugError(f"{owner}.metrics.{name}: {direction!r} is not a direction; allowed: "
+            raise NasplugError(f"task {task.name!r}: metric {name!r} has direction {direction!r}; allowed: "
                                f"{', '.join(DIRECTIONS)}")
+    if task.default_metric is not None and task.default_metric not in metrics:
+        raise NasplugError(f"task {task.name!r}: default_metric {task.default_metric!r} is not one of its metrics "
+                           f"({', '.join(metrics)})")
 
 
-def finite(values: Mapping[str, float]) -> bool:
-    """True when every value is a finite number."""
-    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values.values())
-
-
-__all__ = ["Batch", "Sums", "Task", "TaskEnv", "check_directions", "finite"]
+__all__ = ["Batch", "Sums", "Task", "TaskEnv", "check_metrics"]

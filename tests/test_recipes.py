@@ -101,7 +101,7 @@ def data(recipe: Recipe) -> Any:
 
 
 def glue(recipe: Recipe) -> Any:
-    return glue_config(recipe.glue)
+    return glue_config(recipe.section("glue"))
 
 
 # ----------------------------------------------------------------- every recipe
@@ -131,7 +131,7 @@ def test_recipe_loads_and_builds(path: Path):
         assert recipe.task is not None, "training stages need a task"
         build_task(recipe.task)
         RunContext(recipe, Path("unused")).retrain_task  # noqa: B018 (builds the retrain task)
-    if recipe.glue is not None:
+    if recipe.section("glue") is not None:
         assert recipe.retrain is not None or glue(recipe).init_from, "the GLUE stage needs models to fine-tune"
         for task in glue(recipe).tasks:
             get_task(task)
@@ -150,7 +150,7 @@ def test_lvbert_recipe_dims_fit_data(path: Path):
             assert tok.vocab_size <= dims.vocab_size
         else:
             assert tok.pretrained == "bert-base-uncased" and dims.vocab_size == 30522
-    if recipe.glue is not None:
+    if recipe.section("glue") is not None:
         assert glue(recipe).max_len <= dims.max_positions
     if dims.hidden < 768:  # well under a second each; LV-BERT-base's supernet takes > 2 s
         supernet = space.build_supernet(seed=0)
@@ -170,7 +170,7 @@ def test_local_data_exists(path: Path, shared_data: Path):
             total = sum(f.stat().st_size for s in local for f in
                         ([shared_data / s] if (shared_data / s).is_file() else (shared_data / s).rglob("*.txt")))
             assert total >= corpus.max_bytes, "the slice asks for more text than the sources hold"
-    if recipe.glue is not None and glue(recipe).source != "hub":
+    if recipe.section("glue") is not None and glue(recipe).source != "hub":
         assert (shared_data / glue(recipe).source).is_dir()
 
 

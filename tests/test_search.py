@@ -136,6 +136,21 @@ def test_resume_drops_a_torn_last_line(space, tmp_path):
     assert part.read_bytes() == data
 
 
+def test_resume_after_a_cut_just_before_the_last_newline(space, tmp_path):
+    """The last trial is whole but its newline was lost: resume keeps it, restores the
+    newline, and the next trial starts a line of its own (the log then equals the uninterrupted one)."""
+    full = tmp_path / "full.jsonl"
+    search(RandomSearch(space, seed=2), ToyObjective(space), 30, batch_size=4, log_path=full)
+    data = full.read_bytes()
+    lines = data.splitlines(keepends=True)
+    part = tmp_path / "part.jsonl"
+    part.write_bytes(b"".join(lines[:10]) + lines[10].rstrip(b"\n"))
+    assert len(TrialLog(part).read()) == 11
+    search(RandomSearch(space, seed=2), ToyObjective(space), 30, batch_size=4, log_path=part, resume=True)
+    assert part.read_bytes() == data
+    assert len(TrialLog(part).read()) == len(lines)
+
+
 def test_resume_with_another_seed_is_a_clear_error(space, tmp_path):
     log = tmp_path / "t.jsonl"
     search(RandomSearch(space, seed=1), ToyObjective(space), 10, log_path=log)

@@ -33,6 +33,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("run_dir", help="a run directory whose retrain stage has finished")
     export.add_argument("--model", default="found", help="which retrained model: found (default) or a baseline's name")
     export.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
+    export.add_argument("--seed", type=int, metavar="N",
+                        help="which model of a run with retrain.seeds: the one trained with seed N "
+                             "(default: the first of retrain.seeds)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,6 +102,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nasplug.pipeline.export import export_run
 
-    folder = export_run(Path(args.run_dir), args.model, Path(args.out))
-    print(f"exported {args.model} of {args.run_dir} to {folder}")
+    folder = export_run(Path(args.run_dir), args.model, Path(args.out), seed=args.seed)
+    which = "" if args.seed is None else f" (seed {args.seed})"
+    print(f"exported {args.model}{which} of {args.run_dir} to {folder}")
     return 0

@@ -25,7 +25,7 @@ def glue_downstream(ctx: Any, arch: dict[str, Any], folder: Path) -> dict[str, f
     from nasplug.spaces.lvbert import layer_index
     from nasplug.text.tokenizer import load_tokenizer
 
-    cfg = glue_config(ctx.recipe.glue)
+    cfg = glue_config(ctx.recipe.section("glue"))
     source = glue_source(cfg.source)
     if source != "hub" and not Path(source).is_dir():
         log.warning("study: GLUE folder %s not found; no GLUE figures", source)

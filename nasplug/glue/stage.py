@@ -108,16 +108,20 @@ class GlueStage(Stage):
 
     name = "glue"
     incremental = True  # named in --stages, it retries tasks that were missing
+    position = 40.0  # after retraining, before the report
+    outputs = ("glue",)
+    may_change = ("glue.tasks", "glue.progress", "glue.device")  # results are kept per (model, task)
+    section = True  # the recipe's glue: section
 
     def applies(self, recipe: Any) -> bool:
-        glue = recipe.glue
+        glue = recipe.section("glue")
         return glue is not None and (recipe.retrain is not None or bool(isinstance(glue, dict) and glue.get("init_from")))
 
     def check(self, ctx: RunContext) -> None:
         from nasplug import glue
         from nasplug.pipeline.retrain import check_model_name
 
-        cfg = glue_config(ctx.recipe.glue)
+        cfg = glue_config(ctx.recipe.section("glue"))
         for task in cfg.tasks:
             glue.get_task(task)
         retrained = set(retrain_archs_names(ctx)) if ctx.recipe.retrain is not None else set()
@@ -134,6 +138,13 @@ class GlueStage(Stage):
         from nasplug.glue.downstream import glue_downstream
 
         return glue_downstream(ctx, arch, folder)
+
+    def downstream_metrics(self, ctx: RunContext) -> dict[str, str]:
+        """``glue_avg`` (the headline), then ``glue_<TASK>`` for each task (AX has no dev score)."""
+        from nasplug import glue
+
+        tasks = [glue.get_task(t).name for t in glue_config(ctx.recipe.section("glue")).tasks]
+        return {"glue_avg": "maximize", **{f"glue_{t}": "maximize" for t in tasks if t != "AX"}}
 
     def report(self, view: RunView) -> Section:
         from nasplug.glue.report import glue_section
@@ -153,7 +164,7 @@ def run_glue(ctx: RunContext) -> dict[str, Any]:
     from nasplug import glue
     from nasplug.spaces.lvbert import layer_index
 
-    cfg = glue_config(ctx.recipe.glue)
+    cfg = glue_config(ctx.recipe.section("glue"))
     source = glue_source(cfg.source)
     finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks", "init_from"}))
     tasks = [glue.get_task(t).name for t in cfg.tasks]

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
-from nasplug.recipe import Component, Recipe
+from nasplug.recipe import Component, Recipe, refuse_reserved
 from nasplug.registry import CONSTRAINTS, EVALUATORS, SPACES, STRATEGIES, TASKS, build_plugin
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
-from nasplug.task import Task, TaskEnv
+from nasplug.task import Task, TaskEnv, check_metrics
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +90,20 @@ def build_space(spec: Component) -> SearchSpace:
 
 
 def build_task(spec: Component) -> Task:
-    return build_plugin(TASKS, spec.name, spec.kwargs(), field="task", kind=Task)
+    task = build_plugin(TASKS, spec.name, spec.kwargs(), field="task", kind=Task)
+    check_metrics(task)
+    return task
 
 
 def build_strategy(spec: Component, space: SearchSpace, seed: int) -> Strategy:
+    refuse_reserved(spec, "strategy", "search.strategy")
     kwargs = {"seed": seed, **spec.kwargs()}
     return build_plugin(STRATEGIES, spec.name, {"space": space, **kwargs}, field="search.strategy", kind=Strategy)
 
 
 def build_constraints(specs: Sequence[Component], space: SearchSpace) -> list[Callable[..., Any]]:
+    for i, c in enumerate(specs):
+        refuse_reserved(c, "constraint", f"search.constraints[{i}]")
     return [build_plugin(CONSTRAINTS, c.name, {"space": space, **c.kwargs()}, field=f"search.constraints[{i}]")
             for i, c in enumerate(specs)]
 
@@ -107,6 +112,7 @@ def build_evaluator(ctx: RunContext) -> Callable[..., Any]:
     spec = ctx.recipe.evaluator
     if spec is None:
         raise NasplugError("evaluator: the recipe has a search section but no evaluator (e.g. evaluator: {name: toy})")
+    refuse_reserved(spec, "evaluator", "evaluator")
     factory = EVALUATORS.get(spec.name)
     kwargs: dict[str, Any] = {"space": ctx.space, **spec.kwargs()}
     if getattr(factory, "needs_run_context", False):  # e.g. the supernet evaluator reads the trained supernet

@@ -12,7 +12,7 @@ from nasplug.errors import NasplugError
 from nasplug.oneshot.checkpoint import load_weights
 from nasplug.oneshot.evaluator import InheritedWeights
 from nasplug.oneshot.recalibrate import BatchNormRecalibration
-from nasplug.oneshot.seeds import derive_seed
+from nasplug.oneshot.seeds import auxiliary_seed, derive_seed
 from nasplug.registry import plugin
 from nasplug.space import SearchSpace
 
@@ -38,7 +38,7 @@ def load_trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
         train_device = context.recipe.supernet.device if context.recipe.supernet is not None else "auto"
         supernet = supernet.to(distributed.device_for(train_device))
     train_seed = context.recipe.supernet.seed if context.recipe.supernet is not None else 0
-    aux = task.auxiliary(supernet, derive_seed(train_seed, "generator"))
+    aux = task.auxiliary(supernet, auxiliary_seed(train_seed))
     for name, module in aux.items():
         load_weights(module, folder / f"{name}.safetensors")
     return supernet, aux

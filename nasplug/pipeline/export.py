@@ -4,7 +4,8 @@ The retrain stage calls :func:`export_folder` for every model it trains; ``naspl
 calls :func:`export_run` for one retrained model into a folder of its own. What the folder
 holds is the space's business (:meth:`~nasplug.space.SearchSpace.export_model`: a Hugging
 Face folder for LV-BERT) and the task's (:meth:`~nasplug.task.Task.export_assets`: the
-tokenizer of a text task).
+tokenizer of a text task). Every file is written atomically and ``export.json`` last, so an
+export is finished when ``export.json`` is there, and redoing an unfinished one is safe.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import Any
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
 
+#: Written last by :func:`export_folder`: the facts the folder was exported with.
+EXPORTED = "export.json"
 
-def facts(ctx: Any, name: str, arch: Arch, folder: Path) -> dict[str, Any]:
-    """What a model card says about a model of a run."""
+
+def facts(ctx: Any, name: str, arch: Arch, folder: Path, seeds: tuple[int, int]) -> dict[str, Any]:
+    """What a model card says about a model of a run; ``seeds``: (weights seed, training seed)."""
     from nasplug import __version__
     from nasplug.runfiles import read_json
 
@@ -26,19 +30,33 @@ def facts(ctx: Any, name: str, arch: Arch, folder: Path) -> dict[str, Any]:
     metrics = ctx.space.metrics(arch)
     return {"model": name, "arch": ctx.space.format(arch), "params": metrics.get("params"),
             "flops": metrics.get("flops"), "heldout": {k: v for k, v in heldout.items() if k != "per_arch"},
-            "recipe": ctx.recipe.name, "seed": ctx.recipe.seed, "run_dir": str(ctx.run_dir),
-            "nasplug_version": __version__, "head": getattr(ctx.retrain_task, "head", None),
-            "layers": len(arch)}
+            "recipe": ctx.recipe.name, "seed": seeds[0], "train_seed": seeds[1], "run_dir": str(ctx.run_dir),
+            "nasplug_version": __version__, "head": getattr(ctx.retrain_task, "head", None)}
 
 
-def export_folder(ctx: Any, name: str, arch: Arch, model: Any, folder: Path) -> None:
-    """Make a retrained model's folder usable outside nasplug (space and task hooks)."""
-    ctx.space.unconstrained().export_model(model, arch, folder, facts(ctx, name, arch, folder))
+def exported(folder: Path) -> bool:
+    """True when :func:`export_folder` finished in ``folder``."""
+    return (folder / EXPORTED).is_file()
+
+
+def export_folder(ctx: Any, name: str, arch: Arch, model: Any, folder: Path, seeds: tuple[int, int]) -> None:
+    """Make a trained model's folder usable outside nasplug (space and task hooks), then
+    write ``export.json``. Safe to call again on a folder a kill left half exported."""
+    from nasplug.io import atomic_write_json
+
+    card = facts(ctx, name, arch, folder, seeds)
+    ctx.space.unconstrained().export_model(model, arch, folder, card)
     ctx.retrain_task.export_assets(ctx.run_dir, folder)
+    atomic_write_json(folder / EXPORTED, card)
 
 
-def export_run(run_dir: Path, name: str, out: Path) -> Path:
-    """Copy retrained model ``name`` of ``run_dir`` into ``out`` as an exported folder."""
+def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> Path:
+    """Copy retrained model ``name`` of ``run_dir`` into ``out`` as an exported folder.
+
+    ``seed``: which of the run's ``retrain.seeds`` (default: the first); only for a run that
+    trained each model once per seed.
+    """
+    from nasplug.io import atomic_write
     from nasplug.oneshot.build import build_model
     from nasplug.oneshot.checkpoint import load_weights, save_weights
     from nasplug.pipeline.context import RunContext
@@ -58,7 +76,7 @@ def export_run(run_dir: Path, name: str, out: Path) -> Path:
     archs = retrain_archs(ctx)
     if name not in archs:
         raise NasplugError(f"--model: {name!r} is not a retrained model of this run; models: {', '.join(archs)}")
-    init_seed, _, sub = seed_runs(ctx)[0]
+    init_seed, train_seed, sub = _seed_run(seed_runs(ctx), recipe.retrain.seeds, seed)
     source = model_folder(run_dir, name, sub)
     if not (source / "model.safetensors").is_file():
         raise NasplugError(f"{source}: no trained model.safetensors; run (or resume) the retrain stage first")
@@ -68,6 +86,19 @@ def export_run(run_dir: Path, name: str, out: Path) -> Path:
     save_weights(model, out / "model.safetensors")
     for extra in ("result.json", "test.json"):
         if (source / extra).is_file():
-            (out / extra).write_bytes((source / extra).read_bytes())
-    export_folder(ctx, name, archs[name], model, out)
+            data = (source / extra).read_bytes()
+            atomic_write(out / extra, lambda fh, data=data: fh.write(data))
+    export_folder(ctx, name, archs[name], model, out, seeds=(init_seed, train_seed))
     return out
+
+
+def _seed_run(runs: list[tuple[int, int, str]], seeds: list[int] | None, seed: int | None) -> tuple[int, int, str]:
+    """The (weights seed, training seed, subfolder) of ``--seed`` (None: the first run)."""
+    if seed is None:
+        return runs[0]
+    if seeds is None:
+        raise NasplugError(f"--seed: {seed} given, but the run trained each model once (its recipe sets no "
+                           "retrain.seeds); leave --seed out")
+    if seed not in seeds:
+        raise NasplugError(f"--seed: {seed} is not one of the run's retrain.seeds: {', '.join(map(str, seeds))}")
+    return runs[seeds.index(seed)]

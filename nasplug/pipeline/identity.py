@@ -1,11 +1,13 @@
 """A run directory's identity: one experiment per directory, never damaged by a command.
 
-:func:`check_run_dir` is called by ``nasplug run`` before it writes anything. It refuses an
-``--out`` that is not a usable directory, a directory holding a run unless ``--resume`` is
-given, and a resume whose recipe differs from the stored one in anything that changes
-results. Settings that cannot change results (descriptions, the paper's numbers, logging,
-checkpoint frequency, device, compilation), a larger search budget, the GLUE task list, and
-the remedies after a divergence (the learning rate, the precision) may change.
+:func:`check_run_dir` is called by ``nasplug run`` (and ``nasplug study``) before it writes
+anything. It refuses an ``--out`` that is not a usable directory, a directory holding a run
+unless ``--resume`` is given, and a resume whose recipe differs from the stored one in
+anything that changes results. Settings that cannot change results (descriptions, the
+paper's numbers, logging, checkpoint frequency, device, compilation), a larger search
+budget, the remedies after a divergence (the learning rate, the precision), what a plugin
+stage declares (:attr:`~nasplug.pipeline.stage.Stage.may_change`, e.g. the GLUE task list)
+and the study's rows, seeds and headline (see :func:`study_may_change`) may change.
 """
 
 from __future__ import annotations
@@ -17,15 +19,31 @@ from typing import Any
 from nasplug.errors import NasplugError
 from nasplug.recipe import Recipe
 
-#: Files and folders whose presence means a run has started in a directory.
-RUN_MARKERS = ("recipe.yaml", "run.json", "stages", "trials.jsonl", "supernet", "retrain", "glue", "top.json")
+#: Files and folders whose presence means a run has started in a directory (plus every
+#: stage's :attr:`~nasplug.pipeline.stage.Stage.outputs`).
+RUN_MARKERS = ("recipe.yaml", "run.json", "stages", "trials.jsonl", "supernet", "retrain", "top.json")
 
-#: Dotted recipe keys (or prefixes ending in ".") that may differ on --resume.
+#: Dotted recipe keys (or prefixes ending in ".") that may differ on --resume (plus every
+#: stage's :attr:`~nasplug.pipeline.stage.Stage.may_change`).
 MAY_CHANGE = (
-    "description", "expected", "search.budget", "search.top_k", "glue.tasks", "glue.progress", "glue.device",
+    "description", "expected", "search.budget", "search.top_k",
     *(f"{section}.{key}" for section in ("supernet", "retrain")
       for key in ("log_every", "checkpoint_every", "eval_every", "device", "compile", "lr", "precision")),
 )
+
+
+def run_markers() -> tuple[str, ...]:
+    """:data:`RUN_MARKERS` and what every registered stage writes."""
+    from nasplug.pipeline.stage import all_stages
+
+    return tuple(dict.fromkeys([*RUN_MARKERS, *(m for stage in all_stages() for m in stage.outputs)]))
+
+
+def may_change() -> tuple[str, ...]:
+    """:data:`MAY_CHANGE` and what every registered stage allows."""
+    from nasplug.pipeline.stage import all_stages
+
+    return tuple(dict.fromkeys([*MAY_CHANGE, *(k for stage in all_stages() for k in stage.may_change)]))
 
 
 def check_out_path(run_dir: Path, field: str = "--out") -> None:
@@ -42,7 +60,7 @@ def check_out_path(run_dir: Path, field: str = "--out") -> None:
 
 
 def has_run(run_dir: Path) -> bool:
-    return run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS)
+    return run_dir.is_dir() and any((run_dir / m).exists() for m in run_markers())
 
 
 def check_run_dir(run_dir: Path, recipe: Recipe, resume: bool) -> None:
@@ -92,15 +110,32 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """The first dotted key whose value differs and may not change, or None."""
+    allowed = may_change()
     for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key) or _may_change(key):
+        if old.get(key) == new.get(key) or _may_change(key, allowed) or study_may_change(key, old):
             continue
         return key
     return None
 
 
-def _may_change(key: str) -> bool:
-    return any(key == allowed or key.startswith(allowed + ".") for allowed in MAY_CHANGE)
+def _may_change(key: str, allowed: tuple[str, ...]) -> bool:
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in allowed)
+
+
+def study_may_change(key: str, old: dict[str, Any]) -> bool:
+    """Study settings that cannot alter a result the study wrote already: its models are kept
+    per row, arch and seed (``study/models/<row>/<i>-<arch>/seed-<k>/``), so new rows, archs
+    and seeds add runs, and the headline metric and the reference row change only the table.
+    Not allowed: the training settings (``study.train``), and an existing search row's
+    settings (its trials log is kept by row name) other than its budget."""
+    if not key.startswith("study.") or key == "study.train" or key.startswith("study.train."):
+        return False
+    parts = key.split(".")
+    if len(parts) >= 4 and parts[1] == "rows" and parts[3] == "search":
+        searched = f"study.rows.{parts[2]}.search"
+        existed = any(k == searched or k.startswith(searched + ".") for k in old)
+        return not existed or key == f"{searched}.budget"
+    return True
 
 
 def _show(value: Any) -> str:

@@ -4,8 +4,11 @@
 in the space's text form (``retrain.baselines``). Each model trains standalone with fresh
 weights into ``run_dir/retrain/<name>/`` (``retrain/<name>/seed-<k>/`` for each of several
 ``retrain.seeds``) and resumes from its own checkpoint. After training, a model is scored on
-the task's test split when it has one (``test.json``), and ``retrain/<name>/summary.json``
-gives the mean and standard deviation over the seeds.
+the task's test split when it has one (``test.json``, see :mod:`nasplug.pipeline.standalone`),
+its folder is exported for other tools (:func:`~nasplug.pipeline.export.export_folder`), and
+``retrain/<name>/summary.json`` gives the mean and standard deviation over the seeds. A model
+is done when its training result, its test figures and its export are all there: a kill
+during the export is redone on resume, without training again.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
 from nasplug.oneshot.build import build_model
 from nasplug.oneshot.config import TrainConfig
-from nasplug.oneshot.train import train
 from nasplug.pipeline.context import RunContext
-from nasplug.pipeline.export import export_folder
+from nasplug.pipeline.export import export_folder, exported
 from nasplug.pipeline.stage import RunView, Section, Stage
-from nasplug.pipeline.supernet import check_fit, resume_flag
+from nasplug.pipeline.standalone import folder_state, read_run, score_test, train_model
+from nasplug.pipeline.supernet import check_fit
 
 log = logging.getLogger(__name__)
+
+#: ``read_run`` and ``score_test`` live in :mod:`nasplug.pipeline.standalone`; importable from here too.
+__all__ = ["RetrainStage", "aggregate", "baseline_archs", "found_arch", "model_folder", "read_run", "retrain_archs",
+           "score_test", "seed_runs"]
 
 RETRAIN_DIR = "retrain"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -111,31 +118,25 @@ class RetrainStage(Stage):
         cfg = ctx.recipe.retrain
         task = ctx.prepared_task(ctx.retrain_task)
         free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
+        main = distributed.info().is_main
         summary: dict[str, Any] = {}
         for name, arch in retrain_archs(ctx).items():
             runs = []
             for init_seed, train_seed, sub in seed_runs(ctx):
                 folder = model_folder(ctx.run_dir, name, sub)
-                if (folder / "result.json").is_file() and (task.split("test") is None or (folder / "test.json").is_file()):
-                    runs.append(read_run(folder))
-                    continue
-                log.info("retrain %s%s: %s", name, f" ({sub})" if sub else "", ctx.space.format(arch))
-                model = build_model(free, arch, task, seed=init_seed)
-                check_fit(task, model, free)
-                train_cfg = TrainConfig.model_validate({**cfg.model_dump(exclude={"baselines", "seeds", "task"}),
-                                                        "seed": train_seed})
-                if not (folder / "result.json").is_file():
-                    train(model, task, train_cfg, folder, resume=resume_flag(folder), progress=ctx.progress)
-                else:
-                    from nasplug.oneshot.checkpoint import load_weights
-
-                    load_weights(model, folder / "model.safetensors")
-                score_test(task, model, train_cfg, folder)
-                if distributed.info().is_main:
-                    export_folder(ctx, name, arch, model, folder)
+                state = folder_state(task, folder, exported=exported(folder))
+                if not (state["trained"] and state["tested"] and state["exported"]):
+                    log.info("retrain %s%s: %s", name, f" ({sub})" if sub else "", ctx.space.format(arch))
+                    model = build_model(free, arch, task, seed=init_seed)
+                    check_fit(task, model, free)
+                    train_cfg = TrainConfig.model_validate({**cfg.model_dump(exclude={"baselines", "seeds", "task"}),
+                                                            "seed": train_seed})
+                    train_model(model, task, train_cfg, folder, state=state, progress=ctx.progress)
+                    if main:  # also when only the export is missing (a kill during the last one)
+                        export_folder(ctx, name, arch, model, folder, seeds=(init_seed, train_seed))
                 runs.append(read_run(folder))
             summary[name] = aggregate(runs)
-            if cfg.seeds is not None:
+            if cfg.seeds is not None and main:
                 atomic_write_json(model_folder(ctx.run_dir, name) / "summary.json",
                                   {"arch": ctx.space.format(arch), "seeds": cfg.seeds, **summary[name]})
         return summary
@@ -144,39 +145,6 @@ class RetrainStage(Stage):
         from nasplug.report.sections import retrain_section
 
         return retrain_section(view)
-
-
-def score_test(task: Any, model: Any, cfg: TrainConfig, folder: Path) -> None:
-    """Test-split figures of a retrained model (``test.json``), when the task has a test split."""
-    if task.split("test") is None:
-        return
-    import torch
-
-    from nasplug import distributed
-
-    device = distributed.device_for(cfg.device)
-    model = model.to(device).eval()
-    aux = {}
-    for name, module in task.auxiliary(model, 0).items():
-        from nasplug.oneshot.checkpoint import load_weights
-
-        load_weights(module, folder / f"{name}.safetensors")
-        aux[name] = module.eval()
-    batches = task.heldout_batches(cfg.batch_size, 0, None, split="test")
-    with torch.inference_mode():
-        figures = task.figures(task.evaluate(model, batches, aux, device))
-    if distributed.info().is_main:
-        atomic_write_json(folder / "test.json", {f"test_{k}": v for k, v in figures.items()})
-
-
-def read_run(folder: Path) -> dict[str, float]:
-    """``heldout_*`` and ``test_*`` figures of one finished training run."""
-    from nasplug.runfiles import read_json
-
-    result = read_json(folder / "result.json") or {}
-    out = {k: v for k, v in (result.get("heldout") or {}).items() if k != "per_arch" and isinstance(v, (int, float))}
-    out.update(read_json(folder / "test.json") or {})
-    return out
 
 
 def aggregate(runs: list[dict[str, float]]) -> dict[str, Any]:

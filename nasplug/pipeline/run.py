@@ -9,6 +9,8 @@ a directory that holds a run is refused; with it, the stored recipe is compared 
 one and any change that would alter results is refused, naming the first differing key.
 Every stage's settings are checked before the first stage runs. Only then are
 ``recipe.yaml`` and ``run.json`` written, so a refused command leaves the run as it was.
+Under torchrun every rank checks the directory, then all wait for each other, and only then
+does rank 0 write: a slower rank never mistakes the new run for an old one.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def parse_stages(text: str | None) -> list[str] | None:
 def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, stages: Sequence[str] | None = None,
                progress: bool = True) -> RunContext:
     """Run the recipe's stages in order into ``run_dir``; return the context (with results)."""
-    from nasplug.sharding import world
+    from nasplug import distributed
 
-    main = world()[0] == 0  # under torchrun only rank 0 writes files
+    main = distributed.info().is_main  # under torchrun only rank 0 writes files
     run_dir = Path(run_dir)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=resume, progress=progress)
     check_run_dir(run_dir, recipe, resume)
@@ -63,6 +65,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         stage.check(ctx)
     fresh = not has_run(run_dir)
     created = not run_dir.exists()
+    distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
     if main and fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds
         make_run_dir(run_dir)
         _write_identity(run_dir, recipe)

@@ -3,6 +3,8 @@
 Every step trains the path of freshly sampled archs (uniform by default: SPOS) through the
 shared weights; ``run_dir/supernet/`` holds the checkpoint, ``metrics.jsonl``,
 ``model.safetensors`` and the task's auxiliary modules (ELECTRA: ``generator.safetensors``).
+A few-shot split (``supernet.split``) trains the one-shot supernet into
+``run_dir/supernet/oneshot/`` first, then the split one into ``run_dir/supernet/``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from nasplug.errors import NasplugError
 from nasplug.oneshot.build import build_supernet
 from nasplug.oneshot.config import TrainConfig
 from nasplug.oneshot.samplers import build_sampler
+from nasplug.oneshot.seeds import derive_seed
 from nasplug.oneshot.train import train
 from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.stage import RunView, Section, Stage
@@ -76,6 +79,11 @@ def trained_supernet_shape(ctx: RunContext) -> Any:
     return supernet if split is None else split_supernet(ctx.space, supernet, split.choice)
 
 
+def split_steps(cfg: Any) -> int:
+    """Steps of the one-shot phase before a few-shot split (the rest train the split supernet)."""
+    return round(cfg.split.after * cfg.steps)
+
+
 class SupernetStage(Stage):
     name = "supernet"
     multi_process = True
@@ -86,6 +94,10 @@ class SupernetStage(Stage):
     def check(self, ctx: RunContext) -> None:
         cfg = ctx.recipe.supernet
         build_sampler(cfg.sampler, ctx.space, 0)
+        if cfg.split is not None and not 1 <= split_steps(cfg) < cfg.steps:
+            raise NasplugError(f"supernet.split.after: {cfg.split.after} of {cfg.steps} steps leaves "
+                               f"{split_steps(cfg)} one-shot and {cfg.steps - split_steps(cfg)} few-shot steps; each "
+                               "phase needs at least one (choose another fraction or more supernet.steps)")
         if cfg.split is not None and cfg.split.choice not in ctx.space.choices():
             raise NasplugError(f"supernet.split.choice: {cfg.split.choice!r} is not a choice of space "
                                f"{ctx.space.name!r}; choices: {', '.join(list(ctx.space.choices())[:8])} ...")
@@ -100,23 +112,39 @@ class SupernetStage(Stage):
         supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
         check_fit(task, supernet, ctx.space)
         folder = ctx.run_dir / SUPERNET_DIR
-        train_cfg = TrainConfig.model_validate(cfg.model_dump(exclude={"sampler", "split"}))
+        train_cfg = TrainConfig.model_validate(cfg.model_dump(include=set(TrainConfig.model_fields)))
         sampler = build_sampler(cfg.sampler, ctx.space, cfg.seed)
         if cfg.split is not None:  # few-shot: the one-shot supernet first, then a copy per option
-            first = round(cfg.split.after * cfg.steps)
-            oneshot = train_cfg.model_copy(update={"steps": first})
-            train(supernet, task, oneshot, folder / "oneshot", space=ctx.space, sampler=sampler,
-                  resume=resume_flag(folder / "oneshot"), progress=ctx.progress)
-            supernet = split_supernet(ctx.space, supernet, cfg.split.choice)
-            train_cfg = train_cfg.model_copy(update={"steps": cfg.steps - first, "warmup_steps": 0,
-                                                     "seed": train_cfg.seed + 1})
+            supernet, task, sampler, train_cfg = self._one_shot_phase(ctx, supernet, task, sampler, train_cfg)
         result = train(supernet, task, train_cfg, folder, space=ctx.space, sampler=sampler,
                        resume=resume_flag(folder), progress=ctx.progress)
         ctx.extras["supernet"] = supernet
         return {"heldout": {k: v for k, v in result.heldout.items() if k != "per_arch"},
                 "baseline": result.baseline, f"{result.unit}_per_s": result.throughput}
 
+    def _one_shot_phase(self, ctx: RunContext, supernet: Any, task: Task, sampler: Any,
+                        train_cfg: TrainConfig) -> tuple[Any, Any, Any, TrainConfig]:
+        """Train (or, once done, load) the one-shot supernet of a few-shot split; return the
+        split supernet and what its phase trains with: the same seed (so its held-out figures
+        are on the same eval archs and batches), the data after the first phase's, archs from
+        a sampler seed of its own (not the first phase's sequence again), no warm-up."""
+        from nasplug.oneshot.checkpoint import load_weights
+        from nasplug.oneshot.fewshot import Continued
+
+        cfg = ctx.recipe.supernet
+        first = split_steps(cfg)
+        folder = ctx.run_dir / SUPERNET_DIR / "oneshot"
+        if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():
+            load_weights(supernet, folder / "model.safetensors")  # finished: not evaluated or logged again
+        else:
+            train(supernet, task, train_cfg.model_copy(update={"steps": first}), folder, space=ctx.space,
+                  sampler=sampler, resume=resume_flag(folder), progress=ctx.progress)
+        split = split_supernet(ctx.space, supernet, cfg.split.choice)
+        sampler = build_sampler(cfg.sampler, ctx.space, derive_seed(cfg.seed, "few-shot"))
+        return split, Continued(task, first), sampler, train_cfg.model_copy(
+            update={"steps": cfg.steps - first, "warmup_steps": 0})
+
     def report(self, view: RunView) -> Section:
         from nasplug.report.sections import supernet_section
 
-        return supernet_section(view.run_dir), ""
+        return supernet_section(view), ""

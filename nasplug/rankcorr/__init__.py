@@ -128,20 +128,11 @@ def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: An
                      progress: bool) -> dict[str, float]:
     """Train ``arch`` from scratch into ``folder`` (or load it if trained) and score it."""
     from nasplug.oneshot.build import build_model
-    from nasplug.oneshot.checkpoint import load_weights
-    from nasplug.oneshot.seeds import derive_seed
-    from nasplug.oneshot.train import train
+    from nasplug.pipeline.standalone import train_model
 
     task = ctx.prepared_task()
     model = build_model(ctx.space, arch, task, seed=ctx.recipe.seed)
-    if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():
-        load_weights(model, folder / "model.safetensors")  # trained before a crash, not yet scored
-    else:
-        resume = (folder / "checkpoint").exists()
-        train(model, task, cfg, folder, resume=resume, progress=progress)
-    aux = task.auxiliary(model, derive_seed(cfg.seed, "generator"))
-    for name, module in aux.items():
-        load_weights(module, folder / f"{name}.safetensors")
+    aux = train_model(model, task, cfg, folder, progress=progress, test=False)  # scored here, on the evaluator's batches
     return standalone_metrics(model, evaluator, aux)
 
 
@@ -185,8 +176,8 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         resume: reuse archs trained by an earlier call; False refuses a folder with results.
         progress: progress bars (across archs, and pretrain's own per arch).
         train_overrides: TrainConfig fields over the recipe's retrain settings, e.g. ``{"lr": 1e-3}``.
-        metric: the compared metric (default: the search metric if comparable, else
-            ``mlm_acc`` for MLM and ``disc_acc`` for ELECTRA; ``mlm_loss`` is allowed for MLM).
+        metric: the compared metric, any the task measures (default: the search metric if
+            the task measures it, else the task's primary metric, e.g. ``mlm_acc`` for MLM).
         out: output folder (default ``run_dir/rank_corr``).
         resamples: bootstrap resamples.
         keep_checkpoints: keep each arch's training checkpoint after it is scored (default:

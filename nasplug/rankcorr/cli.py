@@ -26,7 +26,8 @@ def add_rank_corr_parser(subparsers: Any, common: argparse.ArgumentParser | None
     p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the arch draws and the bootstrap (default 0)")
     p.add_argument("--batches", type=int, metavar="B",
                    help="held-out batches for both scores (default: the recipe's evaluator setting)")
-    p.add_argument("--metric", help="compared metric: mlm_acc (default for MLM) or mlm_loss; disc_acc (default for ELECTRA) or gen_mlm_acc")
+    p.add_argument("--metric", help="compared metric, any the task measures (default: the search metric if the "
+                                    "task measures it, else the task's primary one, e.g. mlm_acc for MLM)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/rank_corr)")
     p.add_argument("--models", metavar="DIR",
                    help="where the standalone models are trained and kept (default: --out); share it between runs "

@@ -61,7 +61,7 @@ def render_report(run_dir: str | Path, k: int = 10) -> tuple[str, str]:
 
     run_dir = Path(run_dir)
     recipe, _ = load_run(run_dir)
-    view = RunView(run_dir, recipe, _space(recipe), k)
+    view = RunView(run_dir, recipe, _space(recipe), k, _task(recipe))
     parts = [f"# nasplug run: {recipe.get('name', run_dir.name)}", ""]
     if recipe.get("description"):
         parts += [str(recipe["description"]), ""]
@@ -89,5 +89,16 @@ def _space(recipe: dict[str, Any]) -> Any:
         from nasplug.recipe import Component
 
         return build_space(Component.model_validate(recipe["space"]))
+    except Exception:
+        return None
+
+
+def _task(recipe: dict[str, Any]) -> Any:
+    """The run's task if it can be built (for its primary metric; its data are not read), else None."""
+    try:
+        from nasplug.pipeline.context import build_task
+        from nasplug.recipe import Component
+
+        return build_task(Component.model_validate(recipe["task"]))
     except Exception:
         return None

@@ -21,8 +21,8 @@ from nasplug.arch import Arch  # noqa: E402
 from nasplug.io import atomic_write  # noqa: E402
 from nasplug.search import SearchResult  # noqa: E402
 
-#: Colours of LV-BERT's layer types (and a cycle for any other space's options).
-COLORS = {"conv": "#4C72B0", "attn": "#DD8452", "ffn": "#55A868"}
+#: The palette: an option takes the colour of its place among the plot's options sorted by
+#: name, unless the space names its own colours (a ``colors`` mapping: option -> colour).
 CYCLE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
@@ -33,8 +33,8 @@ def _save(fig: Any, path: str | Path) -> Path:
     return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
 
 
-def _color(option: Any, options: Sequence[Any]) -> str:
-    return COLORS.get(str(option), CYCLE[list(options).index(option) % len(CYCLE)])
+def _color(option: Any, options: Sequence[Any], colors: Mapping[str, str] | None = None) -> str:
+    return (colors or {}).get(str(option)) or CYCLE[list(options).index(option) % len(CYCLE)]
 
 
 def search_curve(result: SearchResult, path: str | Path, title: str = "search") -> Path:
@@ -52,8 +52,9 @@ def search_curve(result: SearchResult, path: str | Path, title: str = "search") 
 
 
 def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]], path: str | Path,
-                     title: str = "choices among the top candidates") -> Path:
-    """Stacked bars: how often each option appears at each position among ``archs``."""
+                     title: str = "choices among the top candidates", colors: Mapping[str, str] | None = None) -> Path:
+    """Stacked bars: how often each option appears at each position among ``archs``
+    (``colors``: the space's own option -> colour, if it has one)."""
     keys = list(choices)
     options = sorted({o for opts in choices.values() for o in opts}, key=str)
     counts = [Counter(a[k] for a in archs) for k in keys]
@@ -61,7 +62,8 @@ def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]]
     bottom = [0.0] * len(keys)
     for option in options:
         share = [c.get(option, 0) / max(len(archs), 1) for c in counts]
-        ax.bar(range(len(keys)), share, bottom=bottom, color=_color(option, options), label=str(option), width=0.85)
+        ax.bar(range(len(keys)), share, bottom=bottom, color=_color(option, options, colors), label=str(option),
+               width=0.85)
         bottom = [b + s for b, s in zip(bottom, share)]
     ax.set_xticks(range(len(keys)), keys, rotation=90 if len(keys) > 12 else 0, fontsize=8)
     ax.set_ylabel(f"share of top {len(archs)}")
@@ -72,15 +74,16 @@ def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]]
 
 
 def arch_strips(rows: Mapping[str, Arch], choices: Mapping[str, Sequence[Any]], path: str | Path,
-                title: str = "architectures") -> Path:
-    """One coloured strip per named arch: a cell per position, coloured by option."""
+                title: str = "architectures", colors: Mapping[str, str] | None = None) -> Path:
+    """One coloured strip per named arch: a cell per position, coloured by option
+    (``colors``: the space's own option -> colour, if it has one)."""
     keys = list(choices)
     options = sorted({o for opts in choices.values() for o in opts}, key=str)
     fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(keys) + 2.5), 0.55 * len(rows) + 0.9))
     for r, arch in enumerate(rows.values()):
         for i, key in enumerate(keys):
             value = arch[key]
-            ax.add_patch(plt.Rectangle((i, -r - 0.9), 0.95, 0.8, color=_color(value, options)))
+            ax.add_patch(plt.Rectangle((i, -r - 0.9), 0.95, 0.8, color=_color(value, options, colors)))
             ax.text(i + 0.47, -r - 0.5, str(value)[:1].upper(), ha="center", va="center", fontsize=7, color="white")
     ax.set_xlim(0, len(keys))
     ax.set_ylim(-len(rows), 0)
@@ -90,7 +93,7 @@ def arch_strips(rows: Mapping[str, Arch], choices: Mapping[str, Sequence[Any]], 
     ax.set_title(title)
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=_color(o, options)) for o in options]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=_color(o, options, colors)) for o in options]
     ax.legend(handles, [str(o) for o in options], ncol=len(options), loc="upper center",
               bbox_to_anchor=(0.5, -0.35 - 0.05 * len(rows)), frameon=False)
     return _save(fig, path)

@@ -27,27 +27,57 @@ def _metric_names(records: list[dict[str, Any]]) -> list[str]:
     return names
 
 
-def supernet_section(run_dir: Path) -> list[str]:
+def supernet_phases(view: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The supernet's training logs as ``(label, records)``, steps counted from the start of
+    the whole training: one phase, or the one-shot and the few-shot phase of a split."""
+    folder = view.run_dir / "supernet"
+    cfg = view.recipe.get("supernet") if isinstance(view.recipe.get("supernet"), dict) else {}
+    split = cfg.get("split") if isinstance(cfg.get("split"), dict) else None
+    if split is None:
+        return [("supernet", read_jsonl(folder / "metrics.jsonl"))]
+    first = read_jsonl(folder / "oneshot" / "metrics.jsonl")
+    offset = max((r["step"] for r in first if isinstance(r.get("step"), int) and not isinstance(r["step"], bool)),
+                  default=0)
+    second = [{**r, "step": r["step"] + offset} if isinstance(r.get("step"), int) else r
+              for r in read_jsonl(folder / "metrics.jsonl")]
+    return [("one-shot", first), (f"few-shot (split on {split.get('choice')})", second)]
+
+
+def _primary(view: Any, names: list[str]) -> str | None:
+    """The task's primary metric (what the search ranks by by default), else the first logged."""
+    task = getattr(view, "task", None)
+    primary = task.primary_metric() if task is not None else None
+    return primary if primary in names else (names[0] if names else None)
+
+
+def supernet_section(view: Any) -> list[str]:
     from nasplug.report import plots
 
-    records = read_jsonl(run_dir / "supernet" / "metrics.jsonl")
-    if not records:
+    phases = [(label, records) for label, records in supernet_phases(view) if records]
+    if not phases:
         return []
-    steps = [r for r in records if finite_number(r.get("loss")) and "event" not in r]
-    names = _metric_names(records)
-    primary = f"heldout_{names[0]}" if names else None
-    evals = [r for r in records if r.get("event") in ("eval", "end") and primary and finite_number(r.get(primary))]
-    lines = ["## Supernet training (single-path one-shot)", ""]
-    if steps:
-        plots.training_curves({"supernet (train)": steps}, "loss", run_dir / "supernet_loss.png", "supernet training loss")
+    run_dir = view.run_dir
+    metric = _primary(view, _metric_names([r for _, records in phases for r in records]))
+    key = f"heldout_{metric}" if metric else None
+    steps = {f"{label} (train)": [r for r in records if finite_number(r.get("loss")) and "event" not in r]
+             for label, records in phases}
+    evals = {f"{label} (held-out, mean of eval archs)": [r for r in records if r.get("event") in ("eval", "end")
+                                                         and key and finite_number(r.get(key))]
+             for label, records in phases}
+    cfg = view.recipe.get("supernet") if isinstance(view.recipe.get("supernet"), dict) else {}
+    how = f"{cfg.get('sampler', 'uniform')} sampler"
+    split = cfg.get("split")
+    if isinstance(split, dict):
+        how += f", few-shot: split on {split.get('choice')} after {split.get('after', 0.5):.0%} of the steps"
+    lines = [f"## Supernet training ({how})", ""]
+    if any(steps.values()):
+        plots.training_curves(steps, "loss", run_dir / "supernet_loss.png", "supernet training loss")
         lines += ["![supernet loss](supernet_loss.png)", ""]
-    if evals and primary:
-        metric = primary.removeprefix("heldout_")
-        plots.training_curves({"supernet (held-out, mean of eval archs)": evals}, primary,
-                              run_dir / "supernet_heldout.png", f"supernet held-out {metric}")
-        last = evals[-1]
+    last = next((e[-1] for e in reversed(evals.values()) if e), None)
+    if last is not None and key and metric:
+        plots.training_curves(evals, key, run_dir / "supernet_heldout.png", f"supernet held-out {metric}")
         baseline = (last.get("baseline") or {}).get(metric) if isinstance(last.get("baseline"), dict) else None
-        lines += [f"Held-out {metric} at step {last['step']} (mean over the fixed eval archs): {last[primary]:.4f}"
+        lines += [f"Held-out {metric} at step {last['step']} (mean over the fixed eval archs): {last[key]:.4f}"
                   + (f" (trivial baseline {baseline:.4f})" if finite_number(baseline) else ""), "",
                   "![supernet held-out figure](supernet_heldout.png)", ""]
     return lines
@@ -112,11 +142,20 @@ def retrained_archs(view: Any) -> dict[str, Any]:
     return archs
 
 
-def model_runs(run_dir: Path, name: str) -> tuple[list[Path], Path | None]:
-    """The training folders of a retrained model (one per seed) and its summary file."""
+def retrain_seeds(recipe: dict[str, Any]) -> list[int] | None:
+    """The stored recipe's ``retrain.seeds`` (None: one run per model, no seed folders)."""
+    retrain = recipe.get("retrain")
+    seeds = retrain.get("seeds") if isinstance(retrain, dict) else None
+    return [s for s in seeds if isinstance(s, int)] if isinstance(seeds, list) else None
+
+
+def model_runs(run_dir: Path, name: str, seeds: list[int] | None = None) -> tuple[list[Path], Path | None]:
+    """The training folders of a retrained model (one per seed of the recipe, whether it has
+    run yet or not) and its summary file."""
     root = run_dir / "retrain" / name
-    seeds = sorted(p for p in root.glob("seed-*") if p.is_dir())
-    return (seeds or [root]), (root / "summary.json" if seeds else None)
+    if seeds is None:
+        return [root], None
+    return [root / f"seed-{s}" for s in seeds], root / "summary.json"
 
 
 def _cell(values: list[float]) -> Any:
@@ -139,8 +178,9 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     space, run_dir = view.space, view.run_dir
     figures: dict[str, list[dict[str, Any]]] = {}
     names: list[str] = []
+    seed_list = retrain_seeds(view.recipe)
     for name in archs:
-        folders, _ = model_runs(run_dir, name)
+        folders, _ = model_runs(run_dir, name, seed_list)
         figures[name] = []
         for folder in folders:
             result = read_json(folder / "result.json")
@@ -161,7 +201,7 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     for name, arch in archs.items():
         metrics = space.metrics(arch) if space is not None else {}
         runs = figures[name]
-        expected = len(model_runs(run_dir, name)[0])
+        expected = len(model_runs(run_dir, name, seed_list)[0])
         status = "done" if runs and len(runs) == expected else ("not trained" if not runs else f"{len(runs)} runs")
         rows.append([name, space.format(arch) if space is not None else json.dumps(arch), metrics.get("params"),
                      metrics.get("flops"), *[_cell([e[c] for e in runs if c in e]) for c in columns], status])
@@ -171,9 +211,10 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     lines = ["## Found architecture vs baselines (retrained from scratch, same steps)", "", f"Figures: {how}.", "",
              table, ""]
     if space is not None:
-        plots.arch_strips(archs, space.choices(), run_dir / "architectures.png", title="choices by position")
+        plots.arch_strips(archs, space.choices(), run_dir / "architectures.png", title="choices by position",
+                          colors=getattr(space, "colors", None))
         lines += ["![architectures](architectures.png)", ""]
-    series = {name: [r for r in read_jsonl(model_runs(run_dir, name)[0][0] / "metrics.jsonl")
+    series = {name: [r for r in read_jsonl(model_runs(run_dir, name, seed_list)[0][0] / "metrics.jsonl")
                      if finite_number(r.get("loss")) and "event" not in r] for name in archs}
     if any(series.values()):
         plots.training_curves(series, "loss", run_dir / "retrain_loss.png", "training loss (retrained)")

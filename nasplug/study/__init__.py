@@ -43,13 +43,14 @@ def study_config(recipe: Recipe) -> StudyConfig:
 
 
 def train_config(recipe: Recipe, cfg: StudyConfig, seed: int) -> Any:
-    """The retrain settings (else the supernet's) changed by ``study.train``, at ``seed``."""
+    """The retrain settings (else the supernet's) changed by ``study.train``, at ``seed``:
+    the training settings only (not the baselines, seeds, sampler or split of those sections)."""
     from nasplug.oneshot.config import TrainConfig
 
     base = recipe.retrain if recipe.retrain is not None else recipe.supernet
     if base is None:
         raise NasplugError("study: the recipe needs a retrain (or supernet) section for the training settings")
-    raw = {**base.model_dump(exclude={"baselines", "seeds", "task", "sampler"}), **cfg.train, "seed": seed}
+    raw = {**base.model_dump(include=set(TrainConfig.model_fields)), **cfg.train, "seed": seed}
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
@@ -65,7 +66,7 @@ def slug(space: Any, arch: Arch) -> str:
 
 def run_study(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (or continue) the study of ``recipe`` in ``run_dir``; return ``study.json``'s content."""
-    from nasplug.pipeline import RunContext, build_space, build_strategy, run_recipe
+    from nasplug.pipeline import RunContext, run_recipe
     from nasplug.study.models import train_rows
     from nasplug.study.report import write_study
 
@@ -74,19 +75,68 @@ def run_study(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, prog
     check = RunContext(recipe=recipe, run_dir=run_dir, progress=progress)
     searches = {name: row for name, row in cfg.rows.items() if row.kind == "search"}
     for name, row in searches.items():  # every row's settings are checked before anything runs
-        search_cfg, sub = _search_setup(recipe, row, name)
-        build_strategy(search_cfg.strategy, build_space(sub), recipe.seed)
+        _check_search_row(recipe, row, name, run_dir)
     for name, row in cfg.rows.items():
         if row.kind == "arch":
             _parse(check.space, row.arch or "", f"study.rows.{name}.arch")
     train_config(recipe, cfg, 0)
-    _ = check.retrain_task
+    check_metric(check, cfg)
     ctx = run_recipe(recipe, run_dir, resume=resume, stages=["supernet"] if searches else [], progress=progress)
     archs: dict[str, list[Arch]] = {}
     for name, row in cfg.rows.items():
         archs[name] = _row_archs(ctx, name, row)
     results = train_rows(ctx, cfg, archs)
     return write_study(ctx, cfg, archs, results, run_dir / STUDY_DIR)
+
+
+def downstream_stages(ctx: Any) -> list[Any]:
+    """Every stage that adds downstream figures (overrides ``Stage.downstream``) and applies
+    to the recipe (GLUE for a text encoder), in stage order."""
+    from nasplug.pipeline.stage import Stage, all_stages
+
+    return [s for s in all_stages() if type(s).downstream is not Stage.downstream and s.applies(ctx.recipe)]
+
+
+def downstream_figures(ctx: Any) -> tuple[dict[str, str], list[str]]:
+    """The downstream stages' figures (name -> direction) and each stage's headline (its first)."""
+    figures: dict[str, str] = {}
+    headlines: list[str] = []
+    for stage in downstream_stages(ctx):
+        own = stage.downstream_metrics(ctx)
+        headlines += list(own)[:1]
+        figures.update({k: v for k, v in own.items() if k not in figures})
+    return figures, headlines
+
+
+def metric_directions(ctx: Any) -> dict[str, str]:
+    """What ``study.metric`` may name: the training task's metrics, then every downstream
+    stage's figures (name -> direction)."""
+    figures, _ = downstream_figures(ctx)
+    task = dict(ctx.retrain_task.metrics)
+    return {**task, **{k: v for k, v in figures.items() if k not in task}}
+
+
+def check_metric(ctx: Any, cfg: StudyConfig) -> None:
+    """NasplugError unless ``study.metric`` (when set) is a figure the study measures: a
+    misspelt one would otherwise change the headline without a word."""
+    allowed = metric_directions(ctx)
+    if cfg.metric is not None and cfg.metric not in allowed:
+        raise NasplugError(f"study.metric: {cfg.metric!r} is not measured by task {ctx.retrain_task.name!r} or a "
+                           f"downstream stage; allowed: {', '.join(allowed)}")
+
+
+def _check_search_row(recipe: Recipe, row: StudyRow, name: str, run_dir: Path) -> None:
+    """The search stage's checks (strategy, constraints, evaluator arguments, search metric)
+    on the row's search settings and sub-space, naming the row."""
+    from nasplug.pipeline import RunContext
+    from nasplug.pipeline.stage import get_stage
+
+    search_cfg, sub = _search_setup(recipe, row, name)
+    row_recipe = recipe.model_copy(update={"search": search_cfg, "space": sub})
+    try:
+        get_stage("search").check(RunContext(recipe=row_recipe, run_dir=run_dir))
+    except NasplugError as exc:
+        raise NasplugError(f"study.rows.{name}: {exc}") from None
 
 
 def _parse(space: Any, text: str, field: str) -> Arch:

@@ -15,7 +15,9 @@ def add_study_parser(subparsers: Any, common: argparse.ArgumentParser | None = N
                     "Writes study.md, study.json and study.png.")
     p.add_argument("recipe", help="recipe YAML with a study: section")
     p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the study (or add it to a finished run)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the study, or add rows, archs or seeds to it (or a study to a finished run); "
+                        "its training settings and existing search rows may not change")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set study.seeds=[0,1] (repeatable)")
     return p

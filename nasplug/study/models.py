@@ -28,11 +28,10 @@ def run_folder(run_dir: Path, row: str, index: int, arch_slug: str, seed: int) -
 
 def train_rows(ctx: Any, cfg: Any, archs: dict[str, list[Arch]]) -> dict[str, list[dict[int, Figures]]]:
     """``row -> [per arch: {seed: figures}]``, training what is not done yet."""
-    from nasplug.pipeline.stage import get_stage
-    from nasplug.study import slug
+    from nasplug.study import downstream_stages, slug
 
     task = ctx.prepared_task(ctx.retrain_task)
-    downstream = [s for s in (get_stage(n) for n in ("glue",)) if s.applies(ctx.recipe)]
+    downstream = downstream_stages(ctx)
     todo = [(row, i, arch, seed) for row, row_archs in archs.items() for i, arch in enumerate(row_archs)
             for seed in cfg.seeds]
     bar = progress_bar(total=len(todo), desc="study", unit="run", enabled=ctx.progress)
@@ -48,24 +47,14 @@ def train_rows(ctx: Any, cfg: Any, archs: dict[str, list[Arch]]) -> dict[str, li
 def _one_run(ctx: Any, cfg: Any, task: Any, row: str, arch: Arch, seed: int, folder: Path,
              downstream: list[Any]) -> Figures:
     from nasplug.oneshot.build import build_model
-    from nasplug.oneshot.checkpoint import load_weights
-    from nasplug.oneshot.train import train
-    from nasplug.pipeline.retrain import read_run, score_test
-    from nasplug.pipeline.supernet import resume_flag
+    from nasplug.pipeline.standalone import folder_state, read_run, train_model
     from nasplug.study import train_config
 
-    train_cfg = train_config(ctx.recipe, cfg, seed)
-    needs_test = task.split("test") is not None
-    done = (folder / "result.json").is_file() and (not needs_test or (folder / "test.json").is_file())
-    model = None
-    if not done:
+    state = folder_state(task, folder)
+    if not (state["trained"] and state["tested"]):
         log.info("study: %s seed %d: %s", row, seed, ctx.space.format(arch))
         model = build_model(ctx.space.unconstrained(), arch, task, seed=seed)
-        if not (folder / "result.json").is_file():
-            train(model, task, train_cfg, folder, resume=resume_flag(folder), progress=False)
-        else:
-            load_weights(model, folder / "model.safetensors")
-        score_test(task, model, train_cfg, folder)
+        train_model(model, task, train_config(ctx.recipe, cfg, seed), folder, progress=False, state=state)
     figures = read_run(folder)
     if downstream:
         scores = read_json(folder / "downstream.json")

@@ -46,14 +46,21 @@ def paired_p(a: list[float], b: list[float]) -> float | None:
     return float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
 
 
-def summarize(cfg: Any, space: Any, task: Any, archs: dict[str, list[Arch]], results: Results) -> dict[str, Any]:
-    """Every row's figures (mean, std, per seed), its size metrics, and the tests."""
+def summarize(cfg: Any, space: Any, task: Any, archs: dict[str, list[Arch]], results: Results,
+              downstream: dict[str, str] | None = None, headlines: list[str] | None = None) -> dict[str, Any]:
+    """Every row's figures (mean, std, per seed), its size metrics, and the tests.
+
+    The headline is ``study.metric`` (checked before training: a metric of ``task``, or one
+    of the ``downstream`` figures, name -> direction), else the task's primary metric; a
+    task metric is read on the held-out split (``heldout_<metric>``). The plot has a panel
+    for the headline and one for each downstream stage's ``headlines`` the runs measured."""
     from nasplug.compare.stats import holm
 
+    downstream = downstream or {}
     seeds = list(cfg.seeds)
     keys = sorted({k for runs in results.values() for r in runs for f in r.values() for k in f})
     metric = cfg.metric or task.primary_metric()
-    headline = f"heldout_{metric}" if f"heldout_{metric}" in keys else (keys[0] if keys else metric)
+    headline = metric if metric in downstream and metric not in task.metrics else f"heldout_{metric}"
     rows: dict[str, Any] = {}
     for name, runs in results.items():
         sizes = [space.metrics(a) for a in archs[name]]
@@ -76,9 +83,10 @@ def summarize(cfg: Any, space: Any, task: Any, archs: dict[str, list[Arch]], res
         adjusted = holm([p if p is not None else 1.0 for p in raw])
         for name, p, adj in zip(others, raw, adjusted):
             tests[name] = {"p_value": p, "p_holm": None if p is None else adj}
-    direction = task.metrics.get(metric, "maximize")
+    direction = task.metrics.get(metric) or downstream.get(metric, "maximize")
+    panels = [headline, *(k for k in headlines or [] if k != headline and k in keys)]
     return {"seeds": seeds, "metric": metric, "headline": headline, "direction": direction, "reference": reference,
-            "columns": keys, "rows": rows, "tests": tests}
+            "columns": keys, "rows": rows, "tests": tests, "panels": panels}
 
 
 def _cell(entry: dict[str, Any] | None) -> Any:
@@ -108,13 +116,13 @@ def table(summary: dict[str, Any]) -> str:
 def plot(summary: dict[str, Any], path: Path) -> Path:
     """One row per line: the mean over seeds with a ±1 std bar, each seed (and, for a random
     row, each arch's mean) as a small dot; the reference row's mean as a dashed line. A
-    second panel shows the downstream average (GLUE) when the study has one."""
+    second panel shows the downstream headline (GLUE: its average) when the study has one."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [summary["headline"], *(k for k in ("glue_avg",) if k in summary["columns"])]
+    keys = summary.get("panels") or [summary["headline"]]
     names = list(summary["rows"])
     fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 0.55 * len(names) + 1.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -148,7 +156,9 @@ def _panel(ax: Any, summary: dict[str, Any], names: list[str], key: str) -> None
 
 def write_study(ctx: Any, cfg: Any, archs: dict[str, list[Arch]], results: Results, folder: Path) -> dict[str, Any]:
     """Write study.json / study.md / study.png; return the summary."""
-    summary = summarize(cfg, ctx.space, ctx.retrain_task, archs, results)
+    from nasplug.study import downstream_figures
+
+    summary = summarize(cfg, ctx.space, ctx.retrain_task, archs, results, *downstream_figures(ctx))
     text = table(summary)
     md = [f"# Study: {ctx.recipe.name}", "",
           f"{len(summary['rows'])} rows, {len(summary['seeds'])} seeds each (seeds {summary['seeds']}); every row "

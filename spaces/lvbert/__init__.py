@@ -17,7 +17,7 @@ Space and codecs (``space.py``, ``codec.py``, ``sizes.py``)
 
 Models (``config.py``, ``layers.py``, ``embeddings.py``, ``heads.py``, ``model.py``, ``hf.py``)
     ``LVBertConfig`` (``from_size``, ``lvbert_small``, ``electra_small_interleaved``,
-    ``generator``, ``with_layers``), ``LVBertModel``, ``LVBertForMaskedLM`` (logits only at
+    ``generator_config``, ``with_layers``), ``LVBertModel``, ``LVBertForMaskedLM`` (logits only at
     masked positions when labels are given), ``LVBertForPreTraining`` (ELECTRA
     discriminator), ``LVBertForSequenceClassification``; registered with ``AutoConfig`` /
     ``AutoModel*`` on import. ``layer_index(param_name, num_slots)`` for layer-wise LR decay.

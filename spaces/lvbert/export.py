@@ -104,10 +104,14 @@ def export_model(model: Any, folder: str | Path) -> Path:
 def model_card(folder: str | Path, facts: Mapping[str, Any]) -> Path:
     """``README.md`` with YAML metadata: what the model is and how it was made.
 
-    ``facts``: ``arch`` (text), ``layers``, ``params``, ``flops``, ``heldout`` (figures),
-    ``glue`` (task -> dev score), ``recipe`` (name), ``seed``, ``nasplug_version``, ``run_dir``.
+    ``facts``: ``arch`` (text), ``params``, ``flops``, ``heldout`` (figures), ``glue`` (task ->
+    dev score), ``recipe`` (name), ``seed`` (weights) and ``train_seed``, ``nasplug_version``,
+    ``run_dir``. The number of sub-layers is read off the arch.
     """
     glue = dict(facts.get("glue") or {})
+    seeds = f"seed {facts.get('seed')}"
+    if facts.get("train_seed") is not None and facts.get("train_seed") != facts.get("seed"):
+        seeds = f"weights seed {facts.get('seed')}, data seed {facts.get('train_seed')}"
     heldout = {k: v for k, v in dict(facts.get("heldout") or {}).items() if isinstance(v, (int, float))}
     meta = {"library_name": "transformers", "tags": ["nasplug", "lvbert", "neural-architecture-search"],
             "pipeline_tag": "fill-mask" if facts.get("head") == "mlm" else "feature-extraction"}
@@ -116,9 +120,9 @@ def model_card(folder: str | Path, facts: Mapping[str, Any]) -> Path:
              "An LV-BERT encoder (Yu et al., *LV-BERT: Exploiting Layer Variety for BERT*, Findings of ACL 2021) "
              "whose sub-layer sequence was found or chosen by [nasplug](https://github.com/) and trained from scratch.",
              "", "| | |", "|---|---|",
-             f"| architecture | `{facts.get('arch')}` |", f"| sub-layers | {facts.get('layers')} |",
+             f"| architecture | `{facts.get('arch')}` |", f"| sub-layers | {_layer_count(facts.get('arch'))} |",
              f"| parameters (encoder) | {facts.get('params')} |", f"| FLOPs per sequence | {facts.get('flops')} |",
-             f"| recipe | {facts.get('recipe')} (seed {facts.get('seed')}) |",
+             f"| recipe | {facts.get('recipe')} ({seeds}) |",
              f"| nasplug | {facts.get('nasplug_version')} |", ""]
     if heldout:
         lines += ["## Held-out pre-training figures", "", "| figure | value |", "|---|---|",
@@ -133,6 +137,17 @@ def model_card(folder: str | Path, facts: Mapping[str, Any]) -> Path:
     path = Path(folder) / "README.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _layer_count(arch: Any) -> int | None:
+    """Sub-layers of an arch in its text form (None if it is not one)."""
+    from nasplug.errors import NasplugError
+    from nasplug.spaces.lvbert.codec import parse_layers
+
+    try:
+        return len(parse_layers(arch)) if isinstance(arch, str) and arch else None
+    except NasplugError:
+        return None
 
 
 def glue_scores(folder: Path) -> dict[str, float]:

@@ -59,6 +59,8 @@ class LVBertSpace(SearchSpace):
     """
 
     name = "lvbert"
+    #: Plot colours of the layer types (the report's architecture strips).
+    colors = {"conv": "#4C72B0", "attn": "#DD8452", "ffn": "#55A868"}
 
     def __init__(
         self,

@@ -171,7 +171,7 @@ def test_rank_corr_end_to_end(tiny_run: tuple[Path, Path], trained: dict) -> Non
 
 def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
         tiny_run: tuple[Path, Path], trained: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nasplug.oneshot.train
+    import nasplug.pipeline.standalone
     from nasplug.rankcorr import rank_correlation
 
     run_dir, _ = tiny_run
@@ -181,7 +181,7 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("an arch was trained again")
 
-    monkeypatch.setattr(nasplug.oneshot.train, "train", no_training)
+    monkeypatch.setattr(nasplug.pipeline.standalone, "train", no_training)
     again = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=300, progress=False)
     assert [p["standalone"] for p in again["pairs"]] == [p["standalone"] for p in trained["pairs"]]
     # The default metric on the same trained models (the tiny models may tie: NaN -> null).
@@ -193,8 +193,8 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
 
     monkeypatch.undo()
     calls = []
-    real = nasplug.oneshot.train.train
-    monkeypatch.setattr(nasplug.oneshot.train, "train", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    real = nasplug.pipeline.standalone.train
+    monkeypatch.setattr(nasplug.pipeline.standalone, "train", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
     bigger = run_dir / "rank_corr_5"
     shutil.copytree(out, bigger)
     five = rank_correlation(run_dir, archs=5, steps=5, metric="mlm_loss", resamples=50, progress=False, out=bigger)

@@ -71,12 +71,12 @@ def test_every_row_gets_mean_std_and_a_test_against_the_reference(study) -> None
 
 def test_a_second_call_trains_nothing(study, monkeypatch) -> None:
     run, summary = study
-    import nasplug.oneshot.train
+    import nasplug.pipeline.standalone
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished (arch, seed) run was trained again")
 
-    monkeypatch.setattr(nasplug.oneshot.train, "train", no_training)
+    monkeypatch.setattr(nasplug.pipeline.standalone, "train", no_training)
     again = run_study(load_recipe(RECIPE, TINY), run, resume=True, progress=False)
     assert again["table"] == summary["table"]
 
