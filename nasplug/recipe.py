@@ -271,7 +271,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
 
 def dump_recipe(recipe: Recipe) -> str:
     """The resolved recipe as YAML (defaults filled in), for the run directory."""
-    import yaml
+    from nasplug.yamlio import safe_dump
 
-    # Nulls are kept: some are meaningful (space.size: null means "custom dims").
-    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+    # Nulls are kept: some are meaningful (space.size: null means "custom dims"). The dumper
+    # quotes strings that YAML 1.2 reads as numbers ("1e5"), so a resumed run reads the same.
+    return safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

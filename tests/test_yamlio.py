@@ -37,3 +37,19 @@ def test_safe_dump_quotes_strings_that_would_read_back_as_floats() -> None:
     assert "'1e-3'" in text and "'-.5'" in text
     back = _load(text)
     assert back == data and all(type(back[k]) is type(v) for k, v in data.items())
+
+
+def test_a_stored_recipe_reads_back_the_same(tmp_path) -> None:
+    """dump_recipe writes run directories' recipe.yaml: a string that looks like a float
+    (a description "1e5") must come back a string, the floats floats."""
+    from nasplug.recipe import dump_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("name: r\ndescription: '1e5'\nspace: {name: toy, slots: 4}\nevaluator: {name: toy}\n"
+                    "search: {budget: 5}\nsupernet: {steps: 10, lr: 1e-3}\n")
+    recipe = load_recipe(path)
+    stored = tmp_path / "stored.yaml"
+    stored.write_text(dump_recipe(recipe))
+    again = load_recipe(stored)
+    assert again.description == "1e5" and again.supernet.lr == 1e-3
+    assert again.model_dump() == recipe.model_dump()

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nasplug.compare.cache import GroundTruth, JsonlCache, check_ground_truth_size
 from nasplug.compare.cli import add_compare_parser, cmd_compare  # the CLI entry points, re-exported
 from nasplug.compare.report import plot_anytime, render_markdown, score_table, tests_table
@@ -39,6 +37,7 @@ from nasplug.pipeline import (
 from nasplug.pipeline.run import make_run_dir
 from nasplug.recipe import Component, Recipe, SearchConfig
 from nasplug.registry import STRATEGIES
+from nasplug.yamlio import parse_override_value
 
 __all__ = ["ComparisonResult", "add_compare_parser", "cmd_compare", "compare", "resolve_strategies"]
 
@@ -221,10 +220,7 @@ def resolve_strategies(names: Sequence[str], strategy_args: Sequence[str] = (),
             raise NasplugError(f"--strategy-args {item!r}: expected NAME.KEY=VALUE, e.g. evolution.population=20")
         if name not in specs:
             raise NasplugError(f"--strategy-args {item!r}: {name!r} is not one of --strategies ({', '.join(specs)})")
-        try:
-            specs[name][arg] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            specs[name][arg] = text
+        specs[name][arg] = parse_override_value(text, f"--strategy-args {name}.{arg}")  # YAML 1.2: 1e-3 is a float
     return {name: Component(name=name, **kwargs) for name, kwargs in specs.items()}
 
 

@@ -287,8 +287,13 @@ def resume_point(root: str | os.PathLike[str], module: nn.Module) -> tuple[Path,
 
 #: Settings that may change on resume: they do not change what is trained (or, for ``lr`` and
 #: ``precision``, are the usual remedies after a divergence).
-RESUMABLE_CHANGES = frozenset({"eval_every", "eval_batches", "eval_archs", "checkpoint_every", "log_every",
-                               "compile", "device", "lr", "precision"})
+#: Training settings a resumed run may change: they leave the weights trained so far as they
+#: are (the learning rate and the precision are the remedies after a divergence). The
+#: recipe check (:mod:`nasplug.pipeline.identity`) allows these for every training section.
+RESUMABLE_SETTINGS = ("log_every", "checkpoint_every", "eval_every", "device", "compile", "lr", "precision")
+#: What a checkpoint accepts on resume: the above, and how the held-out figures are taken
+#: (they change no weight; the recipe check still refuses them, as they change reported figures).
+RESUMABLE_CHANGES = frozenset({*RESUMABLE_SETTINGS, "eval_batches", "eval_archs"})
 
 
 def check_resume_config(saved: dict[str, Any], current: Any) -> None:

@@ -184,11 +184,12 @@ class InheritedWeights:
 
     def _drop_stale_states(self) -> None:
         """Kept states are only valid for the weights that made them: drop them when any
-        parameter was replaced, moved or changed in place since the last call."""
+        parameter or buffer (BatchNorm statistics, say) was replaced, moved or changed in
+        place since the last call."""
         nets = [self.supernet, *self.aux.values()]
         try:
             weights = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device)
-                            for net in nets for p in net.parameters())
+                            for net in nets for p in (*net.parameters(), *net.buffers()))
         except RuntimeError:  # inference tensors have no version counter: keep nothing between calls
             weights = None
         if weights is None or weights != self._weights:

@@ -4,8 +4,7 @@
 anything. It refuses an ``--out`` that is not a usable directory, a directory holding a run
 unless ``--resume`` is given, and a resume whose recipe differs from the stored one in
 anything that changes results. Settings that cannot change results (descriptions, the
-paper's numbers, logging, checkpoint frequency, device, compilation), a larger search
-budget, the remedies after a divergence (the learning rate, the precision), what a plugin
+paper's numbers, logging, checkpoint frequency, device, compilation), the search budget, the remedies after a divergence (the learning rate, the precision), what a plugin
 stage declares (:attr:`~nasplug.pipeline.stage.Stage.may_change`, e.g. the GLUE task list)
 and the study's rows, seeds and headline (see :func:`study_may_change`) may change.
 """
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
+from nasplug.oneshot.checkpoint import RESUMABLE_SETTINGS
 from nasplug.recipe import Recipe
 
 #: Files and folders whose presence means a run has started in a directory (plus every
@@ -27,8 +27,7 @@ RUN_MARKERS = ("recipe.yaml", "run.json", "stages", "trials.jsonl", "supernet", 
 #: stage's :attr:`~nasplug.pipeline.stage.Stage.may_change`).
 MAY_CHANGE = (
     "description", "expected", "search.budget", "search.top_k",
-    *(f"{section}.{key}" for section in ("supernet", "retrain")
-      for key in ("log_every", "checkpoint_every", "eval_every", "device", "compile", "lr", "precision")),
+    *(f"{section}.{key}" for section in ("supernet", "retrain") for key in RESUMABLE_SETTINGS),
 )
 
 

@@ -68,7 +68,7 @@ def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] |
     from nasplug.recipe import describe_error
 
     base = recipe.retrain if recipe.retrain is not None else recipe.supernet
-    raw = base.model_dump(exclude={"baselines", "seeds", "sampler", "task"})
+    raw = base.model_dump(include=set(TrainConfig.model_fields))  # a supernet section's sampler/split are not training settings
     if raw.get("warmup_steps") is not None:
         raw["warmup_steps"] = round(raw["warmup_steps"] * steps / raw["steps"])
     raw.update(steps=steps, eval_every=0)

@@ -2,7 +2,9 @@
 intervals and top-k agreement between two score vectors over the same archs.
 
 Pure numpy / scipy, no torch: called once per ``rank_correlation`` call, after every arch has
-its supernet score and its standalone accuracy. Both scores are "higher is better".
+its supernet score and its standalone score on the compared metric. Tau and rho compare the two
+orders as they are; top-k agreement takes "higher is better" vectors (the caller flips the sign
+of a metric to minimise, such as a loss).
 """
 
 from __future__ import annotations

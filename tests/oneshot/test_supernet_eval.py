@@ -208,6 +208,23 @@ def test_kept_states_are_dropped_when_the_weights_change(fresh):
     assert after == text_evaluator(supernet, batches(), prefix_sharing=False)(arch)
 
 
+def test_kept_states_are_dropped_when_a_buffer_changes_in_place(fresh):
+    """BatchNorm-like statistics are weights too: states made before they changed are stale."""
+    space, supernet = fresh
+    supernet.register_buffer("running_stat", torch.zeros(3))
+    arch = space.sample(random.Random(0))
+    evaluator = text_evaluator(supernet, batches())
+    cleared = []
+    original = evaluator.clear_cache
+    evaluator.clear_cache = lambda: (cleared.append(True), original())[1]
+    evaluator(arch)
+    evaluator(arch)
+    before = len(cleared)
+    supernet.running_stat.add_(1.0)
+    evaluator(arch)
+    assert len(cleared) == before + 1
+
+
 def test_electra_kept_states_match_one_by_one(setup):
     space, supernet = setup
     generator, data, replacements = electra_inputs(supernet)

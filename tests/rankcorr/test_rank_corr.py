@@ -250,3 +250,17 @@ def test_cli_prints_the_table_and_errors_are_nasplug_errors(tiny_run: tuple[Path
     bad = parser.parse_args(["rank-corr", str(run_dir), "--archs", "4", "--steps", "5", "--set", "nonsense"])
     with pytest.raises(NasplugError, match="KEY=VALUE"):
         cmd_rank_corr(bad)
+
+
+def test_without_a_retrain_section_the_supernet_training_settings_are_used() -> None:
+    """A few-shot supernet section (sampler, split) is not a set of training settings: only
+    the TrainConfig fields carry over to the standalone runs."""
+    from nasplug.rankcorr import standalone_train_config
+    from nasplug.recipe import validate_recipe
+
+    recipe = validate_recipe({"name": "r", "space": {"name": "toy", "slots": 4}, "evaluator": {"name": "toy"},
+                              "search": {"budget": 5},
+                              "supernet": {"steps": 100, "lr": 2e-3, "warmup_steps": 20, "sampler": "fair",
+                                           "split": {"choice": "L0", "after": 0.5}}})
+    cfg = standalone_train_config(recipe, 10)
+    assert (cfg.steps, cfg.lr, cfg.warmup_steps, cfg.eval_every) == (10, 2e-3, 2, 0)

@@ -109,6 +109,7 @@ def test_sigkill_then_resume_redoes_no_finished_run(study, tmp_path) -> None:
     ('{"rows": {"a": {"arch": "not an arch"}}}', r"study.rows.a.arch: "),
     ('{"rows": {"a": {"random": 2}}, "train": {"stepz": 3}}', r"study.train.stepz: unknown key"),
     ('{"rows": {"a": {"search": {"budget": 0}}}}', r"study.rows.a.search.budget"),
+    ('{"rows": {"a": {"random": 2}}, "metric": "acuracy"}', r"study.metric: 'acuracy' is not measured .*allowed: "),
 ])
 def test_bad_study_settings_are_one_line(tmp_path, study_text, match) -> None:
     recipe = load_recipe(RECIPE, [*TINY, f"study={study_text}"])
