@@ -39,13 +39,13 @@ def glue_downstream(ctx: Any, arch: dict[str, Any], folder: Path) -> dict[str, f
             continue
         path = folder / "glue" / f"{task}.json"
         result = read_json(path)
-        if result is None:
+        if result is None or result.get("status") == "failed":  # a diverged task is tried again
             data = glue.load_task(task, source)
             result = glue.finetune(task, factory, tokenizer, data, finetune_cfg,
                                    layer_index=lambda n: layer_index(n, len(arch)))
             atomic_write_json(path, result)
         value = (result.get("median") or {}).get(glue.ELECTRA_DEV_METRIC.get(task, "accuracy"))
-        if result.get("status") != "missing" and isinstance(value, (int, float)):
+        if result.get("status") not in ("missing", "failed") and isinstance(value, (int, float)):
             scores[f"glue_{task}"] = float(value)
     if scores:
         scores["glue_avg"] = statistics.fmean(scores.values())

@@ -151,10 +151,18 @@ def _rng_scope(device: str) -> Any:
     return torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else [])
 
 
+class Diverged(Exception):
+    """The fine-tuning loss became NaN or infinite: the run's weights mean nothing."""
+
+
 def _train_one(spec: GlueTask, model: nn.Module, train: Encoded, epochs: int,
                cfg: FinetuneConfig, seed: int, pad_id: int, layer_index: LayerIndex | None
                ) -> list[float]:
-    """Train in place; returns the mean loss of each epoch."""
+    """Train in place; returns the mean loss of each epoch.
+
+    Raises:
+        Diverged: a non-finite loss (nothing is stepped with it).
+    """
     from transformers import get_linear_schedule_with_warmup  # heavy import, only here
 
     model.to(cfg.device).train()
@@ -180,6 +188,9 @@ def _train_one(spec: GlueTask, model: nn.Module, train: Encoded, epochs: int,
                 loss = F.mse_loss(logits[:, 0].float(), batch["labels"])
             else:
                 loss = F.cross_entropy(logits.float(), batch["labels"])
+            if not math.isfinite(loss.item()):
+                bar.close()
+                raise Diverged(f"loss is {loss.item()} at step {bar.n + 1} of {total} (seed {seed}, lr {cfg.lr:g})")
             loss.backward()
             if cfg.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -213,7 +224,9 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
         ax_data: with MNLI, the AX test split, predicted by the median seed's model.
 
     Returns:
-        A JSON-serialisable dict: ``task``, ``status`` (``ok``/``partial``/``missing``),
+        A JSON-serialisable dict: ``task``, ``status`` (``ok``/``partial``/``missing``, or
+        ``failed`` when a seed's loss became NaN or infinite: then ``error`` says where, no
+        figure is reported, and a resumed GLUE stage fine-tunes the task again),
         ``missing`` (split -> reason), ``median`` (metric -> median over seeds; MNLI keys end
         in ``_m``/``_mm``), ``per_seed`` (seed, metrics, epoch_loss), ``median_seed``,
         ``test_predictions`` (submission name -> ``{"index", "prediction"}``), ``config``...
@@ -263,7 +276,13 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
             with _rng_scope(cfg.device):
                 torch.manual_seed(seed)
                 model = model_factory(spec.num_labels, seed)
-                losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
+                try:
+                    losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
+                except Diverged as exc:
+                    logger.warning("glue %s: fine-tuning diverged: %s; the task is marked failed "
+                                   "(lower glue.lr and resume to retry it)", spec.name, exc)
+                    result.update(status="failed", error=f"diverged: {exc}", per_seed=[], median={})
+                    return result
             metrics: dict[str, float] = {}
             for split, enc in evals.items():
                 preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device, _pad_to(cfg))

@@ -113,7 +113,7 @@ def _task_metrics(value: Any) -> Mapping[str, Any] | None:
     """A task's metric dict from a plain dict or a fine-tuning result (None if missing)."""
     if not isinstance(value, Mapping):
         return None
-    if value.get("status") == "missing":
+    if value.get("status") in ("missing", "failed"):
         return None
     if "median" in value and isinstance(value["median"], Mapping):
         return value["median"]

@@ -35,8 +35,8 @@ def glue_section(run_dir: Path, names: list[str], expected: dict[str, Any] | Non
             result = per_model[n].get(task)
             if result is None:
                 row.append("not run")
-            elif result.get("status") == "missing":
-                row.append("missing")
+            elif result.get("status") in ("missing", "failed"):
+                row.append(result["status"])
             else:
                 row.append((result.get("median") or {}).get(metric))
         row.append(reference.get(task))

@@ -110,7 +110,8 @@ class GlueStage(Stage):
     incremental = True  # named in --stages, it retries tasks that were missing
     position = 40.0  # after retraining, before the report
     outputs = ("glue",)
-    may_change = ("glue.tasks", "glue.progress", "glue.device")  # results are kept per (model, task)
+    # results are kept per (model, task); glue.lr is the remedy for a task whose loss diverged
+    may_change = ("glue.tasks", "glue.progress", "glue.device", "glue.lr")
     section = True  # the recipe's glue: section
 
     def applies(self, recipe: Any) -> bool:
@@ -181,7 +182,9 @@ def run_glue(ctx: RunContext) -> dict[str, Any]:
             path = out / f"{task}.json"
             if path.is_file():
                 done = read_json(path)
-                if done.get("status") != "missing":  # a missing task is tried again: the data may be there now
+                # a missing task is tried again (the data may be there now), a failed one too
+                # (its loss diverged: the user may have lowered glue.lr)
+                if done.get("status") not in ("missing", "failed"):
                     results[task] = done
                     continue
             if source != "hub" and not Path(source).is_dir():

@@ -76,3 +76,37 @@ def test_init_from_errors_name_the_field(released, tmp_path):
     ctx = RunContext(recipe=validate_recipe(clash), run_dir=tmp_path / "clash")
     with pytest.raises(NasplugError, match="glue.init_from.found: 'found' is already"):
         GlueStage().check(ctx)
+
+
+def test_a_diverged_task_is_marked_failed_and_a_resume_fine_tunes_it_again(released, shared_data, tmp_path,
+                                                                           monkeypatch):
+    """A NaN loss is no result: the task is `failed` (no figure, no average), and `--resume`
+    (with a lower glue.lr, which a resume may change) fine-tunes it again."""
+    import importlib
+    import json
+
+    import torch
+
+    finetune = importlib.import_module("nasplug.glue.finetune")  # the module (nasplug.glue.finetune is also a function)
+
+    glue = {"source": str(shared_data / "glue"), "tasks": ["RTE"], "epochs": 1, "max_train_examples": 16,
+            "max_eval_examples": 16, "max_len": 48, "seeds": [0], "batch_size": 8, "predict_test": False,
+            "progress": False, "init_from": {"released": str(released)}}
+    real = finetune.logits_of
+    monkeypatch.setattr(finetune, "logits_of", lambda model, batch: real(model, batch) * float("nan"))
+    run_recipe(validate_recipe(recipe(glue)), tmp_path / "run", resume=False, stages=parse_stages(None),
+               progress=False)
+    path = tmp_path / "run" / "glue" / "released" / "RTE.json"
+    failed = json.loads(path.read_text())
+    assert failed["status"] == "failed" and "diverged: loss is nan at step 1" in failed["error"]
+    assert failed["median"] == {} and failed["per_seed"] == []
+    scores = json.loads((tmp_path / "run" / "glue" / "released" / "scores.json").read_text())
+    assert scores["electra_dev"]["score"] is None and any(m.startswith("RTE") for m in scores["electra_dev"]["missing"])
+    assert "| RTE " in (tmp_path / "run" / "report.md").read_text() and "failed" in (tmp_path / "run" / "report.md").read_text()
+
+    monkeypatch.setattr(finetune, "logits_of", real)
+    lower = {**glue, "lr": 1e-4}
+    run_recipe(validate_recipe(recipe(lower)), tmp_path / "run", resume=True, stages=parse_stages("glue,report"),
+               progress=False)
+    again = json.loads(path.read_text())
+    assert again["status"] == "ok" and torch.isfinite(torch.tensor(again["median"]["accuracy"]))
