@@ -34,12 +34,7 @@ TINY = ["supernet.steps=60", "supernet.eval_every=30", "supernet.checkpoint_ever
         "retrain.log_every=10", "retrain.eval_batches=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def tiny(*more: str):

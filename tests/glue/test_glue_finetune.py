@@ -45,14 +45,7 @@ class TinyModel(nn.Module):
         return SimpleNamespace(logits=self.classifier(h))  # [B, num_labels]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared 2-core box the
-    threads wait on each other; restore the caller's setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def tiny_depth(name: str) -> int:

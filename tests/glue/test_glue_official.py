@@ -28,12 +28,7 @@ from nasplug.text.tokenizer import save_tokenizer, train_tokenizer, with_max_len
 WORDS = "the a cat dog sat ran on under mat log big small red blue one two it was is not".split()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def pairs(n: int, regression: bool = False) -> datasets.Dataset:

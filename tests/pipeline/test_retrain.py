@@ -27,12 +27,7 @@ TINY = [f"arch='{ARCH}'", "retrain.baselines={}", "retrain.steps=6", "retrain.se
         "retrain.checkpoint_every=3", "retrain.log_every=3", "retrain.eval_batches=1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def tiny():

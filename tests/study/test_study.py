@@ -31,12 +31,7 @@ TINY = ["supernet.steps=40", "supernet.eval_every=0", "supernet.checkpoint_every
         "retrain.eval_batches=2", "retrain.log_every=5", f"study={json.dumps(STUDY)}"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def figures(run: Path) -> dict:
