@@ -124,9 +124,12 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
 
     keys = summary.get("panels") or [summary["headline"]]
     names = list(summary["rows"])
-    fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 0.55 * len(names) + 1.6), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 0.55 * len(names) + 1.6), squeeze=False,
+                             sharey=True)
+    for i, (ax, key) in enumerate(zip(axes[0], keys)):
         _panel(ax, summary, names, key)
+        if i:  # the rows are named once, on the left: later panels share the axis
+            ax.tick_params(axis="y", labelleft=False)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -148,7 +151,7 @@ def _panel(ax: Any, summary: dict[str, Any], names: list[str], key: str) -> None
     if ref.get("mean") is not None:
         ax.axvline(ref["mean"], ls="--", color="#C44E52", lw=1, label=f"{summary['reference']} (mean)")
     ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
+    ax.set_ylim(len(names) - 0.5, -0.5)  # first row on top (idempotent on a shared axis, unlike invert_yaxis)
     ax.set_xlabel(f"{key}, mean ± std over {len(summary['seeds'])} seeds")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
