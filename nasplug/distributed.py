@@ -141,7 +141,10 @@ def sum_dict(values: dict[str, torch.Tensor], *, uneven: bool = False) -> dict[s
         keys = sorted({k for ks in gathered for k in ks})
     if not keys:
         return {}
-    zero = torch.zeros((), dtype=torch.float64)
+    device = next(iter(values.values())).device if values else (
+        torch.device("cuda", torch.cuda.current_device()) if is_distributed() and dist.get_backend() == "nccl"
+        else torch.device("cpu"))
+    zero = torch.zeros((), dtype=torch.float64, device=device)
     total = all_reduce_sum(torch.stack([values.get(k, zero).double() for k in keys]))
     return dict(zip(keys, total.tolist(), strict=True))
 

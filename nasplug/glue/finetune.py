@@ -226,7 +226,7 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
     Returns:
         A JSON-serialisable dict: ``task``, ``status`` (``ok``/``partial``/``missing``, or
         ``failed`` when a seed's loss became NaN or infinite: then ``error`` says where, no
-        figure is reported, and a resumed GLUE stage fine-tunes the task again),
+        figure is reported, and the GLUE stage named again in ``--stages`` fine-tunes it again),
         ``missing`` (split -> reason), ``median`` (metric -> median over seeds; MNLI keys end
         in ``_m``/``_mm``), ``per_seed`` (seed, metrics, epoch_loss), ``median_seed``,
         ``test_predictions`` (submission name -> ``{"index", "prediction"}``), ``config``...
@@ -279,8 +279,8 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
                 try:
                     losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
                 except Diverged as exc:
-                    logger.warning("glue %s: fine-tuning diverged: %s; the task is marked failed "
-                                   "(lower glue.lr and resume to retry it)", spec.name, exc)
+                    logger.warning("glue %s: fine-tuning diverged: %s; the task is marked failed (to retry "
+                                   "it: --resume --stages glue,report --set glue.lr=<lower>)", spec.name, exc)
                     result.update(status="failed", error=f"diverged: {exc}", per_seed=[], median={})
                     return result
             metrics: dict[str, float] = {}

@@ -294,7 +294,8 @@ class _Run:
             self._activate(arch)
             with self._autocast():
                 sums = self.task.evaluate(self.model, mine, self.aux, self.device)
-            total = distributed.sum_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in sums.items()},
+            on = self.device if self.device.type == "cuda" else torch.device("cpu")  # NCCL reduces CUDA tensors only
+            total = distributed.sum_dict({k: torch.tensor(v, dtype=torch.float64, device=on) for k, v in sums.items()},
                                          uneven=True)  # a rank may have no held-out batch
             entry = {f"heldout_{k}": v for k, v in self.task.figures(total).items()}
             per_arch.append({**({"arch": self._format(arch)} if arch is not None else {}), **entry})

@@ -4,9 +4,11 @@
 anything. It refuses an ``--out`` that is not a usable directory, a directory holding a run
 unless ``--resume`` is given, and a resume whose recipe differs from the stored one in
 anything that changes results. Settings that cannot change results (descriptions, the
-paper's numbers, logging, checkpoint frequency, device, compilation), the search budget, the remedies after a divergence (the learning rate, the precision), what a plugin
-stage declares (:attr:`~nasplug.pipeline.stage.Stage.may_change`, e.g. the GLUE task list)
-and the study's rows, seeds and headline (see :func:`study_may_change`) may change.
+paper's numbers, logging, checkpoint frequency, device, compilation), the search budget,
+the remedies after a divergence (the learning rate, the precision; not in a study, whose
+models must all train alike), what a plugin stage declares
+(:attr:`~nasplug.pipeline.stage.Stage.may_change`, e.g. the GLUE task list) and the study's
+rows, seeds and headline (see :func:`study_may_change`) may change.
 """
 
 from __future__ import annotations
@@ -107,9 +109,17 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
+#: Sections whose settings train a study's models (or its GLUE figures): fixed once it started.
+STUDY_FIXED = ("retrain.", "supernet.", "glue.lr")
+
+
 def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """The first dotted key whose value differs and may not change, or None."""
     allowed = may_change()
+    if any((k == "study" or k.startswith("study.")) and v is not None for k, v in old.items()):
+        # a study trains every (row, arch, seed) with the same settings: the remedies a single
+        # run may change (lr, precision, glue.lr) would mix two trainings in one table
+        allowed = tuple(a for a in allowed if not a.startswith(STUDY_FIXED))
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key) or _may_change(key, allowed) or study_may_change(key, old):
             continue

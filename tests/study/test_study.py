@@ -76,6 +76,16 @@ def test_a_second_call_trains_nothing(study, monkeypatch) -> None:
     assert again["table"] == summary["table"]
 
 
+def test_a_resume_may_not_change_how_the_models_train(study) -> None:
+    """The learning rate a single run may lower after a divergence would, in a study, mix two
+    trainings in one table: refused, naming the key, before anything is written."""
+    run, _ = study
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(NasplugError, match=r"retrain\.lr"):
+        run_study(load_recipe(RECIPE, [*TINY, "retrain.lr=0.5"]), run, resume=True, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_sigkill_then_resume_redoes_no_finished_run(study, tmp_path) -> None:
     reference, _ = study
     out = tmp_path / "killed"
