@@ -27,14 +27,10 @@ from nasplug.oneshot.config import TrainConfig
 from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.export import export_folder, exported
 from nasplug.pipeline.stage import RunView, Section, Stage
-from nasplug.pipeline.standalone import folder_state, read_run, score_test, train_model
+from nasplug.pipeline.standalone import folder_state, read_run, train_model
 from nasplug.pipeline.supernet import check_fit
 
 log = logging.getLogger(__name__)
-
-#: ``read_run`` and ``score_test`` live in :mod:`nasplug.pipeline.standalone`; importable from here too.
-__all__ = ["RetrainStage", "aggregate", "baseline_archs", "found_arch", "model_folder", "read_run", "retrain_archs",
-           "score_test", "seed_runs"]
 
 RETRAIN_DIR = "retrain"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")

@@ -5,8 +5,9 @@ A stage is one resumable step of ``nasplug run``. The pipeline calls, in this or
 that will run (before any of them runs, so a bad setting is reported before hours of
 training), then :meth:`Stage.run` for each. :meth:`Stage.report` renders the stage's section
 of ``report.md`` from the files it left in the run directory (``nasplug show`` calls it on
-runs that are finished or not). Built-in stages are registered by import path, so the
-pipeline never imports a plugin's stage (GLUE lives with the text plugins); a plugin stage
+runs that are finished or not). Built-in stages are registered by import path, so no stage
+module is imported before the stage order is first needed (GLUE lives with the text
+plugins); then every registered stage is loaded, entry points included. A plugin stage
 says itself where it runs (:attr:`Stage.position`), what it writes (:attr:`Stage.outputs`),
 which of its settings a resumed run may change (:attr:`Stage.may_change`), whether it has a
 recipe section (:attr:`Stage.section`) and what figures it adds to a study
