@@ -256,17 +256,28 @@ def tokenizer_from_vocab(vocab_file: str | os.PathLike[str], lowercase: bool = T
     )
 
 
+def _staged(tokenizer: PreTrainedTokenizerBase, out: Path) -> Path:
+    """``tokenizer`` saved and fsynced into a fresh temporary folder beside ``out`` (removed
+    again if saving fails); the caller renames it into place."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        tokenizer.save_pretrained(str(tmp))
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike[str]) -> Path:
     """``save_pretrained`` into ``out_dir`` atomically: a crash never leaves half a tokenizer.
 
     An existing ``out_dir`` is replaced.
     """
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = _staged(tokenizer, out)
     try:
-        tokenizer.save_pretrained(str(tmp))
-        _fsync_tree(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
@@ -290,11 +301,8 @@ def publish_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.Path
     published the same folder first, this copy is dropped.
     """
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = _staged(tokenizer, out)
     try:
-        tokenizer.save_pretrained(str(tmp))
-        _fsync_tree(tmp)
         try:
             os.rename(tmp, out)  # fails when ``out`` exists (and is not empty): keep the first
         except OSError:
