@@ -281,7 +281,8 @@ class LVBertSpace(SearchSpace):
         from nasplug.spaces.lvbert.export import export_model, glue_scores, model_card
 
         export_model(model, folder)
-        glue = glue_scores(Path(facts["run_dir"]) / "glue" / str(facts.get("model"))) if facts.get("run_dir") else {}
+        tuned = facts.get("run_dir") and facts.get("glue_tuned", True)  # GLUE fine-tuned these very weights
+        glue = glue_scores(Path(facts["run_dir"]) / "glue" / str(facts.get("model"))) if tuned else {}
         model_card(folder, {**facts, "glue": glue})
 
     def describe(self) -> dict[str, Any]:

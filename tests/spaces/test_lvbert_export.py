@@ -206,3 +206,20 @@ def test_fill_mask_truncates_a_long_input(tmp_path: Path) -> None:
     assert len(tokenizer(text)["input_ids"]) > 64 and tokenizer.model_max_length == 64
     out = fill(text, tokenizer_kwargs={"truncation": True})  # cut to model_max_length, not an error
     assert out and all("score" in o for o in out)
+
+
+@pytest.mark.parametrize("tuned", [True, False])
+def test_the_card_has_glue_scores_only_for_the_weights_glue_fine_tuned(tmp_path: Path, tuned: bool) -> None:
+    """The GLUE stage fine-tunes the first seed's weights: another seed's card must not show them."""
+    space = LVBertSpace(**SPACE)
+    model = space.build(space.parse("CAFA"), head="mlm", seed=0).eval()
+    glue = tmp_path / "run" / "glue" / "found"
+    glue.mkdir(parents=True)
+    (glue / "MRPC.json").write_text(json.dumps({"median": {"accuracy": 0.7123}}))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    facts = {"model": "found", "arch": "CAFA", "run_dir": str(tmp_path / "run"), "glue_tuned": tuned}
+    space.export_model(model, space.parse("CAFA"), folder, facts)
+    card = (folder / "README.md").read_text()
+    assert ("| MRPC accuracy | 0.71 |" in card) is tuned
+    assert ("GLUE dev" in card) is tuned
