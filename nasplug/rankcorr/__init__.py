@@ -14,12 +14,15 @@ Files, in ``run_dir/rank_corr/`` (or ``out``)::
     rank_corr.png           scatter of supernet score vs standalone accuracy
 
 Resumable: an arch whose ``score.json`` exists is not trained again, and an interrupted
-training continues from its checkpoint. Archs are the first N distinct draws of
+training continues from its checkpoint. ``score.json`` names the evaluator and task settings it
+was scored with; when they change (``--batches``, ``--set evaluator...``) the trained models are
+loaded and scored again, not retrained. Archs are the first N distinct draws of
 ``random.Random(seed)``, so a rerun with a larger N reuses every arch already trained.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
@@ -136,8 +139,11 @@ def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: An
     return standalone_metrics(model, evaluator, aux)
 
 
-def _check_folder(folder: Path, arch_text: str, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved score of this arch, None if there is none; an error if the folder holds another."""
+def _check_folder(folder: Path, arch_text: str, config: dict[str, Any], scored_with: dict[str, Any]
+                  ) -> dict[str, Any] | None:
+    """The saved score of this arch, None if there is none or it was scored on other held-out
+    batches (the trained model is then loaded and scored again); an error if the folder holds
+    another arch or a model trained with other settings."""
     meta_file = folder / "arch.json"
     if not meta_file.is_file():
         return None
@@ -153,9 +159,14 @@ def _check_folder(folder: Path, arch_text: str, config: dict[str, Any]) -> dict[
         raise NasplugError(f"{folder}: was trained with other settings ({', '.join(changed)} differ: an earlier "
                            "--steps or --set?); pass another --out or delete the folder")
     score_file = folder / "score.json"
-    score = read_json(score_file, dict, "delete it to score the arch again")
-    if score is not None and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in score.values()):
-        raise NasplugError(f"{score_file}: not a mapping of metrics to numbers; delete it to score the arch again")
+    saved = read_json(score_file, dict, "delete it to score the arch again")
+    if saved is None or saved.get("scored_with") != scored_with:
+        return None  # not scored yet, or on other batches (an evaluator setting changed, or an older format)
+    score = saved.get("metrics")
+    if not isinstance(score, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in score.values()):
+        raise NasplugError(f"{score_file}: its metrics are not a mapping of names to numbers; delete it to score "
+                           "the arch again")
     return score
 
 
@@ -251,6 +262,10 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     evaluator.close()  # its kept hidden states are not needed while the standalone models train
 
     config = cfg.model_dump(mode="json")
+    # what the standalone scores depend on besides the weights: the evaluator's batches and the task's data
+    scored_with = json.loads(json.dumps({"evaluator": _evaluator_kwargs(recipe, batches),
+                                         "task": recipe.task.kwargs() if recipe.task is not None else None},
+                                        sort_keys=True, default=str))
     make_run_dir(out_dir, "--out")
     make_run_dir(models_dir, "--models")
     width = max(2, len(str(archs - 1)))
@@ -258,13 +273,16 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     bar = progress_bar(total=archs, desc="rank-corr", unit="arch", enabled=progress)
     for i, (arch, text) in enumerate(zip(sampled, texts)):
         folder = models_dir / f"arch-{i:0{width}d}"
-        saved = _check_folder(folder, text, config)
+        saved = _check_folder(folder, text, config, scored_with)
         if saved is None:
             bar.set_postfix_str(text[:32])
-            log.info("rank-corr: arch %d/%d %s: training %d steps", i + 1, archs, text, steps)
-            atomic_write_json(folder / "arch.json", {"arch": text, "arch_dict": arch, "config": config})
-            saved = _train_and_score(ctx, arch, folder, cfg, evaluator, progress)
-            atomic_write_json(folder / "score.json", saved)
+            if (folder / "arch.json").is_file():
+                log.info("rank-corr: arch %d/%d %s: scoring on the evaluator's batches", i + 1, archs, text)
+            else:
+                log.info("rank-corr: arch %d/%d %s: training %d steps", i + 1, archs, text, steps)
+                atomic_write_json(folder / "arch.json", {"arch": text, "arch_dict": arch, "config": config})
+            saved = _train_and_score(ctx, arch, folder, cfg, evaluator, progress)  # loads a trained model
+            atomic_write_json(folder / "score.json", {"metrics": saved, "scored_with": scored_with})
             if not keep_checkpoints:
                 shutil.rmtree(folder / "checkpoint", ignore_errors=True)
         else:
