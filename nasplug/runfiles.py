@@ -35,8 +35,9 @@ def read_json(path: Path, expect: type = dict, what: str = "") -> Any:
     return value
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a log, one per line; torn or foreign lines (a killed write) are skipped."""
+def read_log_leniently(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a log, one per line, for reports: torn or foreign lines (a killed write)
+    are skipped, never an error (the stages read their own logs with :func:`nasplug.io.read_jsonl`)."""
     if not path.is_file():
         return []
     records = []

@@ -13,7 +13,7 @@ from typing import Any
 
 from nasplug.errors import NasplugError
 from nasplug.report.table import markdown_table
-from nasplug.runfiles import finite_number, read_json, read_jsonl, read_top
+from nasplug.runfiles import finite_number, read_json, read_log_leniently, read_top
 
 
 def _metric_names(records: list[dict[str, Any]]) -> list[str]:
@@ -34,12 +34,12 @@ def supernet_phases(view: Any) -> list[tuple[str, list[dict[str, Any]]]]:
     cfg = view.recipe.get("supernet") if isinstance(view.recipe.get("supernet"), dict) else {}
     split = cfg.get("split") if isinstance(cfg.get("split"), dict) else None
     if split is None:
-        return [("supernet", read_jsonl(folder / "metrics.jsonl"))]
-    first = read_jsonl(folder / "oneshot" / "metrics.jsonl")
+        return [("supernet", read_log_leniently(folder / "metrics.jsonl"))]
+    first = read_log_leniently(folder / "oneshot" / "metrics.jsonl")
     offset = max((r["step"] for r in first if isinstance(r.get("step"), int) and not isinstance(r["step"], bool)),
                   default=0)
     second = [{**r, "step": r["step"] + offset} if isinstance(r.get("step"), int) else r
-              for r in read_jsonl(folder / "metrics.jsonl")]
+              for r in read_log_leniently(folder / "metrics.jsonl")]
     return [("one-shot", first), (f"few-shot (split on {split.get('choice')})", second)]
 
 
@@ -193,7 +193,7 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
             entry = {k: v for k, v in (heldout or {}).items() if finite_number(v)}
             entry.update({k: v for k, v in (read_json(folder / "test.json") or {}).items() if finite_number(v)})
             figures[name].append(entry)
-            names += [m for m in _metric_names(read_jsonl(folder / "metrics.jsonl")) if m not in names]
+            names += [m for m in _metric_names(read_log_leniently(folder / "metrics.jsonl")) if m not in names]
     columns = [f"{split}_{m}" for split in ("heldout", "test") for m in names
                if any(f"{split}_{m}" in e for runs in figures.values() for e in runs)]
     seeds = max((len(runs) for runs in figures.values()), default=0)
@@ -214,7 +214,7 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
         plots.arch_strips(archs, space.choices(), run_dir / "architectures.png", title="choices by position",
                           colors=getattr(space, "colors", None))
         lines += ["![architectures](architectures.png)", ""]
-    series = {name: [r for r in read_jsonl(model_runs(run_dir, name, seed_list)[0][0] / "metrics.jsonl")
+    series = {name: [r for r in read_log_leniently(model_runs(run_dir, name, seed_list)[0][0] / "metrics.jsonl")
                      if finite_number(r.get("loss")) and "event" not in r] for name in archs}
     if any(series.values()):
         plots.training_curves(series, "loss", run_dir / "retrain_loss.png", "training loss (retrained)")
