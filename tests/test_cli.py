@@ -78,6 +78,16 @@ def test_usage_errors_are_one_line_too(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("argv", [["study", "study-quick"], ["compare", "toy-evolution", "--strategies", "random", "--seeds", "2"],
+                                  ["rank-corr", "runs/x", "--archs", "4", "--steps", "1"], ["export", "runs/x", "--out", "y"]])
+def test_one_process_commands_refuse_torchrun_on_every_rank(capsys, monkeypatch, tmp_path, argv):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    err = one_line_error(capsys, argv)
+    assert f"{argv[0]}: runs in one process, but WORLD_SIZE=2 (torchrun)" in err
+    assert not any(tmp_path.iterdir()), "nothing may be written"
+
+
 def test_run_list_show(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["-q", "run", write(tmp_path, GOOD), "--out", str(out)]) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -73,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     keep_freed_memory()
     try:
+        _one_process_unless_run(args.command)
         return _command(args.command)(args)
     except NasplugError as exc:
         print(f"nasplug: error: {exc}", file=sys.stderr)
@@ -83,6 +85,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `nasplug list ... | head`: the reader left; nothing to report
         sys.stderr.close()
         return 0
+
+
+#: Commands that join torchrun's process group; every other one would run once per process.
+MULTI_PROCESS = frozenset({"run"})
+
+
+def _one_process_unless_run(command: str) -> None:
+    """Under torchrun, a command made for one process would write the same files from every
+    rank (and fine-tune GLUE once per rank): refuse it on every rank alike, so none hangs."""
+    world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    if command not in MULTI_PROCESS and world.isdigit() and int(world) > 1:
+        raise NasplugError(f"{command}: runs in one process, but WORLD_SIZE={world} (torchrun); only "
+                           f"`nasplug run` uses several processes, so start `nasplug {command}` without torchrun")
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
