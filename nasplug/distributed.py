@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -30,6 +31,7 @@ from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from nasplug.errors import NasplugError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,27 @@ def broadcast_object(obj: object, src: int = 0) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """``fn(*args, **kwargs)`` on rank 0 only (its result there, None elsewhere), called by
+    every rank. A user-facing failure of rank 0 (NasplugError, OSError: a damaged log, a full
+    disk) is raised on every rank alike, so no rank waits in a collective for a rank that
+    stopped. Outside torchrun it is a plain call."""
+    if not is_distributed():
+        return fn(*args, **kwargs)
+    result, failure = None, None
+    if is_main():
+        try:
+            result = fn(*args, **kwargs)
+        except (NasplugError, OSError) as exc:
+            failure = exc
+    message = broadcast_object(None if failure is None else str(failure) or type(failure).__name__)
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise NasplugError(f"{message} (on rank 0)")
+    return result
 
 
 def barrier() -> None:

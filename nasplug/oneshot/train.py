@@ -203,14 +203,15 @@ class _Run:
             throughput=units / train_s if train_s else 0.0, unit=unit,
             wall_s=time.perf_counter() - wall0, run_dir=str(self.run_dir), eval_archs=self.eval_archs,
         )
-        if self.info.is_main:
-            ckpt.save_weights(self.model, self.run_dir / "model.safetensors", metadata={"step": str(cfg.steps)})
-            for name, module in self.aux.items():
-                ckpt.save_weights(module, self.run_dir / f"{name}.safetensors")
-            atomic_write_json(self.run_dir / "result.json", result.to_dict())
-            self._record({"event": "end", "step": cfg.steps, "wall_s": result.wall_s, **heldout})
-        distributed.barrier()
+        distributed.on_main(self._save_result, result)  # also the barrier: every rank reads the files next
         return result
+
+    def _save_result(self, result: TrainResult) -> None:
+        ckpt.save_weights(self.model, self.run_dir / "model.safetensors", metadata={"step": str(result.steps)})
+        for name, module in self.aux.items():
+            ckpt.save_weights(module, self.run_dir / f"{name}.safetensors")
+        atomic_write_json(self.run_dir / "result.json", result.to_dict())
+        self._record({"event": "end", "step": result.steps, "wall_s": result.wall_s, **result.heldout})
 
     def _train_step(self, step: int) -> tuple[dict[str, Any], int]:
         """One optimizer step; returns the logged figures and the units it processed."""
@@ -318,13 +319,16 @@ class _Run:
         return fmt(arch) if fmt is not None else json.dumps(arch, sort_keys=True)
 
     def _checkpoint(self, step: int) -> None:
-        if self.info.is_main and step != self.last_ckpt:  # (a resumed finished run has it already)
-            # the sampler needs no state: it draws the archs of a step from (seed, step) alone
-            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "data": self.batches.state_dict(), "rng": ckpt.rng_state(),
-                     "config": self.cfg.model_dump(mode="json"), "world": self.info.world}
-            ckpt.save_checkpoint(self.ckpt_root, step, self.trainable, state, healthy=self.health.healthy(self.params))
+        if step != self.last_ckpt:  # (a resumed finished run has it already)
+            distributed.on_main(self._save_checkpoint, step)  # a full disk stops every rank, not rank 0 alone
         self.last_ckpt = step
+
+    def _save_checkpoint(self, step: int) -> None:
+        # the sampler needs no state: it draws the archs of a step from (seed, step) alone
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "data": self.batches.state_dict(), "rng": ckpt.rng_state(),
+                 "config": self.cfg.model_dump(mode="json"), "world": self.info.world}
+        ckpt.save_checkpoint(self.ckpt_root, step, self.trainable, state, healthy=self.health.healthy(self.params))
 
     def _restore(self, resume: bool) -> int:
         """Load the last checkpoint when resuming; returns the number of steps already done."""
@@ -358,7 +362,7 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.lr * lr_factor(step, self.cfg.warmup(), self.cfg.steps, self.cfg.optimizer)
         self.last_ckpt = step
-        self._cut_log(step)
+        distributed.on_main(self._cut_log, step)  # a damaged log stops every rank, not rank 0 alone
         self._record({"event": "resume", "step": step, "world": self.info.world})
         log.info("resumed from %s (step %d)", path, step)
         return step
@@ -366,7 +370,7 @@ class _Run:
     def _cut_log(self, step: int) -> None:
         """Drop the records of steps after ``step`` (logged before the crash, and about to be
         logged again), so each step appears once in ``metrics.jsonl``; atomically."""
-        if not self.info.is_main or not self.metrics_path.is_file():
+        if not self.metrics_path.is_file():
             return
         try:
             records = read_jsonl(self.metrics_path, blank_lines=True)  # a torn last record is dropped too

@@ -128,8 +128,8 @@ class RetrainStage(Stage):
                     train_cfg = TrainConfig.model_validate({**cfg.model_dump(exclude={"baselines", "seeds", "task"}),
                                                             "seed": train_seed})
                     train_model(model, task, train_cfg, folder, state=state, progress=ctx.progress)
-                    if main:  # also when only the export is missing (a kill during the last one)
-                        export_folder(ctx, name, arch, model, folder, seeds=(init_seed, train_seed))
+                    # also when only the export is missing (a kill during the last one); rank 0 writes
+                    distributed.on_main(export_folder, ctx, name, arch, model, folder, seeds=(init_seed, train_seed))
                 runs.append(read_run(folder))
             summary[name] = aggregate(runs)
             if cfg.seeds is not None and main:

@@ -78,9 +78,8 @@ def score_test(task: Any, model: nn.Module, cfg: TrainConfig, folder: Path,
     batches = task.heldout_batches(cfg.batch_size, 0, None, split="test")
     with torch.inference_mode():
         figures = task.figures(task.evaluate(model, batches, aux, device))
-    if distributed.info().is_main:
-        atomic_write_json(folder / "test.json", {f"test_{k}": v for k, v in figures.items()})
-    distributed.barrier()  # the other ranks read test.json next (read_run)
+    # every rank waits for it: the other ranks read test.json next (read_run)
+    distributed.on_main(atomic_write_json, folder / "test.json", {f"test_{k}": v for k, v in figures.items()})
 
 
 def read_run(folder: Path) -> dict[str, float]:

@@ -83,3 +83,25 @@ def test_init_outside_torchrun_is_a_world_of_one(monkeypatch) -> None:
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(NasplugError, match="WORLD_SIZE"):
         distributed.init()
+
+
+@pytest.mark.slow
+def test_a_failure_of_rank_0_alone_stops_every_rank(tmp_path: Path) -> None:
+    """Resuming with a damaged metrics.jsonl: rank 0 reads the log and fails; rank 1 must fail
+    with it instead of waiting in the next collective until the 30-minute timeout."""
+    runner = write_runner(tmp_path)
+    run_dir = tmp_path / "run"
+    cfg = {**CFG, "checkpoint_every": 2}
+    space = tiny_space()
+    train(tiny_supernet(space), tiny_task(), tiny_cfg(**cfg), run_dir, space=space, progress=False)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    (run_dir / "metrics.jsonl").write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n")
+    spec = {"run_dir": str(run_dir), "cfg": cfg, "resume": True}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(runner),
+         json.dumps(spec)], env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert done.stderr.count("metrics.jsonl:2: not a metrics record") == 2, done.stderr[-3000:]
+    assert "(on rank 0)" in done.stderr
