@@ -194,18 +194,22 @@ def broadcast_object(obj: object, src: int = 0) -> object:
 
 def on_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     """``fn(*args, **kwargs)`` on rank 0 only (its result there, None elsewhere), called by
-    every rank. A user-facing failure of rank 0 (NasplugError, OSError: a damaged log, a full
-    disk) is raised on every rank alike, so no rank waits in a collective for a rank that
+    every rank, never from code that only rank 0 runs; ``fn`` may not call a collective.
+
+    When ``fn`` fails on rank 0 (a damaged log, a full disk: file writes raise
+    :class:`~nasplug.errors.WriteFailed`, a NasplugError) rank 0 raises the error and every other
+    rank a NasplugError with its message, so no rank waits in a collective for a rank that
     stopped. Outside torchrun it is a plain call."""
     if not is_distributed():
         return fn(*args, **kwargs)
-    result, failure = None, None
+    result, failure, message = None, None, None
     if is_main():
         try:
             result = fn(*args, **kwargs)
-        except (NasplugError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - told to every rank, then raised as it is
             failure = exc
-    message = broadcast_object(None if failure is None else str(failure) or type(failure).__name__)
+            message = str(exc) if isinstance(exc, NasplugError) else f"{type(exc).__name__}: {exc}"
+    message = broadcast_object(message)
     if failure is not None:
         raise failure
     if message is not None:

@@ -9,3 +9,14 @@ class NasplugError(ValueError):
     The message names the offending field and what is allowed; the CLI prints it on one
     line and exits with status 2.
     """
+
+
+class WriteFailed(NasplugError, OSError):
+    """A file could not be written (a full disk, a read-only folder): one line for the CLI,
+    and still an ``OSError`` for code that handles I/O failures."""
+
+    @classmethod
+    def of(cls, path: object, exc: BaseException) -> WriteFailed:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return cls(f"{path}: cannot write it ({reason}); free disk space or fix the folder's permissions, "
+                   "then resume (--resume)")

@@ -16,23 +16,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from nasplug.errors import WriteFailed
+
 log = logging.getLogger(__name__)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temp file next to ``path``, then atomically replace ``path``."""
+    """Call ``write(fh)`` on a temp file next to ``path``, then atomically replace ``path``.
+
+    Raises:
+        WriteFailed: the file system refused (a full disk, permissions): one line naming ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteFailed):
+            raise WriteFailed.of(path, exc) from exc
         raise
     _fsync_dir(path.parent)
     return path
@@ -65,13 +74,17 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
 
 
 def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one JSON line durably (flush + fsync)."""
+    """Append one JSON line durably (flush + fsync); WriteFailed when the file system refuses."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise WriteFailed.of(path, exc) from exc
 
 
 class JsonlLineError(ValueError):

@@ -88,6 +88,15 @@ def test_one_process_commands_refuse_torchrun_on_every_rank(capsys, monkeypatch,
     assert not any(tmp_path.iterdir()), "nothing may be written"
 
 
+def test_a_full_disk_during_a_run_is_one_line(capsys, monkeypatch, tmp_path):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    err = one_line_error(capsys, ["run", write(tmp_path, GOOD), "--out", str(tmp_path / "run")])
+    assert "cannot write it (No space left on device); free disk space" in err
+
+
 def test_run_list_show(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["-q", "run", write(tmp_path, GOOD), "--out", str(out)]) == 0

@@ -56,3 +56,36 @@ def test_parse_checks_each_record_and_a_torn_one_that_fails_is_dropped(tmp_path:
         read_jsonl(path, parse)
     assert info.value.lineno == 2
     assert read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_is_one_clear_error_that_is_still_an_oserror(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    import torch
+    from safetensors import SafetensorError
+
+    from nasplug.errors import NasplugError, WriteFailed
+    from nasplug.io import atomic_write_json
+    from nasplug.oneshot import checkpoint
+
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    for write, path in ((lambda p: atomic_write_json(p, {"a": 1}), tmp_path / "a.json"),
+                        (lambda p: append_jsonl(p, {"a": 1}), tmp_path / "log.jsonl")):
+        with pytest.raises(WriteFailed) as err:
+            write(path)
+        assert isinstance(err.value, NasplugError) and isinstance(err.value, OSError)
+        assert str(err.value).startswith(f"{path}: cannot write it (No space left on device)")
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"], "no temp file is left behind"
+    monkeypatch.undo()
+
+    def safetensors_full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: File too large (os error 27)")
+
+    monkeypatch.setattr(checkpoint, "save_model", safetensors_full)
+    with pytest.raises(WriteFailed, match="model.safetensors: cannot write it .*File too large"):
+        checkpoint.save_weights(torch.nn.Linear(2, 2), tmp_path / "model.safetensors")
+    assert not [p for p in tmp_path.iterdir() if "safetensors" in p.name], "no temp file is left behind"

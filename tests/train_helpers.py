@@ -99,8 +99,16 @@ if spec.get("slow"):  # pause after each step record so a watcher can kill mid-r
     train.append_jsonl = append_jsonl
 space = tiny_space(slots=spec.get("slots", 3))
 model = tiny_supernet(space, dropout=spec.get("dropout", 0.1))
-train.train(model, tiny_task(), tiny_cfg(**spec["cfg"]), spec["run_dir"], space=space,
-               resume=spec.get("resume", False), progress=False)
+import os
+try:
+    train.train(model, tiny_task(), tiny_cfg(**spec["cfg"]), spec["run_dir"], space=space,
+                resume=spec.get("resume", False), progress=False)
+except Exception as exc:  # each rank says how it stopped; rank 0 waits so torchrun lets rank 1 say it too
+    rank = os.environ.get("RANK", "0")
+    open(os.path.join(spec["run_dir"], "error-rank" + rank + ".txt"), "w").write(str(exc))
+    if rank == "0":
+        time.sleep(2)
+    raise
 from nasplug import distributed
 distributed.destroy()
 '''

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from nasplug.errors import NasplugError
+from nasplug.errors import NasplugError, WriteFailed
 from nasplug.io import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -61,17 +62,20 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict
     weights always give the same bytes (see :func:`_sort_metadata`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         # "format": "pt" lets transformers' from_pretrained read the file as it is
         save_model(module, tmp, metadata={"format": "pt", **(metadata or {})})
         _sort_metadata(Path(tmp))
         _fsync(Path(tmp))
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as exc:  # a full disk reaches us as either
+        raise (exc if isinstance(exc, WriteFailed) else WriteFailed.of(path, exc)) from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     _fsync(path.parent)
     return path
@@ -204,7 +208,10 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
     try:
         save_weights(module, tmp / WEIGHTS, metadata={"step": str(step)})
-        atomic_write(tmp / STATE, lambda fh: torch.save({**state, "step": step, "format": FORMAT}, fh))
+        try:
+            atomic_write(tmp / STATE, lambda fh: torch.save({**state, "step": step, "format": FORMAT}, fh))
+        except RuntimeError as exc:  # torch.save's own writer reports a full disk so
+            raise WriteFailed.of(tmp / STATE, exc) from exc
         final = root / name
         if final.exists():  # a re-save of a step: never touch the committed folder, take a new name
             name = f"{name}-{tmp.name.split('.')[-2]}"

@@ -211,7 +211,7 @@ class _Run:
         for name, module in self.aux.items():
             ckpt.save_weights(module, self.run_dir / f"{name}.safetensors")
         atomic_write_json(self.run_dir / "result.json", result.to_dict())
-        self._record({"event": "end", "step": result.steps, "wall_s": result.wall_s, **result.heldout})
+        append_jsonl(self.metrics_path, {"event": "end", "step": result.steps, "wall_s": result.wall_s, **result.heldout})
 
     def _train_step(self, step: int) -> tuple[dict[str, Any], int]:
         """One optimizer step; returns the logged figures and the units it processed."""
@@ -311,8 +311,10 @@ class _Run:
 
     # ------------------------------------------------------------------ files
     def _record(self, record: dict[str, Any]) -> None:
-        if self.info.is_main:
-            append_jsonl(self.metrics_path, record)
+        """Append ``record`` to ``metrics.jsonl`` (rank 0 writes); every rank calls it, so a
+        failed write stops them all. Inside a function run by :func:`distributed.on_main`,
+        append directly instead."""
+        distributed.on_main(append_jsonl, self.metrics_path, record)
 
     def _format(self, arch: Arch) -> str:
         fmt = getattr(self.space, "format", None)
@@ -330,6 +332,14 @@ class _Run:
                  "config": self.cfg.model_dump(mode="json"), "world": self.info.world}
         ckpt.save_checkpoint(self.ckpt_root, step, self.trainable, state, healthy=self.health.healthy(self.params))
 
+    def _start_log(self) -> None:
+        """A run from step 0 starts a fresh log (rank 0, through :func:`distributed.on_main`)."""
+        if self.metrics_path.exists():
+            self.metrics_path.unlink()
+        append_jsonl(self.metrics_path, {"event": "start", "step": 0, "config": self.cfg.model_dump(mode="json"),
+                                         "world": self.info.world, "baseline": self.baseline,
+                                         "metrics": dict(self.task.metrics)})
+
     def _restore(self, resume: bool) -> int:
         """Load the last checkpoint when resuming; returns the number of steps already done."""
         if not resume and ckpt.latest_checkpoint(self.ckpt_root) is not None:  # (resume falls back past a damaged one)
@@ -339,10 +349,7 @@ class _Run:
         if point is None:
             if resume:
                 log.warning("resume: no checkpoint in %s; starting from step 0", self.ckpt_root)
-            if self.info.is_main and self.metrics_path.exists():
-                self.metrics_path.unlink()  # a run from step 0 starts a fresh log
-            self._record({"event": "start", "step": 0, "config": self.cfg.model_dump(mode="json"),
-                          "world": self.info.world, "baseline": self.baseline, "metrics": dict(self.task.metrics)})
+            distributed.on_main(self._start_log)
             return 0
         path, state = point
         if not isinstance(state["config"], dict):

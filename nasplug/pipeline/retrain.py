@@ -114,7 +114,6 @@ class RetrainStage(Stage):
         cfg = ctx.recipe.retrain
         task = ctx.prepared_task(ctx.retrain_task)
         free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
-        main = distributed.info().is_main
         summary: dict[str, Any] = {}
         for name, arch in retrain_archs(ctx).items():
             runs = []
@@ -132,9 +131,9 @@ class RetrainStage(Stage):
                     distributed.on_main(export_folder, ctx, name, arch, model, folder, seeds=(init_seed, train_seed))
                 runs.append(read_run(folder))
             summary[name] = aggregate(runs)
-            if cfg.seeds is not None and main:
-                atomic_write_json(model_folder(ctx.run_dir, name) / "summary.json",
-                                  {"arch": ctx.space.format(arch), "seeds": cfg.seeds, **summary[name]})
+            if cfg.seeds is not None:
+                distributed.on_main(atomic_write_json, model_folder(ctx.run_dir, name) / "summary.json",
+                                    {"arch": ctx.space.format(arch), "seeds": cfg.seeds, **summary[name]})
         return summary
 
     def report(self, view: RunView) -> Section:

@@ -47,6 +47,11 @@ def parse_stages(text: str | None) -> list[str] | None:
     return [n for n in ORDER if n in names]
 
 
+def _start_run(run_dir: Path, recipe: Recipe) -> None:
+    make_run_dir(run_dir)
+    _write_identity(run_dir, recipe)
+
+
 def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, stages: Sequence[str] | None = None,
                progress: bool = True) -> RunContext:
     """Run the recipe's stages in order into ``run_dir``; return the context (with results)."""
@@ -66,9 +71,8 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     fresh = not has_run(run_dir)
     created = not run_dir.exists()
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
-    if main and fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds
-        make_run_dir(run_dir)
-        _write_identity(run_dir, recipe)
+    if fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds (rank 0 writes)
+        distributed.on_main(_start_run, run_dir, recipe)
     try:
         for stage in wanted:
             _run_stage(ctx, stage, explicit=stages is not None, main=main)
@@ -146,6 +150,8 @@ def _wanted(recipe: Recipe, stages: Sequence[str] | None) -> list[Stage]:
 
 
 def _run_stage(ctx: RunContext, stage: Stage, explicit: bool, main: bool) -> None:
+    from nasplug import distributed
+
     name = stage.name
     if ctx.stage_done(name) and name != "report" and not (explicit and stage.incremental):
         log.info("stage %s: done already, skipped", name)
@@ -156,6 +162,9 @@ def _run_stage(ctx: RunContext, stage: Stage, explicit: bool, main: bool) -> Non
     t0 = time.perf_counter()
     summary: dict[str, Any] = stage.run(ctx)
     wall = time.perf_counter() - t0
-    if main:
-        atomic_write_json(ctx.stage_file(name), {"stage": name, "wall_s": wall, "summary": summary})
+    record = {"stage": name, "wall_s": wall, "summary": summary}
+    if stage.multi_process:  # every rank is here: a failed write stops them all
+        distributed.on_main(atomic_write_json, ctx.stage_file(name), record)
+    elif main:  # the other ranks went on
+        atomic_write_json(ctx.stage_file(name), record)
     log.info("stage %s: done in %.1fs", name, wall)

@@ -130,17 +130,19 @@ def standalone_metrics(model: torch.nn.Module, evaluator: Any, aux: dict[str, An
 def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: Any,
                      progress: bool) -> dict[str, float]:
     """Train ``arch`` from scratch into ``folder`` (or load it if trained) and score it."""
+    from nasplug.distributed import device_for
     from nasplug.oneshot.build import build_model
     from nasplug.pipeline.standalone import train_model
 
     task = ctx.prepared_task()
     model = build_model(ctx.space, arch, task, seed=ctx.recipe.seed)
     aux = train_model(model, task, cfg, folder, progress=progress, test=False)  # scored here, on the evaluator's batches
-    return standalone_metrics(model, evaluator, aux)
+    device = device_for(cfg.device)  # a model loaded from its folder (not trained now) is still on the CPU
+    return standalone_metrics(model.to(device), evaluator, {k: m.to(device) for k, m in aux.items()})
 
 
-def _check_folder(folder: Path, arch_text: str, config: dict[str, Any], scored_with: dict[str, Any]
-                  ) -> dict[str, Any] | None:
+def _check_folder(folder: Path, arch_text: str, config: dict[str, Any], task: Any,
+                  scored_with: dict[str, Any]) -> dict[str, Any] | None:
     """The saved score of this arch, None if there is none or it was scored on other held-out
     batches (the trained model is then loaded and scored again); an error if the folder holds
     another arch or a model trained with other settings."""
@@ -158,6 +160,9 @@ def _check_folder(folder: Path, arch_text: str, config: dict[str, Any], scored_w
         changed = sorted(k for k in config if previous.get(k) != config[k])
         raise NasplugError(f"{folder}: was trained with other settings ({', '.join(changed)} differ: an earlier "
                            "--steps or --set?); pass another --out or delete the folder")
+    if "task" in meta and meta["task"] != task:  # (folders of older versions do not say)
+        raise NasplugError(f"{folder}: was trained on other data (the task settings differ: an earlier --set "
+                           "task...?); pass another --out or delete the folder")
     score_file = folder / "score.json"
     saved = read_json(score_file, dict, "delete it to score the arch again")
     if saved is None or saved.get("scored_with") != scored_with:
@@ -263,8 +268,9 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
 
     config = cfg.model_dump(mode="json")
     # what the standalone scores depend on besides the weights: the evaluator's batches and the task's data
-    scored_with = json.loads(json.dumps({"evaluator": _evaluator_kwargs(recipe, batches),
-                                         "task": recipe.task.kwargs() if recipe.task is not None else None},
+    task_settings = json.loads(json.dumps(recipe.task.kwargs() if recipe.task is not None else None,
+                                          sort_keys=True, default=str))
+    scored_with = json.loads(json.dumps({"evaluator": _evaluator_kwargs(recipe, batches), "task": task_settings},
                                         sort_keys=True, default=str))
     make_run_dir(out_dir, "--out")
     make_run_dir(models_dir, "--models")
@@ -273,14 +279,15 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     bar = progress_bar(total=archs, desc="rank-corr", unit="arch", enabled=progress)
     for i, (arch, text) in enumerate(zip(sampled, texts)):
         folder = models_dir / f"arch-{i:0{width}d}"
-        saved = _check_folder(folder, text, config, scored_with)
+        saved = _check_folder(folder, text, config, task_settings, scored_with)
         if saved is None:
             bar.set_postfix_str(text[:32])
-            if (folder / "arch.json").is_file():
-                log.info("rank-corr: arch %d/%d %s: scoring on the evaluator's batches", i + 1, archs, text)
+            if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():
+                log.info("rank-corr: arch %d/%d %s: trained already, scoring it again", i + 1, archs, text)
             else:
                 log.info("rank-corr: arch %d/%d %s: training %d steps", i + 1, archs, text, steps)
-                atomic_write_json(folder / "arch.json", {"arch": text, "arch_dict": arch, "config": config})
+                atomic_write_json(folder / "arch.json", {"arch": text, "arch_dict": arch, "config": config,
+                                                         "task": task_settings})
             saved = _train_and_score(ctx, arch, folder, cfg, evaluator, progress)  # loads a trained model
             atomic_write_json(folder / "score.json", {"metrics": saved, "scored_with": scored_with})
             if not keep_checkpoints:

@@ -196,6 +196,9 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
         assert new["supernet"] != old["supernet"] and new["standalone"] != old["standalone"]
     assert json.loads((out / "arch-00" / "score.json").read_text())["scored_with"]["evaluator"]["batches"] == 1
     back = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False)
+    with pytest.raises(NasplugError, match="was trained on other data"):  # other data: refused, not rescored
+        rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False,
+                         overrides=["task.corpus.synthetic_documents=150"])
     assert [p["standalone"] for p in back["pairs"]] == [p["standalone"] for p in trained["pairs"]]
     assert {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")} == mtimes
 
