@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nasplug.io import atomic_write_json
@@ -81,20 +82,24 @@ class SearchStage(Stage):
             if close is not None:
                 close()
         ctx.extras["search"] = result
-        from nasplug.sharding import world
+        from nasplug import distributed
 
-        if world()[0] != 0:
-            return {}
-        top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
-               for i, t in enumerate(result.top(cfg.top_k))]
-        atomic_write_json(ctx.run_dir / "top.json", top)
-        write_search_plots(result, space, ctx.run_dir, top_k=max(cfg.top_k, 20))
-        counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
-        best = result.best
-        return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
-                "best_arch": None if best is None else space.format(best.arch)}
+        # rank 0 holds the result and writes it; a failed write stops every rank
+        return distributed.on_main(_write_outputs, result, space, cfg, ctx.run_dir) or {}
 
     def report(self, view: RunView) -> Section:
         from nasplug.report.sections import search_section
 
         return search_section(view)
+
+
+def _write_outputs(result: SearchResult, space: Any, cfg: Any, run_dir: Path) -> dict[str, Any]:
+    """``top.json`` and the plots of a finished search; returns the stage summary."""
+    top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
+           for i, t in enumerate(result.top(cfg.top_k))]
+    atomic_write_json(run_dir / "top.json", top)
+    write_search_plots(result, space, run_dir, top_k=max(cfg.top_k, 20))
+    counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
+    best = result.best
+    return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
+            "best_arch": None if best is None else space.format(best.arch)}
