@@ -114,14 +114,24 @@ def search(
     rank, _ = sharding.world()
     if rank > 0:  # under torchrun, ranks > 0 only evaluate the shards rank 0 sends them
         sharding.serve(evaluator)
-        return sharding.share_result(None)
+        status, payload = sharding.share_result(None)
+        if status == "failed":  # rank 0 stopped with an error: so does every rank, with its message
+            raise NasplugError(f"{payload} (on rank 0)")
+        return payload
     loop = _Loop(strategy, evaluator, space, constraints, metric, direction, log_path,
                  list(callbacks), {} if cache is None else cache, max_rejections, max_failures)
+    failure: Exception | None = None
     try:
         _run(loop, budget, batch_size, log_path, resume)
+    except Exception as exc:  # noqa: BLE001 - told to the workers, then raised as it is
+        failure = exc
     finally:
         sharding.stop_workers()
-    return sharding.share_result(loop.result)
+    if failure is not None:
+        message = str(failure) if isinstance(failure, NasplugError) else f"{type(failure).__name__}: {failure}"
+        sharding.share_result(("failed", message))
+        raise failure
+    return sharding.share_result(("ok", loop.result))[1]
 
 
 def _run(loop: _Loop, budget: int, batch_size: int, log_path: str | os.PathLike[str] | None, resume: bool) -> None:

@@ -65,3 +65,27 @@ def test_two_process_search_matches_one_process(tmp_path):
     assert not os.path.exists(str(sharded) + ".rank1"), "only rank 0 writes the log"
     text = single.read_text()
     assert '"status":"failed"' in text and '"status":"ok"' in text
+
+
+def _failing_worker(rank: int, world: int, init_file: str, log_path: str, out: str) -> None:
+    """Rank 0's search fails (its log holds another search and resume is off): both ranks must stop with it."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        make_search(log_path if rank == 0 else log_path + f".rank{rank}")
+    except Exception as exc:  # noqa: BLE001
+        with open(f"{out}.rank{rank}", "w") as fh:
+            fh.write(f"{type(exc).__name__}: {exc}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo file rendezvous")
+def test_a_search_that_fails_on_rank_0_stops_every_rank(tmp_path):
+    log = tmp_path / "trials.jsonl"
+    make_search(str(log))  # a finished search: running it again without resume is an error on rank 0
+    out = str(tmp_path / "error")
+    mp.start_processes(_failing_worker, args=(2, str(tmp_path / "rdv"), str(log), out), nprocs=2, join=True,
+                       start_method="spawn")
+    errors = [open(f"{out}.rank{r}").read() for r in (0, 1)]
+    assert errors[0].startswith("NasplugError: ") and errors[1] == errors[0] + " (on rank 0)", errors
