@@ -88,6 +88,12 @@ def test_one_process_commands_refuse_torchrun_on_every_rank(capsys, monkeypatch,
     assert not any(tmp_path.iterdir()), "nothing may be written"
 
 
+def test_read_only_commands_run_under_torchrun(capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["list", "strategies"]) == 0
+    assert "evolution" in capsys.readouterr().out.split()
+
+
 def test_a_full_disk_during_a_run_is_one_line(capsys, monkeypatch, tmp_path):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -87,15 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-#: Commands that join torchrun's process group; every other one would run once per process.
+#: Commands that join torchrun's process group, and read-only ones that write nothing; every
+#: other one would do its work (and write its files) once per process.
 MULTI_PROCESS = frozenset({"run"})
+READ_ONLY = frozenset({"list", "show"})
 
 
 def _one_process_unless_run(command: str) -> None:
     """Under torchrun, a command made for one process would write the same files from every
     rank (and fine-tune GLUE once per rank): refuse it on every rank alike, so none hangs."""
     world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
-    if command not in MULTI_PROCESS and world.isdigit() and int(world) > 1:
+    if command not in MULTI_PROCESS | READ_ONLY and world.isdigit() and int(world) > 1:
         raise NasplugError(f"{command}: runs in one process, but WORLD_SIZE={world} (torchrun); only "
                            f"`nasplug run` uses several processes, so start `nasplug {command}` without torchrun")
 
