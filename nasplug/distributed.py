@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-from nasplug.errors import NasplugError
+from nasplug.errors import NasplugError, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -208,7 +208,7 @@ def on_main(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
             result = fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - told to every rank, then raised as it is
             failure = exc
-            message = str(exc) if isinstance(exc, NasplugError) else f"{type(exc).__name__}: {exc}"
+            message = describe(exc)
     message = broadcast_object(message)
     if failure is not None:
         raise failure

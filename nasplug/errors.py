@@ -11,6 +11,12 @@ class NasplugError(ValueError):
     """
 
 
+def describe(exc: BaseException) -> str:
+    """An error in one line for another process to report: a NasplugError's own message, any
+    other error prefixed with its type."""
+    return str(exc) if isinstance(exc, NasplugError) else f"{type(exc).__name__}: {exc}"
+
+
 class WriteFailed(NasplugError, OSError):
     """A file could not be written (a full disk, a read-only folder): one line for the CLI,
     and still an ``OSError`` for code that handles I/O failures."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from nasplug import sharding
 from nasplug.arch import Arch, arch_key
 from nasplug.constraints import Constraint, first_violation
-from nasplug.errors import NasplugError
+from nasplug.errors import NasplugError, describe
 from nasplug.evaluate import Evaluator, Metrics, is_finite
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
@@ -128,8 +128,7 @@ def search(
     finally:
         sharding.stop_workers()
     if failure is not None:
-        message = str(failure) if isinstance(failure, NasplugError) else f"{type(failure).__name__}: {failure}"
-        sharding.share_result(("failed", message))
+        sharding.share_result(("failed", describe(failure)))
         raise failure
     return sharding.share_result(("ok", loop.result))[1]
 

@@ -141,6 +141,11 @@ def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: An
     return standalone_metrics(model.to(device), evaluator, {k: m.to(device) for k, m in aux.items()})
 
 
+def _as_json(obj: Any) -> Any:
+    """``obj`` as it reads back from a JSON file, to compare with what a file holds."""
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
 def _check_folder(folder: Path, arch_text: str, config: dict[str, Any], task: Any,
                   scored_with: dict[str, Any]) -> dict[str, Any] | None:
     """The saved score of this arch, None if there is none or it was scored on other held-out
@@ -268,10 +273,8 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
 
     config = cfg.model_dump(mode="json")
     # what the standalone scores depend on besides the weights: the evaluator's batches and the task's data
-    task_settings = json.loads(json.dumps(recipe.task.kwargs() if recipe.task is not None else None,
-                                          sort_keys=True, default=str))
-    scored_with = json.loads(json.dumps({"evaluator": _evaluator_kwargs(recipe, batches), "task": task_settings},
-                                        sort_keys=True, default=str))
+    task_settings = _as_json(recipe.task.kwargs() if recipe.task is not None else None)
+    scored_with = {"evaluator": _as_json(_evaluator_kwargs(recipe, batches)), "task": task_settings}
     make_run_dir(out_dir, "--out")
     make_run_dir(models_dir, "--models")
     width = max(2, len(str(archs - 1)))
