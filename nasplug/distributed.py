@@ -223,7 +223,14 @@ def barrier() -> None:
         dist.barrier()
 
 
-def destroy() -> None:
-    """Leave the process group if one exists (end of a torchrun worker)."""
+def destroy(*, wait_for_all: bool = False) -> None:
+    """Leave the process group if one exists (end of a torchrun worker).
+
+    With ``wait_for_all`` (a normal end) every rank first meets the others in a barrier, so no
+    rank tears its connections down while a peer is still talking to it: gloo can abort that
+    peer ("terminate called without an active exception"). Leave it off after a failure, when
+    a rank that stopped would never arrive."""
     if dist.is_available() and dist.is_initialized():
+        if wait_for_all and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()

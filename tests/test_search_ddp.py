@@ -51,6 +51,7 @@ def _worker(rank: int, world: int, init_file: str, log_path: str) -> None:
     try:
         result = make_search(log_path if rank == 0 else log_path + f".rank{rank}")
         assert len(result.scored) == 40  # every rank gets rank 0's result
+        dist.barrier()  # as `nasplug run` ends: no rank leaves while the other may still talk to it
     finally:
         dist.destroy_process_group()
 
@@ -72,10 +73,12 @@ def _failing_worker(rank: int, world: int, init_file: str, log_path: str, out: s
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        make_search(log_path if rank == 0 else log_path + f".rank{rank}")
-    except Exception as exc:  # noqa: BLE001
-        with open(f"{out}.rank{rank}", "w") as fh:
-            fh.write(f"{type(exc).__name__}: {exc}")
+        try:
+            make_search(log_path if rank == 0 else log_path + f".rank{rank}")
+        except Exception as exc:  # noqa: BLE001
+            with open(f"{out}.rank{rank}", "w") as fh:
+                fh.write(f"{type(exc).__name__}: {exc}")
+        dist.barrier()  # both ranks stopped cleanly; neither leaves while the other may still talk to it
     finally:
         dist.destroy_process_group()
 

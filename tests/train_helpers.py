@@ -110,7 +110,7 @@ except Exception as exc:  # each rank says how it stopped; rank 0 waits so torch
         time.sleep(2)
     raise
 from nasplug import distributed
-distributed.destroy()
+distributed.destroy(wait_for_all=True)
 '''
 
 

@@ -51,8 +51,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # one voice: rank 0's
     try:
         ctx = run_recipe(recipe, out, resume=args.resume, stages=stages, progress=not args.quiet and info.is_main)
-    finally:
-        distributed.destroy()
+    except BaseException:
+        distributed.destroy()  # no barrier: a rank that failed would never reach it
+        raise
+    distributed.destroy(wait_for_all=True)
     table = ctx.extras.get("report_table")
     if info.is_main:
         if table:

@@ -85,6 +85,25 @@ def test_init_outside_torchrun_is_a_world_of_one(monkeypatch) -> None:
         distributed.init()
 
 
+def test_a_normal_end_meets_every_rank_before_leaving_and_a_failure_does_not(monkeypatch) -> None:
+    """gloo can abort a rank whose peer tears its connections down while they still talk, so a
+    run that ended well waits for every rank before leaving; one that failed must not wait."""
+    import torch.distributed as dist
+
+    from nasplug import distributed
+
+    calls: list[str] = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroy"))
+    distributed.destroy(wait_for_all=True)
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    distributed.destroy()
+    assert calls == ["destroy"]
+
+
 @pytest.mark.slow
 def test_a_failure_of_rank_0_alone_stops_every_rank(tmp_path: Path) -> None:
     """Resuming with a damaged metrics.jsonl: rank 0 reads the log and fails; rank 1 must fail

@@ -129,6 +129,7 @@ def _worker(rank: int, world: int, init_file: str, out: str, result_dir: str) ->
         retrain.RetrainStage.run = lambda self, ctx: summaries.append(stage_run(self, ctx)) or summaries[-1]
         run_recipe(load_recipe(RECIPE, TINY), out, stages=["retrain"], progress=False)
         Path(result_dir, f"rank{rank}.json").write_text(json.dumps({"summary": summaries[0], "written": written}))
+        dist.barrier()  # as `nasplug run` ends: no rank leaves while the other may still talk to it
     finally:
         dist.destroy_process_group()
 
