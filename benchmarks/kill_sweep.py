@@ -301,7 +301,9 @@ def summary(result: Sweep, wall_s: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments (default 0)")
-    parser.add_argument("--kills", type=int, default=24, help="kills that must land, split over the targets (default 24)")
+    parser.add_argument(
+        "--kills", type=int, default=24, help="kills that must land, split over the targets (default 24)"
+    )
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--resume-kill-p", type=float, default=0.6,
                         help="probability that a resume is killed again (default %(default)s)")

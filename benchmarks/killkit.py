@@ -54,7 +54,17 @@ class Target:
 
 
 def _pipeline_command(out: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "nasplug", "-q", "run", str(TINY), "--out", str(out), *(["--resume"] if resume else [])]
+    return [
+        sys.executable,
+        "-m",
+        "nasplug",
+        "-q",
+        "run",
+        str(TINY),
+        "--out",
+        str(out),
+        *(["--resume"] if resume else []),
+    ]
 
 
 def _pipeline_progress(out: Path) -> dict[str, int]:
@@ -66,7 +76,17 @@ def _pipeline_progress(out: Path) -> dict[str, int]:
 
 
 def _toy_command(out: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "nasplug", "-q", "run", str(TOY), "--out", str(out), *(["--resume"] if resume else [])]
+    return [
+        sys.executable,
+        "-m",
+        "nasplug",
+        "-q",
+        "run",
+        str(TOY),
+        "--out",
+        str(out),
+        *(["--resume"] if resume else []),
+    ]
 
 
 def _toy_progress(out: Path) -> dict[str, int]:

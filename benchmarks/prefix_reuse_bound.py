@@ -14,9 +14,9 @@ available for free. FLOPs per layer type come from the space's analytic model, s
 is an upper bound on the speed-up of shared-prefix evaluation. Every candidate also runs the
 MLM head at its masked positions (15%: dense H -> E, decoder E -> vocab), which no exact
 evaluator can share; "with the head" adds that to both sides, the tighter bound
-(benchmarks/eval_throughput.py measures the real speed-up). Fitness: "random" (every arch an independent uniform score, as
-untrained weights rank them) or "additive" (a fixed random preference per slot and layer
-type plus noise: a landscape evolution converges on).
+(benchmarks/eval_throughput.py measures the real speed-up). Fitness: "random" (every arch an
+independent uniform score, as untrained weights rank them) or "additive" (a fixed random
+preference per slot and layer type plus noise: a landscape evolution converges on).
 
     .venv/bin/python benchmarks/prefix_reuse_bound.py [--seeds 200] [--generations 19]
         [--fitness random|additive] [--keep 10]

@@ -30,7 +30,8 @@ class _MetricBound:
         if self.metric not in metrics:
             known = ", ".join(metrics) or "(none)"
             raise NasplugError(
-                f"constraint metric {self.metric!r}: space {self.space.name!r} has no such analytic metric; known: {known}"
+                f"constraint metric {self.metric!r}: space {self.space.name!r} has no such analytic metric; "
+                f"known: {known}"
             )
         return float(metrics[self.metric])
 

@@ -92,7 +92,9 @@ class RetrainConfig(TrainConfig):
 
     baselines: dict[str, str] = Field(default_factory=dict)
     seeds: list[int] | None = Field(None, min_length=1, max_length=1000)
-    task: Component | None = None  # changes to the recipe's task for retraining (e.g. {name: electra} after an MLM supernet)
+    task: Component | None = (
+        None  # changes to the recipe's task for retraining (e.g. {name: electra} after an MLM supernet)
+    )
 
 
 #: A recipe's name becomes a folder name (runs/<name>): letters, digits, "-", "_", "." only.

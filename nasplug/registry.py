@@ -142,8 +142,10 @@ def check_plugin(factory: Any, kind: str, base: type | None, field: str, name: s
             return
     what = f"a {base.__module__}.{base.__name__} subclass" if base is not None else \
         "a class whose instances are called, or a function marked with nasplug.registry.plugin"
-    raise NasplugError(f"{field}: {name!r} is not a {kind} plugin (it is {type(factory).__name__} "
-                       f"{getattr(factory, '__qualname__', '')!s}); a path must name {what}; refused without calling it")
+    raise NasplugError(
+        f"{field}: {name!r} is not a {kind} plugin (it is {type(factory).__name__} "
+        f"{getattr(factory, '__qualname__', '')!s}); a path must name {what}; refused without calling it"
+    )
 
 
 def build_plugin(registry: Registry, name: str, kwargs: dict[str, Any], field: str, kind: type | None = None) -> Any:

@@ -137,11 +137,15 @@ def _run(loop: _Loop, budget: int, batch_size: int, log_path: str | os.PathLike[
     pending: list[Arch] = []
     if log_path is not None and TrialLog(log_path).exists():
         if not resume:
-            raise NasplugError(f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out")
+            raise NasplugError(
+                f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out"
+            )
         pending = loop.replay()
     elif log_path is not None and Path(log_path).is_file() and Path(log_path).stat().st_size:
         if not resume:
-            raise NasplugError(f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out")
+            raise NasplugError(
+                f"{log_path}: a search log exists already; pass --resume to continue it or choose another --out"
+            )
         log.warning("%s holds no trial (only whitespace); starting the search afresh", log_path)
         TrialLog(log_path).read(repair=True)  # cuts the whitespace: the log is then the uninterrupted one
     while True:

@@ -51,7 +51,9 @@ class SearchSpace(ABC):
         choices = self.choices()
         missing = [k for k in choices if k not in arch]
         if missing:
-            raise NasplugError(f"arch: missing choice {missing[0]!r} (space {self.name!r} needs {len(choices)} choices)")
+            raise NasplugError(
+                f"arch: missing choice {missing[0]!r} (space {self.name!r} needs {len(choices)} choices)"
+            )
         extra = [k for k in arch if k not in choices]
         if extra:
             raise NasplugError(f"arch: unknown choice {extra[0]!r}; allowed: {', '.join(choices)}")

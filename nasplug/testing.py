@@ -192,7 +192,9 @@ class StrategyContract:
         for arch in strategy.ask(2):
             space.validate(arch)
 
-    def test_finds_good_archs_with_the_search_loop(self, make_strategy: Callable[..., Strategy], space: SearchSpace) -> None:
+    def test_finds_good_archs_with_the_search_loop(
+        self, make_strategy: Callable[..., Strategy], space: SearchSpace
+    ) -> None:
         from nasplug.search import search
         from nasplug.spaces.toy import ToyObjective, ToySpace
 

@@ -113,7 +113,9 @@ class TrialLog:
             if exc.cause is None:
                 raise NasplugError(f"{self.path}:{exc.lineno}: a blank line inside the log, which nasplug never "
                                    "writes; the log was edited: restore it or delete it") from None
-            reason = exc.cause if isinstance(exc.cause, NasplugError) else f"not a trial record ({type(exc.cause).__name__})"
+            reason = (
+                exc.cause if isinstance(exc.cause, NasplugError) else f"not a trial record ({type(exc.cause).__name__})"
+            )
             raise NasplugError(f"{self.path}:{exc.lineno}: {reason}; the log was damaged or edited: restore it, "
                                "or delete it to search again from the start") from None
 

@@ -56,7 +56,9 @@ class StrictLoader(yaml.SafeLoader):
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:  # type: ignore[override]
         if node.tag not in ALLOWED_TAGS:
-            raise _Problem(f"the tag {node.tag!r} is not allowed in recipes (plain values, mappings and lists only)", node)
+            raise _Problem(
+                f"the tag {node.tag!r} is not allowed in recipes (plain values, mappings and lists only)", node
+            )
         return super().construct_object(node, deep=deep)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]

@@ -41,7 +41,9 @@ class ToySpace(SearchSpace):
         rng = random.Random(seed)
         k = len(OPS)
         self.unary = [[rng.gauss(0.0, 1.0) for _ in range(k)] for _ in range(slots)]
-        self.pair = [[[interaction * rng.gauss(0.0, 1.0) for _ in range(k)] for _ in range(k)] for _ in range(slots - 1)]
+        self.pair = [
+            [[interaction * rng.gauss(0.0, 1.0) for _ in range(k)] for _ in range(k)] for _ in range(slots - 1)
+        ]
 
     def choices(self) -> dict[str, Sequence[str]]:
         return self._choices
@@ -110,7 +112,9 @@ class ToySupernet(Supernet):
     def __init__(self, space: ToySpace) -> None:
         super().__init__()
         self.space = space
-        self.slots = nn.ModuleList(nn.ModuleDict({op: make_op(op, space.width) for op in OPS}) for _ in range(space.slots))
+        self.slots = nn.ModuleList(
+            nn.ModuleDict({op: make_op(op, space.width) for op in OPS}) for _ in range(space.slots)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, width]
         arch = self.require_active()

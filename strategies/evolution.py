@@ -34,11 +34,19 @@ class Evolution(Strategy):
                  mutations: int = 25, crossovers: int = 25, mutation_prob: float = 0.1,
                  generations: int = 20, max_tries: int = 50) -> None:
         super().__init__(space, seed)
-        for field, value in (("population", population), ("parents", parents), ("generations", generations), ("max_tries", max_tries)):
+        for field, value in (
+            ("population", population),
+            ("parents", parents),
+            ("generations", generations),
+            ("max_tries", max_tries),
+        ):
             if not 1 <= value <= LIMIT:
                 raise NasplugError(f"strategy.{field}: must be between 1 and {LIMIT:,}, got {value}")
         if mutations < 0 or crossovers < 0 or mutations + crossovers > population:
-            raise NasplugError(f"strategy.mutations + crossovers: must be between 0 and population ({population}), got {mutations} + {crossovers}")
+            raise NasplugError(
+                f"strategy.mutations + crossovers: must be between 0 and population ({population}), "
+                f"got {mutations} + {crossovers}"
+            )
         if not 0.0 <= mutation_prob <= 1.0:
             raise NasplugError(f"strategy.mutation_prob: must be in [0, 1], got {mutation_prob}")
         self.population, self.parents = population, parents

@@ -65,7 +65,11 @@ MISSING = "strategy 'nni': NNI is not installed; install the extra: pip install 
 
 #: Our name -> (module, tuner class, search-space type the tuner accepts).
 ALGORITHMS: dict[str, tuple[str, str, str]] = {
-    "RegularizedEvolution": ("nni.algorithms.hpo.regularized_evolution_tuner", "RegularizedEvolutionTuner", "layer_choice"),
+    "RegularizedEvolution": (
+        "nni.algorithms.hpo.regularized_evolution_tuner",
+        "RegularizedEvolutionTuner",
+        "layer_choice",
+    ),
     "TPE": ("nni.algorithms.hpo.tpe_tuner", "TpeTuner", "choice"),
     "Random": ("nni.algorithms.hpo.random_tuner", "RandomTuner", "choice"),
 }
@@ -137,7 +141,11 @@ class NNIStrategy(Strategy):
             except TypeError as exc:
                 raise NasplugError(f"strategy 'nni' ({algorithm}): {exc}") from None
             self.tuner.update_search_space(
-                {key: {"_type": self.space_type, "_value": list(range(len(options)))} for key, options in self.choices.items()})
+                {
+                    key: {"_type": self.space_type, "_value": list(range(len(options)))}
+                    for key, options in self.choices.items()
+                }
+            )
         self.next_id = 0
         self.seen: set[str] = set()
         self.pending: dict[str, deque[tuple[int, Any]]] = {}

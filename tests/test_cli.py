@@ -18,7 +18,10 @@ name: t
 seed: 0
 space: {name: toy, slots: 6}
 evaluator: {name: toy}
-search: {strategy: {name: evolution, population: 10, parents: 3, mutations: 4, crossovers: 4}, budget: 30, batch_size: 10}
+search:
+  strategy: {name: evolution, population: 10, parents: 3, mutations: 4, crossovers: 4}
+  budget: 30
+  batch_size: 10
 """
 
 
@@ -42,13 +45,18 @@ BAD_RECIPES = {
     "wrong type": (GOOD.replace("seed: 0", "seed: lots"), "seed: Input should be a valid integer"),
     "unknown space": (GOOD.replace("name: toy, slots", "name: tyo, slots"), "unknown space 'tyo'; did you mean 'toy'"),
     "unknown strategy": (GOOD.replace("name: evolution", "name: genetic"), "unknown strategy 'genetic'"),
-    "non-positive budget": (GOOD.replace("budget: 30", "budget: 0"), "search.budget: Input should be greater than or equal to 1"),
+    "non-positive budget": (
+        GOOD.replace("budget: 30", "budget: 0"),
+        "search.budget: Input should be greater than or equal to 1",
+    ),
     "malformed yaml": (GOOD + "search: [unclosed\n", "malformed YAML at line"),
     "unknown space argument": (GOOD.replace("slots: 6", "slotz: 6"), "space.slotz: unknown argument"),
     "bad strategy setting": (GOOD.replace("population: 10", "population: -1"), "strategy.population"),
     "arch missing choice": (GOOD + "arch: skip,linear\n", "arch: expected 6 comma-separated ops"),
-    "arch extra choice": (GOOD + 'arch: \'{"s0":"skip","s1":"skip","s2":"skip","s3":"skip","s4":"skip","s5":"skip","s6":"skip"}\'\n',
-                          "unknown choice 's6'"),
+    "arch extra choice": (
+        GOOD + 'arch: \'{"s0":"skip","s1":"skip","s2":"skip","s3":"skip","s4":"skip","s5":"skip","s6":"skip"}\'\n',
+        "unknown choice 's6'",
+    ),
     "arch out of range": (GOOD + "arch: skip,skip,skip,skip,skip,conv9\n", "arch.s5: 'conv9' is not an option"),
     "arch missing key": (GOOD + 'arch: \'{"s0":"skip"}\'\n', "missing choice 's1'"),
 }
@@ -67,7 +75,9 @@ def test_missing_recipe_file(capsys, tmp_path):
 
 def test_bad_override_and_stage(capsys, tmp_path):
     path = write(tmp_path, GOOD)
-    assert "search.budget: Input should be greater than or equal to 1" in one_line_error(capsys, ["run", path, "--set", "search.budget=-3"])
+    assert "search.budget: Input should be greater than or equal to 1" in one_line_error(
+        capsys, ["run", path, "--set", "search.budget=-3"]
+    )
     assert "unknown stage 'serch'" in one_line_error(capsys, ["run", path, "--stages", "serch"])
 
 
@@ -78,8 +88,15 @@ def test_usage_errors_are_one_line_too(capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv", [["study", "study-quick"], ["compare", "toy-evolution", "--strategies", "random", "--seeds", "2"],
-                                  ["rank-corr", "runs/x", "--archs", "4", "--steps", "1"], ["export", "runs/x", "--out", "y"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["study", "study-quick"],
+        ["compare", "toy-evolution", "--strategies", "random", "--seeds", "2"],
+        ["rank-corr", "runs/x", "--archs", "4", "--steps", "1"],
+        ["export", "runs/x", "--out", "y"],
+    ],
+)
 def test_one_process_commands_refuse_torchrun_on_every_rank(capsys, monkeypatch, tmp_path, argv):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -136,7 +153,9 @@ class SlowToy(ToyObjective):
 
 def test_sigkill_mid_search_then_resume_gives_the_same_log(tmp_path):
     (tmp_path / "slowtoy.py").write_text(SLOW)
-    recipe = write(tmp_path, GOOD.replace("name: toy}", "name: 'slowtoy:SlowToy'}").replace("budget: 30", "budget: 300"))
+    recipe = write(
+        tmp_path, GOOD.replace("name: toy}", "name: 'slowtoy:SlowToy'}").replace("budget: 30", "budget: 300")
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     cmd = [sys.executable, "-m", "nasplug", "-q", "run", recipe]
     reference = tmp_path / "reference"

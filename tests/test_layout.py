@@ -55,8 +55,11 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
     assert [n for _, n in imported_modules(module)] == ["nasplug.text.tasks", "nasplug.glue"]
 
 
-@pytest.mark.parametrize("path", sorted(p for d in ("nasplug", "spaces", "strategies") for p in (REPO / d).rglob("*.py")),
-                         ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for d in ("nasplug", "spaces", "strategies") for p in (REPO / d).rglob("*.py")),
+    ids=lambda p: str(p.relative_to(REPO)),
+)
 def test_no_module_is_longer_than_a_reader_holds(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(REPO)} has {lines} lines; split it by role"

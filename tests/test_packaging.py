@@ -63,9 +63,16 @@ def test_the_installed_wheel_runs_a_shipped_recipe_by_name(installed: Path, tmp_
                   cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert len((tmp_path / "X" / "trials.jsonl").read_text().splitlines()) >= 20
-    typed = subprocess.run([str(installed / "bin" / "python"), "-c",
-                            "import importlib.resources as r; print(r.files('nasplug').joinpath('py.typed').is_file())"],
-                           capture_output=True, text=True, cwd=tmp_path)
+    typed = subprocess.run(
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "import importlib.resources as r; print(r.files('nasplug').joinpath('py.typed').is_file())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert typed.stdout.strip() == "True"
     unknown = nasplug(installed, "run", "no-such-recipe", cwd=tmp_path)
     assert unknown.returncode == 2 and "shipped: " in unknown.stderr and "Traceback" not in unknown.stderr

@@ -59,17 +59,38 @@ OWT = {"glue_dev": DEV["ELECTRA-Small-OWT"], "glue_dev_average": statistics.mean
 SMALL_DEV = {"electra_small_glue_dev": DEV["ELECTRA-Small"],
              "electra_small_glue_dev_average": statistics.mean(DEV["ELECTRA-Small"].values())}
 EXPECTED = {
-    "lvbert-small.yaml": {"glue_test": LVBERT_SMALL_TEST, "glue_test_findings_pdf": LVBERT_SMALL_TEST_PDF,
-                          "params": PARAMS_SEARCHED_SMALL, "baseline_glue_test": ELECTRA_SMALL_TEST, **OWT, **SMALL_DEV},
-    "lvbert-small-official.yaml": {"arch": SEARCHED_SMALL, "glue_test": LVBERT_SMALL_TEST,
-                                   "glue_test_findings_pdf": LVBERT_SMALL_TEST_PDF, "params": PARAMS_SEARCHED_SMALL,
-                                   "baseline_glue_test": ELECTRA_SMALL_TEST, **OWT, **SMALL_DEV},
-    "electra-small-interleaved.yaml": {"arch": "AF" * 12, "glue_test": ELECTRA_SMALL_TEST,
-                                       "params": PARAMS_ELECTRA_SMALL_SHAPE, "lvbert_small_glue_test": LVBERT_SMALL_TEST,
-                                       **OWT, **SMALL_DEV},
+    "lvbert-small.yaml": {
+        "glue_test": LVBERT_SMALL_TEST,
+        "glue_test_findings_pdf": LVBERT_SMALL_TEST_PDF,
+        "params": PARAMS_SEARCHED_SMALL,
+        "baseline_glue_test": ELECTRA_SMALL_TEST,
+        **OWT,
+        **SMALL_DEV,
+    },
+    "lvbert-small-official.yaml": {
+        "arch": SEARCHED_SMALL,
+        "glue_test": LVBERT_SMALL_TEST,
+        "glue_test_findings_pdf": LVBERT_SMALL_TEST_PDF,
+        "params": PARAMS_SEARCHED_SMALL,
+        "baseline_glue_test": ELECTRA_SMALL_TEST,
+        **OWT,
+        **SMALL_DEV,
+    },
+    "electra-small-interleaved.yaml": {
+        "arch": "AF" * 12,
+        "glue_test": ELECTRA_SMALL_TEST,
+        "params": PARAMS_ELECTRA_SMALL_SHAPE,
+        "lvbert_small_glue_test": LVBERT_SMALL_TEST,
+        **OWT,
+        **SMALL_DEV,
+    },
     "lvbert-medium.yaml": {"layer_params": LAYER_PARAMS["medium"], **OWT},
-    "lvbert-base.yaml": {"layer_params": LAYER_PARAMS["base"], "baseline_glue_test": ELECTRA_BASE_TEST,
-                         "glue_dev": DEV["ELECTRA-Base"], "glue_dev_average": statistics.mean(DEV["ELECTRA-Base"].values())},
+    "lvbert-base.yaml": {
+        "layer_params": LAYER_PARAMS["base"],
+        "baseline_glue_test": ELECTRA_BASE_TEST,
+        "glue_dev": DEV["ELECTRA-Base"],
+        "glue_dev_average": statistics.mean(DEV["ELECTRA-Base"].values()),
+    },
     "lvbert-micro.yaml": {**OWT},
 }
 GPU_RECIPES = {  # name -> (size, pre-training lr, batch, fine-tuning lr)
@@ -238,7 +259,14 @@ def test_paper_training_settings(name: str):
         assert recipe.supernet.optimizer == "official" and cfg.masking == "bert"  # an MLM supernet: BERT masking
     g = glue(recipe)
     assert g is not None and g.source == "hub"
-    assert (g.lr, g.layerwise_decay, g.weight_decay, g.warmup, g.batch_size, g.max_len) == (ft_lr, 0.8, 0.01, 0.1, 32, 128)
+    assert (g.lr, g.layerwise_decay, g.weight_decay, g.warmup, g.batch_size, g.max_len) == (
+        ft_lr,
+        0.8,
+        0.01,
+        0.1,
+        32,
+        128,
+    )
     assert g.optimizer == "official"
     assert g.epochs is None  # the task table: 3 epochs, RTE and STS-B 10
     assert g.seeds == list(range(10)) and g.both_orders

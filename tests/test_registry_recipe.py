@@ -82,11 +82,17 @@ def test_bool_and_int_options_are_distinct():
         space.validate({"k": True, "on": True})
 
 
-@pytest.mark.parametrize("section, match", [
-    ("search: {budget: 5, strategy: {name: random, space: x}}", r"search.strategy.space: reserved"),
-    ("evaluator: {name: toy, context: 1}\nsearch: {budget: 5}", r"evaluator.context: reserved"),
-    ("search: {budget: 5, constraints: [{name: max_params, max: 3, space: x}]}", r"search.constraints\[0\].space: reserved"),
-])
+@pytest.mark.parametrize(
+    "section, match",
+    [
+        ("search: {budget: 5, strategy: {name: random, space: x}}", r"search.strategy.space: reserved"),
+        ("evaluator: {name: toy, context: 1}\nsearch: {budget: 5}", r"evaluator.context: reserved"),
+        (
+            "search: {budget: 5, constraints: [{name: max_params, max: 3, space: x}]}",
+            r"search.constraints\[0\].space: reserved",
+        ),
+    ],
+)
 def test_arguments_the_run_passes_itself_are_refused(tmp_path, section, match):
     path = tmp_path / "r.yaml"
     evaluator = "" if "evaluator:" in section else "evaluator: {name: toy}\n"

@@ -61,7 +61,9 @@ def test_two_process_search_matches_one_process(tmp_path):
     single = tmp_path / "single.jsonl"
     make_search(str(single))
     sharded = tmp_path / "sharded.jsonl"
-    mp.start_processes(_worker, args=(2, str(tmp_path / "rdv"), str(sharded)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker, args=(2, str(tmp_path / "rdv"), str(sharded)), nprocs=2, join=True, start_method="spawn"
+    )
     assert sharded.read_bytes() == single.read_bytes()
     assert not os.path.exists(str(sharded) + ".rank1"), "only rank 0 writes the log"
     text = single.read_text()

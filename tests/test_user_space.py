@@ -60,7 +60,9 @@ def test_entry_point_route(tmp_path):
     recipe.write_text("name: ep\nspace: {name: mlp}\nevaluator: {name: 'my_space:ProxyScore'}\n"
                       "search: {strategy: {name: random}, budget: 6, batch_size: 3}\n")
     env = {**os.environ, "PYTHONPATH": str(site)}
-    listed = subprocess.run([sys.executable, "-m", "nasplug", "list", "spaces"], env=env, capture_output=True, text=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "nasplug", "list", "spaces"], env=env, capture_output=True, text=True
+    )
     assert "mlp" in listed.stdout.split()
     run = subprocess.run([sys.executable, "-m", "nasplug", "-q", "run", str(recipe), "--out", str(tmp_path / "run")],
                          env=env, capture_output=True, text=True)

@@ -36,7 +36,9 @@ def _logging_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
                         help="warnings, errors and the final table only (no progress)")
     parser.add_argument("-v", "--verbose", action="count", default=default(0), help="debug messages too")
-    parser.add_argument("--log-level", choices=LEVELS, default=default(None), help="the logging level (wins over -q/-v)")
+    parser.add_argument(
+        "--log-level", choices=LEVELS, default=default(None), help="the logging level (wins over -q/-v)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nasplug.rankcorr.cli import add_rank_corr_parser
     from nasplug.study.cli import add_study_parser
 
-    parser = _Parser(prog="nasplug", description="Neural architecture search with pluggable spaces, tasks and strategies.")
+    parser = _Parser(
+        prog="nasplug", description="Neural architecture search with pluggable spaces, tasks and strategies."
+    )
     parser.add_argument("--version", action="version", version=f"nasplug {__version__}")
     _logging_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False)

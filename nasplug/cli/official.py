@@ -14,7 +14,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     imp = sub.add_parser("import-official", parents=[common],
                          help="convert a released LV-BERT / ELECTRA TF checkpoint into Hugging Face folders")
     imp.add_argument("checkpoint", help="checkpoint prefix (.../model.ckpt-1000000), its .index file, or its folder")
-    imp.add_argument("--out", required=True, help="output folder: discriminator/, generator/, tokenizer/, conversion.json")
+    imp.add_argument(
+        "--out", required=True, help="output folder: discriminator/, generator/, tokenizer/, conversion.json"
+    )
     imp.add_argument("--layers", help="expected layer sequence (letters or the official int list); checked")
     imp.add_argument("--vocab", help="the checkpoint's vocab.txt (default: vocab.txt beside the checkpoint, if any)")
     imp.add_argument("--conv-sees-padding", action="store_true",

@@ -231,7 +231,9 @@ def _check_out_dir(out_dir: Path, resume: bool, fingerprint: dict[str, Any], spe
     config_file = out_dir / CONFIG_FILE
     started = config_file.is_file() or (out_dir / "runs").is_dir() or (out_dir / "cache.jsonl").is_file()
     if started and not resume:
-        raise NasplugError(f"{out_dir}: holds a comparison already; pass --resume to continue it, or --out for a new one")
+        raise NasplugError(
+            f"{out_dir}: holds a comparison already; pass --resume to continue it, or --out for a new one"
+        )
     if not resume or not config_file.is_file():
         return
     from nasplug.runfiles import read_json

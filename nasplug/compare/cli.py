@@ -15,10 +15,13 @@ from typing import Any
 def add_compare_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add ``nasplug compare`` to the CLI's subparsers (``build_parser`` calls this)."""
     p = subparsers.add_parser(
-        "compare", parents=[common] if common is not None else [], help="compare search strategies over several seeds against one evaluator",
+        "compare",
+        parents=[common] if common is not None else [],
+        help="compare search strategies over several seeds against one evaluator",
         description="Run every strategy with every seed against the recipe's evaluator (one shared "
-                    "evaluation cache) and report mean/std at several budgets, evaluations to a target, "
-                    "pairwise tests and anytime curves. Writes comparison.json/.md and anytime.png.")
+        "evaluation cache) and report mean/std at several budgets, evaluations to a target, "
+        "pairwise tests and anytime curves. Writes comparison.json/.md and anytime.png.",
+    )
     p.add_argument("recipe", help="recipe YAML: space, evaluator, objective (the strategy comes from here)")
     p.add_argument("--strategies", nargs="+", required=True, metavar="NAME",
                    help="strategies to compare: registered names or package.module:attr paths")
@@ -26,8 +29,11 @@ def add_compare_parser(subparsers: Any, common: argparse.ArgumentParser | None =
     p.add_argument("--budget", type=int, help="scored evaluations per run (default: the recipe's search.budget)")
     p.add_argument("--out", help="output folder (default: runs/<recipe name>-compare)")
     p.add_argument("--resume", action="store_true", help="continue the comparison in --out")
-    p.add_argument("--from-run", metavar="RUN_DIR",
-                   help="run directory the evaluator reads, e.g. the trained supernet of `nasplug run` (default: --out)")
+    p.add_argument(
+        "--from-run",
+        metavar="RUN_DIR",
+        help="run directory the evaluator reads, e.g. the trained supernet of `nasplug run` (default: --out)",
+    )
     p.add_argument("--ground-truth", action="store_true", help="score the whole space first; report regret")
     p.add_argument("--max-ground-truth", type=int, default=100_000, metavar="N",
                    help="refuse --ground-truth on spaces with more archs (default 100000)")

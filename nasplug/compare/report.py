@@ -30,7 +30,9 @@ def score_table(summary: Mapping[str, Any], budget: int, metric: str, regret: bo
     for name, info in summary["strategies"].items():
         cells = []
         for row in info["at"]:
-            cells.append(_mean_std(row["regret_mean"], row["regret_std"]) if regret else _mean_std(row["mean"], row["std"]))
+            cells.append(
+                _mean_std(row["regret_mean"], row["regret_std"]) if regret else _mean_std(row["mean"], row["std"])
+            )
         evals = info["evals_to_target"]
         rows.append([name, info["runs"], *cells, _evals_cell(evals, budget), f"{evals['reached']}/{info['runs']}"])
     return markdown_table(headers, rows)

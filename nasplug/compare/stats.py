@@ -123,7 +123,9 @@ def compare_pair(a: Mapping[int, float], b: Mapping[int, float], direction: str)
     return {**out, "statistic": float(result.statistic), "p": p, "note": note}
 
 
-def pairwise_tests(finals: Mapping[str, Mapping[int, float]], direction: str, alpha: float = ALPHA) -> list[dict[str, Any]]:
+def pairwise_tests(
+    finals: Mapping[str, Mapping[int, float]], direction: str, alpha: float = ALPHA
+) -> list[dict[str, Any]]:
     """Every pair of strategies tested on final bests, with Holm-adjusted p-values."""
     rows = []
     for name_a, name_b in combinations(list(finals), 2):

@@ -161,7 +161,9 @@ def read_tsv(path: str | os.PathLike[str], task: str | GlueTask, layout: SplitLa
             label = (_parse_label(spec, fields[pos[layout.label]]) if layout.label is not None
                      else (-1.0 if spec.is_regression else -1))
         except NonFiniteLabel as err:
-            raise NasplugError(f"glue {spec.name}: {path} line {row + first_line}: {err}; fix or remove the row") from None
+            raise NasplugError(
+                f"glue {spec.name}: {path} line {row + first_line}: {err}; fix or remove the row"
+            ) from None
         except ValueError as err:
             bad.append(row + first_line)
             if len(bad) == 1:

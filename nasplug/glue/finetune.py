@@ -63,7 +63,9 @@ class FinetuneConfig(BaseModel):
         "adamw", description="adamw: torch AdamW; official: AdamWeightDecay (no bias correction), warm-up x decay")
     lr: float = Field(3e-4, gt=0, le=100, allow_inf_nan=False, description="peak learning rate of the top layer (head)")
     layerwise_decay: float = Field(0.8, gt=0, le=1, description="lr factor per layer down")
-    weight_decay: float = Field(0.01, ge=0, le=100, allow_inf_nan=False, description="AdamW decay, not on biases/LayerNorm")
+    weight_decay: float = Field(
+        0.01, ge=0, le=100, allow_inf_nan=False, description="AdamW decay, not on biases/LayerNorm"
+    )
     warmup: float = Field(0.1, ge=0, le=1, description="fraction of steps of linear warm-up")
     batch_size: int = Field(32, ge=1, le=2**16)
     eval_batch_size: int = Field(128, ge=1, le=2**16)

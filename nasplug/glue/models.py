@@ -47,7 +47,9 @@ class GlueModel:
     source: str
 
 
-def backbone_factory(config: Any, backbone: dict[str, Any], where: str, sees_padding: bool) -> Callable[[int, int], Any]:
+def backbone_factory(
+    config: Any, backbone: dict[str, Any], where: str, sees_padding: bool
+) -> Callable[[int, int], Any]:
     """``(num_labels, seed) -> LVBertForSequenceClassification`` of ``config`` with the given
     backbone state (``embeddings.*``, ``layers.*`` ... without the ``lvbert.`` prefix) and a
     freshly initialised task layer (drawn from the global RNG, which the fine-tuner seeds)."""
@@ -73,7 +75,9 @@ def read_backbone(weights: Path) -> dict[str, Any]:
     try:
         state = load_file(str(weights))
     except Exception as exc:  # a truncated or foreign file
-        raise NasplugError(f"glue: cannot read {weights}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        raise NasplugError(
+            f"glue: cannot read {weights}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
     backbone = {k.removeprefix("lvbert."): v for k, v in state.items() if k.startswith("lvbert.")}
     if not backbone:
         raise NasplugError(f"glue: {weights} holds no LV-BERT backbone weights")
@@ -114,7 +118,9 @@ def init_from_model(name: str, entry: str | dict[str, Any], sees_padding: bool, 
     try:
         config = LVBertConfig.from_pretrained(str(folder))
     except Exception as exc:  # noqa: BLE001 - transformers raises many types
-        raise NasplugError(f"{field}: {folder / 'config.json'} is not an LV-BERT config: {str(exc).splitlines()[0]}") from exc
+        raise NasplugError(
+            f"{field}: {folder / 'config.json'} is not an LV-BERT config: {str(exc).splitlines()[0]}"
+        ) from exc
     if getattr(config, "model_type", None) != "lvbert":
         raise NasplugError(f"{field}: {folder} holds a {config.model_type!r} model, not LV-BERT")
     backbone = read_backbone(folder / "model.safetensors")

@@ -45,7 +45,9 @@ def glue_section(run_dir: Path, names: list[str], expected: dict[str, Any] | Non
         row = [f"average ({conv})", ""]
         for n in per_model:
             s = scores.get(n, {}).get(conv, {})
-            row.append(s.get("score") if s.get("score") is not None else f"partial: {len(s.get('missing') or [])} missing")
+            row.append(
+                s.get("score") if s.get("score") is not None else f"partial: {len(s.get('missing') or [])} missing"
+            )
         row.append(expected.get("glue_dev_average") if expected and conv == "electra_dev" else None)
         rows.append(row)
     table = markdown_table(["task", "metric", *per_model, ref_name], rows)

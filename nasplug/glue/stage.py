@@ -116,7 +116,9 @@ class GlueStage(Stage):
 
     def applies(self, recipe: Any) -> bool:
         glue = recipe.section("glue")
-        return glue is not None and (recipe.retrain is not None or bool(isinstance(glue, dict) and glue.get("init_from")))
+        return glue is not None and (
+            recipe.retrain is not None or bool(isinstance(glue, dict) and glue.get("init_from"))
+        )
 
     def check(self, ctx: RunContext) -> None:
         from nasplug import glue

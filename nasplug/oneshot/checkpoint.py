@@ -97,7 +97,10 @@ def _sort_metadata(path: Path) -> None:
         meta = header.get("__metadata__")
         if not meta or len(meta) < 2:
             return
-        header = {"__metadata__": dict(sorted(meta.items())), **{k: v for k, v in header.items() if k != "__metadata__"}}
+        header = {
+            "__metadata__": dict(sorted(meta.items())),
+            **{k: v for k, v in header.items() if k != "__metadata__"},
+        }
         text = json.dumps(header, separators=(",", ":")).encode()
         if len(text) > size:  # not the compact layout we expected: leave the file as it is
             return
@@ -247,7 +250,9 @@ def load_checkpoint(path: str | os.PathLike[str], module: nn.Module) -> dict[str
     if not isinstance(state, dict):
         raise NasplugError(f"checkpoint: {path / STATE} is not a checkpoint state (it holds a {type(state).__name__})")
     if state.get("format") != FORMAT:
-        raise NasplugError(f"checkpoint: {path / STATE} has format {state.get('format')!r}, this version reads {FORMAT}")
+        raise NasplugError(
+            f"checkpoint: {path / STATE} has format {state.get('format')!r}, this version reads {FORMAT}"
+        )
     missing = [k for k in ("step", "config", "optimizer", "scheduler", "data", "rng") if k not in state]
     if missing:
         raise NasplugError(f"checkpoint: {path / STATE} lacks {missing[0]!r}; it was not written by this loop")

@@ -38,7 +38,9 @@ class BatchNormRecalibration:
         self.batches, self.counts = list(batches), dict(counts)
 
     @classmethod
-    def from_task(cls, task: Any, num_batches: int, batch_size: int, seed: int, device: torch.device) -> BatchNormRecalibration:
+    def from_task(
+        cls, task: Any, num_batches: int, batch_size: int, seed: int, device: torch.device
+    ) -> BatchNormRecalibration:
         """The first ``num_batches`` training batches of ``task`` shuffled with ``seed``."""
         stream = task.training_batches(batch_size, seed)
         batches, counts = [], {}

@@ -153,7 +153,9 @@ class _Run:
                 compile_model(part)
         self.params = [p for p in self.trainable.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.trainable, cfg)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, cfg.warmup(), cfg.steps, cfg.optimizer))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg.warmup(), cfg.steps, cfg.optimizer)
+        )
         self.batches = task.training_batches(cfg.batch_size, cfg.seed)  # global batches
         self.heldout = task.heldout_batches(cfg.batch_size, derive_seed(cfg.seed, "heldout"), cfg.eval_batches)
         self.baseline = task.baseline()
@@ -178,7 +180,11 @@ class _Run:
         for step in range(start + 1, cfg.steps + 1):
             t0 = time.perf_counter()
             metrics, done = self._train_step(step)
-            window_s, window_steps, window_units = window_s + time.perf_counter() - t0, window_steps + 1, window_units + done
+            window_s, window_steps, window_units = (
+                window_s + time.perf_counter() - t0,
+                window_steps + 1,
+                window_units + done,
+            )
             if step % cfg.log_every == 0 or step == cfg.steps:
                 train_s, units = train_s + window_s, units + window_units
                 metrics[f"{unit}_per_s"] = window_units / max(window_s, 1e-9)
@@ -211,7 +217,9 @@ class _Run:
         for name, module in self.aux.items():
             ckpt.save_weights(module, self.run_dir / f"{name}.safetensors")
         atomic_write_json(self.run_dir / "result.json", result.to_dict())
-        append_jsonl(self.metrics_path, {"event": "end", "step": result.steps, "wall_s": result.wall_s, **result.heldout})
+        append_jsonl(
+            self.metrics_path, {"event": "end", "step": result.steps, "wall_s": result.wall_s, **result.heldout}
+        )
 
     def _train_step(self, step: int) -> tuple[dict[str, Any], int]:
         """One optimizer step; returns the logged figures and the units it processed."""
@@ -243,7 +251,9 @@ class _Run:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.archs:
-            metrics["arch"] = self._format(self.archs[0]) if len(self.archs) == 1 else [self._format(a) for a in self.archs]
+            metrics["arch"] = (
+                self._format(self.archs[0]) if len(self.archs) == 1 else [self._format(a) for a in self.archs]
+            )
         unit = getattr(self.task, "unit", "examples")
         return metrics, int(counts.get(unit, counts.get("examples", 0))) * len(paths)
 

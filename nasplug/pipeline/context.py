@@ -48,8 +48,10 @@ class RunContext:
     def task(self) -> Task:
         """The recipe's task (built, not yet prepared); NasplugError if the recipe has none."""
         if self.recipe.task is None:
-            raise NasplugError(f"task: recipe {self.recipe.name!r} trains models of space {self.space.name!r} but names "
-                               f"no task; add e.g. task: {{name: mlm}} (known: {', '.join(TASKS.names())})")
+            raise NasplugError(
+                f"task: recipe {self.recipe.name!r} trains models of space {self.space.name!r} but names "
+                f"no task; add e.g. task: {{name: mlm}} (known: {', '.join(TASKS.names())})"
+            )
         return build_task(self.recipe.task)
 
     @cached_property

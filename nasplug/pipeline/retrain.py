@@ -71,7 +71,9 @@ def baseline_archs(ctx: RunContext) -> dict[str, Arch]:
     for name, text in (cfg.baselines if cfg else {}).items():
         check_model_name(name, f"retrain.baselines.{name}")
         if name == "found":
-            raise NasplugError("retrain.baselines.found: 'found' is the searched arch's name; call the baseline otherwise")
+            raise NasplugError(
+                "retrain.baselines.found: 'found' is the searched arch's name; call the baseline otherwise"
+            )
         try:
             archs[name] = free.parse(text)
         except NasplugError as exc:

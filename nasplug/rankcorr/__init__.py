@@ -71,7 +71,9 @@ def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] |
     from nasplug.recipe import describe_error
 
     base = recipe.retrain if recipe.retrain is not None else recipe.supernet
-    raw = base.model_dump(include=set(TrainConfig.model_fields))  # a supernet section's sampler/split are not training settings
+    raw = base.model_dump(
+        include=set(TrainConfig.model_fields)
+    )  # a supernet section's sampler/split are not training settings
     if raw.get("warmup_steps") is not None:
         raw["warmup_steps"] = round(raw["warmup_steps"] * steps / raw["steps"])
     raw.update(steps=steps, eval_every=0)
@@ -92,7 +94,9 @@ def sample_archs(space: Any, n: int, seed: int) -> list[Arch]:
             archs.append(arch)
             if len(archs) == n:
                 return archs
-    raise NasplugError(f"--archs: only {len(archs)} distinct archs found in {1000 * n} draws; the space is too small for {n}")
+    raise NasplugError(
+        f"--archs: only {len(archs)} distinct archs found in {1000 * n} draws; the space is too small for {n}"
+    )
 
 
 def _evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
@@ -103,7 +107,9 @@ def _evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if spec is not None:
         if EVALUATORS.get(spec.name) is not supernet_evaluator:
-            raise NasplugError(f"evaluator: rank-corr compares against the 'supernet' evaluator; the run uses {spec.name!r}")
+            raise NasplugError(
+                f"evaluator: rank-corr compares against the 'supernet' evaluator; the run uses {spec.name!r}"
+            )
         kwargs = spec.kwargs()
     if batches is not None:
         kwargs["batches"] = batches
@@ -136,7 +142,9 @@ def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: An
 
     task = ctx.prepared_task()
     model = build_model(ctx.space, arch, task, seed=ctx.recipe.seed)
-    aux = train_model(model, task, cfg, folder, progress=progress, test=False)  # scored here, on the evaluator's batches
+    aux = train_model(
+        model, task, cfg, folder, progress=progress, test=False
+    )  # scored here, on the evaluator's batches
     device = device_for(cfg.device)  # a model loaded from its folder (not trained now) is still on the CPU
     return standalone_metrics(model.to(device), evaluator, {k: m.to(device) for k, m in aux.items()})
 
@@ -263,8 +271,10 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     except NasplugError as exc:
         if "cannot load weights" not in str(exc):
             raise
-        raise NasplugError(f"{exc} (the run's recipe.yaml builds another supernet than the one trained; if the "
-                           "recipe had null keys such as space.size: null, pass them again: --set space.size=null)") from None
+        raise NasplugError(
+            f"{exc} (the run's recipe.yaml builds another supernet than the one trained; if the "
+            "recipe had null keys such as space.size: null, pass them again: --set space.size=null)"
+        ) from None
     sampled = sample_archs(ctx.space, archs, seed)
     texts = [ctx.space.format(a) for a in sampled]
     log.info("rank-corr: scoring %d archs with the supernet", archs)
@@ -309,14 +319,26 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     pairs = [{"index": i, "arch": texts[i], "arch_dict": sampled[i], "supernet": x[i], "standalone": y[i],
               "supernet_metrics": supernet_scores[i], "standalone_metrics": standalone[i]} for i in range(archs)]
     result = {
-        "run_dir": str(run_dir), "metric": metric, "task": task.name, "archs": archs, "steps": steps,
-        "seed": seed, "overrides": list(overrides), "train_config": config, "evaluator": {**_evaluator_kwargs(recipe, batches),
-                                                             "heldout_batches": len(evaluator.batches)},
-        "direction": "minimize" if sign < 0 else "maximize", "pairs": pairs, **stats, "top_k": top_k, "wall_s": time.perf_counter() - t0,
+        "run_dir": str(run_dir),
+        "metric": metric,
+        "task": task.name,
+        "archs": archs,
+        "steps": steps,
+        "seed": seed,
+        "overrides": list(overrides),
+        "train_config": config,
+        "evaluator": {**_evaluator_kwargs(recipe, batches), "heldout_batches": len(evaluator.batches)},
+        "direction": "minimize" if sign < 0 else "maximize",
+        "pairs": pairs,
+        **stats,
+        "top_k": top_k,
+        "wall_s": time.perf_counter() - t0,
     }
     result["files"] = write_outputs(result, out_dir)
     tau = stats["kendall_tau"]
-    log.info("rank-corr: Kendall tau %.3f [%.3f, %.3f] over %d archs", tau["estimate"], tau["ci_low"], tau["ci_high"], archs)
+    log.info(
+        "rank-corr: Kendall tau %.3f [%.3f, %.3f] over %d archs", tau["estimate"], tau["ci_low"], tau["ci_high"], archs
+    )
     return result
 
 

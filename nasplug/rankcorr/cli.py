@@ -15,15 +15,20 @@ from nasplug.errors import NasplugError
 def add_rank_corr_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add ``nasplug rank-corr`` to the CLI's subparsers (``build_parser`` calls this)."""
     p = subparsers.add_parser(
-        "rank-corr", parents=[common] if common is not None else [], help="rank correlation of the supernet's scores with standalone training",
+        "rank-corr",
+        parents=[common] if common is not None else [],
+        help="rank correlation of the supernet's scores with standalone training",
         description="Sample N distinct archs, score each with the run's trained supernet, train each "
-                    "standalone from scratch for S steps (the recipe's retrain settings), score it on the "
-                    "same held-out batches, and report Kendall tau / Spearman rho with bootstrap intervals. "
-                    "Archs already trained in the output folder are reused. Writes rank_corr.json/.md/.png.")
+        "standalone from scratch for S steps (the recipe's retrain settings), score it on the "
+        "same held-out batches, and report Kendall tau / Spearman rho with bootstrap intervals. "
+        "Archs already trained in the output folder are reused. Writes rank_corr.json/.md/.png.",
+    )
     p.add_argument("run_dir", help="a run directory whose supernet stage has finished")
     p.add_argument("--archs", type=int, required=True, metavar="N", help="number of distinct archs (>= 3)")
     p.add_argument("--steps", type=int, required=True, metavar="S", help="standalone training steps per arch (>= 1)")
-    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of the arch draws and the bootstrap (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="K", help="seed of the arch draws and the bootstrap (default 0)"
+    )
     p.add_argument("--batches", type=int, metavar="B",
                    help="held-out batches for both scores (default: the recipe's evaluator setting)")
     p.add_argument("--metric", help="compared metric, any the task measures (default: the search metric if the "

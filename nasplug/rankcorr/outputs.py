@@ -48,7 +48,9 @@ def table(result: dict[str, Any]) -> str:
 
     pairs = result["pairs"]
     sign = -1.0 if result.get("direction") == "minimize" else 1.0
-    sa_rank = {p["index"]: r for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["standalone"], p["index"])), 1)}
+    sa_rank = {
+        p["index"]: r for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["standalone"], p["index"])), 1)
+    }
     rows = [[r, sa_rank[p["index"]], p["index"], p["arch"], f"{p['supernet']:.6g}", f"{p['standalone']:.6g}",
              p["supernet_metrics"].get("params")]
             for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["supernet"], p["index"])), 1)]

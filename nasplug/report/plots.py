@@ -69,7 +69,9 @@ def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]]
     ax.set_ylabel(f"share of top {len(archs)}")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(ncol=len(options), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(keys) > 12 else -0.1), frameon=False)
+    ax.legend(
+        ncol=len(options), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(keys) > 12 else -0.1), frameon=False
+    )
     return _save(fig, path)
 
 

@@ -9,10 +9,13 @@ from typing import Any
 
 def add_study_parser(subparsers: Any, common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "study", parents=[common] if common is not None else [], help="retrain rows of architectures (searched, fixed, random) for K seeds and compare them",
+        "study",
+        parents=[common] if common is not None else [],
+        help="retrain rows of architectures (searched, fixed, random) for K seeds and compare them",
         description="Run the recipe's study: section into RUN_DIR/study (the supernet stage first when a row "
-                    "searches). Each (row, arch, seed) is trained once; --resume continues an interrupted study. "
-                    "Writes study.md, study.json and study.png.")
+        "searches). Each (row, arch, seed) is trained once; --resume continues an interrupted study. "
+        "Writes study.md, study.json and study.png.",
+    )
     p.add_argument("recipe", help="recipe YAML with a study: section")
     p.add_argument("--out", help="run directory (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true",

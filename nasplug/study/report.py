@@ -72,8 +72,12 @@ def summarize(cfg: Any, space: Any, task: Any, archs: dict[str, list[Arch]], res
                             "std": statistics.stdev(finite) if len(finite) > 1 else None}
         arch_means = [statistics.fmean([r[s][headline] for s in seeds if s in r and headline in r[s]])
                       for r in runs if any(headline in f for f in r.values())]
-        rows[name] = {"archs": [space.format(a) for a in archs[name]], "figures": figures, "arch_means": arch_means,
-                      **{m: statistics.fmean(s[m] for s in sizes) for m in ("params", "flops") if all(m in s for s in sizes)}}
+        rows[name] = {
+            "archs": [space.format(a) for a in archs[name]],
+            "figures": figures,
+            "arch_means": arch_means,
+            **{m: statistics.fmean(s[m] for s in sizes) for m in ("params", "flops") if all(m in s for s in sizes)},
+        }
     reference = cfg.reference
     tests = {}
     if reference is not None:

@@ -33,7 +33,9 @@ def migrate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
         raise NasplugError(f"{source}: {first}: the recipe has a task section; move this setting into task:")
     data = raw.get("data")
     if data is not None and not isinstance(data, dict):
-        raise NasplugError(f"{source}: data: expected a mapping (corpus, tokenizer, seq_len), got {type(data).__name__}")
+        raise NasplugError(
+            f"{source}: data: expected a mapping (corpus, tokenizer, seq_len), got {type(data).__name__}"
+        )
     raw = {k: v for k, v in raw.items() if k != "data"}
     tasks = {}
     for section, keys in moved.items():

@@ -219,7 +219,9 @@ def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, f
     return score
 
 
-def score_disc(net: Any, is_replaced: torch.Tensor, valid: torch.Tensor) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
+def score_disc(
+    net: Any, is_replaced: torch.Tensor, valid: torch.Tensor
+) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
     """Adds ``disc_correct``, ``disc_count`` over the real tokens."""
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
         pred = (discriminator_logits(net, hidden).float() > 0).float()

@@ -197,8 +197,19 @@ class LVBertSpace(SearchSpace):
     def unconstrained(self) -> LVBertSpace:
         """The same dims and slots with every layer type allowed and no count or budget
         constraint (retrain baselines such as ``interleaved`` live here)."""
-        fields = {f: getattr(self.dims, f) for f in ("hidden", "heads", "ffn", "embedding", "vocab_size", "max_positions",
-                                                    "type_vocab_size", "generator_hidden")}
+        fields = {
+            f: getattr(self.dims, f)
+            for f in (
+                "hidden",
+                "heads",
+                "ffn",
+                "embedding",
+                "vocab_size",
+                "max_positions",
+                "type_vocab_size",
+                "generator_hidden",
+            )
+        }
         return LVBertSpace(size=None, slots=self.slots, seq_len=self.seq_len, **fields)
 
     def mutate(self, arch: Arch, rng: random.Random, p: float = 0.1) -> Arch:

@@ -73,7 +73,9 @@ class LVBertSupernet(Supernet):
         super().__init__()
         unknown = [k for k in kinds if k not in LAYER_TYPES]
         if unknown or not kinds:
-            raise NasplugError(f"kinds: {unknown[0] if unknown else 'empty'!r} is not a layer type; allowed: {', '.join(LAYER_TYPES)}")
+            raise NasplugError(
+                f"kinds: {unknown[0] if unknown else 'empty'!r} is not a layer type; allowed: {', '.join(LAYER_TYPES)}"
+            )
         self.config = config
         self.num_slots = num_slots or len(config.layers)
         self.kinds = tuple(k for k in LAYER_TYPES if k in kinds)

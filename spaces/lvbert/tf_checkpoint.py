@@ -221,7 +221,9 @@ def _shard_files(prefix: Path, num_shards: int, used: int, index: Path) -> list[
     return shards
 
 
-def _read_tensor(handle: io.BufferedReader, shard: Path, entry: TFTensorEntry, big_endian: bool, verify: bool) -> np.ndarray:
+def _read_tensor(
+    handle: io.BufferedReader, shard: Path, entry: TFTensorEntry, big_endian: bool, verify: bool
+) -> np.ndarray:
     numel = int(np.prod(entry.shape, dtype=np.int64))
     end = entry.offset + entry.size
     file_size = os.fstat(handle.fileno()).st_size

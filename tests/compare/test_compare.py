@@ -137,7 +137,10 @@ def test_resume_after_truncated_and_deleted_logs(tmp_path):
     assert len(log.read_text().splitlines()) == len(lines)
     # A larger budget continues every run instead of starting over; a smaller one reads prefixes.
     bigger = compare(make_recipe(), STRATEGIES, 2, 70, out, resume=True, progress=False)
-    assert all(r["scored"] == 70 and r["curve"][:50] == b["curve"] for r, b in zip(bigger.data["runs"], before["runs"], strict=True))
+    assert all(
+        r["scored"] == 70 and r["curve"][:50] == b["curve"]
+        for r, b in zip(bigger.data["runs"], before["runs"], strict=True)
+    )
     assert result.data["runs"] == before["runs"]
 
 
@@ -147,7 +150,9 @@ def test_resume_refuses_a_changed_recipe(tmp_path):
     with pytest.raises(NasplugError, match="space differs"):
         compare(make_recipe(seed=1), ["random"], 1, 10, out, resume=True, progress=False)
     with pytest.raises(NasplugError, match="strategy 'random' had arguments"):
-        compare(make_recipe(), ["random"], 1, 10, out, resume=True, progress=False, strategy_args=["random.max_tries=5"])
+        compare(
+            make_recipe(), ["random"], 1, 10, out, resume=True, progress=False, strategy_args=["random.max_tries=5"]
+        )
 
 
 def test_strategy_resolution_and_errors(tmp_path):

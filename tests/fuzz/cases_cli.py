@@ -30,8 +30,11 @@ def cli_set() -> list[Case]:
         ("search={budget: 5, budget: 6}", r"search|budget"),
         ("space.slots=-3", r"slots"),
     ]
-    return numbered("set", items, lambda cid, value, names: Case(cid, ("-q", "run", "@TOY@", "--out", OUT, "--set", value),
-                                                                  names, marker=True))
+    return numbered(
+        "set",
+        items,
+        lambda cid, value, names: Case(cid, ("-q", "run", "@TOY@", "--out", OUT, "--set", value), names, marker=True),
+    )
 
 
 def cli_stages() -> list[Case]:

@@ -44,8 +44,14 @@ def compare_runs() -> list[Case]:
     ]
     cases += [Case(f"compare-changed-{i}", (*COMPARE_RESUME, *more), names, base="compare_run")
               for i, (more, names) in enumerate(changed)]
-    cases.append(Case("compare-noresume-0", ("-q", "compare", "@TOY@", *COMPARE_ARGS, "--out", "@RUN@"), r"--resume|@RUN@",
-                      base="compare_run"))
+    cases.append(
+        Case(
+            "compare-noresume-0",
+            ("-q", "compare", "@TOY@", *COMPARE_ARGS, "--out", "@RUN@"),
+            r"--resume|@RUN@",
+            base="compare_run",
+        )
+    )
     fresh = ("-q", "compare", "@TOY@", "--strategies", "random", "--seeds", "1", "--budget", "3", "--out", OUT)
     bad_args = [
         (("--target", "nan"), r"--target"),
@@ -58,12 +64,17 @@ def compare_runs() -> list[Case]:
         (("--batch-size", "0"), r"--batch-size"),
         (("--strategies", "os:system"), r"os:system"),
         (("--strategies", "random", "random"), r"random"),
-        (("--strategy-args", "random.seed=!!python/object/apply:os.system ['touch @MARKER@']"), r"strategy-args|seed|tag"),
+        (
+            ("--strategy-args", "random.seed=!!python/object/apply:os.system ['touch @MARKER@']"),
+            r"strategy-args|seed|tag",
+        ),
         (("--strategy-args", "nosuch.x=1"), r"nosuch"),
         (("--budget", "9" * 100), r"--budget"),
         (("--from-run", "@CASE@/nowhere"), r"--from-run"),
     ]
-    cases += [Case(f"compare-args-{i}", (*fresh, *more), names, marker=True) for i, (more, names) in enumerate(bad_args)]
+    cases += [
+        Case(f"compare-args-{i}", (*fresh, *more), names, marker=True) for i, (more, names) in enumerate(bad_args)
+    ]
     return cases
 
 

@@ -52,17 +52,33 @@ def glue_folders() -> list[Case]:
         ({**good_rte, "glue/RTE/dev.tsv": RTE_HEADER}, rte, r"RTE.*dev\.tsv|dev\.tsv.*RTE"),
         ({**good_rte, "glue/RTE/train.tsv": RTE_HEADER}, rte, r"RTE.*train\.tsv|train\.tsv.*RTE"),
         ({**good_rte, "glue/RTE/dev.tsv": b""}, rte, r"dev\.tsv"),
-        ({**good_rte, "glue/RTE/dev.tsv": b"index\tsentence1\tlabel\n" + b"0\ta\tentailment\n" * 5}, rte,
-         r"dev\.tsv.*sentence2|sentence2.*dev\.tsv"),
-        ({**good_rte, "glue/RTE/train.tsv": RTE_HEADER + _rte_rows(b"maybe")}, rte, r"train\.tsv.*label|label.*train\.tsv|maybe"),
-        ({**good_rte, "glue/RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\tcaf\xe9\tb\tentailment\n"
-          .encode("latin-1")}, rte, r"dev\.tsv"),
+        (
+            {**good_rte, "glue/RTE/dev.tsv": b"index\tsentence1\tlabel\n" + b"0\ta\tentailment\n" * 5},
+            rte,
+            r"dev\.tsv.*sentence2|sentence2.*dev\.tsv",
+        ),
+        (
+            {**good_rte, "glue/RTE/train.tsv": RTE_HEADER + _rte_rows(b"maybe")},
+            rte,
+            r"train\.tsv.*label|label.*train\.tsv|maybe",
+        ),
+        (
+            {
+                **good_rte,
+                "glue/RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\tcaf\xe9\tb\tentailment\n".encode("latin-1"),
+            },
+            rte,
+            r"dev\.tsv",
+        ),
         ({**good_sts, "glue/STS-B/train.tsv": STSB_HEADER + _stsb_rows(b"nan")}, sts, r"STS-B.*train\.tsv|nan|NaN"),
         ({**good_sts, "glue/STS-B/train.tsv": STSB_HEADER + _stsb_rows(b"inf")}, sts, r"STS-B.*train\.tsv|inf"),
         ({**good_sts, "glue/STS-B/dev.tsv": STSB_HEADER + _stsb_rows(b"-inf")}, sts, r"STS-B.*dev\.tsv|inf"),
         ({**good_sts, "glue/STS-B/train.tsv": STSB_HEADER + _stsb_rows(b"abc")}, sts, r"STS-B.*train\.tsv|abc"),
-        ({**good_sts, "glue/STS-B/dev.tsv": STSB_HEADER + _stsb_rows(b"NaN", bad_row=0)}, sts,
-         r"STS-B.*dev\.tsv|nan|NaN"),
+        (
+            {**good_sts, "glue/STS-B/dev.tsv": STSB_HEADER + _stsb_rows(b"NaN", bad_row=0)},
+            sts,
+            r"STS-B.*dev\.tsv|nan|NaN",
+        ),
     ]
     cases = [Case(f"glue-{i}", ("-q", "run", "@TINY@", "--out", "@RUN@", "--resume", "--stages", "glue"), names,
                   files=tuple(files.items()), base=base, env=(("NASPLUG_DATA_DIR", "@CASE@"),), data=True)

@@ -58,7 +58,9 @@ def recipe_garbage() -> list[Case]:
     cases = numbered("recipe-garbage", contents, lambda cid, content, names: recipe_case(cid, content, names))
     paths = [("@CASE@/missing.yaml", r"missing\.yaml"), ("@CASE@", r"@CASE@"), ("/dev/null", r"/dev/null"),
              ("/proc/self/status", r"/proc/self/status")]
-    cases += numbered("recipe-path", paths, lambda cid, path, names: Case(cid, ("-q", "run", path, "--out", OUT), names))
+    cases += numbered(
+        "recipe-path", paths, lambda cid, path, names: Case(cid, ("-q", "run", path, "--out", OUT), names)
+    )
     return cases
 
 
@@ -85,8 +87,13 @@ def recipe_alias() -> list[Case]:
     texts = [
         (TOY_TEXT + "expected: {a: &a 1, b: *a}\n", r"r\.yaml.*(alias|anchor)"),
         (TOY_TEXT.replace("search:\n", "base: &base {budget: 30}\nsearch:\n  <<: *base\n", 1), r"r\.yaml"),
-        (TOY_TEXT.replace("space:\n  name: toy\n  slots: 8\n  seed: 0\n", "space: &s\n  name: toy\n  slots: 8\n  seed: 0\n")
-         + "expected: {s: *s}\n", r"r\.yaml.*(alias|anchor)"),
+        (
+            TOY_TEXT.replace(
+                "space:\n  name: toy\n  slots: 8\n  seed: 0\n", "space: &s\n  name: toy\n  slots: 8\n  seed: 0\n"
+            )
+            + "expected: {s: *s}\n",
+            r"r\.yaml.*(alias|anchor)",
+        ),
         (TOY_TEXT + "description2: *nothing\n", r"r\.yaml"),
         (billion_laughs("name"), r"r\.yaml.*(alias|anchor)"),
         (billion_laughs("description"), r"r\.yaml.*(alias|anchor)"),
@@ -120,18 +127,30 @@ def recipe_deep() -> list[Case]:
 def recipe_tags() -> list[Case]:
     """Tags beyond plain values, mappings and lists (!!binary, !!python/..., custom)."""
     texts = [
-        (TOY_TEXT.replace("description: toy-evolution, tiny", "description: !!binary aGVsbG8="), r"r\.yaml.*(tag|binary)"),
-        (TOY_TEXT.replace("name: toy-fuzz", 'name: !!python/object/apply:os.system ["touch @MARKER@"]'),
-         r"r\.yaml.*(tag|python)"),
-        (TOY_TEXT.replace("space:\n  name: toy\n  slots: 8\n  seed: 0\n", "space: !!python/name:os.system\n"),
-         r"r\.yaml.*(tag|python)"),
+        (
+            TOY_TEXT.replace("description: toy-evolution, tiny", "description: !!binary aGVsbG8="),
+            r"r\.yaml.*(tag|binary)",
+        ),
+        (
+            TOY_TEXT.replace("name: toy-fuzz", 'name: !!python/object/apply:os.system ["touch @MARKER@"]'),
+            r"r\.yaml.*(tag|python)",
+        ),
+        (
+            TOY_TEXT.replace("space:\n  name: toy\n  slots: 8\n  seed: 0\n", "space: !!python/name:os.system\n"),
+            r"r\.yaml.*(tag|python)",
+        ),
         (TOY_TEXT + "expected: !!set {a, b}\n", r"r\.yaml.*(tag|set)"),
         (TOY_TEXT + "expected: !!omap [{a: 1}]\n", r"r\.yaml.*(tag|omap)"),
         (TOY_TEXT.replace("description: toy-evolution, tiny", "description: !custom foo"), r"r\.yaml.*(tag|custom)"),
         (TOY_TEXT + "expected: {date: !!timestamp 2001-12-14}\n", r"r\.yaml.*(tag|timestamp)"),
-        (TOY_TEXT.replace("search:\n", "search: !!python/object:nasplug.recipe.SearchConfig\n", 1), r"r\.yaml.*(tag|python)"),
+        (
+            TOY_TEXT.replace("search:\n", "search: !!python/object:nasplug.recipe.SearchConfig\n", 1),
+            r"r\.yaml.*(tag|python)",
+        ),
         (TOY_TEXT.replace("seed: 0\nspace", "seed: !!float 0\nspace"), r"seed"),
-        (TOY_TEXT.replace("name: toy-fuzz", "name: !!python/object/new:subprocess.Popen [[touch, '@MARKER@']]"),
-         r"r\.yaml.*(tag|python)"),
+        (
+            TOY_TEXT.replace("name: toy-fuzz", "name: !!python/object/new:subprocess.Popen [[touch, '@MARKER@']]"),
+            r"r\.yaml.*(tag|python)",
+        ),
     ]
     return numbered("recipe-tag", texts, lambda cid, text, names: recipe_case(cid, text, names, marker=True))

@@ -156,8 +156,10 @@ def run_files() -> list[Case]:
         (SHOW, "tiny_run", "stages/supernet.json", b"{\"stage\": "),
         (RESUME_TINY, "tiny_run", "stages/glue.json", b"\"just a string\""),
     ]
-    cases += [Case(f"stagefile-{i}", argv, r"stages/\w+\.json", base=base, damage=((path, t),), data=base.startswith("tiny"))
-              for i, (argv, base, path, t) in enumerate(stage_items)]
+    cases += [
+        Case(f"stagefile-{i}", argv, r"stages/\w+\.json", base=base, damage=((path, t),), data=base.startswith("tiny"))
+        for i, (argv, base, path, t) in enumerate(stage_items)
+    ]
     top_items = [
         (RESUME_TINY, "tiny_mid_retrain", b"garbage{"),
         (RESUME_TINY, "tiny_mid_retrain", b"[1, \"junk\", null]"),
@@ -175,13 +177,22 @@ def run_files() -> list[Case]:
         (SHOW, "tiny_run", b"garbage{"),
         (SHOW, "tiny_run", b"{\"heldout\": \"x\"}"),
     ]
-    cases += [Case(f"result-{i}", argv, r"result\.json", base=base, damage=(("retrain/found/result.json", t),), data=True)
-              for i, (argv, base, t) in enumerate(result_items)]
-    recipe_damage: list[tuple[str, bytes]] = [("binary", rng_bytes(11, 300)), ("list", b"- a\n- b\n"),
-                                              ("garbage", b"name: [unclosed\n"), ("nonutf8", b"name: caf\xe9\n"),
-                                              ("empty", b""), ("alias", TOY_TEXT.encode() + b"expected: {a: &a 1, b: *a}\n")]
+    cases += [
+        Case(f"result-{i}", argv, r"result\.json", base=base, damage=(("retrain/found/result.json", t),), data=True)
+        for i, (argv, base, t) in enumerate(result_items)
+    ]
+    recipe_damage: list[tuple[str, bytes]] = [
+        ("binary", rng_bytes(11, 300)),
+        ("list", b"- a\n- b\n"),
+        ("garbage", b"name: [unclosed\n"),
+        ("nonutf8", b"name: caf\xe9\n"),
+        ("empty", b""),
+        ("alias", TOY_TEXT.encode() + b"expected: {a: &a 1, b: *a}\n"),
+    ]
     for i, (_, content) in enumerate(recipe_damage):
-        cases.append(Case(f"runrecipe-show-{i}", SHOW, r"recipe\.yaml", base="toy_run", damage=(("recipe.yaml", content),)))
+        cases.append(
+            Case(f"runrecipe-show-{i}", SHOW, r"recipe\.yaml", base="toy_run", damage=(("recipe.yaml", content),))
+        )
         cases.append(Case(f"runrecipe-resume-{i}", RESUME_TOY, r"recipe\.yaml", base="toy_run",
                           damage=(("recipe.yaml", content),)))
     for i, (_, content) in enumerate(recipe_damage[:3]):
@@ -226,8 +237,10 @@ def resume_changed() -> list[Case]:
         ("search.batch_size=5", r"batch_size"),
         ("task.corpus.synthetic_documents=151", r"synthetic_documents|corpus"),
     ]
-    cases += [Case(f"resume-changed-tiny-{i}", (*RESUME_TINY, "--set", change), names, base="tiny_mid_supernet", data=True)
-              for i, (change, names) in enumerate(tinies)]
+    cases += [
+        Case(f"resume-changed-tiny-{i}", (*RESUME_TINY, "--set", change), names, base="tiny_mid_supernet", data=True)
+        for i, (change, names) in enumerate(tinies)
+    ]
     return cases
 
 

@@ -229,10 +229,18 @@ def recipe_path_names() -> list[Case]:
         (toy(name=""), r"name"),
         (toy(name="a/../../../b"), r"name"),
     ]
-    cases = numbered("path-name", items, lambda cid, raw, names: Case(cid, no_out, names, files=(("r.yaml", dump(raw)),)))
+    cases = numbered(
+        "path-name", items, lambda cid, raw, names: Case(cid, no_out, names, files=(("r.yaml", dump(raw)),))
+    )
     cases.append(Case("path-name-6", ("-q", "run", "@TOY@", "--set", "name=../../x"), r"name"))
-    cases.append(Case("path-name-7", ("-q", "compare", RECIPE, "--strategies", "random", "--seeds", "1", "--budget", "3"),
-                      r"name", files=(("r.yaml", dump(toy(name="../../../cmp"))),)))
+    cases.append(
+        Case(
+            "path-name-7",
+            ("-q", "compare", RECIPE, "--strategies", "random", "--seeds", "1", "--budget", "3"),
+            r"name",
+            files=(("r.yaml", dump(toy(name="../../../cmp"))),),
+        )
+    )
     baselines = [
         (tiny(**{"retrain.baselines": {"../evil": "interleaved"}}), r"evil"),
         (tiny(**{"retrain.baselines": {"@CASE@/abs": "interleaved"}}), r"abs"),

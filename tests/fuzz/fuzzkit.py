@@ -200,7 +200,9 @@ def assert_refused(outcome: Outcome, names: str, case_id: str = "") -> None:
     assert not outcome.hung, f"{where}{outcome.describe()}"
     assert "Traceback" not in outcome.stderr, f"{where}traceback: {outcome.describe()}"
     assert outcome.rc == 2, f"{where}expected exit status 2: {outcome.describe()}"
-    assert len(outcome.lines) == 1, f"{where}expected exactly one stderr line, got {len(outcome.lines)}: {outcome.lines[:6]}"
+    assert len(outcome.lines) == 1, (
+        f"{where}expected exactly one stderr line, got {len(outcome.lines)}: {outcome.lines[:6]}"
+    )
     line = outcome.lines[0]
     assert line.startswith(ERROR_PREFIX), f"{where}the line does not start with {ERROR_PREFIX!r}: {line!r}"
     assert re.search(names, line), f"{where}the line does not name {names!r}: {line!r}"

@@ -104,7 +104,8 @@ _MNLI_COLS = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2
 
 
 def _mnli_row(i: int, s1: str, s2: str, labels: str = "") -> str:
-    return f"{i}\t{31193 + i}\t{31193 + i}n\tgovernment\t( ( {s1} ) )\t( {s2} )\t(ROOT (S {s1}))\t(ROOT (S {s2}))\t{s1}\t{s2}{labels}\n"
+    parses = f"( ( {s1} ) )\t( {s2} )\t(ROOT (S {s1}))\t(ROOT (S {s2}))"
+    return f"{i}\t{31193 + i}\t{31193 + i}n\tgovernment\t{parses}\t{s1}\t{s2}{labels}\n"
 
 
 def _write_tiny_glue(root: Path) -> Path:

@@ -102,7 +102,10 @@ def test_a_diverged_task_is_marked_failed_and_a_resume_fine_tunes_it_again(relea
     assert failed["median"] == {} and failed["per_seed"] == []
     scores = json.loads((tmp_path / "run" / "glue" / "released" / "scores.json").read_text())
     assert scores["electra_dev"]["score"] is None and any(m.startswith("RTE") for m in scores["electra_dev"]["missing"])
-    assert "| RTE " in (tmp_path / "run" / "report.md").read_text() and "failed" in (tmp_path / "run" / "report.md").read_text()
+    assert (
+        "| RTE " in (tmp_path / "run" / "report.md").read_text()
+        and "failed" in (tmp_path / "run" / "report.md").read_text()
+    )
 
     monkeypatch.setattr(finetune, "logits_of", real)
     lower = {**glue, "lr": 1e-4}

@@ -237,8 +237,14 @@ def test_electra_kept_states_match_one_by_one(setup):
     assert shared.evaluate_batch(kids) == alone.evaluate_batch(kids)
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [({"keep": -1}, "evaluator.keep"), ({"cache_mb": -1}, "evaluator.cache_mb"),
-                                               ({"rank_direction": "up"}, "evaluator.rank_direction")])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"keep": -1}, "evaluator.keep"),
+        ({"cache_mb": -1}, "evaluator.cache_mb"),
+        ({"rank_direction": "up"}, "evaluator.rank_direction"),
+    ],
+)
 def test_bad_cache_settings_are_one_line(setup, kwargs, field):
     from nasplug.errors import NasplugError
 

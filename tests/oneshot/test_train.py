@@ -66,7 +66,9 @@ def test_supernet_samples_a_valid_arch_every_step(tmp_path: Path) -> None:
     expected = [space.format(space.sample(random.Random(derive_seed(0, "arch", s)))) for s in range(1, 9)]
     assert archs == expected and len(set(archs)) > 2
     assert all(1 <= a.count("A") <= 2 for a in archs)
-    ckpt = load_checkpoint(latest_checkpoint(tmp_path / "checkpoint"), torch.nn.ModuleDict({"model": tiny_supernet(space)}))
+    ckpt = load_checkpoint(
+        latest_checkpoint(tmp_path / "checkpoint"), torch.nn.ModuleDict({"model": tiny_supernet(space)})
+    )
     assert ckpt["data"]["index"] == 8 and "arch" not in ckpt  # the archs come from (seed, step): nothing to store
 
 

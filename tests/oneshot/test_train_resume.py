@@ -105,11 +105,15 @@ def test_steps_logged_after_the_last_checkpoint_are_not_logged_twice(tmp_path: P
     monkeypatch.undo()
     train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "run", space=space, resume=True, progress=False)
     assert _steps_logged(tmp_path / "run") == list(range(1, 9))
-    events = [(r["event"], r["step"]) for r in read_metrics(tmp_path / "run") if r.get("event") in ("start", "resume", "end")]
+    events = [
+        (r["event"], r["step"]) for r in read_metrics(tmp_path / "run") if r.get("event") in ("start", "resume", "end")
+    ]
     assert events == [("start", 0), ("resume", 4), ("end", 8)]
     train(tiny_supernet(space), tiny_task(), cfg, tmp_path / "straight", space=space, progress=False)
     straight = step_records(tmp_path / "straight")
-    assert {s: r["loss"] for s, r in step_records(tmp_path / "run").items()} == {s: r["loss"] for s, r in straight.items()}
+    assert {s: r["loss"] for s, r in step_records(tmp_path / "run").items()} == {
+        s: r["loss"] for s, r in straight.items()
+    }
 
 
 def test_a_resume_without_a_checkpoint_starts_a_fresh_log(tmp_path: Path, monkeypatch) -> None:
@@ -122,7 +126,10 @@ def test_a_resume_without_a_checkpoint_starts_a_fresh_log(tmp_path: Path, monkey
     monkeypatch.undo()
     train(tiny_supernet(space), tiny_task(), cfg, tmp_path, space=space, resume=True, progress=False)
     assert _steps_logged(tmp_path) == [1, 2, 3, 4]
-    assert [r["event"] for r in read_metrics(tmp_path) if r.get("event") in ("start", "resume", "end")] == ["start", "end"]
+    assert [r["event"] for r in read_metrics(tmp_path) if r.get("event") in ("start", "resume", "end")] == [
+        "start",
+        "end",
+    ]
 
 
 def test_a_newest_checkpoint_without_its_weights_falls_back_to_the_one_before(tmp_path: Path, caplog) -> None:

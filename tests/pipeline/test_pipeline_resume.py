@@ -32,12 +32,16 @@ KILL_POINTS = [
 
 
 def run(out: Path, env: dict, resume: bool) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "nasplug", "-q", "run", str(RECIPE), "--out", str(out)] + (["--resume"] if resume else [])
+    cmd = [sys.executable, "-m", "nasplug", "-q", "run", str(RECIPE), "--out", str(out)] + (
+        ["--resume"] if resume else []
+    )
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def markers(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((out / "stages").glob("*.json"))} if (out / "stages").is_dir() else {}
+    return (
+        {p.name: p.read_bytes() for p in sorted((out / "stages").glob("*.json"))} if (out / "stages").is_dir() else {}
+    )
 
 
 @pytest.mark.slow

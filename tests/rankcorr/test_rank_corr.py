@@ -48,7 +48,9 @@ def test_noisy_scores_match_scipy_and_the_interval_is_seeded() -> None:
         assert -1 <= c["ci_low"] <= c["estimate"] <= c["ci_high"] <= 1
         assert c["ci_high"] - c["ci_low"] > 0.05  # 12 noisy pairs: a real interval
     assert rank_stats(standalone, supernet, resamples=400, seed=3) == out
-    assert rank_stats(standalone, supernet, resamples=400, seed=4)["kendall_tau"]["ci_low"] != out["kendall_tau"]["ci_low"]
+    assert (
+        rank_stats(standalone, supernet, resamples=400, seed=4)["kendall_tau"]["ci_low"] != out["kendall_tau"]["ci_low"]
+    )
 
 
 def test_constant_scores_give_nan_not_an_error_and_short_inputs_are_refused() -> None:
@@ -158,7 +160,9 @@ def test_rank_corr_end_to_end(tiny_run: tuple[Path, Path], trained: dict) -> Non
     assert data["bootstrap"]["used"] > 0
     # Top-k on a loss: the best is the lowest; the regret of the supernet's pick is >= 0.
     best_sn = min(data["pairs"], key=lambda p: (p["supernet"], p["index"]))
-    assert data["top_k"]["top1_regret"] == pytest.approx(best_sn["standalone"] - min(p["standalone"] for p in data["pairs"]))
+    assert data["top_k"]["top1_regret"] == pytest.approx(
+        best_sn["standalone"] - min(p["standalone"] for p in data["pairs"])
+    )
     assert data["top_k"]["top1_regret"] >= 0
     for i in range(4):
         folder = out / f"arch-{i:02d}"

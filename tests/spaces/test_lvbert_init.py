@@ -27,7 +27,9 @@ def config(**kw):
 def is_glorot(weight: torch.Tensor) -> bool:
     fan_out, fan_in = weight.shape
     bound = math.sqrt(6 / (fan_in + fan_out))
-    return bool(weight.abs().max() <= bound) and float(weight.std()) == pytest.approx(bound / math.sqrt(3), rel=0.3)  # 0.02-std normal is far below
+    return bool(weight.abs().max() <= bound) and float(weight.std()) == pytest.approx(
+        bound / math.sqrt(3), rel=0.3
+    )  # 0.02-std normal is far below
 
 
 def is_truncated_normal(weight: torch.Tensor, std: float = 0.02) -> bool:

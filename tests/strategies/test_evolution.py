@@ -15,7 +15,9 @@ from nasplug.strategies.random import RandomSearch
 
 
 def mean_best(make, space, budget, batch, seeds=range(10)):
-    return statistics.mean(search(make(space, s), ToyObjective(space), budget, batch_size=batch).best.score for s in seeds)
+    return statistics.mean(
+        search(make(space, s), ToyObjective(space), budget, batch_size=batch).best.score for s in seeds
+    )
 
 
 @pytest.mark.parametrize("budget", [150, 300])

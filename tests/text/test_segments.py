@@ -99,7 +99,9 @@ def test_line_stream_skips_blank_lines_and_marks_document_ends():
 @pytest.fixture(scope="module")
 def corpus_and_tokenizer(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    sentences = [f"The {w} sat on the {v} near the river." for w in ("cat", "dog", "owl", "fox") for v in ("mat", "log", "hill")]
+    sentences = [
+        f"The {w} sat on the {v} near the river." for w in ("cat", "dog", "owl", "fox") for v in ("mat", "log", "hill")
+    ]
     docs = ["\n".join(" ".join(sentences[(d + i) % 12] for i in range(3)) for _ in range(6)) for d in range(40)]
     (root / "docs.txt").write_text("\n\n".join(docs) + "\n")
     cfg = CorpusConfig(source=str(root / "docs.txt"), document_by="paragraph", heldout_fraction=0.1)
@@ -132,7 +134,9 @@ def segmented_data() -> PackedData:
     segments = torch.zeros(n, seq, dtype=torch.int8)
     ids[::2, 7] = TOKENS.sep_id
     segments[::2, 8:] = 1
-    return PackedData(ids[:64].int(), ids[64:].int(), TOKENS, train_segments=segments[:64], heldout_segments=segments[64:])
+    return PackedData(
+        ids[:64].int(), ids[64:].int(), TOKENS, train_segments=segments[:64], heldout_segments=segments[64:]
+    )
 
 
 @pytest.mark.parametrize("cls", [MLMTask, ElectraTask])

@@ -14,8 +14,14 @@ from nasplug.text.tasks import TextConfig
 
 
 def settings() -> TextConfig:
-    return TextConfig.model_validate({"corpus": {"source": "synthetic", "synthetic_documents": 60, "heldout_fraction": 0.1},
-                                      "tokenizer": {"vocab_size": 200}, "seq_len": 24, "packing": "electra"})
+    return TextConfig.model_validate(
+        {
+            "corpus": {"source": "synthetic", "synthetic_documents": 60, "heldout_fraction": 0.1},
+            "tokenizer": {"vocab_size": 200},
+            "seq_len": 24,
+            "packing": "electra",
+        }
+    )
 
 
 def test_saved_tokenizer_loads_with_autotokenizer_and_gives_segment_ids(tmp_path: Path):
