@@ -97,6 +97,13 @@ class RetrainConfig(TrainConfig):
     )
 
 
+def training_settings(recipe: Recipe) -> TrainConfig | None:
+    """The section whose training settings models trained outside the retrain stage use
+    (``nasplug rank-corr``, ``nasplug study``): ``retrain:``, else ``supernet:``; None without
+    either. Read it with :meth:`TrainConfig.of <nasplug.oneshot.config.TrainConfig.of>`."""
+    return recipe.retrain if recipe.retrain is not None else recipe.supernet
+
+
 #: A recipe's name becomes a folder name (runs/<name>): letters, digits, "-", "_", "." only.
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 

@@ -1,9 +1,10 @@
-"""Reading a run directory's files back, validated: a damaged file is one clear line.
+"""Reading nasplug's files back, validated: a damaged file is one clear line.
 
 Every file nasplug reads back from a run (``top.json``, ``result.json``, ``test.json``,
-``stages/*.json``, ``metrics.jsonl``, ...) goes through these helpers, so garbage, the wrong
-JSON type, or bytes that are not UTF-8 give a NasplugError naming the file and what to do,
-never a traceback.
+``stages/*.json``, ``metrics.jsonl``, ...) goes through these helpers (directly, or through the
+readers of :class:`~nasplug.layout.RunLayout`, which knows where each file is), so garbage, the
+wrong JSON type, or bytes that are not UTF-8 give a NasplugError naming the file and what to
+do, never a traceback.
 """
 
 from __future__ import annotations
@@ -51,28 +52,6 @@ def read_log_leniently(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def read_top(run_dir: Path) -> list[dict[str, Any]]:
-    """``top.json``: the best archs of the search, best first ([] when there is none)."""
-    path = run_dir / "top.json"
-    top = read_json(path, list, "run the search stage again (delete it, then --resume)")
-    if top is None:
-        return []
-    for entry in top:
-        if not isinstance(entry, dict) or not isinstance(entry.get("arch"), dict):
-            raise NasplugError(f"{path}: an entry has no 'arch' mapping; delete it and rerun the search stage "
-                               "(--resume replays the search log)")
-    return top
-
-
 def finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
-
-def use_run_plugins(run_dir: Path) -> None:
-    """Make the modules of a run's plugins importable again: its recipe's folder (``run.json``)."""
-    from nasplug.registry import add_import_dir
-
-    info = read_json(run_dir / "run.json")
-    folder = info.get("recipe_dir") if isinstance(info, dict) else None
-    if isinstance(folder, str) and Path(folder).is_dir():
-        add_import_dir(folder)

@@ -21,6 +21,7 @@ from nasplug.arch import Arch, arch_key
 from nasplug.constraints import Constraint, first_violation
 from nasplug.errors import NasplugError, describe
 from nasplug.evaluate import Evaluator, Metrics, is_finite
+from nasplug.layout import RunLayout
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 from nasplug.trials import Trial, TrialLog
@@ -287,7 +288,7 @@ class _Loop:
 
 def read_result(run_dir: str | os.PathLike[str], metric: str = "score", direction: str = "maximize") -> SearchResult:
     """Load a finished (or interrupted) search from ``run_dir/trials.jsonl``."""
-    path = Path(run_dir) / "trials.jsonl"
+    path = RunLayout(run_dir).trials
     if not path.is_file():
         raise NasplugError(f"{path}: no search log here")
     return SearchResult(metric=metric, direction=direction, trials=TrialLog(path).read())

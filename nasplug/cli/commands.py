@@ -40,12 +40,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nasplug import distributed
+    from nasplug.layout import default_out
     from nasplug.pipeline import parse_stages, run_recipe
     from nasplug.recipe import load_recipe, resolve_recipe
 
     recipe = load_recipe(resolve_recipe(args.recipe), args.overrides)
     stages = parse_stages(args.stages)
-    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    out = Path(args.out) if args.out else default_out(recipe.name)
     info = distributed.init()  # a no-op outside torchrun
     if not info.is_main:
         logging.getLogger().setLevel(logging.WARNING)  # one voice: rank 0's

@@ -27,6 +27,7 @@ from nasplug.compare.stats import summarize
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator
 from nasplug.io import atomic_write_json, atomic_write_text
+from nasplug.layout import ComparisonLayout
 from nasplug.pipeline import (
     RunContext,
     build_constraints,
@@ -43,7 +44,6 @@ __all__ = ["ComparisonResult", "add_compare_parser", "cmd_compare", "compare", "
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "compare-config.json"
 #: Recipe parts that change scores or trajectories: a resumed comparison must not change them.
 FINGERPRINT_KEYS = ("space", "evaluator", "metric", "direction", "constraints", "batch_size", "from_run")
 
@@ -149,16 +149,17 @@ def compare(recipe: Recipe, strategies: Sequence[str], seeds: Sequence[int] | in
                    "metric": cfg.metric, "direction": cfg.direction, "batch_size": batch,
                    "constraints": [c.model_dump(mode="json") for c in cfg.constraints],
                    "from_run": None if from_run is None else str(Path(from_run).resolve())}
-    _check_out_dir(out_dir, resume, fingerprint, config["strategy_specs"])
+    layout = ComparisonLayout(out_dir)
+    _check_out_dir(layout, resume, fingerprint, config["strategy_specs"])
     if evaluator is None:
         ctx = RunContext(recipe=recipe, run_dir=Path(from_run) if from_run is not None else out_dir, resume=resume,
                          progress=progress)
         ctx.__dict__["space"] = space  # share the built space with the evaluator (cached_property slot)
         evaluator = build_evaluator(ctx)
     make_run_dir(out_dir)
-    atomic_write_json(out_dir / CONFIG_FILE, {**config, "fingerprint": fingerprint})
-    plan = RunPlan(space, evaluator, JsonlCache(out_dir / "cache.jsonl"), constraints, cfg.metric, cfg.direction,
-                 budget, batch, resume, out_dir / "runs")
+    atomic_write_json(layout.config, {**config, "fingerprint": fingerprint})
+    plan = RunPlan(space, evaluator, JsonlCache(layout.cache), constraints, cfg.metric, cfg.direction,
+                 budget, batch, resume, layout)
     log.info("compare: %d strategies x %d seeds x budget %d into %s (cache: %d archs)",
              len(specs), len(seed_list), budget, out_dir, len(plan.cache))
     truth = None
@@ -177,9 +178,9 @@ def compare(recipe: Recipe, strategies: Sequence[str], seeds: Sequence[int] | in
             "runtime": {"evaluator_calls": plan.cache.added, "cache_entries": len(plan.cache),
                         "cache_entries_at_start": plan.cache.loaded, "wall_s": plan.wall}}
     result = ComparisonResult(data=data, out_dir=out_dir, ground_truth=truth)
-    atomic_write_json(out_dir / "comparison.json", data)
-    atomic_write_text(out_dir / "comparison.md", result.markdown())
-    plot_anytime(out_dir / "anytime.png", curves, budget, metric=cfg.metric, direction=cfg.direction,
+    atomic_write_json(layout.output("json"), data)
+    atomic_write_text(layout.output("md"), result.markdown())
+    plot_anytime(layout.anytime_plot, curves, budget, metric=cfg.metric, direction=cfg.direction,
                  optimum=None if truth is None else truth.optimum)
     log.info("compare: wrote %s (comparison.json, comparison.md, anytime.png); %d new evaluations",
              out_dir, plan.cache.added)
@@ -224,13 +225,13 @@ def resolve_strategies(names: Sequence[str], strategy_args: Sequence[str] = (),
     return {name: Component(name=name, **kwargs) for name, kwargs in specs.items()}
 
 
-def _check_out_dir(out_dir: Path, resume: bool, fingerprint: dict[str, Any], specs: dict[str, Any]) -> None:
+def _check_out_dir(layout: ComparisonLayout, resume: bool, fingerprint: dict[str, Any], specs: dict[str, Any]) -> None:
     from nasplug.pipeline.identity import check_out_path
 
+    out_dir = layout.root
     check_out_path(out_dir)
-    config_file = out_dir / CONFIG_FILE
-    started = config_file.is_file() or (out_dir / "runs").is_dir() or (out_dir / "cache.jsonl").is_file()
-    if started and not resume:
+    config_file = layout.config
+    if layout.started and not resume:
         raise NasplugError(
             f"{out_dir}: holds a comparison already; pass --resume to continue it, or --out for a new one"
         )

@@ -50,11 +50,12 @@ def add_compare_parser(subparsers: Any, common: argparse.ArgumentParser | None =
 def cmd_compare(args: argparse.Namespace) -> int:
     """``nasplug compare``: run the comparison, print the tables and where the files are."""
     from nasplug.compare import compare
+    from nasplug.layout import default_out
     from nasplug.recipe import SearchConfig, load_recipe, resolve_recipe
 
     recipe = load_recipe(resolve_recipe(args.recipe), args.overrides)
     budget = args.budget if args.budget is not None else (recipe.search or SearchConfig()).budget
-    out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-compare"
+    out = Path(args.out) if args.out else default_out(f"{recipe.name}-compare")
     result = compare(recipe, args.strategies, args.seeds, budget, out, resume=args.resume,
                      ground_truth=args.ground_truth, budgets_to_report=args.budgets, target=args.target,
                      progress=not getattr(args, "quiet", False), batch_size=args.batch_size,

@@ -20,6 +20,7 @@ from typing import Any
 from nasplug.compare.cache import GroundTruth, JsonlCache, RunCache, ground_truth
 from nasplug.evaluate import Evaluator
 from nasplug.io import atomic_write_json
+from nasplug.layout import ComparisonLayout
 from nasplug.pipeline import build_strategy
 from nasplug.progress import progress_bar
 from nasplug.recipe import Component
@@ -48,7 +49,7 @@ class RunPlan:
     budget: int
     batch_size: int
     resume: bool
-    runs_dir: Path
+    layout: ComparisonLayout
     wall: dict[str, float] = field(default_factory=dict)
 
 
@@ -79,8 +80,7 @@ def run_all(plan: RunPlan, specs: dict[str, Component], seeds: list[int], progre
 
 
 def _run_one(plan: RunPlan, label: str, spec: Component, seed: int, bar: Any) -> dict[str, Any]:
-    run_dir = plan.runs_dir / slug(label) / f"seed{seed}"
-    log_path, marker = run_dir / "trials.jsonl", run_dir / "run.json"
+    log_path, marker = plan.layout.run_trials(slug(label), seed), plan.layout.run_marker(slug(label), seed)
     trials = _finished(log_path, marker, plan.budget) if plan.resume else None
     wall = 0.0
     if trials is None:

@@ -31,7 +31,7 @@ def glue_downstream(ctx: Any, arch: dict[str, Any], folder: Path) -> dict[str, f
         log.warning("study: GLUE folder %s not found; no GLUE figures", source)
         return {}
     finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks", "init_from"}))
-    tokenizer = load_tokenizer(ctx.run_dir / "tokenizer")
+    tokenizer = load_tokenizer(ctx.layout.tokenizer)
     factory = _model_factory(ctx, arch, folder / "model.safetensors", cfg.official_padding)
     scores: dict[str, float] = {}
     for task in (glue.get_task(t).name for t in cfg.tasks):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nasplug.layout import RunLayout
 from nasplug.report.table import markdown_table
 from nasplug.runfiles import read_json
 
@@ -13,16 +14,16 @@ def glue_section(run_dir: Path, names: list[str], expected: dict[str, Any] | Non
     """Per-task dev scores (median over seeds) of each model, the two averages, the paper's numbers."""
     from nasplug.glue import ELECTRA_DEV_METRIC, ELECTRA_SMALL_DEV
 
-    root = run_dir / "glue"
-    if not root.is_dir():
+    layout = RunLayout(run_dir)
+    if not layout.glue().is_dir():
         return [], ""
     reference = dict((expected or {}).get("glue_dev") or {})
     ref_name = (expected or {}).get("glue_dev_name", "paper")
     if not reference:
         reference, ref_name = dict(ELECTRA_SMALL_DEV["scores"]), "ELECTRA-Small dev (Clark et al.)"
-    per_model = {n: {p.stem: read_json(p) for p in sorted((root / n).glob("*.json")) if p.stem != "scores"}
-                 for n in names if (root / n).is_dir()}
-    scores = {n: read_json(root / n / "scores.json") for n in names if (root / n / "scores.json").is_file()}
+    per_model = {n: {p.stem: read_json(p) for p in sorted(layout.glue(n).glob("*.json")) if p.stem != "scores"}
+                 for n in names if layout.glue(n).is_dir()}
+    scores = {n: read_json(layout.glue_scores(n)) for n in names if layout.glue_scores(n).is_file()}
     from nasplug.glue import TASK_NAMES
 
     seen = {t for results in per_model.values() for t in results} | set(reference)

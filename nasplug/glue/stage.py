@@ -23,8 +23,9 @@ from nasplug.glue.finetune import FinetuneConfig
 from nasplug.glue.models import GlueModel, InitFrom, init_from_model
 from nasplug.glue.tasks import BENCHMARK_TASKS
 from nasplug.io import atomic_write_json
+from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext
-from nasplug.pipeline.retrain import model_folder, retrain_archs, seed_runs
+from nasplug.pipeline.retrain import retrain_archs, seed_runs
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.runfiles import read_json
 
@@ -86,10 +87,10 @@ def glue_models(ctx: RunContext, cfg: GlueConfig) -> list[GlueModel]:
 
     models: list[GlueModel] = []
     if ctx.recipe.retrain is not None:
-        tokenizer = load_tokenizer(ctx.run_dir / "tokenizer")
+        tokenizer = load_tokenizer(ctx.layout.tokenizer)
         slots = len(ctx.space.choices())
         for name, arch in retrain_archs(ctx).items():
-            weights = model_folder(ctx.run_dir, name, seed_runs(ctx)[0][2]) / "model.safetensors"  # the first seed's
+            weights = ctx.layout.retrain(name, seed_runs(ctx)[0][2]) / "model.safetensors"  # the first seed's
             if not weights.is_file():
                 raise NasplugError(f"glue: no retrained model at {weights}; run the retrain stage first")
             models.append(GlueModel(name, _model_factory(ctx, arch, weights, cfg.official_padding), tokenizer,
@@ -98,7 +99,7 @@ def glue_models(ctx: RunContext, cfg: GlueConfig) -> list[GlueModel]:
     pretrained = (task.get("tokenizer") or {}).get("pretrained") if isinstance(task.get("tokenizer"), dict) else None
     for name, entry in cfg.init_from.items():
         spec = entry.model_dump() if isinstance(entry, InitFrom) else entry
-        models.append(init_from_model(name, spec, cfg.official_padding, ctx.run_dir / "tokenizer", pretrained))
+        models.append(init_from_model(name, spec, cfg.official_padding, ctx.layout.tokenizer, pretrained))
     return models
 
 
@@ -109,7 +110,7 @@ class GlueStage(Stage):
     name = "glue"
     incremental = True  # named in --stages, it retries tasks that were missing
     position = 40.0  # after retraining, before the report
-    outputs = ("glue",)
+    outputs = (RunLayout.GLUE,)
     # results are kept per (model, task); glue.lr is the remedy for a task whose loss diverged
     may_change = ("glue.tasks", "glue.progress", "glue.device", "glue.lr")
     section = True  # the recipe's glue: section
@@ -176,7 +177,7 @@ def run_glue(ctx: RunContext) -> dict[str, Any]:
     submits = {"found"} if any(m.name == "found" for m in models) else {m.name for m in models}
     for model in models:
         name, factory, tokenizer, slots = model.name, model.factory, model.tokenizer, model.slots
-        out = ctx.run_dir / "glue" / name
+        out = ctx.layout.glue(name)
         results: dict[str, Any] = {}
         for task in tasks:
             if task == "AX":
@@ -206,6 +207,6 @@ def run_glue(ctx: RunContext) -> dict[str, Any]:
         if name in submits and predictions:
             glue.write_submission(predictions, out / "submission", check_counts=False)
         scores = {conv: glue.glue_score(results, convention=conv) for conv in glue.CONVENTIONS}
-        atomic_write_json(out / "scores.json", scores)
+        atomic_write_json(ctx.layout.glue_scores(name), scores)
         summary[name] = {conv: s.get("score") for conv, s in scores.items()}
     return summary

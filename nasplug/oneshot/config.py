@@ -1,12 +1,13 @@
 """Training settings of the one-shot loop (supernet pre-training and retraining).
 
-Recipe keys under ``supernet:`` and ``retrain:`` map 1:1 onto :class:`TrainConfig`'s fields;
-what the task trains on (data, objective, masking) lives in the recipe's ``task:``.
+Recipe keys under ``supernet:`` and ``retrain:`` map 1:1 onto :class:`TrainConfig`'s fields
+(:meth:`TrainConfig.of` reads them from a section, with changes); what the task trains on
+(data, objective, masking) lives in the recipe's ``task:``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +50,16 @@ class TrainConfig(BaseModel):
     log_every: int = Field(10, ge=1, le=10**9)
     seed: int = Field(0, ge=0, lt=2**63)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @classmethod
+    def of(cls, section: BaseModel, **changes: Any) -> TrainConfig:
+        """The training settings of a recipe section with ``changes`` over them.
+
+        ``section``: ``supernet:`` or ``retrain:`` (a TrainConfig with keys of its own, such as
+        the sampler or the baselines, which are left out) or a TrainConfig. Raises pydantic's
+        ``ValidationError`` when a change is out of range (the caller names its field).
+        """
+        return cls.model_validate({**section.model_dump(include=set(cls.model_fields)), **changes})
 
     def warmup(self) -> int:
         """Warm-up length in optimizer steps."""

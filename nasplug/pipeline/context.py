@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
+from nasplug.layout import RunLayout
 from nasplug.recipe import Component, Recipe, refuse_reserved
 from nasplug.registry import CONSTRAINTS, EVALUATORS, SPACES, STRATEGIES, TASKS, build_plugin
 from nasplug.space import SearchSpace
@@ -80,11 +81,10 @@ class RunContext:
             task._nasplug_prepared = True  # type: ignore[attr-defined]
         return task
 
-    def stage_file(self, stage: str) -> Path:
-        return self.run_dir / "stages" / f"{stage}.json"
-
-    def stage_done(self, stage: str) -> bool:
-        return self.stage_file(stage).is_file()
+    @cached_property
+    def layout(self) -> RunLayout:
+        """Where each file of the run lives."""
+        return RunLayout(self.run_dir)
 
 
 def build_space(spec: Component) -> SearchSpace:

@@ -16,16 +16,14 @@ from nasplug.oneshot.seeds import auxiliary_seed, derive_seed
 from nasplug.registry import plugin
 from nasplug.space import SearchSpace
 
-SUPERNET_DIR = "supernet"
-
 
 def load_trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
     """The run's trained supernet (on its training device) and the task's auxiliary modules
     (ELECTRA: the generator) with their trained weights."""
     from nasplug import distributed
 
-    folder = context.run_dir / SUPERNET_DIR
-    weights = folder / "model.safetensors"
+    folder = context.layout.supernet
+    weights = context.layout.supernet_weights
     if not weights.is_file():
         raise NasplugError(f"evaluator 'supernet': no trained supernet at {weights}; run the supernet stage first")
     task = context.prepared_task()

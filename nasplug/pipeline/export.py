@@ -64,7 +64,7 @@ def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> 
     from nasplug.oneshot.checkpoint import load_weights, save_weights
     from nasplug.pipeline.context import RunContext
     from nasplug.pipeline.identity import check_out_path, stored_recipe
-    from nasplug.pipeline.retrain import model_folder, retrain_archs, seed_runs
+    from nasplug.pipeline.retrain import retrain_archs, seed_runs
     from nasplug.pipeline.run import make_run_dir
 
     recipe = stored_recipe(run_dir) if run_dir.is_dir() else None
@@ -79,8 +79,8 @@ def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> 
     archs = retrain_archs(ctx)
     if name not in archs:
         raise NasplugError(f"--model: {name!r} is not a retrained model of this run; models: {', '.join(archs)}")
-    init_seed, train_seed, sub = _seed_run(seed_runs(ctx), recipe.retrain.seeds, seed)
-    source = model_folder(run_dir, name, sub)
+    init_seed, train_seed, folder_seed = _seed_run(seed_runs(ctx), recipe.retrain.seeds, seed)
+    source = ctx.layout.retrain(name, folder_seed)
     if not (source / "model.safetensors").is_file():
         raise NasplugError(f"{source}: no trained model.safetensors; run (or resume) the retrain stage first")
     model = build_model(ctx.space.unconstrained(), archs[name], ctx.retrain_task, seed=init_seed)
@@ -95,8 +95,9 @@ def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> 
     return out
 
 
-def _seed_run(runs: list[tuple[int, int, str]], seeds: list[int] | None, seed: int | None) -> tuple[int, int, str]:
-    """The (weights seed, training seed, subfolder) of ``--seed`` (None: the first run)."""
+def _seed_run(runs: list[tuple[int, int, int | None]], seeds: list[int] | None,
+              seed: int | None) -> tuple[int, int, int | None]:
+    """The (weights seed, training seed, folder seed) of ``--seed`` (None: the first run)."""
     if seed is None:
         return runs[0]
     if seeds is None:

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
+from nasplug.layout import RunLayout
 from nasplug.oneshot.checkpoint import RESUMABLE_SETTINGS
 from nasplug.recipe import Recipe
-
-#: Files and folders whose presence means a run has started in a directory (plus every
-#: stage's :attr:`~nasplug.pipeline.stage.Stage.outputs`).
-RUN_MARKERS = ("recipe.yaml", "run.json", "stages", "trials.jsonl", "supernet", "retrain", "top.json")
 
 #: Dotted recipe keys (or prefixes ending in ".") that may differ on --resume (plus every
 #: stage's :attr:`~nasplug.pipeline.stage.Stage.may_change`).
@@ -31,13 +28,6 @@ MAY_CHANGE = (
     "description", "expected", "search.budget", "search.top_k",
     *(f"{section}.{key}" for section in ("supernet", "retrain") for key in RESUMABLE_SETTINGS),
 )
-
-
-def run_markers() -> tuple[str, ...]:
-    """:data:`RUN_MARKERS` and what every registered stage writes."""
-    from nasplug.pipeline.stage import all_stages
-
-    return tuple(dict.fromkeys([*RUN_MARKERS, *(m for stage in all_stages() for m in stage.outputs)]))
 
 
 def may_change() -> tuple[str, ...]:
@@ -61,7 +51,11 @@ def check_out_path(run_dir: Path, field: str = "--out") -> None:
 
 
 def has_run(run_dir: Path) -> bool:
-    return run_dir.is_dir() and any((run_dir / m).exists() for m in run_markers())
+    """Whether a run has started in ``run_dir``: one of :data:`RunLayout.MARKERS
+    <nasplug.layout.RunLayout.MARKERS>` or of what a registered stage writes is there."""
+    from nasplug.pipeline.stage import all_stages
+
+    return RunLayout(run_dir).has_run(tuple(m for stage in all_stages() for m in stage.outputs))
 
 
 def check_run_dir(run_dir: Path, recipe: Recipe, resume: bool) -> None:
@@ -85,18 +79,10 @@ def check_run_dir(run_dir: Path, recipe: Recipe, resume: bool) -> None:
 def stored_recipe(run_dir: Path) -> Recipe | None:
     """The recipe stored in a run directory (validated), None if there is none."""
     from nasplug.recipe import validate_recipe
-    from nasplug.runfiles import use_run_plugins
-    from nasplug.yamlio import safe_load_recipe
 
-    path = run_dir / "recipe.yaml"
-    if not path.exists():
-        return None
-    use_run_plugins(run_dir)
-    raw = safe_load_recipe(path)
-    if not isinstance(raw, dict):
-        raise NasplugError(f"{path}: not a recipe (a mapping of keys); restore it from your recipe file or start a "
-                           "new run directory")
-    return validate_recipe(raw, source=str(path))
+    layout = RunLayout(run_dir)
+    raw = layout.read_recipe("restore it from your recipe file or start a new run directory")
+    return None if raw is None else validate_recipe(raw, source=str(layout.recipe))
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -21,6 +21,6 @@ class ReportStage(Stage):
 
         k = ctx.recipe.search.top_k if ctx.recipe.search else 10
         text, table = render_report(ctx.run_dir, k=k)
-        atomic_write_text(ctx.run_dir / "report.md", text)
+        atomic_write_text(ctx.layout.report, text)
         ctx.extras["report_table"] = table
-        return {"report": "report.md"}
+        return {"report": ctx.layout.report.name}

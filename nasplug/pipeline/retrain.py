@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-from pathlib import Path
 from typing import Any
 
 from nasplug import distributed
@@ -32,7 +31,6 @@ from nasplug.pipeline.supernet import check_fit
 
 log = logging.getLogger(__name__)
 
-RETRAIN_DIR = "retrain"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -43,16 +41,14 @@ def found_arch(ctx: RunContext) -> Arch:
     result = ctx.extras.get("search")  # this process searched: every rank holds the result
     if result is not None and result.best is not None:
         return dict(result.best.arch)
-    from nasplug.runfiles import read_top
-
-    top = read_top(ctx.run_dir)
+    top = ctx.layout.read_top()
     if not top:
-        raise NasplugError(f"retrain: no found architecture yet ({ctx.run_dir / 'top.json'} is missing or empty); "
+        raise NasplugError(f"retrain: no found architecture yet ({ctx.layout.top} is missing or empty); "
                            "run the search stage first")
     try:
         return ctx.space.unconstrained().validate(top[0]["arch"])
     except NasplugError as exc:
-        raise NasplugError(f"{ctx.run_dir / 'top.json'}: its best arch is not in the space ({exc}); delete top.json "
+        raise NasplugError(f"{ctx.layout.top}: its best arch is not in the space ({exc}); delete top.json "
                            "and resume: the search stage writes it again from trials.jsonl") from None
 
 
@@ -86,17 +82,14 @@ def retrain_archs(ctx: RunContext) -> dict[str, Arch]:
     return {"found": found_arch(ctx), **baseline_archs(ctx)}
 
 
-def seed_runs(ctx: RunContext) -> list[tuple[int, int, str]]:
-    """``(weights seed, training seed, subfolder)`` of each training run of one model."""
+def seed_runs(ctx: RunContext) -> list[tuple[int, int, int | None]]:
+    """``(weights seed, training seed, folder seed)`` of each training run of one model; the
+    folder seed names its folder (:meth:`RunLayout.retrain <nasplug.layout.RunLayout.retrain>`):
+    None for the one run of a recipe without ``retrain.seeds``."""
     cfg = ctx.recipe.retrain
     if cfg.seeds is None:
-        return [(ctx.recipe.seed, cfg.seed, "")]
-    return [(s, s, f"seed-{s}") for s in cfg.seeds]
-
-
-def model_folder(run_dir: Path, name: str, sub: str = "") -> Path:
-    folder = run_dir / RETRAIN_DIR / name
-    return folder / sub if sub else folder
+        return [(ctx.recipe.seed, cfg.seed, None)]
+    return [(s, s, s) for s in cfg.seeds]
 
 
 class RetrainStage(Stage):
@@ -119,22 +112,22 @@ class RetrainStage(Stage):
         summary: dict[str, Any] = {}
         for name, arch in retrain_archs(ctx).items():
             runs = []
-            for init_seed, train_seed, sub in seed_runs(ctx):
-                folder = model_folder(ctx.run_dir, name, sub)
+            for init_seed, train_seed, folder_seed in seed_runs(ctx):
+                folder = ctx.layout.retrain(name, folder_seed)
                 state = folder_state(task, folder, exported=exported(folder))
                 if not (state["trained"] and state["tested"] and state["exported"]):
-                    log.info("retrain %s%s: %s", name, f" ({sub})" if sub else "", ctx.space.format(arch))
+                    sub = "" if folder_seed is None else f" ({folder.name})"
+                    log.info("retrain %s%s: %s", name, sub, ctx.space.format(arch))
                     model = build_model(free, arch, task, seed=init_seed)
                     check_fit(task, model, free)
-                    train_cfg = TrainConfig.model_validate({**cfg.model_dump(exclude={"baselines", "seeds", "task"}),
-                                                            "seed": train_seed})
-                    train_model(model, task, train_cfg, folder, state=state, progress=ctx.progress)
+                    train_model(model, task, TrainConfig.of(cfg, seed=train_seed), folder, state=state,
+                                progress=ctx.progress)
                     # also when only the export is missing (a kill during the last one); rank 0 writes
                     distributed.on_main(export_folder, ctx, name, arch, model, folder, seeds=(init_seed, train_seed))
                 runs.append(read_run(folder))
             summary[name] = aggregate(runs)
             if cfg.seeds is not None:
-                distributed.on_main(atomic_write_json, model_folder(ctx.run_dir, name) / "summary.json",
+                distributed.on_main(atomic_write_json, ctx.layout.retrain_summary(name),
                                     {"arch": ctx.space.format(arch), "seeds": cfg.seeds, **summary[name]})
         return summary
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json, atomic_write_text
+from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.identity import check_run_dir, has_run
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
@@ -86,8 +87,9 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
 
 
 def _write_identity(run_dir: Path, recipe: Recipe) -> None:
-    atomic_write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-    atomic_write_json(run_dir / "run.json", run_info(recipe.seed, _recipe_dir(run_dir, recipe)))
+    layout = RunLayout(run_dir)
+    atomic_write_text(layout.recipe, dump_recipe(recipe))
+    atomic_write_json(layout.info, run_info(recipe.seed, _recipe_dir(layout, recipe)))
 
 
 def make_run_dir(run_dir: Path, field: str = "--out") -> None:
@@ -102,7 +104,7 @@ def _forget_untouched(run_dir: Path, created: bool) -> None:
     """A new run refused by its first stage before that stage wrote anything: remove the two
     identity files it started with (and the folder, if this command created it), so the same
     command can be run again once the input is fixed. Anything else in the folder stays."""
-    identity = {"recipe.yaml", "run.json"}
+    identity = RunLayout.IDENTITY
     if not run_dir.is_dir() or any(p.name not in identity for p in run_dir.iterdir()):
         return
     for name in identity:
@@ -122,20 +124,18 @@ def _check_prerequisites(ctx: RunContext, wanted: list[Stage]) -> None:
         if stage.name == "report":
             continue
         for earlier in reversed(ORDER[: ORDER.index(stage.name)]):  # the nearest missing stage first
-            if earlier in names or ctx.stage_done(earlier):
+            if earlier in names or ctx.layout.stage_done(earlier):
                 continue
             if get_stage(earlier).applies(ctx.recipe):
                 raise NasplugError(f"--stages: stage {stage.name!r} needs the {earlier!r} stage first, which has not "
                                    f"run in {ctx.run_dir}; add it to --stages (or leave --stages out)")
 
 
-def _recipe_dir(run_dir: Path, recipe: Recipe) -> str | None:
+def _recipe_dir(layout: RunLayout, recipe: Recipe) -> str | None:
     """The recipe's folder (kept from the run's first start when a resumed run has none)."""
     if recipe.folder is not None:
         return recipe.folder
-    from nasplug.runfiles import read_json
-
-    previous = read_json(run_dir / "run.json")
+    previous = layout.read_info()
     return previous.get("recipe_dir") if isinstance(previous, dict) else None
 
 
@@ -153,7 +153,7 @@ def _run_stage(ctx: RunContext, stage: Stage, explicit: bool, main: bool) -> Non
     from nasplug import distributed
 
     name = stage.name
-    if ctx.stage_done(name) and name != "report" and not (explicit and stage.incremental):
+    if ctx.layout.stage_done(name) and name != "report" and not (explicit and stage.incremental):
         log.info("stage %s: done already, skipped", name)
         return
     if not main and not stage.multi_process:
@@ -164,7 +164,7 @@ def _run_stage(ctx: RunContext, stage: Stage, explicit: bool, main: bool) -> Non
     wall = time.perf_counter() - t0
     record = {"stage": name, "wall_s": wall, "summary": summary}
     if stage.multi_process:  # every rank is here: a failed write stops them all
-        distributed.on_main(atomic_write_json, ctx.stage_file(name), record)
+        distributed.on_main(atomic_write_json, ctx.layout.stage_file(name), record)
     elif main:  # the other ranks went on
-        atomic_write_json(ctx.stage_file(name), record)
+        atomic_write_json(ctx.layout.stage_file(name), record)
     log.info("stage %s: done in %.1fs", name, wall)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.io import atomic_write_json
+from nasplug.layout import RunLayout
 from nasplug.pipeline.context import (
     RunContext,
     build_constraints,
@@ -26,9 +27,10 @@ def write_search_plots(result: SearchResult, space: Any, run_dir: Any, top_k: in
 
     if not result.scored:
         return
-    plots.search_curve(result, run_dir / "search_curve.png", title=f"search ({result.metric})")
+    layout = RunLayout(run_dir)
+    plots.search_curve(result, layout.plot(layout.SEARCH_CURVE_PLOT), title=f"search ({result.metric})")
     top = [t.arch for t in result.top(top_k)]
-    plots.choice_frequency(top, space.choices(), run_dir / "top_choices.png",
+    plots.choice_frequency(top, space.choices(), layout.plot(layout.TOP_CHOICES_PLOT),
                            title=f"choices of the top {len(top)} architectures by position")
 
 
@@ -74,7 +76,7 @@ class SearchStage(Stage):
 
         try:
             result = search(strategy, evaluator, cfg.budget, space=space, constraints=constraints, metric=cfg.metric,
-                            direction=cfg.direction, batch_size=cfg.batch_size, log_path=ctx.run_dir / "trials.jsonl",
+                            direction=cfg.direction, batch_size=cfg.batch_size, log_path=ctx.layout.trials,
                             resume=ctx.resume, callbacks=[progress])
         finally:
             bar.close()
@@ -97,7 +99,7 @@ def _write_outputs(result: SearchResult, space: Any, cfg: Any, run_dir: Path) ->
     """``top.json`` and the plots of a finished search; returns the stage summary."""
     top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
            for i, t in enumerate(result.top(cfg.top_k))]
-    atomic_write_json(run_dir / "top.json", top)
+    atomic_write_json(RunLayout(run_dir).top, top)
     write_search_plots(result, space, run_dir, top_k=max(cfg.top_k, 20))
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     best = result.best

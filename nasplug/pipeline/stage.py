@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from nasplug.layout import RunLayout
 from nasplug.registry import Registry
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ class RunView:
     space: Any = None
     top_k: int = 10
     task: Any = None
+
+    @property
+    def layout(self) -> RunLayout:
+        """Where each file of the run lives."""
+        return RunLayout(self.run_dir)
 
 
 class Stage:

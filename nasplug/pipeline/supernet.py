@@ -22,8 +22,6 @@ from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.task import Task
 
-SUPERNET_DIR = "supernet"
-
 
 def resume_flag(folder: Path) -> bool:
     """Resume a training run that has a checkpoint (after a crash), else start fresh."""
@@ -111,8 +109,8 @@ class SupernetStage(Stage):
         task = ctx.prepared_task()
         supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
         check_fit(task, supernet, ctx.space)
-        folder = ctx.run_dir / SUPERNET_DIR
-        train_cfg = TrainConfig.model_validate(cfg.model_dump(include=set(TrainConfig.model_fields)))
+        folder = ctx.layout.supernet
+        train_cfg = TrainConfig.of(cfg)
         sampler = build_sampler(cfg.sampler, ctx.space, cfg.seed)
         if cfg.split is not None:  # few-shot: the one-shot supernet first, then a copy per option
             supernet, task, sampler, train_cfg = self._one_shot_phase(ctx, supernet, task, sampler, train_cfg)
@@ -133,7 +131,7 @@ class SupernetStage(Stage):
 
         cfg = ctx.recipe.supernet
         first = split_steps(cfg)
-        folder = ctx.run_dir / SUPERNET_DIR / "oneshot"
+        folder = ctx.layout.supernet_oneshot
         if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():
             load_weights(supernet, folder / "model.safetensors")  # finished: not evaluated or logged again
         else:

@@ -36,11 +36,10 @@ import torch
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
+from nasplug.layout import RunLayout
 from nasplug.rankcorr.outputs import summary_lines, table, write_outputs
 
 log = logging.getLogger(__name__)
-
-OUT_DIR = "rank_corr"
 
 
 # ---------------------------------------------------------------------- inputs
@@ -55,7 +54,7 @@ def load_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
     raw, _ = load_run(run_dir)
     for override in overrides:
         apply_override(raw, override)
-    return validate_recipe(raw, source=str(run_dir / "recipe.yaml"))
+    return validate_recipe(raw, source=str(RunLayout(run_dir).recipe))
 
 
 def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] | None = None) -> Any:
@@ -68,18 +67,14 @@ def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] |
     from pydantic import ValidationError
 
     from nasplug.oneshot.config import TrainConfig
-    from nasplug.recipe import describe_error
+    from nasplug.recipe import describe_error, training_settings
 
-    base = recipe.retrain if recipe.retrain is not None else recipe.supernet
-    raw = base.model_dump(
-        include=set(TrainConfig.model_fields)
-    )  # a supernet section's sampler/split are not training settings
-    if raw.get("warmup_steps") is not None:
-        raw["warmup_steps"] = round(raw["warmup_steps"] * steps / raw["steps"])
-    raw.update(steps=steps, eval_every=0)
-    raw.update(overrides or {})
+    base = training_settings(recipe)
+    changes: dict[str, Any] = {"steps": steps, "eval_every": 0}
+    if base.warmup_steps is not None:
+        changes["warmup_steps"] = round(base.warmup_steps * steps / base.steps)
     try:
-        return TrainConfig.model_validate(raw)
+        return TrainConfig.of(base, **{**changes, **(overrides or {})})
     except ValidationError as exc:
         raise NasplugError(f"rank-corr training settings: {describe_error(exc)}") from None
 
@@ -241,7 +236,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     recipe = load_run_recipe(run_dir, overrides)
     if recipe.supernet is None:
         raise NasplugError(f"{run_dir}: the run's recipe has no supernet section; nothing to rank-correlate")
-    weights = run_dir / "supernet" / "model.safetensors"
+    weights = RunLayout(run_dir).supernet_weights
     if not weights.is_file():
         raise NasplugError(f"{run_dir}: no trained supernet ({weights} is missing); run the supernet stage first")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=progress)
@@ -254,7 +249,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
                            f"allowed: {', '.join(task.metrics)}")
     direction = task.metrics[metric]
     cfg = standalone_train_config(recipe, steps, train_overrides)
-    out_dir = Path(out) if out is not None else run_dir / OUT_DIR
+    out_dir = Path(out) if out is not None else RunLayout(run_dir).rank_corr
     models_dir = Path(models) if models is not None else out_dir
     from nasplug.pipeline.identity import check_out_path
     from nasplug.pipeline.run import make_run_dir

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from nasplug.errors import NasplugError
+from nasplug.layout import RunLayout
 from nasplug.report.table import markdown_table
 from nasplug.search import SearchResult
 from nasplug.trials import TrialLog
@@ -20,22 +21,16 @@ from nasplug.trials import TrialLog
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], SearchResult | None]:
     """The run's stored recipe (as a dict) and its search result, if it searched."""
-    from nasplug.yamlio import safe_load_recipe
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    layout = RunLayout(run_dir)
+    if not layout.root.is_dir():
         raise NasplugError(f"{run_dir}: no such run directory")
-    recipe_file = run_dir / "recipe.yaml"
-    if not recipe_file.is_file():
+    if not layout.recipe.is_file():
         raise NasplugError(f"{run_dir}: not a nasplug run directory (no recipe.yaml)")
-    from nasplug.runfiles import use_run_plugins
-
-    use_run_plugins(run_dir)
-    recipe = safe_load_recipe(recipe_file)
-    if not isinstance(recipe, dict) or not recipe:
-        raise NasplugError(f"{recipe_file}: not a recipe (a mapping of keys); restore it or start a new run")
+    recipe = layout.read_recipe("restore it or start a new run")
+    if not recipe:
+        raise NasplugError(f"{layout.recipe}: not a recipe (a mapping of keys); restore it or start a new run")
     search_cfg = recipe.get("search") if isinstance(recipe.get("search"), dict) else {}
-    trials = TrialLog(run_dir / "trials.jsonl")
+    trials = TrialLog(layout.trials)
     result = None
     if trials.exists():
         result = SearchResult(metric=str(search_cfg.get("metric", "score")),
@@ -45,11 +40,10 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], SearchResult | None]:
 
 def stage_table(run_dir: Path) -> str:
     from nasplug.pipeline.stage import ORDER
-    from nasplug.runfiles import read_json
 
     rows = []
     for stage in ORDER:
-        record = read_json(run_dir / "stages" / f"{stage}.json")
+        record = RunLayout(run_dir).read_stage(stage)
         if record is not None:
             rows.append([stage, record.get("wall_s")])
     return markdown_table(["stage", "wall time (s)"], rows) if rows else ""

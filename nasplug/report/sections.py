@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
+from nasplug.layout import RunLayout
 from nasplug.report.table import markdown_table
-from nasplug.runfiles import finite_number, read_json, read_log_leniently, read_top
+from nasplug.runfiles import finite_number, read_json, read_log_leniently
 
 
 def _metric_names(records: list[dict[str, Any]]) -> list[str]:
@@ -30,16 +31,16 @@ def _metric_names(records: list[dict[str, Any]]) -> list[str]:
 def supernet_phases(view: Any) -> list[tuple[str, list[dict[str, Any]]]]:
     """The supernet's training logs as ``(label, records)``, steps counted from the start of
     the whole training: one phase, or the one-shot and the few-shot phase of a split."""
-    folder = view.run_dir / "supernet"
+    layout = view.layout
     cfg = view.recipe.get("supernet") if isinstance(view.recipe.get("supernet"), dict) else {}
     split = cfg.get("split") if isinstance(cfg.get("split"), dict) else None
     if split is None:
-        return [("supernet", read_log_leniently(folder / "metrics.jsonl"))]
-    first = read_log_leniently(folder / "oneshot" / "metrics.jsonl")
+        return [("supernet", read_log_leniently(layout.supernet / "metrics.jsonl"))]
+    first = read_log_leniently(layout.supernet_oneshot / "metrics.jsonl")
     offset = max((r["step"] for r in first if isinstance(r.get("step"), int) and not isinstance(r["step"], bool)),
                   default=0)
     second = [{**r, "step": r["step"] + offset} if isinstance(r.get("step"), int) else r
-              for r in read_log_leniently(folder / "metrics.jsonl")]
+              for r in read_log_leniently(layout.supernet / "metrics.jsonl")]
     return [("one-shot", first), (f"few-shot (split on {split.get('choice')})", second)]
 
 
@@ -56,7 +57,7 @@ def supernet_section(view: Any) -> list[str]:
     phases = [(label, records) for label, records in supernet_phases(view) if records]
     if not phases:
         return []
-    run_dir = view.run_dir
+    layout = view.layout
     metric = _primary(view, _metric_names([r for _, records in phases for r in records]))
     key = f"heldout_{metric}" if metric else None
     steps = {f"{label} (train)": [r for r in records if finite_number(r.get("loss")) and "event" not in r]
@@ -71,15 +72,15 @@ def supernet_section(view: Any) -> list[str]:
         how += f", few-shot: split on {split.get('choice')} after {split.get('after', 0.5):.0%} of the steps"
     lines = [f"## Supernet training ({how})", ""]
     if any(steps.values()):
-        plots.training_curves(steps, "loss", run_dir / "supernet_loss.png", "supernet training loss")
-        lines += ["![supernet loss](supernet_loss.png)", ""]
+        plots.training_curves(steps, "loss", layout.plot(layout.SUPERNET_LOSS_PLOT), "supernet training loss")
+        lines += [f"![supernet loss]({layout.SUPERNET_LOSS_PLOT})", ""]
     last = next((e[-1] for e in reversed(evals.values()) if e), None)
     if last is not None and key and metric:
-        plots.training_curves(evals, key, run_dir / "supernet_heldout.png", f"supernet held-out {metric}")
+        plots.training_curves(evals, key, layout.plot(layout.SUPERNET_HELDOUT_PLOT), f"supernet held-out {metric}")
         baseline = (last.get("baseline") or {}).get(metric) if isinstance(last.get("baseline"), dict) else None
         lines += [f"Held-out {metric} at step {last['step']} (mean over the fixed eval archs): {last[key]:.4f}"
                   + (f" (trivial baseline {baseline:.4f})" if finite_number(baseline) else ""), "",
-                  "![supernet held-out figure](supernet_heldout.png)", ""]
+                  f"![supernet held-out figure]({layout.SUPERNET_HELDOUT_PLOT})", ""]
     return lines
 
 
@@ -102,8 +103,10 @@ def search_section(view: Any) -> tuple[list[str], str]:
     median = scores[len(scores) // 2]
     lines += [f"Scores: median {median:.6g}, worst {scores[0 if result.direction == 'maximize' else -1]:.6g}, "
               f"best {best.score:.6g} over {len(scores)} scored trials", ""]
-    for png, alt in (("search_curve.png", "search curve"), ("top_choices.png", "choices of the top architectures")):
-        if (view.run_dir / png).is_file():
+    layout = view.layout
+    for png, alt in ((layout.SEARCH_CURVE_PLOT, "search curve"),
+                     (layout.TOP_CHOICES_PLOT, "choices of the top architectures")):
+        if layout.plot(png).is_file():
             lines += [f"![{alt}]({png})", ""]
     lines += ["### Top architectures", "", table, ""]
     return lines, table
@@ -130,7 +133,7 @@ def retrained_archs(view: Any) -> dict[str, Any]:
     if recipe.get("arch"):
         archs["found"] = space.parse(recipe["arch"])
     else:
-        top = read_top(view.run_dir)  # a damaged top.json is one clear line, not a silent gap
+        top = view.layout.read_top()  # a damaged top.json is one clear line, not a silent gap
         if top:
             archs["found"] = top[0]["arch"]
     baselines = retrain.get("baselines") or {}
@@ -149,13 +152,12 @@ def retrain_seeds(recipe: dict[str, Any]) -> list[int] | None:
     return [s for s in seeds if isinstance(s, int)] if isinstance(seeds, list) else None
 
 
-def model_runs(run_dir: Path, name: str, seeds: list[int] | None = None) -> tuple[list[Path], Path | None]:
+def model_runs(layout: RunLayout, name: str, seeds: list[int] | None = None) -> tuple[list[Path], Path | None]:
     """The training folders of a retrained model (one per seed of the recipe, whether it has
     run yet or not) and its summary file."""
-    root = run_dir / "retrain" / name
     if seeds is None:
-        return [root], None
-    return [root / f"seed-{s}" for s in seeds], root / "summary.json"
+        return [layout.retrain(name)], None
+    return [layout.retrain(name, s) for s in seeds], layout.retrain_summary(name)
 
 
 def _cell(values: list[float]) -> Any:
@@ -175,12 +177,12 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     archs = retrained_archs(view)
     if not archs:
         return [], ""
-    space, run_dir = view.space, view.run_dir
+    space, layout = view.space, view.layout
     figures: dict[str, list[dict[str, Any]]] = {}
     names: list[str] = []
     seed_list = retrain_seeds(view.recipe)
     for name in archs:
-        folders, _ = model_runs(run_dir, name, seed_list)
+        folders, _ = model_runs(layout, name, seed_list)
         figures[name] = []
         for folder in folders:
             result = read_json(folder / "result.json")
@@ -201,7 +203,7 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     for name, arch in archs.items():
         metrics = space.metrics(arch) if space is not None else {}
         runs = figures[name]
-        expected = len(model_runs(run_dir, name, seed_list)[0])
+        expected = len(model_runs(layout, name, seed_list)[0])
         status = "done" if runs and len(runs) == expected else ("not trained" if not runs else f"{len(runs)} runs")
         rows.append([name, space.format(arch) if space is not None else json.dumps(arch), metrics.get("params"),
                      metrics.get("flops"), *[_cell([e[c] for e in runs if c in e]) for c in columns], status])
@@ -211,12 +213,12 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     lines = ["## Found architecture vs baselines (retrained from scratch, same steps)", "", f"Figures: {how}.", "",
              table, ""]
     if space is not None:
-        plots.arch_strips(archs, space.choices(), run_dir / "architectures.png", title="choices by position",
+        plots.arch_strips(archs, space.choices(), layout.plot(layout.ARCHITECTURES_PLOT), title="choices by position",
                           colors=getattr(space, "colors", None))
-        lines += ["![architectures](architectures.png)", ""]
-    series = {name: [r for r in read_log_leniently(model_runs(run_dir, name, seed_list)[0][0] / "metrics.jsonl")
+        lines += [f"![architectures]({layout.ARCHITECTURES_PLOT})", ""]
+    series = {name: [r for r in read_log_leniently(model_runs(layout, name, seed_list)[0][0] / "metrics.jsonl")
                      if finite_number(r.get("loss")) and "event" not in r] for name in archs}
     if any(series.values()):
-        plots.training_curves(series, "loss", run_dir / "retrain_loss.png", "training loss (retrained)")
-        lines += ["![retrain loss](retrain_loss.png)", ""]
+        plots.training_curves(series, "loss", layout.plot(layout.RETRAIN_LOSS_PLOT), "training loss (retrained)")
+        lines += [f"![retrain loss]({layout.RETRAIN_LOSS_PLOT})", ""]
     return lines, table

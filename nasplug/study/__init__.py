@@ -24,12 +24,11 @@ from pydantic import ValidationError
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
+from nasplug.layout import RunLayout
 from nasplug.recipe import Component, Recipe, describe_error
 from nasplug.study.config import StudyConfig, StudyRow
 
 log = logging.getLogger(__name__)
-
-STUDY_DIR = "study"
 
 
 def study_config(recipe: Recipe) -> StudyConfig:
@@ -46,13 +45,13 @@ def train_config(recipe: Recipe, cfg: StudyConfig, seed: int) -> Any:
     """The retrain settings (else the supernet's) changed by ``study.train``, at ``seed``:
     the training settings only (not the baselines, seeds, sampler or split of those sections)."""
     from nasplug.oneshot.config import TrainConfig
+    from nasplug.recipe import training_settings
 
-    base = recipe.retrain if recipe.retrain is not None else recipe.supernet
+    base = training_settings(recipe)
     if base is None:
         raise NasplugError("study: the recipe needs a retrain (or supernet) section for the training settings")
-    raw = {**base.model_dump(include=set(TrainConfig.model_fields)), **cfg.train, "seed": seed}
     try:
-        return TrainConfig.model_validate(raw)
+        return TrainConfig.of(base, **{**cfg.train, "seed": seed})
     except ValidationError as exc:
         raise NasplugError(f"study.train.{describe_error(exc)}") from None
 
@@ -86,7 +85,7 @@ def run_study(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, prog
     for name, row in cfg.rows.items():
         archs[name] = _row_archs(ctx, name, row)
     results = train_rows(ctx, cfg, archs)
-    return write_study(ctx, cfg, archs, results, run_dir / STUDY_DIR)
+    return write_study(ctx, cfg, archs, results, ctx.layout.study)
 
 
 def downstream_stages(ctx: Any) -> list[Any]:
@@ -182,8 +181,8 @@ def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
 
     search_cfg, sub_spec = _search_setup(ctx.recipe, row, name)
     sub = build_space(sub_spec)
-    folder = ctx.run_dir / STUDY_DIR / "searches" / name
-    log_path = folder / "trials.jsonl"
+    folder = ctx.layout.study_search(name)
+    log_path = folder / RunLayout.TRIALS
     evaluator = ctx.extras.get("study_evaluator")
     if evaluator is None:
         evaluator = ctx.extras["study_evaluator"] = build_evaluator(ctx)  # the full space's trained supernet

@@ -27,11 +27,12 @@ def add_study_parser(subparsers: Any, common: argparse.ArgumentParser | None = N
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    from nasplug.layout import default_out
     from nasplug.recipe import load_recipe, resolve_recipe
     from nasplug.study import run_study
 
     recipe = load_recipe(resolve_recipe(args.recipe), args.overrides)
-    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    out = Path(args.out) if args.out else default_out(recipe.name)
     summary = run_study(recipe, out, resume=args.resume, progress=not getattr(args, "quiet", False))
     print(summary["table"])
     print(f"\nstudy: {out / 'study' / 'study.md'}, study.json, study.png")

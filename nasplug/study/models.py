@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 Figures = dict[str, float]
 
 
-def run_folder(run_dir: Path, row: str, index: int, arch_slug: str, seed: int) -> Path:
-    return run_dir / "study" / "models" / row / f"{index}-{arch_slug}" / f"seed-{seed}"
-
-
 def train_rows(ctx: Any, cfg: Any, archs: dict[str, list[Arch]]) -> dict[str, list[dict[int, Figures]]]:
     """``row -> [per arch: {seed: figures}]``, training what is not done yet."""
     from nasplug.study import downstream_stages, slug
@@ -37,7 +33,7 @@ def train_rows(ctx: Any, cfg: Any, archs: dict[str, list[Arch]]) -> dict[str, li
     bar = progress_bar(total=len(todo), desc="study", unit="run", enabled=ctx.progress)
     results: dict[str, list[dict[int, Figures]]] = {row: [{} for _ in row_archs] for row, row_archs in archs.items()}
     for row, i, arch, seed in todo:
-        folder = run_folder(ctx.run_dir, row, i, slug(ctx.space, arch), seed)
+        folder = ctx.layout.study_model(row, i, slug(ctx.space, arch), seed)
         results[row][i][seed] = _one_run(ctx, cfg, task, row, arch, seed, folder, downstream)
         bar.update()
     bar.close()

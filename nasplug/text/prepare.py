@@ -65,9 +65,10 @@ def tokenizer_cache_key(cfg: Any) -> str:
 def _tokenizer(cfg: Any, env: TaskEnv) -> Any:
     """The run's tokenizer: the run's own copy, else a pretrained one, else the cached (or
     newly trained and cached) vocabulary; copied into ``run_dir/tokenizer``."""
+    from nasplug.layout import RunLayout
     from nasplug.text.tokenizer import load_tokenizer, save_tokenizer, with_max_length
 
-    folder = env.run_dir / "tokenizer"
+    folder = RunLayout(env.run_dir).tokenizer
     if (folder / "tokenizer.json").is_file():
         return load_tokenizer(folder)
     if cfg.tokenizer.pretrained:

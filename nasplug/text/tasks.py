@@ -151,8 +151,9 @@ class TextTask(Task):
         """The run's tokenizer files beside the model (each written atomically), so the folder
         loads with ``AutoTokenizer`` as well as ``AutoModel*``."""
         from nasplug.io import atomic_write
+        from nasplug.layout import RunLayout
 
-        source = Path(run_dir) / "tokenizer"
+        source = RunLayout(run_dir).tokenizer
         if not (source / "tokenizer.json").is_file():
             return
         for path in sorted(source.iterdir()):

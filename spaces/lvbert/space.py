@@ -287,13 +287,12 @@ class LVBertSpace(SearchSpace):
         """A Hugging Face folder: ``config.json`` with ``auto_map``, self-contained
         ``configuration_lvbert.py`` / ``modeling_lvbert.py`` and a model card, beside the
         model's ``model.safetensors`` (see :mod:`nasplug.spaces.lvbert.export`)."""
-        from pathlib import Path
-
+        from nasplug.layout import RunLayout
         from nasplug.spaces.lvbert.export import export_model, glue_scores, model_card
 
         export_model(model, folder)
         tuned = facts.get("run_dir") and facts.get("glue_tuned", True)  # GLUE fine-tuned these very weights
-        glue = glue_scores(Path(facts["run_dir"]) / "glue" / str(facts.get("model"))) if tuned else {}
+        glue = glue_scores(RunLayout(facts["run_dir"]).glue(str(facts.get("model")))) if tuned else {}
         model_card(folder, {**facts, "glue": glue})
 
     def describe(self) -> dict[str, Any]:
