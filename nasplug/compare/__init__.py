@@ -38,14 +38,13 @@ from nasplug.pipeline import (
 from nasplug.pipeline.run import make_run_dir
 from nasplug.recipe import Component, Recipe, SearchConfig
 from nasplug.registry import STRATEGIES
+from nasplug.resume import RESUME
 from nasplug.yamlio import parse_override_value
 
 __all__ = ["ComparisonResult", "add_compare_parser", "cmd_compare", "compare", "resolve_strategies"]
 
 log = logging.getLogger(__name__)
 
-#: Recipe parts that change scores or trajectories: a resumed comparison must not change them.
-FINGERPRINT_KEYS = ("space", "evaluator", "metric", "direction", "constraints", "batch_size", "from_run")
 
 
 @dataclass
@@ -242,10 +241,10 @@ def _check_out_dir(layout: ComparisonLayout, resume: bool, fingerprint: dict[str
     old = read_json(config_file, dict, "restore it, or compare into another --out")
     if not isinstance(old.get("fingerprint"), dict) or not isinstance(old.get("strategy_specs", {}), dict):
         raise NasplugError(f"{config_file}: not a comparison's settings; restore it, or compare into another --out")
-    for key in FINGERPRINT_KEYS:
-        if old.get("fingerprint", {}).get(key) != fingerprint[key]:
-            raise NasplugError(f"--resume: {key} differs from the comparison in {out_dir}; the shared cache and "
-                               "logs would mix results; use another --out")
+    key = RESUME.first_comparison_difference(old.get("fingerprint", {}), fingerprint)
+    if key is not None:
+        raise NasplugError(f"--resume: {key} differs from the comparison in {out_dir}; the shared cache and "
+                           "logs would mix results; use another --out")
     for name, spec in specs.items():
         before = old.get("strategy_specs", {}).get(name)
         if before is not None and before != spec:

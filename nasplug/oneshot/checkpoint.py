@@ -35,6 +35,7 @@ from torch import nn
 
 from nasplug.errors import NasplugError, WriteFailed
 from nasplug.io import atomic_write, atomic_write_json
+from nasplug.resume import RESUME
 
 log = logging.getLogger(__name__)
 
@@ -297,25 +298,15 @@ def resume_point(root: str | os.PathLike[str], module: nn.Module) -> tuple[Path,
                        "the checkpoint folder (and metrics.jsonl) to train again from step 0")
 
 
-#: Settings that may change on resume: they do not change what is trained (or, for ``lr`` and
-#: ``precision``, are the usual remedies after a divergence).
-#: Training settings a resumed run may change: they leave the weights trained so far as they
-#: are (the learning rate and the precision are the remedies after a divergence). The
-#: recipe check (:mod:`nasplug.pipeline.identity`) allows these for every training section.
-RESUMABLE_SETTINGS = ("log_every", "checkpoint_every", "eval_every", "device", "compile", "lr", "precision")
-#: What a checkpoint accepts on resume: the above, and how the held-out figures are taken
-#: (they change no weight; the recipe check still refuses them, as they change reported figures).
-RESUMABLE_CHANGES = frozenset({*RESUMABLE_SETTINGS, "eval_batches", "eval_archs"})
-
-
 def check_resume_config(saved: dict[str, Any], current: Any) -> None:
-    """NasplugError naming the first setting that differs from the checkpoint's (other than
-    :data:`RESUMABLE_CHANGES`): resuming under other settings would not continue the same run."""
+    """NasplugError naming the first setting that differs from the checkpoint's (other than those
+    the resume policy lets change, :meth:`~nasplug.resume.ResumePolicy.checkpoint_may_change`):
+    resuming under other settings would not continue the same run."""
     now = current.model_dump(mode="json")
     fields = getattr(type(current), "model_fields", {})
     for key in sorted(set(saved) | set(now)):
         if key not in saved and key in fields and now.get(key) == fields[key].default:
             continue  # a setting added since the checkpoint was written, at its default: the same run
-        if key not in RESUMABLE_CHANGES and saved.get(key) != now.get(key):
+        if not RESUME.checkpoint_may_change(key) and saved.get(key) != now.get(key):
             raise NasplugError(f"{key}: the checkpoint was trained with {saved.get(key)!r}, this run has "
                                f"{now.get(key)!r}; resume with the same setting or start a new run directory")

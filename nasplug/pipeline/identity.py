@@ -3,12 +3,10 @@
 :func:`check_run_dir` is called by ``nasplug run`` (and ``nasplug study``) before it writes
 anything. It refuses an ``--out`` that is not a usable directory, a directory holding a run
 unless ``--resume`` is given, and a resume whose recipe differs from the stored one in
-anything that changes results. Settings that cannot change results (descriptions, the
-paper's numbers, logging, checkpoint frequency, device, compilation), the search budget,
-the remedies after a divergence (the learning rate, the precision; not in a study, whose
-models must all train alike), what a plugin stage declares
-(:attr:`~nasplug.pipeline.stage.Stage.may_change`, e.g. the GLUE task list) and the study's
-rows, seeds and headline (see :func:`study_may_change`) may change.
+anything that changes results. What may change (descriptions, the paper's numbers, logging,
+checkpoint frequency, device, compilation, the search budget, the remedies after a divergence,
+what a plugin stage declares in :attr:`~nasplug.pipeline.stage.Stage.may_change`, the study's
+rows, seeds and headline) is the resume policy's call: :mod:`nasplug.resume`.
 """
 
 from __future__ import annotations
@@ -19,22 +17,8 @@ from typing import Any
 
 from nasplug.errors import NasplugError
 from nasplug.layout import RunLayout
-from nasplug.oneshot.checkpoint import RESUMABLE_SETTINGS
 from nasplug.recipe import Recipe
-
-#: Dotted recipe keys (or prefixes ending in ".") that may differ on --resume (plus every
-#: stage's :attr:`~nasplug.pipeline.stage.Stage.may_change`).
-MAY_CHANGE = (
-    "description", "expected", "search.budget", "search.top_k",
-    *(f"{section}.{key}" for section in ("supernet", "retrain") for key in RESUMABLE_SETTINGS),
-)
-
-
-def may_change() -> tuple[str, ...]:
-    """:data:`MAY_CHANGE` and what every registered stage allows."""
-    from nasplug.pipeline.stage import all_stages
-
-    return tuple(dict.fromkeys([*MAY_CHANGE, *(k for stage in all_stages() for k in stage.may_change)]))
+from nasplug.resume import RESUME
 
 
 def check_out_path(run_dir: Path, field: str = "--out") -> None:
@@ -95,42 +79,13 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-#: Sections whose settings train a study's models (or its GLUE figures): fixed once it started.
-STUDY_FIXED = ("retrain.", "supernet.", "glue.lr")
-
-
 def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """The first dotted key whose value differs and may not change, or None."""
-    allowed = may_change()
-    if any((k == "study" or k.startswith("study.")) and v is not None for k, v in old.items()):
-        # a study trains every (row, arch, seed) with the same settings: the remedies a single
-        # run may change (lr, precision, glue.lr) would mix two trainings in one table
-        allowed = tuple(a for a in allowed if not a.startswith(STUDY_FIXED))
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key) or _may_change(key, allowed) or study_may_change(key, old):
-            continue
-        return key
-    return None
+    """The first dotted key whose value differs and may not change, or None: the resume policy
+    (:data:`~nasplug.resume.RESUME`) asked with what every registered stage declares
+    (:attr:`~nasplug.pipeline.stage.Stage.may_change`)."""
+    from nasplug.pipeline.stage import all_stages
 
-
-def _may_change(key: str, allowed: tuple[str, ...]) -> bool:
-    return any(key == prefix or key.startswith(prefix + ".") for prefix in allowed)
-
-
-def study_may_change(key: str, old: dict[str, Any]) -> bool:
-    """Study settings that cannot alter a result the study wrote already: its models are kept
-    per row, arch and seed (``study/models/<row>/<i>-<arch>/seed-<k>/``), so new rows, archs
-    and seeds add runs, and the headline metric and the reference row change only the table.
-    Not allowed: the training settings (``study.train``), and an existing search row's
-    settings (its trials log is kept by row name) other than its budget."""
-    if not key.startswith("study.") or key == "study.train" or key.startswith("study.train."):
-        return False
-    parts = key.split(".")
-    if len(parts) >= 4 and parts[1] == "rows" and parts[3] == "search":
-        searched = f"study.rows.{parts[2]}.search"
-        existed = any(k == searched or k.startswith(searched + ".") for k in old)
-        return not existed or key == f"{searched}.budget"
-    return True
+    return RESUME.first_recipe_difference(old, new, [k for stage in all_stages() for k in stage.may_change])
 
 
 def _show(value: Any) -> str:

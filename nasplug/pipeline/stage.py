@@ -66,7 +66,8 @@ class Stage:
     #: means a run has started there (``nasplug run`` then refuses to start another one).
     outputs: tuple[str, ...] = ()
     #: Dotted recipe keys (or prefixes) of this stage's settings that a resumed run may change
-    #: because they cannot alter what it wrote already (e.g. which tasks still to run).
+    #: because they cannot alter what it wrote already (e.g. which tasks still to run); the
+    #: resume policy (:mod:`nasplug.resume`) allows them beside its own.
     may_change: tuple[str, ...] = ()
     #: The stage reads its settings from the recipe's top-level key of its own name (GLUE:
     #: ``glue:``); the recipe accepts that key, and :meth:`check` validates what it holds.
