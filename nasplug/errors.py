@@ -26,3 +26,9 @@ class WriteFailed(NasplugError, OSError):
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return cls(f"{path}: cannot write it ({reason}); free disk space or fix the folder's permissions, "
                    "then resume (--resume)")
+
+
+class UnloadableWeights(NasplugError):
+    """A weights file that does not load into the model built for it (other tensors or
+    shapes, a damaged file): callers that can say why (a recipe that builds another model
+    than the one trained) catch this one."""

@@ -49,8 +49,8 @@ def add_compare_parser(subparsers: Any, common: argparse.ArgumentParser | None =
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """``nasplug compare``: run the comparison, print the tables and where the files are."""
-    from nasplug.compare import compare
-    from nasplug.layout import default_out
+    from nasplug.compare.comparison import compare
+    from nasplug.layout import ComparisonLayout, default_out
     from nasplug.recipe import SearchConfig, load_recipe, resolve_recipe
 
     recipe = load_recipe(resolve_recipe(args.recipe), args.overrides)
@@ -71,5 +71,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if summary["tests"]:
         print(f"\npairwise tests at budget {cfg['budget']} (Holm-corrected)")
         print(result.tests_table())
-    print(f"\ncomparison: {out / 'comparison.md'}, {out / 'comparison.json'}, {out / 'anytime.png'}")
+    layout = ComparisonLayout(out)
+    print(f"\ncomparison: {layout.output('md')}, {layout.output('json')}, {layout.anytime_plot}")
     return 0

@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from nasplug.errors import NasplugError, WriteFailed
+from nasplug.errors import NasplugError, UnloadableWeights, WriteFailed
 from nasplug.io import atomic_write, atomic_write_json
 from nasplug.resume import RESUME
 
@@ -115,7 +115,7 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:
         load_model(module, str(path), strict=True, device=str(next(module.parameters()).device))
     except Exception as e:  # noqa: BLE001 - truncated or foreign files fail in many ways (SafetensorError, ...)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise NasplugError(f"checkpoint: cannot load weights from {path}: {first}") from None
+        raise UnloadableWeights(f"checkpoint: cannot load weights from {path}: {first}") from None
 
 
 def rng_state() -> dict[str, Any]:

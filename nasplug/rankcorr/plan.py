@@ -1,0 +1,174 @@
+"""What a ``nasplug rank-corr`` call will do, decided and checked before anything is trained.
+
+:func:`plan_rank_corr` reads the run (its recipe, with ``--set`` overrides), checks every
+argument and folder, and returns a :class:`RankCorrPlan`; nothing is written and no data is
+prepared, so a bad argument costs nothing. :func:`nasplug.rankcorr.scoring.score_plan` then
+carries the plan out.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasplug.arch import Arch, arch_key
+from nasplug.errors import NasplugError
+from nasplug.layout import RunLayout
+
+
+@dataclass(frozen=True)
+class RankCorrRequest:
+    """The arguments of :func:`nasplug.rankcorr.rank_correlation` (see its docstring)."""
+
+    run_dir: Path
+    archs: int
+    steps: int
+    seed: int = 0
+    batches: int | None = None
+    resume: bool = True
+    progress: bool = True
+    train_overrides: dict[str, Any] | None = None
+    metric: str | None = None
+    out: Path | None = None
+    resamples: int = 2000
+    keep_checkpoints: bool = False
+    overrides: tuple[str, ...] = ()
+    models: Path | None = None
+
+
+@dataclass
+class RankCorrPlan:
+    """A checked rank-corr call: the run's context, the compared metric, the standalone
+    training settings and where everything goes."""
+
+    request: RankCorrRequest
+    ctx: Any  # the run's RunContext (its space and task; the supernet is loaded by the evaluator)
+    metric: str
+    direction: str
+    train: Any  # TrainConfig of each standalone model
+    out_dir: Path
+    models_dir: Path
+    evaluator_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def load_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
+    """The validated ``Recipe`` of a run directory (its ``recipe.yaml``), with ``--set``
+    overrides (``a.b=value``) applied, e.g. ``retrain.lr=0.001``."""
+    from nasplug.recipe import apply_override, validate_recipe
+    from nasplug.report import load_run
+
+    if not run_dir.is_dir():
+        raise NasplugError(f"RUN_DIR: no such run directory: {run_dir}")
+    raw, _ = load_run(run_dir)
+    for override in overrides:
+        apply_override(raw, override)
+    return validate_recipe(raw, source=str(RunLayout(run_dir).recipe))
+
+
+def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] | None = None) -> Any:
+    """The recipe's ``retrain`` settings (else ``supernet``'s) for an S-step standalone run.
+
+    ``steps`` = S; an explicit ``warmup_steps`` is scaled by S / the recipe's steps (a
+    ``warmup_fraction`` scales by itself); ``eval_every`` = 0 (the held-out score is computed
+    here, on the evaluator's batches). ``overrides`` (TrainConfig fields) are applied last.
+    """
+    from pydantic import ValidationError
+
+    from nasplug.oneshot.config import TrainConfig
+    from nasplug.recipe import describe_error, training_settings
+
+    base = training_settings(recipe)
+    changes: dict[str, Any] = {"steps": steps, "eval_every": 0}
+    if base.warmup_steps is not None:
+        changes["warmup_steps"] = round(base.warmup_steps * steps / base.steps)
+    try:
+        return TrainConfig.of(base, **{**changes, **(overrides or {})})
+    except ValidationError as exc:
+        raise NasplugError(f"rank-corr training settings: {describe_error(exc)}") from None
+
+
+def sample_archs(space: Any, n: int, seed: int) -> list[Arch]:
+    """The first ``n`` distinct archs drawn with ``random.Random(seed)`` (valid by construction)."""
+    rng, seen, archs = random.Random(seed), set(), []
+    for _ in range(1000 * n):
+        arch = space.sample(rng)
+        if arch_key(arch) not in seen:
+            seen.add(arch_key(arch))
+            archs.append(arch)
+            if len(archs) == n:
+                return archs
+    raise NasplugError(
+        f"--archs: only {len(archs)} distinct archs found in {1000 * n} draws; the space is too small for {n}"
+    )
+
+
+def evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
+    """The run's ``supernet`` evaluator settings, with ``--batches``; NasplugError for another evaluator."""
+    from nasplug.pipeline.evaluators import supernet_evaluator
+    from nasplug.registry import EVALUATORS
+
+    spec = recipe.evaluator
+    kwargs: dict[str, Any] = {}
+    if spec is not None:
+        if EVALUATORS.get(spec.name) is not supernet_evaluator:
+            raise NasplugError(
+                f"evaluator: rank-corr compares against the 'supernet' evaluator; the run uses {spec.name!r}"
+            )
+        kwargs = spec.kwargs()
+    if batches is not None:
+        kwargs["batches"] = batches
+    return kwargs
+
+
+def _check_numbers(request: RankCorrRequest) -> None:
+    if not 3 <= request.archs <= 10_000:
+        raise NasplugError(f"--archs: rank correlation needs between 3 and 10,000 archs, got {request.archs}")
+    if not 1 <= request.steps <= 10**9:
+        raise NasplugError(f"--steps: must be between 1 and 1,000,000,000, got {request.steps}")
+    if not 10 <= request.resamples <= 10**6:
+        raise NasplugError(f"--resamples: must be between 10 and 1,000,000, got {request.resamples}")
+
+
+def _metric(recipe: Any, task: Any, metric: str | None) -> str:
+    """``--metric``, else the search metric if the task measures it, else the task's primary one."""
+    if metric is None:
+        wanted = recipe.search.metric if recipe.search is not None else None
+        metric = wanted if wanted in task.metrics else task.primary_metric()
+    if metric not in task.metrics:
+        raise NasplugError(f"--metric: {metric!r} is not measured by task {task.name!r}; "
+                           f"allowed: {', '.join(task.metrics)}")
+    return metric
+
+
+def plan_rank_corr(request: RankCorrRequest) -> RankCorrPlan:
+    """Check the request against the run and decide everything; writes nothing.
+
+    Raises:
+        NasplugError: no run directory, no trained supernet, N < 3, S < 1, a metric the
+            task does not measure, or an output folder that holds another experiment.
+    """
+    from nasplug.pipeline import RunContext
+    from nasplug.pipeline.identity import check_out_path
+
+    _check_numbers(request)
+    run_dir = request.run_dir
+    recipe = load_run_recipe(run_dir, request.overrides)
+    if recipe.supernet is None:
+        raise NasplugError(f"{run_dir}: the run's recipe has no supernet section; nothing to rank-correlate")
+    weights = RunLayout(run_dir).supernet_weights
+    if not weights.is_file():
+        raise NasplugError(f"{run_dir}: no trained supernet ({weights} is missing); run the supernet stage first")
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=request.progress)
+    metric = _metric(recipe, ctx.task, request.metric)
+    train = standalone_train_config(recipe, request.steps, request.train_overrides)
+    out_dir = request.out if request.out is not None else ctx.layout.rank_corr
+    models_dir = request.models if request.models is not None else out_dir
+    check_out_path(out_dir, "--out")
+    check_out_path(models_dir, "--models")
+    if not request.resume and any(models_dir.glob("arch-*")):
+        raise NasplugError(f"{models_dir}: holds archs of an earlier rank-corr; resume it or pass another --out")
+    return RankCorrPlan(request, ctx, metric, ctx.task.metrics[metric], train, out_dir, models_dir,
+                        evaluator_kwargs(recipe, request.batches))
