@@ -127,6 +127,10 @@ class RunLayout:
         folder = self.root / self.GLUE
         return folder if model is None else folder / model
 
+    def glue_submission(self, model: str) -> Path:
+        """The GLUE server's submission files of a model's test predictions."""
+        return self.glue(model) / "submission"
+
     def glue_scores(self, model: str) -> Path:
         """A model's GLUE score under each averaging convention."""
         return self.glue(model) / "scores.json"

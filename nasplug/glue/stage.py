@@ -6,79 +6,26 @@ folder), e.g. the released LV-BERT checkpoints. A recipe without a retrain secti
 only the ``init_from`` models. One JSON per (model, task) under ``run_dir/glue/<model>/``,
 written when the task is done, so a resumed run skips finished tasks. Submission files for
 the found model (or, without one, each ``init_from`` model) go to ``glue/<model>/submission/``.
-Missing task data is reported as missing, never skipped.
+Missing task data is reported as missing, never skipped. The task loop is
+:func:`nasplug.glue.runner.finetune_model`, shared with ``nasplug study``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
-
 from nasplug.errors import NasplugError
-from nasplug.glue.finetune import FinetuneConfig
 from nasplug.glue.models import GlueModel, InitFrom, init_from_model
-from nasplug.glue.tasks import BENCHMARK_TASKS
+from nasplug.glue.runner import GlueConfig, finetune_model, glue_config, glue_plan, model_factory
 from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.retrain import retrain_archs, seed_runs
 from nasplug.pipeline.stage import RunView, Section, Stage
-from nasplug.runfiles import read_json
 
 log = logging.getLogger(__name__)
-
-
-class GlueConfig(FinetuneConfig):
-    """The recipe's ``glue:`` section: fine-tuning settings, which tasks, from where."""
-
-    source: str = "hub"  # "hub" (nyu-mll/glue) or a folder in the GLUE TSV layout
-    tasks: list[str] = Field(default_factory=lambda: list(BENCHMARK_TASKS))
-    #: model name -> folder (or {path, tokenizer}) of a ready-made encoder to fine-tune too
-    init_from: dict[str, str | InitFrom] = Field(default_factory=dict)
-
-
-def glue_config(raw: dict[str, Any]) -> GlueConfig:
-    """The validated ``glue:`` section; NasplugError naming the field."""
-    from nasplug.recipe import describe_error
-
-    try:
-        return GlueConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise NasplugError(f"glue.{describe_error(exc)}") from None
-
-
-def glue_source(source: str) -> str:
-    """"hub", or a GLUE folder; a relative folder may also live under $NASPLUG_DATA_DIR."""
-    if source == "hub":
-        return source
-    path = Path(source).expanduser()
-    data_dir = os.environ.get("NASPLUG_DATA_DIR")
-    if not path.is_absolute() and not path.exists() and data_dir and (Path(data_dir) / path).exists():
-        path = Path(data_dir) / path
-    return str(path)
-
-
-def _model_factory(ctx: RunContext, arch: dict[str, Any], weights: Path, sees_padding: bool = False) -> Any:
-    """``(num_labels, seed) -> LVBertForSequenceClassification`` with the retrained backbone;
-    ``sees_padding``: the dynamic convolutions see padding as in the official code."""
-    from nasplug.glue.models import read_backbone
-
-    backbone = read_backbone(weights)
-    free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
-    extra = {"conv_sees_padding": True} if sees_padding else {}
-
-    def factory(num_labels: int, seed: int) -> Any:
-        model = free.build(arch, head="classification", seed=seed, num_labels=num_labels, **extra)
-        missing, _ = model.lvbert.load_state_dict(backbone, strict=False)
-        if missing:
-            raise NasplugError(f"glue: {weights} lacks backbone weights, e.g. {missing[0]}")
-        return model
-
-    return factory
 
 
 def glue_models(ctx: RunContext, cfg: GlueConfig) -> list[GlueModel]:
@@ -93,7 +40,7 @@ def glue_models(ctx: RunContext, cfg: GlueConfig) -> list[GlueModel]:
             weights = ctx.layout.retrain(name, seed_runs(ctx)[0][2]) / "model.safetensors"  # the first seed's
             if not weights.is_file():
                 raise NasplugError(f"glue: no retrained model at {weights}; run the retrain stage first")
-            models.append(GlueModel(name, _model_factory(ctx, arch, weights, cfg.official_padding), tokenizer,
+            models.append(GlueModel(name, model_factory(ctx.space, arch, weights, cfg.official_padding), tokenizer,
                                     slots, str(weights)))
     task = ctx.recipe.task.kwargs() if ctx.recipe.task is not None else {}
     pretrained = (task.get("tokenizer") or {}).get("pretrained") if isinstance(task.get("tokenizer"), dict) else None
@@ -145,10 +92,8 @@ class GlueStage(Stage):
 
     def downstream_metrics(self, ctx: RunContext) -> dict[str, str]:
         """``glue_avg`` (the headline), then ``glue_<TASK>`` for each task (AX has no dev score)."""
-        from nasplug import glue
-
-        tasks = [glue.get_task(t).name for t in glue_config(ctx.recipe.section("glue")).tasks]
-        return {"glue_avg": "maximize", **{f"glue_{t}": "maximize" for t in tasks if t != "AX"}}
+        tasks = glue_plan(ctx.recipe.section("glue")).trained_tasks
+        return {"glue_avg": "maximize", **{f"glue_{t}": "maximize" for t in tasks}}
 
     def report(self, view: RunView) -> Section:
         from nasplug.glue.report import glue_section
@@ -165,48 +110,26 @@ def retrain_archs_names(ctx: RunContext) -> list[str]:
 
 
 def run_glue(ctx: RunContext) -> dict[str, Any]:
-    from nasplug import glue
-    from nasplug.spaces.lvbert import layer_index
-
-    cfg = glue_config(ctx.recipe.section("glue"))
-    source = glue_source(cfg.source)
-    finetune_cfg = glue.FinetuneConfig(**cfg.model_dump(exclude={"source", "tasks", "init_from"}))
-    tasks = [glue.get_task(t).name for t in cfg.tasks]
-    summary: dict[str, Any] = {}
-    models = glue_models(ctx, cfg)
+    """Fine-tune every model on every task (:func:`~nasplug.glue.runner.finetune_model`), then
+    write each model's submission files and ``scores.json``; returns the stage summary."""
+    plan = glue_plan(ctx.recipe.section("glue"))
+    models = glue_models(ctx, plan.config)
     submits = {"found"} if any(m.name == "found" for m in models) else {m.name for m in models}
+    summary: dict[str, Any] = {}
     for model in models:
-        name, factory, tokenizer, slots = model.name, model.factory, model.tokenizer, model.slots
-        out = ctx.layout.glue(name)
-        results: dict[str, Any] = {}
-        for task in tasks:
-            if task == "AX":
-                continue  # predicted by the MNLI model
-            path = out / f"{task}.json"
-            if path.is_file():
-                done = read_json(path)
-                # a missing task is tried again (the data may be there now), a failed one too
-                # (its loss diverged: the user may have lowered glue.lr)
-                if done.get("status") not in ("missing", "failed"):
-                    results[task] = done
-                    continue
-            if source != "hub" and not Path(source).is_dir():
-                reason = f"GLUE folder {source} not found (set glue.source or $NASPLUG_DATA_DIR)"
-                log.warning("glue %s: %s is missing: %s", name, task, reason)
-                results[task] = {"task": task, "status": "missing", "missing": {"all": reason}}
-                atomic_write_json(path, results[task])
-                continue
-            data = glue.load_task(task, source)
-            ax = glue.load_task("AX", source) if task == "MNLI" and "AX" in tasks else None
-            log.info("glue %s: fine-tuning %s on %s", name, task, source)
-            result = glue.finetune(task, factory, tokenizer, data, finetune_cfg,
-                                   layer_index=lambda n, slots=slots: layer_index(n, slots), ax_data=ax)
-            atomic_write_json(path, result)
-            results[task] = result
-        predictions = {k: v for r in results.values() for k, v in (r.get("test_predictions") or {}).items()}
-        if name in submits and predictions:
-            glue.write_submission(predictions, out / "submission", check_counts=False)
-        scores = {conv: glue.glue_score(results, convention=conv) for conv in glue.CONVENTIONS}
-        atomic_write_json(ctx.layout.glue_scores(name), scores)
-        summary[name] = {conv: s.get("score") for conv, s in scores.items()}
+        results = finetune_model(plan, model, ctx.layout.glue(model.name))
+        summary[model.name] = write_scores(ctx.layout, model.name, results, submit=model.name in submits)
     return summary
+
+
+def write_scores(layout: RunLayout, name: str, results: dict[str, Any], submit: bool) -> dict[str, Any]:
+    """A model's submission files (``submit``: when it has test predictions) and ``scores.json``
+    (its GLUE score under each convention); returns the scores for the stage summary."""
+    from nasplug import glue
+
+    predictions = {k: v for r in results.values() for k, v in (r.get("test_predictions") or {}).items()}
+    if submit and predictions:
+        glue.write_submission(predictions, layout.glue_submission(name), check_counts=False)
+    scores = {conv: glue.glue_score(results, convention=conv) for conv in glue.CONVENTIONS}
+    atomic_write_json(layout.glue_scores(name), scores)
+    return {conv: s.get("score") for conv, s in scores.items()}
