@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from nasplug.errors import NasplugError
 from nasplug.oneshot.config import TrainConfig
-from nasplug.registry import Registry
+from nasplug.registry import STAGES, Registry
 from nasplug.yamlio import parse_override_value, safe_load_recipe
 
 
@@ -156,8 +156,6 @@ class Recipe(BaseModel):
 
 def _check_section(key: str, value: Any) -> None:
     """A top-level key the recipe has no field for: a plugin stage's settings, or an error."""
-    from nasplug.pipeline.stage import STAGES  # here: the pipeline imports this module
-
     stage = STAGES.get(key) if key in STAGES.names() else None
     if stage is None or not getattr(stage, "section", False):
         raise NasplugError(f"{key}: unknown key")

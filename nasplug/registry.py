@@ -165,6 +165,9 @@ TASKS = Registry("task", group="nasplug.tasks")
 STRATEGIES = Registry("strategy", group="nasplug.strategies")
 EVALUATORS = Registry("evaluator", group="nasplug.evaluators")
 CONSTRAINTS = Registry("constraint", group="nasplug.constraints")
+#: The stages of ``nasplug run`` (see :mod:`nasplug.pipeline.stage`); here, beside the other
+#: registries, so the recipe can ask which plugin stages have a section without importing the pipeline.
+STAGES = Registry("stage", group="nasplug.stages")
 
 SPACES.register("toy", "nasplug.spaces.toy:ToySpace")
 SPACES.register("lvbert", "nasplug.spaces.lvbert:LVBertSpace")
@@ -185,6 +188,11 @@ TASKS.register("mlm", "nasplug.text.tasks:MLMTask")
 TASKS.register("electra", "nasplug.text.tasks:ElectraTask")
 CONSTRAINTS.register("max_metric", "nasplug.constraints:MaxMetric")
 CONSTRAINTS.register("min_metric", "nasplug.constraints:MinMetric")
+STAGES.register("supernet", "nasplug.pipeline.supernet:SupernetStage")
+STAGES.register("search", "nasplug.pipeline.search:SearchStage")
+STAGES.register("retrain", "nasplug.pipeline.retrain:RetrainStage")
+STAGES.register("glue", "nasplug.glue.stage:GlueStage")
+STAGES.register("report", "nasplug.pipeline.report:ReportStage")
 
 
 def build_callable(factory: Callable[..., T], kwargs: dict[str, Any], field: str) -> T:

@@ -23,6 +23,7 @@ import math
 import statistics
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -244,12 +245,7 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
         raise NasplugError("finetune seeds: empty; give at least one seed")
     td = data if isinstance(data, TaskData) else TaskData(spec.name, "memory", dict(data))
     tests = _test_splits(spec, td, ax_data) if cfg.predict_test else {}
-    missing = {s: td.missing.get(s, "not loaded") for s in spec.splits if s not in td.splits}
-    if ax_data is not None:
-        ax = ax_data.splits if isinstance(ax_data, TaskData) else ax_data
-        if "test" not in ax:
-            reason = ax_data.missing.get("test") if isinstance(ax_data, TaskData) else None
-            missing["AX test"] = reason or "not loaded"
+    missing = _missing(spec, td, ax_data)
     epochs = cfg.epochs or spec.epochs
     result: dict[str, Any] = {
         "task": spec.name, "status": "ok", "missing": missing, "config": cfg.model_dump(),
@@ -262,58 +258,106 @@ def finetune(task: str, model_factory: ModelFactory, tokenizer: Any,
         result["status"] = "missing"
         return result
     pad_id = tokenizer.pad_token_id if getattr(tokenizer, "pad_token_id", None) is not None else 0
+    train, evals = _encode_splits(spec, td, tokenizer, cfg)
+    result["train_examples"] = len(train["input_ids"])
+    result["eval_examples"] = {s: len(e["input_ids"]) for s, e in evals.items()}
+    run = _SeedRuns(spec, model_factory, cfg, pad_id, layer_index)
+    with tempfile.TemporaryDirectory(prefix="nasplug-glue-") as tmp:
+        if not run.train_all(train, evals, epochs, seed_list, Path(tmp) if tests else None, result):
+            return result  # a seed diverged: the task is marked failed
+        _medians(spec, result)
+        if tests:
+            run.predict_tests(tokenizer, tests, Path(tmp), result)
+    if missing:
+        result["status"] = "partial"
+    return result
+
+
+def _missing(spec: GlueTask, td: TaskData, ax_data: TaskData | Mapping[str, datasets.Dataset] | None
+             ) -> dict[str, str]:
+    """Split -> why it is not there (the AX test split rides along with MNLI)."""
+    missing = {s: td.missing.get(s, "not loaded") for s in spec.splits if s not in td.splits}
+    if ax_data is not None:
+        ax = ax_data.splits if isinstance(ax_data, TaskData) else ax_data
+        if "test" not in ax:
+            reason = ax_data.missing.get("test") if isinstance(ax_data, TaskData) else None
+            missing["AX test"] = reason or "not loaded"
+    return missing
+
+
+def _encode_splits(spec: GlueTask, td: TaskData, tokenizer: Any, cfg: FinetuneConfig
+                   ) -> tuple[Encoded, dict[str, Encoded]]:
+    """The encoded training set (both sentence orders where the task is symmetric) and dev sets."""
     train_ds = cap(td.splits["train"], cfg.max_train_examples)
     train = encode(tokenizer, train_ds, spec, cfg.max_len)
     if spec.symmetric and cfg.both_orders:
         train = concat(train, encode(tokenizer, train_ds, spec, cfg.max_len, swap=True))
     evals = {s: encode(tokenizer, cap(td.splits[s], cfg.max_eval_examples), spec, cfg.max_len)
              for s in spec.eval_splits if s in td.splits}
-    result["train_examples"] = len(train["input_ids"])
-    result["eval_examples"] = {s: len(e["input_ids"]) for s, e in evals.items()}
+    return train, evals
 
-    with tempfile.TemporaryDirectory(prefix="nasplug-glue-") as tmp:
-        for seed in seed_list:
+
+def _medians(spec: GlueTask, result: dict[str, Any]) -> None:
+    """Each dev metric's median over the seeds, and the (lower) median seed by the primary metric."""
+    per_seed = result["per_seed"]
+    for key in per_seed[0]["metrics"]:
+        result["median"][key] = float(statistics.median(r["metrics"][key] for r in per_seed))
+    primary = spec.primary if spec.primary in result["median"] else None
+    ranked = sorted(per_seed, key=lambda r: r["metrics"][primary] if primary else 0.0)
+    result["median_seed"] = ranked[(len(ranked) - 1) // 2]["seed"]  # lower median
+
+
+@dataclass
+class _SeedRuns:
+    """Fine-tuning one task's model once per seed, then predicting its test splits."""
+
+    spec: GlueTask
+    model_factory: ModelFactory
+    cfg: FinetuneConfig
+    pad_id: int
+    layer_index: LayerIndex | None
+
+    def train_all(self, train: Encoded, evals: dict[str, Encoded], epochs: int, seeds: list[int],
+                  keep: Path | None, result: dict[str, Any]) -> bool:
+        """Train and score every seed into ``result["per_seed"]`` (each model's weights kept in
+        ``keep`` for the test predictions); False when a seed diverged (``result`` says so)."""
+        spec, cfg = self.spec, self.cfg
+        for seed in seeds:
             # Dropout and the factory's initialisation draw from torch's global generator;
             # fork it so a seed gives the same run bit for bit and the caller's state is kept.
             with _rng_scope(cfg.device):
                 torch.manual_seed(seed)
-                model = model_factory(spec.num_labels, seed)
+                model = self.model_factory(spec.num_labels, seed)
                 try:
-                    losses = _train_one(spec, model, train, epochs, cfg, seed, pad_id, layer_index)
+                    losses = _train_one(spec, model, train, epochs, cfg, seed, self.pad_id, self.layer_index)
                 except Diverged as exc:
                     logger.warning("glue %s: fine-tuning diverged: %s; the task is marked failed (to retry "
                                    "it: --resume --stages glue,report --set glue.lr=<lower>)", spec.name, exc)
                     result.update(status="failed", error=f"diverged: {exc}", per_seed=[], median={})
-                    return result
+                    return False
             metrics: dict[str, float] = {}
             for split, enc in evals.items():
-                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device, _pad_to(cfg))
+                preds = predict(model, enc, spec, cfg.eval_batch_size, self.pad_id, cfg.device, _pad_to(cfg))
                 scores = compute_metrics(spec.name, preds, enc["label"])
                 metrics.update({k + spec.eval_splits[split]: v for k, v in scores.items()})
             logger.info("glue %s seed %d: %s", spec.name, seed, metrics)
             result["per_seed"].append({"seed": seed, "metrics": metrics, "epoch_loss": losses})
-            if tests:  # kept on disk, not in memory: only the median seed's is reloaded
-                save_model(model, str(Path(tmp) / f"seed{seed}.safetensors"))
+            if keep is not None:  # kept on disk, not in memory: only the median seed's is reloaded
+                save_model(model, str(keep / f"seed{seed}.safetensors"))
             del model
-        per_seed = result["per_seed"]
-        for key in per_seed[0]["metrics"]:
-            result["median"][key] = float(statistics.median(r["metrics"][key] for r in per_seed))
-        primary = spec.primary if spec.primary in result["median"] else None
-        ranked = sorted(per_seed, key=lambda r: r["metrics"][primary] if primary else 0.0)
-        result["median_seed"] = ranked[(len(ranked) - 1) // 2]["seed"]  # lower median
-        if tests:
-            with _rng_scope(cfg.device):  # the factory may draw initial weights
-                model = model_factory(spec.num_labels, result["median_seed"]).to(cfg.device)
-            load_model(model, str(Path(tmp) / f"seed{result['median_seed']}.safetensors"),
-                       device=cfg.device)
-            for name, ds in tests.items():
-                enc = encode(tokenizer, ds, spec, cfg.max_len)
-                preds = predict(model, enc, spec, cfg.eval_batch_size, pad_id, cfg.device, _pad_to(cfg))
-                result["test_predictions"][name] = {"index": list(enc["idx"]),
-                                                    "prediction": preds.tolist()}
-    if missing:
-        result["status"] = "partial"
-    return result
+        return True
+
+    def predict_tests(self, tokenizer: Any, tests: dict[str, datasets.Dataset], kept: Path,
+                      result: dict[str, Any]) -> None:
+        """``result["test_predictions"]``: each test split predicted by the median seed's model."""
+        spec, cfg = self.spec, self.cfg
+        with _rng_scope(cfg.device):  # the factory may draw initial weights
+            model = self.model_factory(spec.num_labels, result["median_seed"]).to(cfg.device)
+        load_model(model, str(kept / f"seed{result['median_seed']}.safetensors"), device=cfg.device)
+        for name, ds in tests.items():
+            enc = encode(tokenizer, ds, spec, cfg.max_len)
+            preds = predict(model, enc, spec, cfg.eval_batch_size, self.pad_id, cfg.device, _pad_to(cfg))
+            result["test_predictions"][name] = {"index": list(enc["idx"]), "prediction": preds.tolist()}
 
 
 def _pad_to(cfg: FinetuneConfig) -> int | None:

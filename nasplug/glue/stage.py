@@ -22,7 +22,7 @@ from nasplug.glue.runner import GlueConfig, finetune_model, glue_config, glue_pl
 from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext
-from nasplug.pipeline.retrain import retrain_archs, seed_runs
+from nasplug.pipeline.retrained import check_model_name, retrain_archs, retrained_names, seed_runs
 from nasplug.pipeline.stage import RunView, Section, Stage
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,10 @@ class GlueStage(Stage):
 
     def check(self, ctx: RunContext) -> None:
         from nasplug import glue
-        from nasplug.pipeline.retrain import check_model_name
-
         cfg = glue_config(ctx.recipe.section("glue"))
         for task in cfg.tasks:
             glue.get_task(task)
-        retrained = set(retrain_archs_names(ctx)) if ctx.recipe.retrain is not None else set()
+        retrained = set(retrained_names(ctx)) if ctx.recipe.retrain is not None else set()
         for name in cfg.init_from:
             check_model_name(name, f"glue.init_from.{name}")
             if name in retrained:
@@ -101,12 +99,6 @@ class GlueStage(Stage):
 
         init_from = list((view.recipe.get("glue") or {}).get("init_from") or {})
         return glue_section(view.run_dir, [*retrained_archs(view), *init_from], view.recipe.get("expected"))
-
-
-def retrain_archs_names(ctx: RunContext) -> list[str]:
-    """Names of the retrained models (``found`` and the baselines), without reading any file."""
-    cfg = ctx.recipe.retrain
-    return ["found", *(cfg.baselines if cfg else {})]
 
 
 def run_glue(ctx: RunContext) -> dict[str, Any]:

@@ -23,7 +23,7 @@ EXPORTED = "export.json"
 def facts(ctx: Any, name: str, arch: Arch, folder: Path, seeds: tuple[int, int]) -> dict[str, Any]:
     """What a model card says about a model of a run; ``seeds``: (weights seed, training seed)."""
     from nasplug import __version__
-    from nasplug.pipeline.retrain import seed_runs
+    from nasplug.pipeline.retrained import seed_runs
     from nasplug.runfiles import read_json
 
     result = read_json(folder / "result.json") or {}
@@ -64,7 +64,7 @@ def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> 
     from nasplug.oneshot.checkpoint import load_weights, save_weights
     from nasplug.pipeline.context import RunContext
     from nasplug.pipeline.identity import check_out_path, stored_recipe
-    from nasplug.pipeline.retrain import retrain_archs, seed_runs
+    from nasplug.pipeline.retrained import retrain_archs, seed_runs
     from nasplug.pipeline.run import make_run_dir
 
     recipe = stored_recipe(run_dir) if run_dir.is_dir() else None

@@ -8,7 +8,8 @@ the task's test split when it has one (``test.json``, see :mod:`nasplug.pipeline
 its folder is exported for other tools (:func:`~nasplug.pipeline.export.export_folder`), and
 ``retrain/<name>/summary.json`` gives the mean and standard deviation over the seeds. A model
 is done when its training result, its test figures and its export are all there: a kill
-during the export is redone on resume, without training again.
+during the export is redone on resume, without training again. Which models and seeds there
+are is :mod:`nasplug.pipeline.retrained`'s business.
 """
 
 from __future__ import annotations
@@ -18,79 +19,18 @@ import statistics
 from typing import Any
 
 from nasplug import distributed
-from nasplug.arch import Arch
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
 from nasplug.oneshot.build import build_model
 from nasplug.oneshot.config import TrainConfig
 from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.export import export_folder, exported
+from nasplug.pipeline.retrained import baseline_archs, retrain_archs, seed_runs
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.pipeline.standalone import folder_state, read_run, train_model
 from nasplug.pipeline.supernet import check_fit
 
 log = logging.getLogger(__name__)
-
-NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-
-
-def found_arch(ctx: RunContext) -> Arch:
-    """The recipe's fixed arch, or the best arch of the search stage."""
-    if ctx.recipe.arch is not None:
-        return ctx.space.parse(ctx.recipe.arch)
-    result = ctx.extras.get("search")  # this process searched: every rank holds the result
-    if result is not None and result.best is not None:
-        return dict(result.best.arch)
-    top = ctx.layout.read_top()
-    if not top:
-        raise NasplugError(f"retrain: no found architecture yet ({ctx.layout.top} is missing or empty); "
-                           "run the search stage first")
-    try:
-        return ctx.space.unconstrained().validate(top[0]["arch"])
-    except NasplugError as exc:
-        raise NasplugError(f"{ctx.layout.top}: its best arch is not in the space ({exc}); delete top.json "
-                           "and resume: the search stage writes it again from trials.jsonl") from None
-
-
-def check_model_name(name: str, field: str) -> None:
-    """Model names become folder names: letters, digits, ``_ - .`` only, no ``..``."""
-    if not name or not set(name) <= NAME_CHARS or name in (".", "..") or name.startswith("."):
-        raise NasplugError(f"{field}: {name!r} is not a usable model name; use letters, digits, '_', '-' and '.' "
-                           "(it names a folder), not starting with '.'")
-
-
-def baseline_archs(ctx: RunContext) -> dict[str, Arch]:
-    """Name -> arch of the recipe's baselines (a baseline may lie outside a constrained space)."""
-    cfg = ctx.recipe.retrain
-    free = ctx.space.unconstrained()
-    archs: dict[str, Arch] = {}
-    for name, text in (cfg.baselines if cfg else {}).items():
-        check_model_name(name, f"retrain.baselines.{name}")
-        if name == "found":
-            raise NasplugError(
-                "retrain.baselines.found: 'found' is the searched arch's name; call the baseline otherwise"
-            )
-        try:
-            archs[name] = free.parse(text)
-        except NasplugError as exc:
-            raise NasplugError(f"retrain.baselines.{name}: {exc}") from None
-    return archs
-
-
-def retrain_archs(ctx: RunContext) -> dict[str, Arch]:
-    """Name -> arch of every model the retrain stage trains: ``found`` first, then baselines."""
-    return {"found": found_arch(ctx), **baseline_archs(ctx)}
-
-
-def seed_runs(ctx: RunContext) -> list[tuple[int, int, int | None]]:
-    """``(weights seed, training seed, folder seed)`` of each training run of one model; the
-    folder seed names its folder (:meth:`RunLayout.retrain <nasplug.layout.RunLayout.retrain>`):
-    None for the one run of a recipe without ``retrain.seeds``."""
-    cfg = ctx.recipe.retrain
-    if cfg.seeds is None:
-        return [(ctx.recipe.seed, cfg.seed, None)]
-    return [(s, s, s) for s in cfg.seeds]
-
 
 class RetrainStage(Stage):
     name = "retrain"

@@ -5,9 +5,10 @@ A stage is one resumable step of ``nasplug run``. The pipeline calls, in this or
 that will run (before any of them runs, so a bad setting is reported before hours of
 training), then :meth:`Stage.run` for each. :meth:`Stage.report` renders the stage's section
 of ``report.md`` from the files it left in the run directory (``nasplug show`` calls it on
-runs that are finished or not). Built-in stages are registered by import path, so no stage
-module is imported before the stage order is first needed (GLUE lives with the text
-plugins); then every registered stage is loaded, entry points included. A plugin stage
+runs that are finished or not). Built-in stages are registered by import path (in
+:data:`nasplug.registry.STAGES`, beside the other registries), so no stage module is imported
+before the stage order is first needed (GLUE lives with the text plugins); then every
+registered stage is loaded, entry points included. A plugin stage
 says itself where it runs (:attr:`Stage.position`), what it writes (:attr:`Stage.outputs`),
 which of its settings a resumed run may change (:attr:`Stage.may_change`), whether it has a
 recipe section (:attr:`Stage.section`) and what figures it adds to a study
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from nasplug.layout import RunLayout
-from nasplug.registry import Registry
+from nasplug.registry import STAGES
 
 if TYPE_CHECKING:
     from nasplug.pipeline.context import RunContext
@@ -101,12 +102,6 @@ class Stage:
         return {}
 
 
-STAGES = Registry("stage", group="nasplug.stages")
-STAGES.register("supernet", "nasplug.pipeline.supernet:SupernetStage")
-STAGES.register("search", "nasplug.pipeline.search:SearchStage")
-STAGES.register("retrain", "nasplug.pipeline.retrain:RetrainStage")
-STAGES.register("glue", "nasplug.glue.stage:GlueStage")
-STAGES.register("report", "nasplug.pipeline.report:ReportStage")
 
 
 def get_stage(name: str) -> Stage:

@@ -16,6 +16,7 @@ from nasplug.arch import Arch
 from nasplug.io import atomic_write_json
 from nasplug.progress import progress_bar
 from nasplug.runfiles import read_json
+from nasplug.study.plan import downstream_stages, slug, train_config
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,6 @@ Figures = dict[str, float]
 
 def train_rows(ctx: Any, cfg: Any, archs: dict[str, list[Arch]]) -> dict[str, list[dict[int, Figures]]]:
     """``row -> [per arch: {seed: figures}]``, training what is not done yet."""
-    from nasplug.study import downstream_stages, slug
-
     task = ctx.prepared_task(ctx.retrain_task)
     downstream = downstream_stages(ctx)
     todo = [(row, i, arch, seed) for row, row_archs in archs.items() for i, arch in enumerate(row_archs)
@@ -44,7 +43,6 @@ def _one_run(ctx: Any, cfg: Any, task: Any, row: str, arch: Arch, seed: int, fol
              downstream: list[Any]) -> Figures:
     from nasplug.oneshot.build import build_model
     from nasplug.pipeline.standalone import folder_state, read_run, train_model
-    from nasplug.study import train_config
 
     state = folder_state(task, folder)
     if not (state["trained"] and state["tested"]):

@@ -20,6 +20,7 @@ from typing import Any
 from nasplug.arch import Arch
 from nasplug.io import atomic_write, atomic_write_json, atomic_write_text
 from nasplug.report.table import markdown_table
+from nasplug.study.plan import downstream_figures
 
 Results = dict[str, list[dict[int, dict[str, float]]]]
 
@@ -163,8 +164,6 @@ def _panel(ax: Any, summary: dict[str, Any], names: list[str], key: str) -> None
 
 def write_study(ctx: Any, cfg: Any, archs: dict[str, list[Arch]], results: Results, folder: Path) -> dict[str, Any]:
     """Write study.json / study.md / study.png; return the summary."""
-    from nasplug.study import downstream_figures
-
     summary = summarize(cfg, ctx.space, ctx.retrain_task, archs, results, *downstream_figures(ctx))
     text = table(summary)
     md = [f"# Study: {ctx.recipe.name}", "",

@@ -163,16 +163,7 @@ def train_tokenizer(
     Returns:
         The tokenizer; ``len(tokenizer)`` may be below ``vocab_size`` on a tiny corpus.
     """
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import trainers
 
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise NasplugError(f"tokenizer.vocab_size: {vocab_size} is too small; use at least 100")
@@ -182,16 +173,10 @@ def train_tokenizer(
     def batches() -> Iterator[list[str]]:
         return _text_batches(texts, text_field, batch_size, max_bytes, max_documents)
 
-    def fresh() -> Tokenizer:
-        tok = Tokenizer(models.WordPiece(unk_token=UNK))
-        tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped iff lower-cased
-        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        return tok
-
     # `tokenizers` numbers the "##c" tokens in hash-map order, which breaks ties between
     # equally frequent merges differently from run to run (huggingface/tokenizers#1794).
     # Registering every possible "##c" up front, sorted, makes training deterministic.
-    trained = fresh()
+    trained = _bert_wordpiece(lowercase)
     chars: set[str] = set()
     for batch in batches():
         for text in batch:
@@ -204,9 +189,31 @@ def train_tokenizer(
     trained.train_from_iterator(batches(), trainer=trainer)
     if trained.get_vocab_size() <= len(SPECIAL_TOKENS) + len(continuing):
         raise NasplugError("tokenizer: the training corpus is empty; no vocabulary could be learned")
-    # Rebuild from the learned vocabulary so only the five real special tokens are special.
-    tok = fresh()
-    tok.model = models.WordPiece(trained.get_vocab(with_added_tokens=False), unk_token=UNK)
+    hf = _fast_tokenizer(trained.get_vocab(with_added_tokens=False), lowercase, model_max_length)
+    log.info("trained a WordPiece tokenizer: %d tokens (asked for %d)", len(hf), vocab_size)
+    if out_dir is not None:
+        save_tokenizer(hf, out_dir)
+    return hf
+
+
+def _bert_wordpiece(lowercase: bool) -> Any:
+    """An empty WordPiece ``tokenizers.Tokenizer`` with BERT's normaliser and pre-tokeniser."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    tok = Tokenizer(models.WordPiece(unk_token=UNK))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped iff lower-cased
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
+
+
+def _fast_tokenizer(vocab: dict[str, int], lowercase: bool, model_max_length: int | None) -> PreTrainedTokenizerFast:
+    """The learned vocabulary as a BERT tokenizer (``[CLS] a [SEP] b [SEP]``), wrapped for
+    ``transformers``; rebuilt so only the five real special tokens are special."""
+    from tokenizers import decoders, models, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _bert_wordpiece(lowercase)
+    tok.model = models.WordPiece(vocab, unk_token=UNK)
     tok.add_special_tokens(list(SPECIAL_TOKENS))
     tok.decoder = decoders.WordPiece(prefix="##")
     cls_id, sep_id = tok.token_to_id(CLS), tok.token_to_id(SEP)
@@ -216,14 +223,10 @@ def train_tokenizer(
         special_tokens=[(CLS, cls_id), (SEP, sep_id)],
     )
     limit = {} if model_max_length is None else {"model_max_length": model_max_length}
-    hf = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token=UNK, pad_token=PAD, cls_token=CLS, sep_token=SEP, mask_token=MASK,
         model_input_names=list(MODEL_INPUT_NAMES), **limit,
     )
-    log.info("trained a WordPiece tokenizer: %d tokens (asked for %d)", len(hf), vocab_size)
-    if out_dir is not None:
-        save_tokenizer(hf, out_dir)
-    return hf
 
 
 def tokenizer_from_vocab(vocab_file: str | os.PathLike[str], lowercase: bool = True,

@@ -50,7 +50,7 @@ def downstream(run: Path) -> tuple[dict[str, float], Path]:
     from nasplug.glue.stage import GlueStage
     from nasplug.pipeline.context import RunContext
     from nasplug.pipeline.identity import stored_recipe
-    from nasplug.pipeline.retrain import retrain_archs
+    from nasplug.pipeline.retrained import retrain_archs
 
     ctx = RunContext(recipe=stored_recipe(run), run_dir=run, progress=False)
     folder = run / "retrain" / "found"
