@@ -81,6 +81,8 @@ def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] |
     from nasplug.recipe import describe_error, training_settings
 
     base = training_settings(recipe)
+    if base is None:
+        raise NasplugError("rank-corr: the recipe needs a retrain (or supernet) section for the training settings")
     changes: dict[str, Any] = {"steps": steps, "eval_every": 0}
     if base.warmup_steps is not None:
         changes["warmup_steps"] = round(base.warmup_steps * steps / base.steps)
