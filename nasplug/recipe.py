@@ -157,7 +157,7 @@ class Recipe(BaseModel):
 def _check_section(key: str, value: Any) -> None:
     """A top-level key the recipe has no field for: a plugin stage's settings, or an error."""
     stage = STAGES.get(key) if key in STAGES.names() else None
-    if stage is None or not getattr(stage, "section", False):
+    if stage is None or not stage.section:  # STAGES holds Stage subclasses: ``section`` is declared there
         raise NasplugError(f"{key}: unknown key")
     if value is not None and not isinstance(value, dict):
         raise NasplugError(f"{key}: expected a mapping of the {key} stage's settings, got {type(value).__name__}")

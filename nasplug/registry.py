@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from nasplug.errors import NasplugError
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Registry:
@@ -183,7 +184,7 @@ STRATEGIES.register("nni:RegularizedEvolution", "nasplug.strategies.nni:Regulari
 STRATEGIES.register("nni:TPE", "nasplug.strategies.nni:TPE")
 STRATEGIES.register("nni:Random", "nasplug.strategies.nni:Random")
 EVALUATORS.register("toy", "nasplug.spaces.toy:ToyObjective")
-EVALUATORS.register("supernet", "nasplug.pipeline.evaluators:supernet_evaluator")
+EVALUATORS.register("supernet", "nasplug.pipeline.evaluators:SupernetEvaluator")
 TASKS.register("mlm", "nasplug.text.tasks:MLMTask")
 TASKS.register("electra", "nasplug.text.tasks:ElectraTask")
 CONSTRAINTS.register("max_metric", "nasplug.constraints:MaxMetric")
@@ -227,39 +228,108 @@ def check_kwargs(factory: Callable[..., Any], kwargs: dict[str, Any], field: str
 
 def _check_types(factory: Callable[..., Any], kwargs: dict[str, Any], field: str) -> dict[str, Any]:
     """Validate each argument against the factory's type hints, strictly: ``"8"`` or ``true``
-    for a number is an error, not a guess (a YAML list is accepted for a tuple)."""
+    for a number is an error, not a guess (a YAML list is accepted for a tuple). Bounds
+    declared in a hint (``Annotated[int, Field(ge=1, le=1000)]``) are checked with it."""
+    import inspect
+
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    hints = _hints(target)
+    checked = dict(kwargs)
+    for key, value in kwargs.items():
+        if key in hints:
+            checked[key] = _check_value(hints[key], value, f"{field}.{key}", lists_as_tuples=True)
+    return checked
+
+
+def _hints(fn: Callable[..., Any], constrained_only: bool = False) -> dict[str, Any]:
+    """``fn``'s parameter type hints with their ``Annotated`` metadata (with ``constrained_only``
+    only those that declare bounds or allowed values: ``Annotated``, ``Literal``); none when
+    they cannot be resolved (e.g. names imported only for type checking)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:
+        return {}
+    if not constrained_only:
+        return hints
+    return {k: hint for k, hint in hints.items() if k != "return" and _constrained(hint)}
+
+
+def _constrained(hint: Any) -> bool:
+    import typing
+
+    if typing.get_origin(hint) in (typing.Annotated, typing.Literal):
+        return True
+    return any(_constrained(arg) for arg in typing.get_args(hint))
+
+
+def _check_value(hint: Any, value: Any, where: str, lists_as_tuples: bool = False) -> Any:
+    """``value`` validated strictly against ``hint`` (pydantic); NasplugError ``where: what
+    is allowed (got value)``. A hint pydantic cannot check lets the value through as it is."""
+    import pydantic
+
+    try:
+        adapter = pydantic.TypeAdapter(hint)
+        if isinstance(value, bool) and not _accepts_bool(adapter):
+            raise NasplugError(f"{where}: expected a number, not {value!r} (a boolean)")
+        try:
+            return adapter.validate_python(value, strict=True)
+        except pydantic.ValidationError:
+            if not (lists_as_tuples and isinstance(value, list)):
+                raise
+            return adapter.validate_python(tuple(value), strict=True)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise NasplugError(f"{where}: {first['msg']} (got {value!r})") from None
+    except NasplugError:
+        raise
+    except Exception:  # a hint pydantic cannot check: leave the value as it is
+        return value
+
+
+def check_argument(factory: Callable[..., Any], name: str, value: Any, where: str) -> Any:
+    """``value`` for ``factory``'s argument ``name`` checked against its hint and the bounds
+    declared there, the error naming ``where`` (e.g. the CLI flag that sets the argument):
+    the bound lives in one place, the signature."""
+    import inspect
+
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    hint = _hints(target).get(name)
+    return value if hint is None else _check_value(hint, value, where)
+
+
+def checked(field: str) -> Callable[[F], F]:
+    """Check the bounds a plugin declares in its signature (``Annotated[int, Field(ge=1)]``)
+    on every call, from Python too: NasplugError ``field.argument: what is allowed (got
+    value)``. Decorates a plugin's ``__init__`` (or factory function); a recipe's arguments
+    meet the same check earlier, in :func:`build_plugin`, under the recipe's own key. Only
+    the constrained arguments are checked here, and their values are passed on unchanged."""
+    import functools
     import inspect
     import typing
 
-    import pydantic
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+        constrained: dict[str, Any] | None = None  # resolved on the first call (names defined later)
 
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # unresolvable hints (e.g. names imported only for type checking)
-        return kwargs
-    checked = dict(kwargs)
-    for key, value in kwargs.items():
-        if key not in hints:
-            continue
-        try:
-            adapter = pydantic.TypeAdapter(hints[key])
-            if isinstance(value, bool) and not _accepts_bool(adapter):
-                raise NasplugError(f"{field}.{key}: expected a number, not {value!r} (a boolean)")
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nonlocal constrained
+            if constrained is None:
+                constrained = _hints(fn, constrained_only=True)
             try:
-                checked[key] = adapter.validate_python(value, strict=True)
-            except pydantic.ValidationError:
-                if not isinstance(value, list):
-                    raise
-                checked[key] = adapter.validate_python(tuple(value), strict=True)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            raise NasplugError(f"{field}.{key}: {first['msg']} (got {value!r})") from None
-        except NasplugError:
-            raise
-        except Exception:  # a hint pydantic cannot check: leave the value as it is
-            continue
-    return checked
+                arguments = signature.bind(*args, **kwargs).arguments
+            except TypeError:  # the call itself says what is wrong
+                return fn(*args, **kwargs)
+            for name, hint in constrained.items():
+                if name in arguments:
+                    _check_value(hint, arguments[name], f"{field}.{name}")
+            return fn(*args, **kwargs)
+
+        return typing.cast(F, call)
+
+    return decorate
 
 
 def _accepts_bool(adapter: Any) -> bool:

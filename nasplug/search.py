@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from nasplug import sharding
 from nasplug.arch import Arch, arch_key
@@ -30,6 +31,17 @@ log = logging.getLogger(__name__)
 
 Callback = Callable[[Trial, "SearchResult"], None]
 DIRECTIONS = ("maximize", "minimize")
+
+
+@runtime_checkable
+class ReclaimingCache(Protocol):
+    """A shared evaluation cache that knows which of its entries this run scored before its
+    log lost them (``nasplug compare``'s per-run view): such a trial is logged again as it
+    was, from the cache, without scoring the arch again."""
+
+    def reclaimable(self, key: str) -> bool:
+        """True (once per key) for an entry this run scored whose trial its log lost."""
+        ...
 
 
 @dataclass
@@ -223,7 +235,7 @@ class _Loop:
             if reason is None and key not in self.cache:
                 todo.setdefault(key, arch)
         outcomes = dict(zip(todo, self.evaluate_many(list(todo.values()))))
-        reclaim = getattr(self.cache, "reclaimable", None)  # a shared cache that knows this run's lost trials
+        reclaim = self.cache.reclaimable if isinstance(self.cache, ReclaimingCache) else None
         for arch, reason in zip(archs, reasons):
             key = arch_key(arch)
             trial = Trial(number=len(self.trials), batch=self.batch, asked=asked, arch=dict(arch), status="ok")

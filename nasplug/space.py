@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nasplug.arch import Arch, Value
@@ -30,6 +30,8 @@ class SearchSpace(ABC):
 
     #: Registered name, filled in by subclasses (used in logs and errors).
     name: str = "space"
+    #: Option -> colour in the report's plots of archs (None: a default colour cycle).
+    colors: Mapping[str, str] | None = None
 
     @abstractmethod
     def choices(self) -> dict[str, Sequence[Value]]:

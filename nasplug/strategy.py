@@ -40,6 +40,13 @@ class Strategy(ABC):
         may keep them (Optuna stores them as user attributes of the trial)."""
         return None
 
+    def memory_hint(self) -> int | None:
+        """How many of the best archs scored so far the strategy builds its next proposals
+        on (evolution: its parents), or None when it has no such pool. Called once, before
+        the search starts, to size what the evaluator keeps between calls (the hidden states
+        of the archs children will resume from); it never changes a result. Default: None."""
+        return None
+
     @abstractmethod
     def tell(self, arch: Arch, score: float | None) -> None:
         """Report the score of an asked arch (higher is better).

@@ -28,6 +28,7 @@ the line "the loop's view of a task".
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ import torch
 from torch import nn
 
 from nasplug.errors import NasplugError
+
+log = logging.getLogger(__name__)
 
 Batch = Any  # what a task's batches are: a tuple of tensors by default
 Sums = dict[str, float]
@@ -70,12 +73,19 @@ class Task:
             the first of ``metrics``).
         head: the model head the task trains, passed to ``space.build(arch, head=...)`` and
             ``space.build_supernet(head=...)`` when the space takes one (None: not passed).
+        unit: what the training loop counts for its throughput (``<unit>_per_s``): a key of
+            the counts :meth:`micro_batches` returns (the text tasks: ``tokens``).
     """
 
     name: str = "task"
     metrics: Mapping[str, str] = {"loss": "minimize"}
     default_metric: str | None = None
     head: str | None = None
+    unit: str = "examples"
+    #: Set by the run once it has called :meth:`prepare` in this process (it does so once).
+    prepared_for_run: bool = False
+    #: The splits :meth:`load` returned, set by :meth:`prepare` (None: not prepared yet).
+    splits: dict[str, tuple[torch.Tensor, ...]] | None = None
 
     # ------------------------------------------------------------------ data
     def load(self, env: TaskEnv) -> Mapping[str, Sequence[torch.Tensor]]:
@@ -87,7 +97,7 @@ class Task:
     def prepare(self, env: TaskEnv) -> None:
         """Build or load the data; called once per run before anything reads it (under
         torchrun, rank 0 first). Default: ``self.splits = self.load(env)``, checked."""
-        if getattr(self, "splits", None) is not None:
+        if self.splits is not None:
             return
         splits = dict(self.load(env))
         for name in ("train", "heldout"):
@@ -102,10 +112,9 @@ class Task:
 
     def split(self, name: str) -> tuple[torch.Tensor, ...] | None:
         """The tensors of one split (None if the task has no such split)."""
-        splits = getattr(self, "splits", None)
-        if splits is None:
+        if self.splits is None:
             raise RuntimeError(f"task {self.name!r}: call prepare() before reading data")
-        return splits.get(name)
+        return self.splits.get(name)
 
     def batch_loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Mapping[str, torch.Tensor]]:
         """``(loss summed over the batch's examples, {stat: sum over the examples})`` of
@@ -166,8 +175,11 @@ class Task:
         """Fixed batches of a split, identical for every candidate (``seed`` lets tasks
         with random inputs, e.g. masking, fix them). Default: the rows in order."""
         rows = self._tensors(split)
-        n = -(-len(rows[0]) // batch_size)
-        n = n if num_batches is None else min(n, num_batches)
+        available = -(-len(rows[0]) // batch_size)
+        if num_batches is not None and num_batches > available:  # as the text tasks do: said, not silent
+            log.warning("only %d %s batches of %d examples exist; %d were asked for", available, split, batch_size,
+                        num_batches)
+        n = available if num_batches is None else min(available, num_batches)
         return [tuple(t[i * batch_size:(i + 1) * batch_size] for t in rows) for i in range(n)]
 
     def evaluate(self, model: nn.Module, batches: Sequence[Batch], aux: Mapping[str, nn.Module] | None = None,

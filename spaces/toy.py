@@ -14,12 +14,15 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 import torch.nn as nn
+from pydantic import Field
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.supernet import Supernet
 
@@ -31,11 +34,9 @@ class ToySpace(SearchSpace):
 
     name = "toy"
 
-    def __init__(self, slots: int = 8, seed: int = 0, interaction: float = 1.0, width: int = 8) -> None:
-        if not 1 <= slots <= 32:
-            raise NasplugError(f"space.slots: must be between 1 and 32, got {slots}")
-        if width < 1:
-            raise NasplugError(f"space.width: must be >= 1, got {width}")
+    @checked("space")  # the bounds in the signature hold for Python callers too
+    def __init__(self, slots: Annotated[int, Field(ge=1, le=32)] = 8, seed: int = 0, interaction: float = 1.0,
+                 width: Annotated[int, Field(ge=1)] = 8) -> None:
         self.slots, self.width, self.seed = slots, width, seed
         self._choices = {f"s{i}": OPS for i in range(slots)}
         rng = random.Random(seed)

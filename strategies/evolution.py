@@ -15,14 +15,21 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from itertools import count
+from typing import Annotated
+
+from pydantic import Field
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
-#: Upper bound of population-like settings: far beyond any search, small enough never to hang.
-LIMIT = 1_000_000
+#: A population-like setting: at least 1; the bound is far beyond any search, small enough never to hang.
+Size = Annotated[int, Field(ge=1, le=1_000_000)]
+#: A number of children of one kind per generation (the sum is checked against the population).
+Children = Annotated[int, Field(ge=0, le=1_000_000)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Evolution(Strategy):
@@ -30,25 +37,14 @@ class Evolution(Strategy):
 
     name = "evolution"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, population: int = 50, parents: int = 10,
-                 mutations: int = 25, crossovers: int = 25, mutation_prob: float = 0.1,
-                 generations: int = 20, max_tries: int = 50) -> None:
+    @checked("strategy")
+    def __init__(self, space: SearchSpace, seed: int = 0, population: Size = 50, parents: Size = 10,
+                 mutations: Children = 25, crossovers: Children = 25, mutation_prob: Probability = 0.1,
+                 generations: Size = 20, max_tries: Size = 50) -> None:
         super().__init__(space, seed)
-        for field, value in (
-            ("population", population),
-            ("parents", parents),
-            ("generations", generations),
-            ("max_tries", max_tries),
-        ):
-            if not 1 <= value <= LIMIT:
-                raise NasplugError(f"strategy.{field}: must be between 1 and {LIMIT:,}, got {value}")
-        if mutations < 0 or crossovers < 0 or mutations + crossovers > population:
-            raise NasplugError(
-                f"strategy.mutations + crossovers: must be between 0 and population ({population}), "
-                f"got {mutations} + {crossovers}"
-            )
-        if not 0.0 <= mutation_prob <= 1.0:
-            raise NasplugError(f"strategy.mutation_prob: must be in [0, 1], got {mutation_prob}")
+        if mutations + crossovers > population:  # the one bound that depends on another argument
+            raise NasplugError(f"strategy.mutations + crossovers: must be at most population ({population}), "
+                               f"got {mutations} + {crossovers}")
         self.population, self.parents = population, parents
         self.mutations, self.crossovers, self.mutation_prob = mutations, crossovers, mutation_prob
         self.generations, self.max_tries = generations, max_tries
@@ -59,6 +55,10 @@ class Evolution(Strategy):
         self.top: list[tuple[float, int, Arch]] = []  # min-heap of (score, -order, arch), size <= parents
         self.order = count()
         self.replacements_left = 0
+
+    def memory_hint(self) -> int:
+        """Children are bred from the ``parents`` best archs scored so far."""
+        return self.parents
 
     # ------------------------------------------------------------------ ask/tell
     def ask(self, n: int = 1) -> list[Arch]:
@@ -130,15 +130,12 @@ class RegularizedEvolution(Strategy):
 
     name = "regularized"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, population: int = 50, sample_size: int = 10,
-                 mutation_prob: float = 0.1, max_tries: int = 50) -> None:
+    @checked("strategy")
+    def __init__(self, space: SearchSpace, seed: int = 0, population: Size = 50, sample_size: Size = 10,
+                 mutation_prob: Probability = 0.1, max_tries: Size = 50) -> None:
         super().__init__(space, seed)
-        if not 1 <= population <= LIMIT or not 1 <= max_tries <= LIMIT:
-            raise NasplugError(f"strategy.population: must be between 1 and {LIMIT:,}, got {population}")
-        if not 0.0 <= mutation_prob <= 1.0:
-            raise NasplugError(f"strategy.mutation_prob: must be in [0, 1], got {mutation_prob}")
-        if not 1 <= sample_size <= population:
-            raise NasplugError(f"strategy.sample_size: must be in [1, population={population}], got {sample_size}")
+        if sample_size > population:  # the one bound that depends on another argument
+            raise NasplugError(f"strategy.sample_size: must be at most population ({population}), got {sample_size}")
         self.population_size, self.sample_size = population, sample_size
         self.mutation_prob, self.max_tries = mutation_prob, max_tries
         self.population: deque[tuple[Arch, float]] = deque()

@@ -51,15 +51,21 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
 from nasplug.logutil import quiet
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
 log = logging.getLogger(__name__)
+
+#: A count setting (tries, population, tournament size): at least 1, far below anything that could hang.
+Count = Annotated[int, Field(ge=1, le=1_000_000)]
 
 MISSING = "strategy 'nni': NNI is not installed; install the extra: pip install 'nasplug[nni]'"
 
@@ -107,20 +113,18 @@ class NNIStrategy(Strategy):
 
     name = "nni"
 
+    @checked("strategy")
     def __init__(self, space: SearchSpace, seed: int = 0, algorithm: str = "RegularizedEvolution",
-                 dedup: bool = True, max_tries: int = 100, **algorithm_kwargs: Any) -> None:
+                 dedup: bool = True, max_tries: Count = 100, population_size: Count | None = None,
+                 sample_size: Count | None = None, **algorithm_kwargs: Any) -> None:
         super().__init__(space, seed)
         if algorithm not in ALGORITHMS:
             raise NasplugError(f"strategy 'nni': unknown algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
-        if not 1 <= max_tries <= 1_000_000:
-            raise NasplugError(f"strategy.max_tries: must be between 1 and 1,000,000, got {max_tries}")
         if "optimize_mode" in algorithm_kwargs:
             raise NasplugError("strategy.optimize_mode: not allowed; strategies always maximise "
                                "(the search loop flips the sign for search.direction: minimize)")
-        for key in ("population_size", "sample_size"):
-            value = algorithm_kwargs.get(key, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
-                raise NasplugError(f"strategy.{key}: must be an integer between 1 and 1,000,000, got {value!r}")
+        sizes = {"population_size": population_size, "sample_size": sample_size}  # regularized evolution's
+        algorithm_kwargs = {**{k: v for k, v in sizes.items() if v is not None}, **algorithm_kwargs}
         nni = import_nni()
         self._no_more = nni.NoMoreTrialError
         module, cls_name, self.space_type = ALGORITHMS[algorithm]
@@ -224,9 +228,11 @@ class NNIStrategy(Strategy):
 def nni_factory(algorithm: str) -> Any:
     """A factory for ``nni:<algorithm>`` names: tuner keyword arguments given flat."""
 
-    def factory(space: SearchSpace, seed: int = 0, dedup: bool = True, max_tries: int = 100,
+    def factory(space: SearchSpace, seed: int = 0, dedup: bool = True, max_tries: Count = 100,
+                population_size: Count | None = None, sample_size: Count | None = None,
                 **algorithm_kwargs: Any) -> NNIStrategy:
-        return NNIStrategy(space, seed=seed, algorithm=algorithm, dedup=dedup, max_tries=max_tries, **algorithm_kwargs)
+        return NNIStrategy(space, seed=seed, algorithm=algorithm, dedup=dedup, max_tries=max_tries,
+                           population_size=population_size, sample_size=sample_size, **algorithm_kwargs)
 
     factory.__name__ = factory.__qualname__ = algorithm
     factory.__doc__ = f"``NNIStrategy(algorithm={algorithm!r})``; extra keyword arguments go to the NNI tuner."

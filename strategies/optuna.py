@@ -42,19 +42,24 @@ import logging
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import Trial, TrialState
+from pydantic import Field
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
 from nasplug.logutil import quiet
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
 log = logging.getLogger(__name__)
+
+#: Samples drawn per proposal while they fall outside the space.
+Tries = Annotated[int, Field(ge=1, le=1_000_000)]
 
 #: Samplers that cannot be built from a space alone (abstract, or wrapping another sampler).
 _NOT_STANDALONE = {"BaseSampler", "BaseGASampler", "PartialFixedSampler"}
@@ -90,12 +95,11 @@ class OptunaStrategy(Strategy):
 
     name = "optuna"
 
+    @checked("strategy")
     def __init__(self, space: SearchSpace, seed: int = 0, sampler: str = "TPESampler",
                  sampler_kwargs: dict[str, Any] | None = None, storage: str | None = None,
-                 study_name: str | None = None, max_tries: int = 100) -> None:
+                 study_name: str | None = None, max_tries: Tries = 100) -> None:
         super().__init__(space, seed)
-        if not 1 <= max_tries <= 1_000_000:
-            raise NasplugError(f"strategy.max_tries: must be between 1 and 1,000,000, got {max_tries}")
         self.max_tries = max_tries
         self.distributions = {key: CategoricalDistribution(list(options)) for key, options in space.choices().items()}
         self.sampler = _build_sampler(sampler, seed, dict(sampler_kwargs or {}), space)
@@ -227,7 +231,7 @@ def optuna_factory(sampler: str) -> Any:
     """A factory for ``optuna:<sampler>`` names: sampler keyword arguments given flat."""
 
     def factory(space: SearchSpace, seed: int = 0, storage: str | None = None, study_name: str | None = None,
-                max_tries: int = 100, **sampler_kwargs: Any) -> OptunaStrategy:
+                max_tries: Tries = 100, **sampler_kwargs: Any) -> OptunaStrategy:
         return OptunaStrategy(space, seed=seed, sampler=sampler, sampler_kwargs=sampler_kwargs,
                               storage=storage, study_name=study_name, max_tries=max_tries)
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from typing import Annotated
+
+from pydantic import Field
 
 from nasplug.arch import Arch, arch_key
-from nasplug.errors import NasplugError
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
@@ -22,10 +25,10 @@ class RandomSearch(Strategy):
     #: Spaces up to this size are enumerated when random draws keep hitting seen archs.
     ENUMERATE_LIMIT = 200_000
 
-    def __init__(self, space: SearchSpace, seed: int = 0, max_tries: int = 100) -> None:
+    @checked("strategy")
+    def __init__(self, space: SearchSpace, seed: int = 0,
+                 max_tries: Annotated[int, Field(ge=1, le=1_000_000)] = 100) -> None:
         super().__init__(space, seed)
-        if not 1 <= max_tries <= 1_000_000:
-            raise NasplugError(f"strategy.max_tries: must be between 1 and 1,000,000, got {max_tries}")
         self.max_tries = max_tries
         self.seen: set[str] = set()
 

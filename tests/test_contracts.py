@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nasplug.registry import SPACES, STRATEGIES
-from nasplug.testing import SpaceContract, StrategyContract
+from nasplug.registry import EVALUATORS, SPACES, STRATEGIES
+from nasplug.testing import EvaluatorPluginContract, SpaceContract, StrategyContract
 
 #: Small constructor arguments so each space's contract runs in a moment.
 TINY_SPACE_ARGS = {
@@ -27,3 +27,26 @@ class TestEveryStrategy(StrategyContract):
     def make_strategy(self, request):
         factory = STRATEGIES.get(request.param)
         return lambda space, seed: factory(space, seed=seed, **STRATEGY_ARGS.get(request.param, {}))
+
+
+class TestEveryEvaluator(EvaluatorPluginContract):
+    """Evaluators that need a trained run (``supernet``) run this suite in tests/rankcorr, on one."""
+
+    @pytest.fixture(params=EVALUATORS.names())
+    def plugin(self, request):
+        from nasplug.pipeline.evaluator_plugin import evaluator_plugin
+        from nasplug.recipe import Component
+
+        plugin = evaluator_plugin(Component(name=request.param))
+        if plugin.needs_context:
+            pytest.skip(f"evaluator {request.param!r} reads a trained run; see tests/rankcorr/test_rank_corr.py")
+        return plugin
+
+    @pytest.fixture
+    def ctx(self, tmp_path):
+        from nasplug.pipeline import RunContext
+        from nasplug.recipe import validate_recipe
+
+        recipe = validate_recipe({"name": "contract", "space": {"name": "toy", "slots": 5},
+                                  "evaluator": {"name": "toy"}, "search": {"budget": 4}})
+        return RunContext(recipe=recipe, run_dir=tmp_path / "run", progress=False)

@@ -109,9 +109,8 @@ def _evaluator(plan: ComparisonPlan) -> Evaluator:
     if request.evaluator is not None:
         return request.evaluator
     ctx = RunContext(recipe=request.recipe, run_dir=request.from_run if request.from_run is not None else
-                     plan.layout.root, resume=request.resume, progress=request.progress)
-    ctx.__dict__["space"] = plan.space  # share the built space with the evaluator (cached_property slot)
-    return build_evaluator(ctx)
+                     plan.layout.root, resume=request.resume, progress=request.progress, built_space=plan.space)
+    return build_evaluator(ctx, plan.memory_hint)
 
 
 def run_comparison(plan: ComparisonPlan) -> tuple[list[dict[str, Any]], GroundTruth | None, RunPlan]:

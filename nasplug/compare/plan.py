@@ -62,6 +62,8 @@ class ComparisonPlan:
     config: dict[str, Any]
     fingerprint: dict[str, Any]
     layout: ComparisonLayout
+    #: The largest of the strategies' memory hints: how many archs' states the evaluator keeps.
+    memory_hint: int | None = None
 
 
 def _seed_list(seeds: Sequence[int] | int) -> list[int]:
@@ -130,8 +132,8 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
     if request.ground_truth:
         check_ground_truth_size(space, request.max_ground_truth)
     specs = resolve_strategies(request.strategies, request.strategy_args, cfg.strategy)
-    for spec in specs.values():  # fail on a typo before anything runs or is written
-        build_strategy(spec, space, seed_list[0])
+    # fail on a typo before anything runs or is written; the evaluator keeps states for the largest parent pool
+    hints = [build_strategy(spec, space, seed_list[0]).memory_hint() for spec in specs.values()]
     constraints = build_constraints(cfg.constraints, space)
     config: dict[str, Any] = {
         "recipe": recipe.name, "strategies": list(specs), "seeds": seed_list, "budget": request.budget,
@@ -146,7 +148,8 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
                    "from_run": None if from_run is None else str(from_run.resolve())}
     layout = ComparisonLayout(request.out_dir)
     _check_out_dir(layout, request.resume, fingerprint, config["strategy_specs"])
-    return ComparisonPlan(request, space, specs, seed_list, batch, cfg, constraints, config, fingerprint, layout)
+    return ComparisonPlan(request, space, specs, seed_list, batch, cfg, constraints, config, fingerprint, layout,
+                          memory_hint=max((h for h in hints if h is not None), default=None))
 
 
 def _check_out_dir(layout: ComparisonLayout, resume: bool, fingerprint: dict[str, Any], specs: dict[str, Any]) -> None:

@@ -83,7 +83,7 @@ def logits_of(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Run the model; accept an HF-style output with ``.logits`` or a bare tensor."""
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 token_type_ids=batch["token_type_ids"])
-    return out.logits if hasattr(out, "logits") else out  # [B, num_labels]
+    return out if isinstance(out, torch.Tensor) else out.logits  # [B, num_labels]
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ def build_model(space: SearchSpace, arch: Arch, task: Any = None, seed: int | No
     """A standalone model of ``arch`` with fresh weights from ``seed`` (with the task's head
     where the space's ``build`` takes one)."""
     kwargs: dict[str, Any] = {}
-    head = getattr(task, "head", None)
+    head = task.head if task is not None else None
     if head is not None and _accepts(space.build, "head"):
         kwargs["head"] = head
     try:

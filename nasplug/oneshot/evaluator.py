@@ -9,13 +9,13 @@ accumulated while training mixed every path, so before scoring an arch its Batch
 are reset and re-estimated on a few fixed training batches through that arch (the weights do
 not change, and the supernet's own statistics are restored afterwards).
 
-Shared-prefix evaluation, where the supernet exposes its layers (``route(arch) -> kinds``,
-``embed(...)``, ``run_layer(i, kind, hidden, ...)``; LV-BERT does) and the task gives its
-runs as lanes (``task.prefix_lanes``): archs that agree on their first k layers also agree
-on the hidden states after layer k. ``evaluate_batch`` sorts the routes, walks them like a
-prefix tree (a stack of hidden states, one per depth) and runs only the layers past the
-common prefix with the previous route. Across calls, a
-:class:`~nasplug.oneshot.prefix_cache.PrefixCache` per held-out batch keeps the states of the
+Shared-prefix evaluation, where the supernet exposes its layers (:class:`LayeredSupernet`:
+``route(arch) -> kinds``, ``embed(...)``, ``run_layer(i, kind, hidden, ...)``; LV-BERT does)
+and the task gives its runs as lanes (:class:`PrefixLaneTask`: ``task.prefix_lanes``): archs
+that agree on their first k layers also agree on the hidden states after layer k.
+``evaluate_batch`` sorts the routes, walks them like a prefix tree (a stack of hidden
+states, one per depth) and runs only the layers past the common prefix with the previous
+route. Across calls, a :class:`~nasplug.oneshot.prefix_cache.PrefixCache` per held-out batch keeps the states of the
 best archs scored so far, so evolution's children start from their parents' states. The
 arithmetic is the same, call for call, as running each arch alone, so the metrics are
 bit-identical to one-by-one evaluation.
@@ -26,26 +26,53 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import torch
+from pydantic import Field
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
 from nasplug.oneshot.prefix_cache import PrefixCache, Route
 from nasplug.oneshot.recalibrate import BatchNormRecalibration
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
+from nasplug.supernet import Supernet
 from nasplug.task import Sums, Task
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")
-DIRECTIONS = ("maximize", "minimize")
+
+@runtime_checkable
+class LayeredSupernet(Protocol):
+    """A supernet that exposes its layers, so archs sharing a route prefix share its states.
+
+    LV-BERT's supernet is one; a supernet that hides them (the few-shot split sets them to
+    None: its copies share no embedding) is scored one arch at a time, with the same results.
+    """
+
+    def route(self, arch: Arch) -> Sequence[str]:
+        """The layer kinds ``arch`` runs, in order (its route through the layers)."""
+        ...
+
+    def embed(self, *inputs: Any) -> Any:
+        """Hidden states before the first layer, from a lane's ``embed_args``."""
+        ...
+
+    def run_layer(self, index: int, kind: str, hidden: Any, *args: Any) -> Any:
+        """Hidden states after layer ``index`` run as ``kind``, from a lane's ``layer_args``."""
+        ...
 
 
-def has_layers(supernet: Any) -> bool:
-    """True when ``supernet`` exposes the pieces the prefix walk needs."""
-    return all(callable(getattr(supernet, name, None)) for name in ("route", "embed", "run_layer"))
+@runtime_checkable
+class PrefixLaneTask(Protocol):
+    """A task that gives its held-out runs as lanes the prefix walk can step layer by layer
+    (the text tasks do: the MLM run, and ELECTRA's generator and discriminator runs)."""
+
+    def prefix_lanes(self, supernet: Any, batches: Sequence[Any], aux: Mapping[str, Any],
+                     device: torch.device) -> list[list[Any]]:
+        """Per held-out batch, its lanes (``embed_args``, ``layer_args``, ``score``)."""
+        ...
 
 
 class InheritedWeights:
@@ -73,18 +100,13 @@ class InheritedWeights:
     through ``.data``, call :meth:`clear_cache`.
     """
 
+    @checked("evaluator")
     def __init__(self, supernet: Any, task: Task, batches: Sequence[Any], space: SearchSpace | None = None,
-                 aux: Mapping[str, Any] | None = None, precision: str = "fp32", prefix_sharing: bool = True,
-                 keep: int = 10, cache_mb: float = 4096, rank_metric: str | None = None,
-                 rank_direction: str | None = None, recalibration: BatchNormRecalibration | None = None) -> None:
-        if precision not in PRECISIONS:
-            raise NasplugError(f"evaluator.precision: {precision!r} is not allowed; allowed: {', '.join(PRECISIONS)}")
-        if rank_direction is not None and rank_direction not in DIRECTIONS:
-            raise NasplugError(f"evaluator.rank_direction: {rank_direction!r} is not allowed; "
-                               f"allowed: {', '.join(DIRECTIONS)}")
-        if keep < 0 or cache_mb < 0:
-            field_name = "keep" if keep < 0 else "cache_mb"
-            raise NasplugError(f"evaluator.{field_name}: must be >= 0 (0 keeps nothing between calls)")
+                 aux: Mapping[str, Any] | None = None, precision: Literal["fp32", "bf16"] = "fp32",
+                 prefix_sharing: bool = True, keep: Annotated[int, Field(ge=0)] = 10,
+                 cache_mb: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 4096, rank_metric: str | None = None,
+                 rank_direction: Literal["maximize", "minimize"] | None = None,
+                 recalibration: BatchNormRecalibration | None = None) -> None:
         self.rank_metric = rank_metric or task.primary_metric()
         if self.rank_metric not in task.metrics:
             raise NasplugError(f"evaluator.rank_metric: {self.rank_metric!r} is not measured here; "
@@ -95,8 +117,8 @@ class InheritedWeights:
         self.task, self.batches, self.space, self.precision = task, list(batches), space, precision
         self.recalibration = recalibration
         self.device = next(supernet.parameters()).device
-        self.prefix_sharing = (prefix_sharing and recalibration is None and has_layers(supernet)
-                               and hasattr(task, "prefix_lanes"))
+        self.prefix_sharing = (prefix_sharing and recalibration is None and isinstance(supernet, LayeredSupernet)
+                               and isinstance(task, PrefixLaneTask))
         budget = cache_mb * 2**20 / max(len(self.batches), 1)
         self.caches = [PrefixCache(keep if self.prefix_sharing else 0, budget, direction == "maximize")
                        for _ in self.batches]
@@ -141,7 +163,7 @@ class InheritedWeights:
 
     # ------------------------------------------------------------------ one arch alone
     def _evaluate_alone(self, arch: Arch) -> Sums:
-        nets = [self.supernet, *(m for m in self.aux.values() if hasattr(m, "using"))]
+        nets = [self.supernet, *(m for m in self.aux.values() if isinstance(m, Supernet))]
         with contextlib.ExitStack() as stack:
             for net in nets:
                 stack.enter_context(net.using(arch))
@@ -179,6 +201,7 @@ class InheritedWeights:
     def _lane_groups(self) -> list[list[Any]]:
         """Per held-out batch, its lanes (built once: the inputs live on the device)."""
         if self._lanes is None:
+            assert isinstance(self.task, PrefixLaneTask)  # prefix_sharing is only on for such tasks
             self._lanes = self.task.prefix_lanes(self.supernet, self.batches, self.aux, self.device)
         return self._lanes
 

@@ -16,7 +16,7 @@ dimensions); global-norm clipping stays in the training loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -87,7 +87,7 @@ class AdamWeightDecay(torch.optim.Optimizer):
 
 
 def make_optimizer(module: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    """The optimizer of ``cfg.optimizer`` (``adamw`` when the config has no such field) with
+    """The optimizer of ``cfg.optimizer`` (a :class:`~nasplug.oneshot.config.TrainConfig`) with
     ``cfg.lr``, ``betas``, ``eps`` and ``weight_decay`` on matrices and conv kernels only:
     no decay on biases and normalisation weights, as in BERT / ELECTRA."""
     decay, no_decay = [], []
@@ -95,7 +95,7 @@ def make_optimizer(module: nn.Module, cfg: Any) -> torch.optim.Optimizer:
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return build_optimizer(getattr(cfg, "optimizer", "adamw"), groups, cfg.lr, tuple(cfg.betas), cfg.eps)
+    return build_optimizer(cfg.optimizer, groups, cfg.lr, tuple(cfg.betas), cfg.eps)
 
 
 def build_optimizer(kind: str, groups: list[dict[str, Any]], lr: float, betas: tuple[float, float] = (0.9, 0.999),
@@ -118,11 +118,19 @@ def shard(batch_size: int, rank: int, world: int, grad_accum: int) -> list[slice
     return [slice(rank * per_rank + i * size, rank * per_rank + (i + 1) * size) for i in range(grad_accum)]
 
 
+@runtime_checkable
+class CompilesInParts(Protocol):
+    """A model that says how it is compiled (e.g. a supernet compiles each candidate layer
+    once, since the path changes every step; LV-BERT's models and supernet do)."""
+
+    def compile_parts(self) -> None:
+        """``torch.compile`` the model's parts in place; called once, before training."""
+        ...
+
+
 def compile_model(model: nn.Module) -> None:
-    """``torch.compile`` in place: a model may say how (``compile_parts()``: e.g. a supernet
-    compiles each candidate layer once, since the path changes every step), else whole."""
-    parts = getattr(model, "compile_parts", None)
-    if parts is not None:
-        parts()
+    """``torch.compile`` in place: as the model says (:class:`CompilesInParts`), else whole."""
+    if isinstance(model, CompilesInParts):
+        model.compile_parts()
     else:
         model.compile()

@@ -9,11 +9,14 @@ no state and a checkpoint stores none for it.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
 from nasplug.oneshot.seeds import derive_seed
+from nasplug.registry import checked
 from nasplug.space import SearchSpace
 
 
@@ -43,7 +46,9 @@ class FairSampler:
 
     name = "fair"
 
-    def __init__(self, space: SearchSpace, seed: int, max_tries: int = 100) -> None:
+    @checked("sampler")
+    def __init__(self, space: SearchSpace, seed: int,
+                 max_tries: Annotated[int, Field(ge=1, le=1_000_000)] = 100) -> None:
         self.space, self.seed, self.max_tries = space, seed, max_tries
         self.paths = max(len(options) for options in space.choices().values())
 

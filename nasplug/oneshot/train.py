@@ -176,7 +176,7 @@ class _Run:
         window_s, window_steps, window_units, train_s, units = 0.0, 0, 0, 0.0, 0
         metrics: dict[str, Any] = {}
         heldout: dict[str, Any] = {}
-        unit = getattr(self.task, "unit", "examples")
+        unit = self.task.unit
         for step in range(start + 1, cfg.steps + 1):
             t0 = time.perf_counter()
             metrics, done = self._train_step(step)
@@ -254,7 +254,7 @@ class _Run:
             metrics["arch"] = (
                 self._format(self.archs[0]) if len(self.archs) == 1 else [self._format(a) for a in self.archs]
             )
-        unit = getattr(self.task, "unit", "examples")
+        unit = self.task.unit
         return metrics, int(counts.get(unit, counts.get("examples", 0))) * len(paths)
 
     # ------------------------------------------------------------------ pieces of a step
@@ -327,8 +327,7 @@ class _Run:
         distributed.on_main(append_jsonl, self.metrics_path, record)
 
     def _format(self, arch: Arch) -> str:
-        fmt = getattr(self.space, "format", None)
-        return fmt(arch) if fmt is not None else json.dumps(arch, sort_keys=True)
+        return self.space.format(arch) if self.space is not None else json.dumps(arch, sort_keys=True)
 
     def _checkpoint(self, step: int) -> None:
         if step != self.last_ckpt:  # (a resumed finished run has it already)

@@ -1,8 +1,9 @@
 """What every stage works with: the recipe, the run directory, and the built components.
 
-:class:`RunContext` builds each component once (space, task, strategy, constraints,
-evaluator) through the registries, so a stage asks for ``ctx.space`` or
-``ctx.prepared_task()`` and never imports a concrete space or task.
+:class:`RunContext` builds each component once (space, task, strategy, constraints) through
+the registries, so a stage asks for ``ctx.space`` or ``ctx.prepared_task()`` and never
+imports a concrete space or task. The evaluator is built by
+:func:`nasplug.pipeline.evaluator_plugin.build_evaluator`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from nasplug.errors import NasplugError
 from nasplug.layout import RunLayout
 from nasplug.recipe import Component, Recipe, refuse_reserved
-from nasplug.registry import CONSTRAINTS, EVALUATORS, SPACES, STRATEGIES, TASKS, build_plugin
+from nasplug.registry import CONSTRAINTS, SPACES, STRATEGIES, TASKS, build_plugin
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 from nasplug.task import Task, TaskEnv, check_metrics
@@ -40,10 +41,12 @@ class RunContext:
     resume: bool = False
     progress: bool = True
     extras: dict[str, Any] = field(default_factory=dict)  # stage-to-stage objects in memory
+    #: The recipe's space when the caller built it already (``nasplug compare``): not built twice.
+    built_space: SearchSpace | None = field(default=None, repr=False)
 
     @cached_property
     def space(self) -> SearchSpace:
-        return build_space(self.recipe.space)
+        return self.built_space if self.built_space is not None else build_space(self.recipe.space)
 
     @cached_property
     def task(self) -> Task:
@@ -69,7 +72,7 @@ class RunContext:
         """``task`` (default: the recipe's) with its data built, once per process (under
         torchrun rank 0 first, while the other ranks wait)."""
         task = self.task if task is None else task
-        if not getattr(task, "_nasplug_prepared", False):
+        if not task.prepared_for_run:
             from nasplug import distributed
 
             info = distributed.init()
@@ -78,7 +81,7 @@ class RunContext:
             task.prepare(TaskEnv(self.run_dir, cache_dir(), self.recipe.seed, self.progress))
             if info.is_main:
                 distributed.barrier()
-            task._nasplug_prepared = True  # type: ignore[attr-defined]
+            task.prepared_for_run = True
         return task
 
     @cached_property
@@ -108,15 +111,3 @@ def build_constraints(specs: Sequence[Component], space: SearchSpace) -> list[Ca
         refuse_reserved(c, "constraint", f"search.constraints[{i}]")
     return [build_plugin(CONSTRAINTS, c.name, {"space": space, **c.kwargs()}, field=f"search.constraints[{i}]")
             for i, c in enumerate(specs)]
-
-
-def build_evaluator(ctx: RunContext) -> Callable[..., Any]:
-    spec = ctx.recipe.evaluator
-    if spec is None:
-        raise NasplugError("evaluator: the recipe has a search section but no evaluator (e.g. evaluator: {name: toy})")
-    refuse_reserved(spec, "evaluator", "evaluator")
-    factory = EVALUATORS.get(spec.name)
-    kwargs: dict[str, Any] = {"space": ctx.space, **spec.kwargs()}
-    if getattr(factory, "needs_run_context", False):  # e.g. the supernet evaluator reads the trained supernet
-        kwargs["context"] = ctx
-    return build_plugin(EVALUATORS, spec.name, kwargs, field="evaluator")

@@ -32,7 +32,7 @@ def facts(ctx: Any, name: str, arch: Arch, folder: Path, seeds: tuple[int, int])
     return {"model": name, "arch": ctx.space.format(arch), "params": metrics.get("params"),
             "flops": metrics.get("flops"), "heldout": {k: v for k, v in heldout.items() if k != "per_arch"},
             "recipe": ctx.recipe.name, "seed": seeds[0], "train_seed": seeds[1], "run_dir": str(ctx.run_dir),
-            "nasplug_version": __version__, "head": getattr(ctx.retrain_task, "head", None),
+            "nasplug_version": __version__, "head": ctx.retrain_task.head,
             # the GLUE stage fine-tunes the first seed's weights only: another seed's card has no GLUE scores
             "glue_tuned": tuple(seeds) == tuple(seed_runs(ctx)[0][:2])}
 

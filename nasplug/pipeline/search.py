@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nasplug.evaluate import Closeable
 from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
-from nasplug.pipeline.context import (
-    RunContext,
-    build_constraints,
-    build_evaluator,
-    build_strategy,
-)
+from nasplug.pipeline.context import RunContext, build_constraints, build_strategy
+from nasplug.pipeline.evaluator_plugin import evaluator_plugin
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.progress import progress_bar
-from nasplug.registry import EVALUATORS, check_kwargs, check_plugin
 from nasplug.search import SearchResult, search
 from nasplug.trials import Trial
 
@@ -43,28 +39,19 @@ class SearchStage(Stage):
 
     def check(self, ctx: RunContext) -> None:
         """The strategy and constraints are built (cheap, pure Python) and the evaluator's
-        arguments checked, so a typo fails before the supernet trains."""
+        settings checked (a recipe's ``module:attr`` is refused before anything is called or
+        written), so a typo fails before the supernet trains."""
         cfg = ctx.recipe.search
         build_strategy(cfg.strategy, ctx.space, seed=ctx.recipe.seed)
         build_constraints(cfg.constraints, ctx.space)
-        spec = ctx.recipe.evaluator
-        if spec is None:
-            build_evaluator(ctx)  # raises the one-line "no evaluator" error
-            return
-        factory, trusted = EVALUATORS.resolve(spec.name)
-        if not trusted:  # a recipe's module:attr: refused before anything is called or written
-            check_plugin(factory, EVALUATORS.kind, None, "evaluator", spec.name)
-        check_kwargs(factory, spec.kwargs(), field="evaluator")
-        check = getattr(factory, "check_recipe", None)
-        if check is not None:  # e.g. the supernet evaluator: the metric is one the task measures
-            check(ctx)
+        evaluator_plugin(ctx.recipe.evaluator).check(ctx)  # e.g. the metric is one the task measures
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.recipe.search
         space = ctx.space
         strategy = build_strategy(cfg.strategy, space, seed=ctx.recipe.seed)
         constraints = build_constraints(cfg.constraints, space)
-        evaluator = build_evaluator(ctx)
+        evaluator = evaluator_plugin(ctx.recipe.evaluator).build(ctx, strategy.memory_hint())
         bar = progress_bar(total=cfg.budget, desc="search", unit="arch", enabled=ctx.progress)
 
         def progress(trial: Trial, result: SearchResult) -> None:
@@ -80,9 +67,8 @@ class SearchStage(Stage):
                             resume=ctx.resume, callbacks=[progress])
         finally:
             bar.close()
-            close = getattr(evaluator, "close", None)  # evaluators may hold memory (kept hidden states)
-            if close is not None:
-                close()
+            if isinstance(evaluator, Closeable):  # it may hold memory (kept hidden states)
+                evaluator.close()
         ctx.extras["search"] = result
         from nasplug import distributed
 

@@ -50,8 +50,11 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
 
     if args.resamples < 10:
         raise NasplugError(f"--resamples: must be >= 10, got {args.resamples}")
-    if args.batches is not None and args.batches < 1:
-        raise NasplugError(f"--batches: must be >= 1, got {args.batches}")
+    if args.batches is not None:  # evaluator.batches of the run's recipe, within the evaluator's bounds
+        from nasplug.pipeline.evaluators import SupernetEvaluator
+        from nasplug.registry import check_argument
+
+        check_argument(SupernetEvaluator, "batches", args.batches, "--batches")
     result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, batches=args.batches,
                               progress=not getattr(args, "quiet", False), metric=args.metric, out=args.out,
                               overrides=args.overrides, resamples=args.resamples, models=args.models)

@@ -108,20 +108,22 @@ def sample_archs(space: Any, n: int, seed: int) -> list[Arch]:
 
 
 def evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
-    """The run's ``supernet`` evaluator settings, with ``--batches``; NasplugError for another evaluator."""
-    from nasplug.pipeline.evaluators import supernet_evaluator
-    from nasplug.registry import EVALUATORS
+    """The run's ``supernet`` evaluator settings, with ``--batches``, checked against the
+    evaluator's signature (nothing built); NasplugError for another evaluator or a bad setting."""
+    from nasplug.pipeline.evaluators import SupernetEvaluator
+    from nasplug.registry import EVALUATORS, check_kwargs
 
     spec = recipe.evaluator
     kwargs: dict[str, Any] = {}
     if spec is not None:
-        if EVALUATORS.get(spec.name) is not supernet_evaluator:
+        if EVALUATORS.get(spec.name) is not SupernetEvaluator:
             raise NasplugError(
                 f"evaluator: rank-corr compares against the 'supernet' evaluator; the run uses {spec.name!r}"
             )
         kwargs = spec.kwargs()
     if batches is not None:
         kwargs["batches"] = batches
+    check_kwargs(SupernetEvaluator, kwargs, field="evaluator")
     return kwargs
 
 

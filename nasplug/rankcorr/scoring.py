@@ -62,14 +62,13 @@ def _as_json(obj: Any) -> Any:
 
 def _supernet_evaluator(plan: RankCorrPlan) -> Any:
     """The run's supernet evaluator with the plan's settings (its data prepared first)."""
-    from nasplug.pipeline.evaluators import supernet_evaluator
+    from nasplug.pipeline.evaluators import SupernetEvaluator
     from nasplug.registry import build_callable
 
     ctx = plan.ctx
     ctx.prepared_task()
     try:
-        return build_callable(supernet_evaluator, {"space": ctx.space, "context": ctx, **plan.evaluator_kwargs},
-                              field="evaluator")
+        return build_callable(SupernetEvaluator, plan.evaluator_kwargs, field="evaluator").build(ctx)
     except UnloadableWeights as exc:
         raise NasplugError(
             f"{exc} (the run's recipe.yaml builds another supernet than the one trained; if the "

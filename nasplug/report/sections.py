@@ -46,7 +46,7 @@ def supernet_phases(view: Any) -> list[tuple[str, list[dict[str, Any]]]]:
 
 def _primary(view: Any, names: list[str]) -> str | None:
     """The task's primary metric (what the search ranks by by default), else the first logged."""
-    task = getattr(view, "task", None)
+    task = view.task
     primary = task.primary_metric() if task is not None else None
     return primary if primary in names else (names[0] if names else None)
 
@@ -214,7 +214,7 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
              table, ""]
     if space is not None:
         plots.arch_strips(archs, space.choices(), layout.plot(layout.ARCHITECTURES_PLOT), title="choices by position",
-                          colors=getattr(space, "colors", None))
+                          colors=space.colors)
         lines += [f"![architectures]({layout.ARCHITECTURES_PLOT})", ""]
     series = {name: [r for r in read_log_leniently(model_runs(layout, name, seed_list)[0][0] / "metrics.jsonl")
                      if finite_number(r.get("loss")) and "event" not in r] for name in archs}

@@ -74,11 +74,12 @@ def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
     sub = build_space(sub_spec)
     folder = ctx.layout.study_search(name)
     log_path = folder / RunLayout.TRIALS
+    strategy = build_strategy(search_cfg.strategy, sub, ctx.recipe.seed)
     evaluator = ctx.extras.get("study_evaluator")
-    if evaluator is None:
-        evaluator = ctx.extras["study_evaluator"] = build_evaluator(ctx)  # the full space's trained supernet
+    if evaluator is None:  # the full space's trained supernet
+        evaluator = ctx.extras["study_evaluator"] = build_evaluator(ctx, strategy.memory_hint())
     log.info("study: searching row %s (%s, budget %d)", name, search_cfg.strategy.name, search_cfg.budget)
-    result = search(build_strategy(search_cfg.strategy, sub, ctx.recipe.seed), evaluator, search_cfg.budget, space=sub,
+    result = search(strategy, evaluator, search_cfg.budget, space=sub,
                     constraints=build_constraints(search_cfg.constraints, sub), metric=search_cfg.metric,
                     direction=search_cfg.direction, batch_size=search_cfg.batch_size, log_path=log_path,
                     resume=log_path.exists())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,7 @@ def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tens
     active arch)."""
     if is_supernet(model):
         return model(input_ids, attention_mask, token_type_ids)
-    base = getattr(model, model.base_model_prefix)
+    base = model.base_model  # a Hugging Face model's encoder (``model.lvbert``)
     return base(input_ids, attention_mask, token_type_ids=token_type_ids, return_dict=True).last_hidden_state
 
 
@@ -87,22 +87,46 @@ def discriminator_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor
 
 
 def check_head(model: nn.Module, head: str, task: str) -> None:
-    """NasplugError naming the missing head when ``model`` cannot train ``task``."""
-    if getattr(model, head, None) is None:
+    """NasplugError naming the missing head (the submodule ``head``, absent or None) when
+    ``model`` cannot train ``task``."""
+    try:
+        model.get_submodule(head)
+    except AttributeError:
         raise NasplugError(f"task {task!r}: needs a model with a {head} ({type(model).__name__} has none); "
-                           "use a space whose models have it (e.g. lvbert)")
+                           "use a space whose models have it (e.g. lvbert)") from None
+
+
+@runtime_checkable
+class ConfiguredModel(Protocol):
+    """A model described by a Hugging Face config (LV-BERT's models and supernet): the task
+    checks its ``vocab_size`` against the tokenizer's."""
+
+    config: Any
+
+
+@runtime_checkable
+class GeneratorSupernet(Protocol):
+    """A supernet that builds its ELECTRA generator: a supernet of the same slots (the loop
+    routes both through the same arch every step) sharing its token embeddings."""
+
+    def generator(self, seed: int | None = None) -> nn.Module: ...
+
+
+@runtime_checkable
+class GeneratorModel(Protocol):
+    """A standalone ELECTRA discriminator that builds its generator (sharing its embeddings)."""
+
+    def make_generator(self, seed: int) -> nn.Module: ...
 
 
 def build_generator(model: nn.Module, seed: int) -> nn.Module:
-    """The ELECTRA generator of ``model``, sharing its token embeddings, seeded from ``seed``.
-
-    A supernet gives ``model.generator(seed)`` (same slots; the loop routes both through the
-    same arch every step); a standalone discriminator gives ``model.make_generator(seed)``.
-    """
-    if is_supernet(model) and hasattr(model, "generator"):
+    """The ELECTRA generator of ``model``, sharing its token embeddings, seeded from ``seed``:
+    ``model.generator(seed)`` of a :class:`GeneratorSupernet`, ``model.make_generator(seed)``
+    of a :class:`GeneratorModel`."""
+    if is_supernet(model) and isinstance(model, GeneratorSupernet):
         device = next(model.parameters()).device
         return model.generator(seed=seed).to(device)  # built on the CPU, the shared embeddings aside
-    if hasattr(model, "make_generator"):
+    if isinstance(model, GeneratorModel):
         return model.make_generator(seed)
     raise NasplugError(f"task 'electra': needs a model that can build its generator (a supernet with generator() "
                        f"or a model with make_generator()); {type(model).__name__} has neither")

@@ -38,6 +38,7 @@ from nasplug.text.corpus import CorpusConfig
 from nasplug.text.masking import (
     IGNORE_INDEX,
     MaskedBatch,
+    SegmentedBatch,
     fixed_heldout_batches,
     mask_electra,
     mask_tokens,
@@ -105,6 +106,9 @@ class TextTask(Task):
 
             raise NasplugError(f"task: {describe_error(exc)}") from None
         self.data: Any = None
+        #: Padding id masked out of attention when the task scores given batches without data
+        #: (:func:`text_evaluator`; None: no padding). With data, the tokenizer's pad id is used.
+        self.batches_pad_id: int | None = None
 
     @classmethod
     def from_data(cls, data: Any, **settings: Any) -> TextTask:
@@ -138,7 +142,9 @@ class TextTask(Task):
 
     def segments(self, name: str) -> torch.Tensor | None:
         """Segment ids [N, L] of a split's rows (None: one segment; packing stream/document)."""
-        return getattr(self.data, f"{name}_segments", None) if self.data is not None else None
+        if self.data is None:
+            return None
+        return {"train": self.data.train_segments, "heldout": self.data.heldout_segments}.get(name)
 
     def training_batches(self, batch_size: int, seed: int) -> Any:
         """Rows [B, L], or ``(rows, segment ids)`` when the rows have two segments."""
@@ -169,8 +175,8 @@ class TextTask(Task):
 
     def check_model(self, model: nn.Module) -> None:
         obj.check_head(model, self.head_attr, self.name)
-        config = getattr(model, "config", None)
-        vocab = getattr(config, "vocab_size", None)
+        config = model.config if isinstance(model, obj.ConfiguredModel) else None
+        vocab = getattr(config, "vocab_size", None)  # an optional field of a Hugging Face config
         if self.data is not None and vocab is not None and self.tokens.vocab_size > vocab:
             raise NasplugError(f"space.vocab_size: {vocab} is smaller than the tokenizer's vocabulary "
                                f"({self.tokens.vocab_size}); set space.vocab_size to at least {self.tokens.vocab_size}")
@@ -190,7 +196,7 @@ class TextTask(Task):
                 "tokens": rows.numel(), "examples": len(rows)}
 
     def _mask_of(self, ids: torch.Tensor) -> torch.Tensor | None:
-        pad_id = self.tokens.pad_id if getattr(self, "pad_id", "tokens") == "tokens" else self.pad_id
+        pad_id = self.tokens.pad_id if self.data is not None else self.batches_pad_id
         return None if pad_id is None else (ids != pad_id).long()
 
     # ------------------------------------------------------------------ evaluation
@@ -313,7 +319,7 @@ class ElectraTask(TextTask):
         special = set(self.tokens.special_ids)
         table = torch.tensor([i for i in range(self.tokens.vocab_size) if i not in special])
         return [ElectraBatch(b.input_ids, b.labels, table[torch.randint(len(table), b.labels.shape, generator=gen)],
-                             getattr(b, "token_type_ids", None)) for b in held]
+                             _segment_ids(b)) for b in held]
 
     def lanes(self, model: nn.Module, batch: Any, aux: Mapping[str, nn.Module], device: torch.device) -> list[obj.Lane]:
         """The generator's MLM run and the discriminator's run on the fixed corruption."""
@@ -337,9 +343,14 @@ class ElectraTask(TextTask):
         return out
 
 
+def _segment_ids(batch: Any) -> torch.Tensor | None:
+    """A held-out batch's segment ids [B, L] (None: one segment; a ``MaskedBatch`` has none)."""
+    return batch.token_type_ids if isinstance(batch, (SegmentedBatch, ElectraBatch)) else None
+
+
 def _types(batch: Any, device: torch.device) -> torch.Tensor | None:
     """A held-out batch's segment ids on ``device`` (None: one segment)."""
-    types = getattr(batch, "token_type_ids", None)
+    types = _segment_ids(batch)
     return None if types is None else types.to(device)
 
 
@@ -360,10 +371,10 @@ def text_evaluator(supernet: nn.Module, batches: Sequence[Any], *, space: Any = 
     else:
         task, aux = ElectraTask(), {"generator": generator}
         if replacements is not None:
-            batches = [ElectraBatch(b.input_ids, b.labels, r, getattr(b, "token_type_ids", None))
+            batches = [ElectraBatch(b.input_ids, b.labels, r, _segment_ids(b))
                        for b, r in zip(batches, replacements, strict=True)]
         else:  # no corruption: every position keeps its original token
             batches = [ElectraBatch(b.input_ids, b.labels, torch.where(b.labels != IGNORE_INDEX, b.labels, b.input_ids),
-                                    getattr(b, "token_type_ids", None)) for b in batches]
-    task.pad_id = pad_id  # type: ignore[attr-defined]
+                                    _segment_ids(b)) for b in batches]
+    task.batches_pad_id = pad_id
     return InheritedWeights(supernet, task, batches, space=space, aux=aux, **kwargs)

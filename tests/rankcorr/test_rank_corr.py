@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from scipy import stats
 
 from nasplug.errors import NasplugError
 from nasplug.rankcorr.stats import rank_stats, top_k_agreement
+from nasplug.testing import EvaluatorPluginContract
 
 # --------------------------------------------------------------------------- statistics
 
@@ -126,21 +128,42 @@ def _strict_json(path: Path) -> dict:
 
 def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(tiny_run: tuple[Path, Path]) -> None:
     from nasplug.pipeline import RunContext
-    from nasplug.pipeline.evaluators import supernet_evaluator
+    from nasplug.pipeline.evaluators import SupernetEvaluator
     from nasplug.rankcorr import load_run_recipe, sample_archs, standalone_metrics
     from nasplug.recipe import Component, SearchConfig
 
     run_dir, _ = tiny_run
     ctx = RunContext(recipe=load_run_recipe(run_dir), run_dir=run_dir, progress=False)
-    evaluator = supernet_evaluator(ctx.space, ctx, batches=2, batch_size=8)
-    assert evaluator.caches[0].keep == 10
+    plugin = SupernetEvaluator(batches=2, batch_size=8)
+    evaluator = plugin.build(ctx)
+    assert evaluator.caches[0].keep == 10 and len(evaluator.batches) == 2
+    assert plugin.build(ctx, memory_hint=3).caches[0].keep == 3, "keeps as many states as the strategy has parents"
+    assert SupernetEvaluator(keep=5).build(ctx, memory_hint=3).caches[0].keep == 5, "evaluator.keep wins"
     ctx.recipe.search = SearchConfig(strategy=Component(name="evolution", parents=3))
-    assert supernet_evaluator(ctx.space, ctx, batches=2, batch_size=8).caches[0].keep == 3, "keeps the parents' states"
+    assert plugin.build(ctx).caches[0].keep == 10, "the strategy's settings are not read from the recipe"
     archs = sample_archs(ctx.space, 4, seed=5)
     assert len({ctx.space.format(a) for a in archs}) == 4 and all(ctx.space.is_valid(a) for a in archs)
     for arch, expected in zip(archs, evaluator.evaluate_batch(archs)):
         got = standalone_metrics(evaluator.supernet.extract(arch, head="mlm"), evaluator)
         assert got["mlm_acc"] == expected["mlm_acc"] and got["mlm_loss"] == expected["mlm_loss"]
+
+
+class TestSupernetEvaluatorContract(EvaluatorPluginContract):
+    """The evaluator-plugin contract for ``supernet``, on the tiny trained run."""
+
+    @pytest.fixture
+    def plugin(self) -> Any:
+        from nasplug.pipeline.evaluator_plugin import evaluator_plugin
+        from nasplug.recipe import Component
+
+        return evaluator_plugin(Component(name="supernet", batches=2, batch_size=8))
+
+    @pytest.fixture
+    def ctx(self, tiny_run: tuple[Path, Path]) -> Any:
+        from nasplug.pipeline import RunContext
+        from nasplug.rankcorr import load_run_recipe
+
+        return RunContext(recipe=load_run_recipe(tiny_run[0]), run_dir=tiny_run[0], progress=False)
 
 
 def test_rank_corr_end_to_end(tiny_run: tuple[Path, Path], trained: dict) -> None:

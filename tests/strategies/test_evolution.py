@@ -77,10 +77,37 @@ def test_stops_after_its_generations():
     assert len(result.scored) == 30
 
 
-@pytest.mark.parametrize("kwargs", [dict(population=0), dict(mutations=40, crossovers=20), dict(mutation_prob=1.5)])
-def test_bad_settings_name_the_field(kwargs):
-    with pytest.raises(NasplugError, match="strategy."):
-        Evolution(ToySpace(), **kwargs)
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (Evolution, dict(population=0), r"strategy\.population: Input should be greater than or equal to 1 \(got 0\)"),
+    (Evolution, dict(parents=10**7), r"strategy\.parents: Input should be less than or equal to 1000000"),
+    (Evolution, dict(mutations=-1), r"strategy\.mutations: Input should be greater than or equal to 0"),
+    (Evolution, dict(mutations=40, crossovers=20), r"strategy\.mutations \+ crossovers: must be at most population"),
+    (Evolution, dict(mutation_prob=1.5), r"strategy\.mutation_prob: Input should be less than or equal to 1"),
+    (Evolution, dict(max_tries=0), r"strategy\.max_tries: Input should be greater than or equal to 1"),
+    # RegularizedEvolution once reported strategy.population for a bad max_tries (a copy-paste slip)
+    (RegularizedEvolution, dict(max_tries=0), r"^strategy\.max_tries: Input should be greater than or equal to 1"),
+    (RegularizedEvolution, dict(population=0), r"^strategy\.population: Input should be greater"),
+    (RegularizedEvolution, dict(sample_size=60), r"^strategy\.sample_size: must be at most population \(50\)"),
+    (RandomSearch, dict(max_tries=0), r"^strategy\.max_tries: Input should be greater than or equal to 1"),
+])
+def test_bad_settings_name_the_field(cls, kwargs, match):
+    with pytest.raises(NasplugError, match=match):
+        cls(ToySpace(), **kwargs)
+
+
+def test_a_recipe_reaches_the_same_bounds_under_its_own_key():
+    from nasplug.pipeline import build_strategy
+    from nasplug.recipe import Component
+
+    spec = Component(name="regularized", max_tries=0)
+    with pytest.raises(NasplugError, match=r"^search\.strategy\.max_tries: Input should be greater than or equal to 1"):
+        build_strategy(spec, ToySpace(), seed=0)
+
+
+def test_evolution_hints_its_parent_pool_and_others_give_none():
+    assert Evolution(ToySpace(), parents=7).memory_hint() == 7
+    assert RegularizedEvolution(ToySpace()).memory_hint() is None
+    assert RandomSearch(ToySpace()).memory_hint() is None
 
 
 def test_random_search_enumerates_a_small_space():

@@ -171,7 +171,9 @@ def test_no_more_trials_ends_the_batch_or_the_search():
 @pytest.mark.parametrize("kwargs,match", [
     ({"algorithm": "Evolution"}, r"unknown algorithm 'Evolution'; allowed: RegularizedEvolution, TPE, Random"),
     ({"optimize_mode": "minimize"}, r"strategy\.optimize_mode: not allowed"),
-    ({"population_size": 0}, r"strategy\.population_size: must be an integer between 1 and 1,000,000"),
+    ({"population_size": 0}, r"strategy\.population_size: Input should be greater than or equal to 1 \(got 0\)"),
+    ({"sample_size": True}, r"strategy\.sample_size: expected a number, not True"),
+    ({"max_tries": 10**7}, r"strategy\.max_tries: Input should be less than or equal to 1000000"),
     ({"algorithm": "TPE", "tpe_arg": {}}, r"strategy 'nni' \(TPE\): .*tpe_arg"),
 ])
 def test_bad_settings_name_the_field(space, kwargs, match):
