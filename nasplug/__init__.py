@@ -2,6 +2,53 @@
 
 The concepts (``nasplug.arch``, ``space``, ``supernet``, ``task``, ``strategy``,
 ``evaluate``, ``search``) are plain modules; importing ``nasplug`` itself imports nothing heavy.
+
+Glossary: one name per quantity
+===============================
+
+The code names each quantity with one of these words, and a word never names another
+quantity. A recipe key or CLI flag that is older than this list keeps its spelling (it is
+stored in every run's ``recipe.yaml``, in checkpoints and in comparison fingerprints, so a
+new spelling would break resuming them) and is read under its glossary name in exactly one
+place, listed in the second table.
+
+=================  ==========================================================================
+name               quantity
+=================  ==========================================================================
+``arch``           one architecture: ``dict`` choice -> option; ``archs``: a list of them
+``batch``          one batch of examples (a tuple of tensors, a ``MaskedBatch``, ...)
+``batches``        a list (or iterator) of batches, never a count
+``num_batches``    a count of batches (``num_<things>`` is always a count)
+``batch_size``     examples (rows) per batch; in training the *global* batch, all processes
+                   and micro-batches together; never a number of archs
+``micro-batch``    one process's slice of a global batch (``grad_accum`` of them per step)
+``archs_per_ask``  archs asked per ``Strategy.ask`` and evaluated together
+``ask``            one call of ``Strategy.ask``; ``trials.jsonl`` stores its number as
+                   ``batch`` and its ``archs_per_ask`` as ``asked`` (stored keys)
+``budget``         scored trials of a search (evaluated, or answered from the cache)
+``step``           one optimizer step; ``steps``: how many
+``trial``          one proposed arch as logged: ``ok``, ``cached``, ``rejected`` or ``failed``
+``metrics``        ``dict`` name -> value an evaluator returns; ``metric``: one name of them
+``score``          a trial's value of the search's metric, in the metric's own units
+``keep``           archs whose hidden states the evaluator keeps between calls
+``memory_hint``    archs a strategy builds its next proposals on (``Strategy.memory_hint``)
+``seed``           an explicit seed (``random.Random`` / ``torch.Generator``); no global RNG
+=================  ==========================================================================
+
+=============================  ===============================  ======================================
+recipe key / flag / file key   read as                          the one place
+=============================  ===============================  ======================================
+``evaluator.batches``          ``num_batches``                  ``SupernetEvaluator.__init__``
+``evaluator.recalibrate``      ``num_recalibrate_batches``      ``SupernetEvaluator.__init__``
+``rank-corr --batches``        ``num_batches``                  ``rankcorr/cli.py`` (the bound: the
+                                                                evaluator's ``batches`` hint)
+``supernet|retrain.``          ``num_batches`` of the held-out  ``_Run.__init__`` of
+``eval_batches``               figures during training          (``oneshot/train.py``)
+``search.batch_size``          ``archs_per_ask``                ``SearchConfig.archs_per_ask``
+``compare --batch-size``       ``archs_per_ask``                ``plan_comparison`` (compare/plan.py)
+``rank_corr.json``             the count of held-out batches    written by ``rank_correlation``
+``heldout_batches``            both scores used                 (an output key)
+=============================  ===============================  ======================================
 """
 
 __version__ = "0.2.0"

@@ -61,6 +61,12 @@ class SearchConfig(BaseModel):
     constraints: list[Component] = Field(default_factory=list)
     top_k: int = Field(10, ge=1, le=10**4)
 
+    @property
+    def archs_per_ask(self) -> int:
+        """Archs asked per ``ask`` and evaluated together: the recipe key ``batch_size``, read
+        under its glossary name here only (the glossary: ``nasplug.__doc__``)."""
+        return self.batch_size
+
 
 class SplitConfig(BaseModel):
     """Few-shot supernet: after ``after`` of the steps, split on the choice ``choice``."""

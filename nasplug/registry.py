@@ -6,8 +6,10 @@ spaces and strategies without touching nasplug). Built-ins are stored as import 
 importing nasplug stays cheap (no torch until a space needs it).
 
 A ``package.module:attr`` path comes from a recipe, so it is checked before it is called: it
-must resolve to a plugin of the registry's kind (a SearchSpace / Task / Strategy subclass; an
-evaluator or constraint class with ``__call__``; or a function marked with :func:`plugin`).
+must resolve to a plugin of the registry's kind (a SearchSpace / Task / Strategy /
+EvaluatorPlugin subclass; an evaluator or constraint class with ``__call__``; or a function
+marked with :func:`plugin`). Arguments are checked against the plugin's type hints, bounds
+declared there included (``Annotated[int, Field(ge=1)]``), before it is called.
 Anything else (``os:system``, ``builtins:eval``) is refused without being called. Importing
 the module still runs its top-level code: recipes are code, run the ones you trust.
 """

@@ -93,7 +93,7 @@ def search(
     constraints: Sequence[Constraint] = (),
     metric: str = "score",
     direction: str = "maximize",
-    batch_size: int = 1,
+    archs_per_ask: int = 1,
     log_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
     callbacks: Iterable[Callback] = (),
@@ -111,7 +111,8 @@ def search(
         space: when given, archs outside it are rejected before evaluation.
         constraints: callables ``arch -> reason | None``, checked before evaluation.
         metric, direction: the objective; strategies always maximise, the sign is flipped here.
-        batch_size: archs asked per ``ask`` (and evaluated together).
+        archs_per_ask: archs asked per ``ask`` (and evaluated together); the recipe's
+            ``search.batch_size``.
         log_path: the ``trials.jsonl`` to append to.
         resume: replay ``log_path`` into ``strategy`` first, then continue.
         callbacks: called as ``cb(trial, result)`` after each trial is logged.
@@ -120,8 +121,8 @@ def search(
     """
     if budget <= 0:
         raise NasplugError(f"search.budget: must be a positive integer, got {budget}")
-    if batch_size <= 0:
-        raise NasplugError(f"search.batch_size: must be a positive integer, got {batch_size}")
+    if archs_per_ask <= 0:
+        raise NasplugError(f"search.batch_size: archs per ask must be a positive integer, got {archs_per_ask}")
     if direction not in DIRECTIONS:
         raise NasplugError(f"search.direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
     rank, _ = sharding.world()
@@ -135,7 +136,7 @@ def search(
                  list(callbacks), {} if cache is None else cache, max_rejections, max_failures)
     failure: Exception | None = None
     try:
-        _run(loop, budget, batch_size, log_path, resume)
+        _run(loop, budget, archs_per_ask, log_path, resume)
     except Exception as exc:  # noqa: BLE001 - told to the workers, then raised as it is
         failure = exc
     finally:
@@ -146,7 +147,8 @@ def search(
     return sharding.share_result(("ok", loop.result))[1]
 
 
-def _run(loop: _Loop, budget: int, batch_size: int, log_path: str | os.PathLike[str] | None, resume: bool) -> None:
+def _run(loop: _Loop, budget: int, archs_per_ask: int, log_path: str | os.PathLike[str] | None,
+         resume: bool) -> None:
     pending: list[Arch] = []
     if log_path is not None and TrialLog(log_path).exists():
         if not resume:
@@ -168,7 +170,7 @@ def _run(loop: _Loop, budget: int, batch_size: int, log_path: str | os.PathLike[
         else:
             if loop.scored >= budget:
                 break
-            asked = min(batch_size, budget - loop.scored)
+            asked = min(archs_per_ask, budget - loop.scored)
             archs = loop.strategy.ask(asked)
             if not archs:
                 log.info("strategy %s has no more proposals", type(loop.strategy).__name__)

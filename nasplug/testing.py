@@ -9,8 +9,8 @@ Subclass in your own tests and provide the fixtures::
         def space(self):
             return MySpace(slots=4)
 
-Every test here states one promise of the interface; a space or strategy that breaks it
-fails with a message naming the promise.
+Every test here states one promise of the interface; a space, strategy or evaluator plugin
+that breaks it fails with a message naming the promise.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class StrategyContract:
 
         if not isinstance(space, ToySpace):
             pytest.skip("needs the toy objective")
-        result = search(make_strategy(space, 0), ToyObjective(space), budget=40, batch_size=8)
+        result = search(make_strategy(space, 0), ToyObjective(space), budget=40, archs_per_ask=8)
         assert len(result.scored) == 40
         assert result.best is not None and result.best.score is not None
 

@@ -28,16 +28,17 @@ def space() -> ToySpace:
 
 
 def test_budget_counts_scored_trials(space):
-    result = search(Evolution(space, seed=0), ToyObjective(space), budget=73, batch_size=50)
+    result = search(Evolution(space, seed=0), ToyObjective(space), budget=73, archs_per_ask=50)
     assert len(result.scored) == 73
 
 
 def test_same_seed_same_log_bytes(space, tmp_path):
     for name in ("a", "b"):
-        search(Evolution(space, seed=4), ToyObjective(space), 120, batch_size=50, log_path=tmp_path / f"{name}.jsonl")
+        search(Evolution(space, seed=4), ToyObjective(space), 120, archs_per_ask=50,
+               log_path=tmp_path / f"{name}.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
     other = tmp_path / "c.jsonl"
-    search(Evolution(space, seed=5), ToyObjective(space), 120, batch_size=50, log_path=other)
+    search(Evolution(space, seed=5), ToyObjective(space), 120, archs_per_ask=50, log_path=other)
     assert other.read_bytes() != (tmp_path / "a.jsonl").read_bytes()
 
 
@@ -47,7 +48,7 @@ def test_each_distinct_arch_is_evaluated_once(space):
             return [dict(self.space.sample(__import__("random").Random(i % 3))) for i in range(n)]
 
     evaluator = CountingEvaluator(space)
-    result = search(Repeater(space), evaluator, budget=12, batch_size=4)
+    result = search(Repeater(space), evaluator, budget=12, archs_per_ask=4)
     assert len(evaluator.calls) == len(set(evaluator.calls)) == 3
     assert sum(t.status == "cached" for t in result.trials) == 9
     scores = {t.key: t.score for t in result.trials}
@@ -60,7 +61,7 @@ def test_rejected_archs_never_reach_the_evaluator(space):
     def no_skip_first(arch):
         return "s0 is skip" if arch["s0"] == "skip" else None
 
-    result = search(RandomSearch(space, seed=0), evaluator, budget=40, batch_size=8, constraints=[no_skip_first])
+    result = search(RandomSearch(space, seed=0), evaluator, budget=40, archs_per_ask=8, constraints=[no_skip_first])
     rejected = [t for t in result.trials if t.status == "rejected"]
     assert rejected and all(t.reason == "s0 is skip" for t in rejected)
     assert not any("'s0', 'skip'" in call for call in evaluator.calls)
@@ -85,7 +86,7 @@ def test_failed_evaluations_are_logged_and_told_as_none(space):
             raise RuntimeError("out of memory")
         return {"score": 1.0}
 
-    result = search(Spy(space, seed=0), flaky, budget=20, batch_size=5)
+    result = search(Spy(space, seed=0), flaky, budget=20, archs_per_ask=5)
     failed = [t for t in result.trials if t.status == "failed"]
     assert failed and all("out of memory" in t.reason for t in failed)
     assert told.count(None) == len(failed)
@@ -116,23 +117,23 @@ def test_non_positive_budget(space, budget):
 @pytest.mark.parametrize("cut", [0, 1, 49, 50, 77])
 def test_resume_replays_to_the_same_log(space, tmp_path, cut):
     full = tmp_path / "full.jsonl"
-    search(Evolution(space, seed=2), ToyObjective(space), 150, batch_size=50, log_path=full)
+    search(Evolution(space, seed=2), ToyObjective(space), 150, archs_per_ask=50, log_path=full)
     lines = full.read_bytes().splitlines(keepends=True)
     part = tmp_path / "part.jsonl"
     part.write_bytes(b"".join(lines[:cut]))
-    result = search(Evolution(space, seed=2), ToyObjective(space), 150, batch_size=50, log_path=part, resume=True)
+    result = search(Evolution(space, seed=2), ToyObjective(space), 150, archs_per_ask=50, log_path=part, resume=True)
     assert part.read_bytes() == full.read_bytes()
     assert len(result.scored) == 150
 
 
 def test_resume_drops_a_torn_last_line(space, tmp_path):
     full = tmp_path / "full.jsonl"
-    search(RandomSearch(space, seed=2), ToyObjective(space), 30, batch_size=4, log_path=full)
+    search(RandomSearch(space, seed=2), ToyObjective(space), 30, archs_per_ask=4, log_path=full)
     data = full.read_bytes()
     part = tmp_path / "part.jsonl"
     lines = data.splitlines(keepends=True)
     part.write_bytes(b"".join(lines[:10]) + lines[10][:17])  # the crash hit mid-write
-    search(RandomSearch(space, seed=2), ToyObjective(space), 30, batch_size=4, log_path=part, resume=True)
+    search(RandomSearch(space, seed=2), ToyObjective(space), 30, archs_per_ask=4, log_path=part, resume=True)
     assert part.read_bytes() == data
 
 
@@ -140,13 +141,13 @@ def test_resume_after_a_cut_just_before_the_last_newline(space, tmp_path):
     """The last trial is whole but its newline was lost: resume keeps it, restores the
     newline, and the next trial starts a line of its own (the log then equals the uninterrupted one)."""
     full = tmp_path / "full.jsonl"
-    search(RandomSearch(space, seed=2), ToyObjective(space), 30, batch_size=4, log_path=full)
+    search(RandomSearch(space, seed=2), ToyObjective(space), 30, archs_per_ask=4, log_path=full)
     data = full.read_bytes()
     lines = data.splitlines(keepends=True)
     part = tmp_path / "part.jsonl"
     part.write_bytes(b"".join(lines[:10]) + lines[10].rstrip(b"\n"))
     assert len(TrialLog(part).read()) == 11
-    search(RandomSearch(space, seed=2), ToyObjective(space), 30, batch_size=4, log_path=part, resume=True)
+    search(RandomSearch(space, seed=2), ToyObjective(space), 30, archs_per_ask=4, log_path=part, resume=True)
     assert part.read_bytes() == data
     assert len(TrialLog(part).read()) == len(lines)
 
@@ -167,7 +168,7 @@ def test_existing_log_without_resume_is_refused(space, tmp_path):
 
 def test_log_records_are_complete(space, tmp_path):
     log = tmp_path / "t.jsonl"
-    search(Evolution(space, seed=0), ToyObjective(space), 60, batch_size=50, log_path=log)
+    search(Evolution(space, seed=0), ToyObjective(space), 60, archs_per_ask=50, log_path=log)
     trials = TrialLog(log).read()
     assert [t.number for t in trials] == list(range(len(trials)))
     assert {t.batch for t in trials} == {0, 1}
@@ -175,7 +176,7 @@ def test_log_records_are_complete(space, tmp_path):
 
 
 def test_best_so_far_is_monotone(space):
-    result = search(RandomSearch(space, seed=3), ToyObjective(space), 50, batch_size=7)
+    result = search(RandomSearch(space, seed=3), ToyObjective(space), 50, archs_per_ask=7)
     curve = result.best_so_far()
     assert len(curve) == 50 and all(b >= a for a, b in zip(curve, curve[1:]))
     assert curve[-1] == result.best.score == max(t.score for t in result.scored)

@@ -41,7 +41,7 @@ def make_search(log_path: str):
     plain = text_evaluator(supernet, [batch], space=space)
     evaluator = FailsSometimes(supernet, plain.task, plain.batches, space=space)
     strategy = Evolution(space, seed=3, population=12, parents=4, mutations=5, crossovers=5)
-    return search(strategy, evaluator, budget=40, batch_size=12, metric="mlm_loss", direction="minimize",
+    return search(strategy, evaluator, budget=40, archs_per_ask=12, metric="mlm_loss", direction="minimize",
                   log_path=log_path)
 
 

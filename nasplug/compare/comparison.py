@@ -121,7 +121,7 @@ def run_comparison(plan: ComparisonPlan) -> tuple[list[dict[str, Any]], GroundTr
     make_run_dir(layout.root)
     atomic_write_json(layout.config, {**plan.config, "fingerprint": plan.fingerprint})
     run_plan = RunPlan(plan.space, evaluator, JsonlCache(layout.cache), plan.constraints, cfg.metric, cfg.direction,
-                       request.budget, plan.batch_size, request.resume, layout)
+                       request.budget, plan.archs_per_ask, request.resume, layout)
     log.info("compare: %d strategies x %d seeds x budget %d into %s (cache: %d archs)",
              len(plan.specs), len(plan.seeds), request.budget, layout.root, len(run_plan.cache))
     truth = None

@@ -56,7 +56,7 @@ class ComparisonPlan:
     space: Any
     specs: dict[str, Component]
     seeds: list[int]
-    batch_size: int
+    archs_per_ask: int
     search: SearchConfig
     constraints: list[Any]
     config: dict[str, Any]
@@ -126,7 +126,7 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
     recipe = request.recipe
     seed_list = _seed_list(request.seeds)
     cfg = recipe.search or SearchConfig()
-    batch = request.batch_size if request.batch_size is not None else cfg.batch_size
+    batch = request.batch_size if request.batch_size is not None else cfg.archs_per_ask
     _check_numbers(request, seed_list, batch)
     space = build_space(recipe.space)
     if request.ground_truth:

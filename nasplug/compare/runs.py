@@ -47,7 +47,7 @@ class RunPlan:
     metric: str
     direction: str
     budget: int
-    batch_size: int
+    archs_per_ask: int  # --batch-size
     resume: bool
     layout: ComparisonLayout
     wall: dict[str, float] = field(default_factory=dict)
@@ -57,7 +57,7 @@ def run_ground_truth(plan: RunPlan, max_archs: int, progress: bool) -> GroundTru
     """Score the whole space through the shared cache (see :func:`ground_truth`), timed."""
     t0 = time.perf_counter()
     truth = ground_truth(plan.space, plan.evaluator, plan.cache, metric=plan.metric, direction=plan.direction,
-                         constraints=plan.constraints, max_archs=max_archs, chunk=max(plan.batch_size, 64),
+                         constraints=plan.constraints, max_archs=max_archs, chunk=max(plan.archs_per_ask, 64),
                          progress=progress)
     plan.wall["ground_truth"] = time.perf_counter() - t0
     return truth
@@ -93,8 +93,8 @@ def _run_one(plan: RunPlan, label: str, spec: Component, seed: int, bar: Any) ->
         cache = RunCache(plan.cache, f"{slug(label)}/seed{seed}", logged)
         t0 = time.perf_counter()
         result = search(strategy, plan.evaluator, plan.budget, space=plan.space, constraints=plan.constraints,
-                        metric=plan.metric, direction=plan.direction, batch_size=plan.batch_size, log_path=log_path,
-                        resume=plan.resume, callbacks=[tick], cache=cache)
+                        metric=plan.metric, direction=plan.direction, archs_per_ask=plan.archs_per_ask,
+                        log_path=log_path, resume=plan.resume, callbacks=[tick], cache=cache)
         wall = time.perf_counter() - t0
         trials = result.trials
         scored = sum(t.scored for t in trials)

@@ -52,14 +52,14 @@ def concat(a: Encoded, b: Encoded) -> Encoded:
     return {k: a[k] + b[k] for k in a}
 
 
-def batches(enc: Encoded, order: Sequence[int], size: int, pad_id: int,
+def batches(enc: Encoded, order: Sequence[int], batch_size: int, pad_id: int,
             regression: bool, device: str, *, pad_to: int | None = None,
             label_scale: float = 1.0) -> Iterator[dict[str, torch.Tensor]]:
     """Padded batches of the examples in ``order``: padding to the longest in the batch, or
     to ``pad_to`` tokens (the official code pads every example to max_len). Regression
     labels are divided by ``label_scale`` (STS-B: score / 5, as the official code trains)."""
-    for start in range(0, len(order), size):
-        rows = order[start:start + size]
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
         width = max(len(enc["input_ids"][i]) for i in rows)
         width = max(width, pad_to or 0)
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # [B, T]

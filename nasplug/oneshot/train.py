@@ -157,7 +157,8 @@ class _Run:
             self.optimizer, lambda s: lr_factor(s, cfg.warmup(), cfg.steps, cfg.optimizer)
         )
         self.batches = task.training_batches(cfg.batch_size, cfg.seed)  # global batches
-        self.heldout = task.heldout_batches(cfg.batch_size, derive_seed(cfg.seed, "heldout"), cfg.eval_batches)
+        self.heldout = task.heldout_batches(cfg.batch_size, derive_seed(cfg.seed, "heldout"),
+                                            num_batches=cfg.eval_batches)  # the recipe key eval_batches: a count
         self.baseline = task.baseline()
         self.eval_archs = self._eval_archs()
         self.ckpt_root, self.metrics_path = run_dir / "checkpoint", run_dir / "metrics.jsonl"

@@ -54,7 +54,7 @@ class SupernetEvaluator(EvaluatorPlugin):
     gives none). ``recalibrate``: re-estimate BatchNorm statistics on that many training
     batches of ``recalibrate_batch_size`` examples per arch (SPOS).
 
-    The recipe key ``batches`` is a count (``num_batches`` in the glossary, docs/GLOSSARY.md);
+    The recipe key ``batches`` is a count (``num_batches`` in the glossary, ``nasplug.__doc__``);
     this is the one place it is read under its recipe name.
     """
 

@@ -63,7 +63,7 @@ class SearchStage(Stage):
 
         try:
             result = search(strategy, evaluator, cfg.budget, space=space, constraints=constraints, metric=cfg.metric,
-                            direction=cfg.direction, batch_size=cfg.batch_size, log_path=ctx.layout.trials,
+                            direction=cfg.direction, archs_per_ask=cfg.archs_per_ask, log_path=ctx.layout.trials,
                             resume=ctx.resume, callbacks=[progress])
         finally:
             bar.close()

@@ -46,7 +46,7 @@ from nasplug.rankcorr.scoring import Scores, score_plan, standalone_metrics
 log = logging.getLogger(__name__)
 
 
-def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int = 0, batches: int | None = None,
+def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int = 0, num_batches: int | None = None,
                      resume: bool = True, progress: bool = True, train_overrides: dict[str, Any] | None = None,
                      metric: str | None = None, out: str | Path | None = None, resamples: int = 2000,
                      keep_checkpoints: bool = False, overrides: Sequence[str] = (),
@@ -58,7 +58,8 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         archs: N, the number of distinct archs (>= 3).
         steps: S, standalone training steps per arch (>= 1).
         seed: draws the archs (``random.Random(seed)``) and seeds the bootstrap.
-        batches: held-out batches of the evaluator (default: the recipe's evaluator setting).
+        num_batches: how many held-out batches the evaluator scores on (``--batches``; default:
+            the recipe's ``evaluator.batches``).
         resume: reuse archs trained by an earlier call; False refuses a folder with results.
         progress: progress bars (across archs, and pretrain's own per arch).
         train_overrides: TrainConfig fields over the recipe's retrain settings, e.g. ``{"lr": 1e-3}``.
@@ -83,7 +84,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
     """
     t0 = time.perf_counter()
     request = RankCorrRequest(
-        Path(run_dir), archs, steps, seed=seed, batches=batches, resume=resume, progress=progress,
+        Path(run_dir), archs, steps, seed=seed, num_batches=num_batches, resume=resume, progress=progress,
         train_overrides=train_overrides, metric=metric, out=None if out is None else Path(out), resamples=resamples,
         keep_checkpoints=keep_checkpoints, overrides=tuple(overrides), models=None if models is None else Path(models))
     plan = plan_rank_corr(request)

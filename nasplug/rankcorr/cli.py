@@ -55,7 +55,7 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
         from nasplug.registry import check_argument
 
         check_argument(SupernetEvaluator, "batches", args.batches, "--batches")
-    result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, batches=args.batches,
+    result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, num_batches=args.batches,
                               progress=not getattr(args, "quiet", False), metric=args.metric, out=args.out,
                               overrides=args.overrides, resamples=args.resamples, models=args.models)
     print(table(result))

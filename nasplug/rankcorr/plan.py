@@ -27,7 +27,7 @@ class RankCorrRequest:
     archs: int
     steps: int
     seed: int = 0
-    batches: int | None = None
+    num_batches: int | None = None
     resume: bool = True
     progress: bool = True
     train_overrides: dict[str, Any] | None = None
@@ -107,9 +107,10 @@ def sample_archs(space: Any, n: int, seed: int) -> list[Arch]:
     )
 
 
-def evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
-    """The run's ``supernet`` evaluator settings, with ``--batches``, checked against the
-    evaluator's signature (nothing built); NasplugError for another evaluator or a bad setting."""
+def evaluator_kwargs(recipe: Any, num_batches: int | None) -> dict[str, Any]:
+    """The run's ``supernet`` evaluator settings (recipe keys), with ``num_batches`` as ``batches``
+    (``--batches``) when given, checked against the evaluator's signature (nothing built);
+    NasplugError for another evaluator or a bad setting."""
     from nasplug.pipeline.evaluators import SupernetEvaluator
     from nasplug.registry import EVALUATORS, check_kwargs
 
@@ -121,8 +122,8 @@ def evaluator_kwargs(recipe: Any, batches: int | None) -> dict[str, Any]:
                 f"evaluator: rank-corr compares against the 'supernet' evaluator; the run uses {spec.name!r}"
             )
         kwargs = spec.kwargs()
-    if batches is not None:
-        kwargs["batches"] = batches
+    if num_batches is not None:
+        kwargs["batches"] = num_batches
     check_kwargs(SupernetEvaluator, kwargs, field="evaluator")
     return kwargs
 
@@ -175,4 +176,4 @@ def plan_rank_corr(request: RankCorrRequest) -> RankCorrPlan:
     if not request.resume and any(models_dir.glob("arch-*")):
         raise NasplugError(f"{models_dir}: holds archs of an earlier rank-corr; resume it or pass another --out")
     return RankCorrPlan(request, ctx, metric, ctx.task.metrics[metric], train, out_dir, models_dir,
-                        evaluator_kwargs(recipe, request.batches))
+                        evaluator_kwargs(recipe, request.num_batches))

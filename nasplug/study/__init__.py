@@ -81,7 +81,7 @@ def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
     log.info("study: searching row %s (%s, budget %d)", name, search_cfg.strategy.name, search_cfg.budget)
     result = search(strategy, evaluator, search_cfg.budget, space=sub,
                     constraints=build_constraints(search_cfg.constraints, sub), metric=search_cfg.metric,
-                    direction=search_cfg.direction, batch_size=search_cfg.batch_size, log_path=log_path,
+                    direction=search_cfg.direction, archs_per_ask=search_cfg.archs_per_ask, log_path=log_path,
                     resume=log_path.exists())
     if result.best is None:
         raise NasplugError(f"study.rows.{name}: the search scored no architecture")

@@ -218,7 +218,7 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
     assert tau["estimate"] is None or -1 <= tau["estimate"] <= 1
     assert {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")} == mtimes
     # Other held-out batches (--batches 1, not the recipe's 2): the trained models are scored again, not reused.
-    one = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False, batches=1)
+    one = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False, num_batches=1)
     for new, old in zip(one["pairs"], trained["pairs"]):
         assert new["supernet"] != old["supernet"] and new["standalone"] != old["standalone"]
     assert json.loads((out / "arch-00" / "score.json").read_text())["scored_with"]["evaluator"]["batches"] == 1

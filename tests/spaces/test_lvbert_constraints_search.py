@@ -20,7 +20,7 @@ def test_exactly_888_counts_yield_only_888_archs():
     space = LVBertSpace(size="small", counts={"conv": 8, "attn": 8, "ffn": 8})
     for strategy in (Evolution(space, seed=0, population=20, parents=5, mutations=10, crossovers=10),
                      RandomSearch(space, seed=0)):
-        result = search(strategy, attn_score, budget=60, batch_size=20, space=space)
+        result = search(strategy, attn_score, budget=60, archs_per_ask=20, space=space)
         assert len(result.scored) == 60
         for trial in result.trials:
             if trial.scored:

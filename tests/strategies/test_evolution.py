@@ -16,7 +16,7 @@ from nasplug.strategies.random import RandomSearch
 
 def mean_best(make, space, budget, batch, seeds=range(10)):
     return statistics.mean(
-        search(make(space, s), ToyObjective(space), budget, batch_size=batch).best.score for s in seeds
+        search(make(space, s), ToyObjective(space), budget, archs_per_ask=batch).best.score for s in seeds
     )
 
 
@@ -73,7 +73,7 @@ def test_rejected_children_are_replaced():
 def test_stops_after_its_generations():
     space = ToySpace(slots=6, seed=0)
     result = search(Evolution(space, seed=0, population=10, mutations=5, crossovers=5, generations=3),
-                    ToyObjective(space), budget=1000, batch_size=10)
+                    ToyObjective(space), budget=1000, archs_per_ask=10)
     assert len(result.scored) == 30
 
 
@@ -112,7 +112,7 @@ def test_evolution_hints_its_parent_pool_and_others_give_none():
 
 def test_random_search_enumerates_a_small_space():
     space = ToySpace(slots=4, seed=0)  # 256 archs
-    result = search(RandomSearch(space, seed=0), ToyObjective(space), budget=256, batch_size=16)
+    result = search(RandomSearch(space, seed=0), ToyObjective(space), budget=256, archs_per_ask=16)
     assert len({t.key for t in result.trials}) == 256
     assert result.best.score == space.optimum()[1]
 

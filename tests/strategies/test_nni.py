@@ -96,7 +96,7 @@ def test_resume_replays_to_the_same_log(space, tmp_path, algorithm, cut):
     """Rejected and failed trials included: they are replayed as failed trials."""
     def run(path, resume=False):
         strategy = NNIStrategy(space, seed=2, algorithm=algorithm, **SMALL[algorithm])
-        return search(strategy, failing_objective(space), 40, batch_size=8, constraints=[no_tanh_first],
+        return search(strategy, failing_objective(space), 40, archs_per_ask=8, constraints=[no_tanh_first],
                       log_path=path, resume=resume)
 
     full = tmp_path / "full.jsonl"
@@ -163,7 +163,7 @@ def test_no_more_trials_ends_the_batch_or_the_search():
     evo = NNIStrategy(ToySpace(slots=4, seed=0), seed=0, population_size=5, sample_size=2)
     assert len(evo.ask(8)) == 5, "nothing to mutate before the first population is told"
     tiny = ToySpace(slots=1, seed=0)  # four archs: NNI's random tuner runs out of new ones
-    result = search(NNIStrategy(tiny, seed=0, algorithm="Random"), ToyObjective(tiny), 100, batch_size=3)
+    result = search(NNIStrategy(tiny, seed=0, algorithm="Random"), ToyObjective(tiny), 100, archs_per_ask=3)
     assert len(result.trials) == 4 == len({t.key for t in result.trials})
 
 
@@ -202,7 +202,7 @@ def test_nni_prints_nothing_and_logs_no_info(space, capfd, caplog):
 
 
 def mean_best(make, space, budget, batch, seeds):
-    return statistics.mean(search(make(s), ToyObjective(space), budget, batch_size=batch).best.score for s in seeds)
+    return statistics.mean(search(make(s), ToyObjective(space), budget, archs_per_ask=batch).best.score for s in seeds)
 
 
 @needs_nni
@@ -220,7 +220,7 @@ def test_tpe_proposes_better_than_random_archs(space):
     # mean of trials 40-79 over 4 seeds: 2.3 (worst seed 2.0) vs -0.7 for random search.
     def late_mean(make):
         return statistics.mean(
-            statistics.mean(t.score for t in search(make(s), ToyObjective(space), 80, batch_size=10).scored[40:])
+            statistics.mean(t.score for t in search(make(s), ToyObjective(space), 80, archs_per_ask=10).scored[40:])
             for s in range(4))
 
     tpe = late_mean(lambda s: NNIStrategy(space, seed=s, algorithm="TPE"))

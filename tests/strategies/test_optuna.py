@@ -63,7 +63,7 @@ def no_tanh_first(arch):
 def test_resume_replays_to_the_same_log(space, tmp_path, cut):
     """Rejected and failed trials included: they are replayed as FAIL tells."""
     def run(path, resume=False):
-        return search(OptunaStrategy(space, seed=2), failing_objective(space), 40, batch_size=8,
+        return search(OptunaStrategy(space, seed=2), failing_objective(space), 40, archs_per_ask=8,
                       constraints=[no_tanh_first], log_path=path, resume=resume)
 
     full = tmp_path / "full.jsonl"
@@ -166,7 +166,7 @@ def test_sqlite_storage_holds_the_study_and_a_resume_gets_a_fresh_one(space, tmp
 @pytest.mark.parametrize("sampler", ["GridSampler", "BruteForceSampler"])
 def test_exhaustive_samplers_enumerate_the_space_then_stop(sampler):
     tiny = ToySpace(slots=2, seed=0)  # 16 archs; GridSampler gets them as its grid
-    result = search(OptunaStrategy(tiny, seed=0, sampler=sampler), ToyObjective(tiny), 100, batch_size=1)
+    result = search(OptunaStrategy(tiny, seed=0, sampler=sampler), ToyObjective(tiny), 100, archs_per_ask=1)
     assert len(result.trials) == 16 == len({t.key for t in result.trials})
 
 
@@ -189,7 +189,7 @@ def test_optuna_info_logs_are_dropped_and_its_verbosity_kept(space, caplog):
 
 
 def mean_best(make, space, budget, batch, seeds):
-    return statistics.mean(search(make(s), ToyObjective(space), budget, batch_size=batch).best.score for s in seeds)
+    return statistics.mean(search(make(s), ToyObjective(space), budget, archs_per_ask=batch).best.score for s in seeds)
 
 
 def test_tpe_beats_random_at_a_small_budget(space):
@@ -203,7 +203,7 @@ def test_study_user_attributes_hold_every_metric_of_the_trial(space, tmp_path):
     """What trials.jsonl holds, the study holds too: read back with optuna.load_study."""
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     strategy = OptunaStrategy(space, seed=0, storage=url, study_name="metrics")
-    result = search(strategy, ToyObjective(space), budget=6, batch_size=3, log_path=tmp_path / "trials.jsonl")
+    result = search(strategy, ToyObjective(space), budget=6, archs_per_ask=3, log_path=tmp_path / "trials.jsonl")
     stored = optuna.load_study(study_name="metrics", storage=url)
     complete = [t for t in stored.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 6
