@@ -99,12 +99,13 @@ class Task:
         torchrun, rank 0 first). Default: ``self.splits = self.load(env)``, checked."""
         if self.splits is not None:
             return
-        splits = dict(self.load(env))
+        loaded = dict(self.load(env))
         for name in ("train", "heldout"):
-            if name not in splits:
+            if name not in loaded:
                 raise NasplugError(f"task {self.name!r}: load() returned no {name!r} split")
-        for name, tensors in splits.items():
-            tensors = tuple(tensors) if isinstance(tensors, (tuple, list)) else (tensors,)
+        splits: dict[str, tuple[torch.Tensor, ...]] = {}
+        for name, given in loaded.items():
+            tensors = tuple(given) if isinstance(given, (tuple, list)) else (given,)
             if not tensors or len({len(t) for t in tensors}) != 1 or len(tensors[0]) == 0:
                 raise NasplugError(f"task {self.name!r}: split {name!r} must be non-empty tensors of equal length")
             splits[name] = tensors

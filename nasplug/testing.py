@@ -253,7 +253,8 @@ class EvaluatorPluginContract:
         alone = [dict(evaluator(a)) for a in archs]
         if isinstance(evaluator, BatchEvaluator):
             assert [dict(m) for m in evaluator.evaluate_batch(archs)] == alone, "evaluate_batch must equal one by one"
-        if isinstance(evaluator, Closeable):
+        closeable = isinstance(evaluator, Closeable)
+        if closeable:
             evaluator.close()
             assert [dict(evaluator(a)) for a in archs] == alone, "a closed evaluator still scores the same"
 
