@@ -239,7 +239,7 @@ def _check_types(factory: Callable[..., Any], kwargs: dict[str, Any], field: str
     checked = dict(kwargs)
     for key, value in kwargs.items():
         if key in hints:
-            checked[key] = check_value(hints[key], value, f"{field}.{key}", lists_as_tuples=True)
+            checked[key] = _check_value(hints[key], value, f"{field}.{key}", lists_as_tuples=True)
     return checked
 
 
@@ -266,7 +266,7 @@ def _constrained(hint: Any) -> bool:
     return any(_constrained(arg) for arg in typing.get_args(hint))
 
 
-def check_value(hint: Any, value: Any, where: str, lists_as_tuples: bool = False) -> Any:
+def _check_value(hint: Any, value: Any, where: str, lists_as_tuples: bool = False) -> Any:
     """``value`` validated strictly against ``hint`` (pydantic); NasplugError ``where: what
     is allowed (got value)``. A hint pydantic cannot check lets the value through as it is."""
     import pydantic
@@ -307,7 +307,7 @@ def check_argument(factory: Callable[..., Any], name: str, value: Any, where: st
 
     target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
     hint = _hints(target).get(name)
-    return value if hint is None else check_value(hint, value, where)
+    return value if hint is None else _check_value(hint, value, where)
 
 
 def checked(field: str) -> Callable[[F], F]:
@@ -335,7 +335,7 @@ def checked(field: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
             for name, hint in constrained.items():
                 if name in arguments:
-                    check_value(hint, arguments[name], f"{field}.{name}")
+                    _check_value(hint, arguments[name], f"{field}.{name}")
             return fn(*args, **kwargs)
 
         return typing.cast(F, call)

@@ -27,16 +27,11 @@ Counting conventions (the same numbers the built models have, checked by the tes
 from __future__ import annotations
 
 import dataclasses
-import functools
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from nasplug.errors import NasplugError
-from nasplug.registry import check_value
 from nasplug.spaces.lvbert.codec import LAYER_TYPES
 
 SIZES: dict[str, dict[str, int]] = {
@@ -60,18 +55,16 @@ class LVBertDims:
     config. Fields use the short names of the recipe keys.
     """
 
-    # Bounds: far beyond LV-BERT-large (hidden 1024, FFN 4096, 30522 tokens), small enough that
-    # a typo fails in one line instead of trying to allocate terabytes.
-    hidden: Annotated[int, Field(ge=1, le=16_384)] = 256
-    heads: Annotated[int, Field(ge=1, le=1024)] = 4
-    ffn: Annotated[int, Field(ge=1, le=65_536)] = 1024
-    embedding: Annotated[int, Field(ge=1, le=16_384)] = 128
-    slots: Annotated[int, Field(ge=1, le=256)] = NUM_SLOTS
-    vocab_size: Annotated[int, Field(ge=1, le=1_000_000)] = VOCAB_SIZE
-    max_positions: Annotated[int, Field(ge=1, le=65_536)] = MAX_POSITIONS
-    type_vocab_size: Annotated[int, Field(ge=1, le=64)] = TYPE_VOCAB_SIZE
-    kernel_size: Annotated[int, Field(ge=1, le=255)] = KERNEL_SIZE
-    generator_hidden: Annotated[int, Field(ge=1, le=16_384)] | None = 64
+    hidden: int = 256
+    heads: int = 4
+    ffn: int = 1024
+    embedding: int = 128
+    slots: int = NUM_SLOTS
+    vocab_size: int = VOCAB_SIZE
+    max_positions: int = MAX_POSITIONS
+    type_vocab_size: int = TYPE_VOCAB_SIZE
+    kernel_size: int = KERNEL_SIZE
+    generator_hidden: int | None = 64
 
     @classmethod
     def from_size(cls, size: str | None = "small", **custom: Any) -> LVBertDims:
@@ -88,7 +81,7 @@ class LVBertDims:
         if size is None:
             if "hidden" not in custom:
                 raise NasplugError("hidden: required when size is not given (or set size: small, medium or base)")
-            hidden = check_value(_field_hints()["hidden"], custom["hidden"], "hidden")
+            hidden = _positive_int("hidden", custom["hidden"], LIMITS["hidden"])
             base = {"hidden": hidden, "heads": max(1, hidden // 64), "ffn": 4 * hidden, "embedding": hidden,
                     "generator_hidden": None}
         elif size in SIZES:
@@ -102,10 +95,12 @@ class LVBertDims:
         return dims
 
     def check(self) -> None:
-        """Raise NasplugError naming the first bad dimension (with its bound, from the field's hint)."""
-        hints = _field_hints()
-        for name, value in asdict(self).items():
-            check_value(hints[name], value, name)
+        """Raise NasplugError naming the first bad dimension (with the limit when too large)."""
+        for name in ("hidden", "heads", "ffn", "embedding", "slots", "vocab_size", "max_positions",
+                     "type_vocab_size", "kernel_size"):
+            _positive_int(name, getattr(self, name), LIMITS[name])
+        if self.generator_hidden is not None:
+            _positive_int("generator_hidden", self.generator_hidden, LIMITS["hidden"])
         if self.hidden % self.heads:
             raise NasplugError(f"heads: {self.heads} does not divide hidden={self.hidden}")
         if self.kernel_size % 2 == 0:
@@ -190,7 +185,18 @@ class LVBertDims:
         return dataclasses.replace(self, hidden=hidden, heads=heads, ffn=4 * hidden, generator_hidden=None)
 
 
-@functools.cache
-def _field_hints() -> dict[str, Any]:
-    """:class:`LVBertDims`' field hints with their bounds (resolved once)."""
-    return typing.get_type_hints(LVBertDims, include_extras=True)
+#: Largest values accepted: far beyond LV-BERT-large (hidden 1024, FFN 4096, 30522 tokens), small
+#: enough that a typo fails in one line instead of trying to allocate terabytes. A table rather than
+#: bounds in pydantic hints (as plugin arguments have): this module is copied into exported Hugging
+#: Face folders, which load without nasplug or pydantic (spaces/lvbert/export.py).
+LIMITS = {"hidden": 16_384, "heads": 1024, "ffn": 65_536, "embedding": 16_384, "slots": 256,
+          "vocab_size": 1_000_000, "max_positions": 65_536, "type_vocab_size": 64, "kernel_size": 255}
+
+
+def _positive_int(name: str, value: Any, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise NasplugError(f"{name}: expected a positive integer, got {shown}")
+    if value > limit:
+        raise NasplugError(f"{name}: {value if value < 10**12 else 'a huge number'} is more than the limit {limit:,}")
+    return value
