@@ -33,7 +33,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check nasplug spaces strategies tests benchmarks
+	$(BIN)/ruff check nasplug spaces strategies tests benchmarks examples
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

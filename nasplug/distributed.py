@@ -183,7 +183,7 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
                 dist.broadcast(tensor.data, src=src)
 
 
-def broadcast_object(obj: object, src: int = 0) -> object:
+def broadcast_object(obj: T, src: int = 0) -> T:
     """``obj`` from rank ``src`` on every rank (picklable objects; no-op in a world of one)."""
     if not is_distributed():
         return obj

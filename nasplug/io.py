@@ -21,7 +21,7 @@ from nasplug.errors import WriteFailed
 log = logging.getLogger(__name__)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(fh)`` on a temp file next to ``path``, then atomically replace ``path``.
 
     Raises:
@@ -65,8 +65,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -19,6 +19,7 @@ its validated readers; ``nasplug compare`` takes the paths of its output folder 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class RunLayout:
     #: What a run writes before its first stage starts (a new run refused by that stage forgets them).
     IDENTITY = (RECIPE, INFO)
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.root = Path(run_dir)
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -114,6 +114,15 @@ def training_settings(recipe: Recipe) -> TrainConfig | None:
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 
 
+Section = TypeVar("Section")
+
+
+def _present(value: Section | None, key: str, recipe: str) -> Section:
+    if value is None:
+        raise NasplugError(f"{key}: recipe {recipe!r} has no {key} section, and this step needs one")
+    return value
+
+
 class Recipe(BaseModel):
     """A whole run: the space, the task, how to train its supernet, search it, retrain.
 
@@ -142,6 +151,18 @@ class Recipe(BaseModel):
     @property
     def folder(self) -> str | None:
         return self._folder
+
+    def supernet_config(self) -> SupernetConfig:
+        """The ``supernet:`` section; a one-line error when the recipe has none."""
+        return _present(self.supernet, "supernet", self.name)
+
+    def search_config(self) -> SearchConfig:
+        """The ``search:`` section; a one-line error when the recipe has none."""
+        return _present(self.search, "search", self.name)
+
+    def retrain_config(self) -> RetrainConfig:
+        """The ``retrain:`` section; a one-line error when the recipe has none."""
+        return _present(self.retrain, "retrain", self.name)
 
     def section(self, name: str) -> dict[str, Any] | None:
         """A plugin stage's settings (the recipe's top-level key ``name``), None if absent."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch.nn as nn
 
@@ -73,11 +73,12 @@ class Supernet(nn.Module):
 
         with self.using(arch):  # checks the arch against every block, with their clear errors
             frozen = freeze(self, arch)
+        assert isinstance(frozen, Supernet)  # freeze copies a module that is not a block, class and all
         frozen.routable = False
         frozen.active = dict(arch)
         return frozen
 
 
-def is_supernet(model: nn.Module) -> bool:
+def is_supernet(model: nn.Module) -> TypeGuard[Supernet]:
     """True for a supernet that can be routed through archs (not a frozen extract)."""
     return isinstance(model, Supernet) and model.routable

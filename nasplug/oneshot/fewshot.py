@@ -46,7 +46,7 @@ class FewShotSupernet(Supernet):
             raise NasplugError(f"supernet.split: the choice {key!r} has no options")
         self.key, self.options = key, list(options)
         self.copies = nn.ModuleDict({str(o): copy.deepcopy(base) for o in self.options})
-        self._set_current(self.copies[str(self.options[0])])
+        self._set_current(self._option_copy(self.options[0]))
 
     def _set_current(self, module: Supernet) -> None:
         object.__setattr__(self, "current", module)  # not a second registration of a copy
@@ -58,7 +58,12 @@ class FewShotSupernet(Supernet):
         if value not in self.options:
             raise NasplugError(f"arch.{self.key}: {value!r} is not an option; allowed: "
                                f"{', '.join(map(repr, self.options))}")
-        return self.copies[str(value)]
+        return self._option_copy(value)
+
+    def _option_copy(self, option: Any) -> Supernet:
+        copy_ = self.copies[str(option)]
+        assert isinstance(copy_, Supernet)  # deep copies of the base supernet
+        return copy_
 
     def activate(self, arch: Arch) -> None:
         self._set_current(self._copy(arch))

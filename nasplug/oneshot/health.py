@@ -9,6 +9,7 @@ which names the last healthy checkpoint to resume from.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ class Health:
             self.best = self.ema if self.best is None else min(self.best, self.ema)
             self.bad = self.ema > self.factor * max(self.best, self.floor)
 
-    def healthy(self, params: list[torch.Tensor]) -> bool:
+    def healthy(self, params: Sequence[torch.Tensor]) -> bool:
         """Sound now: the loss is not running away and every weight is finite and bounded."""
         if self.bad:
             return False

@@ -90,7 +90,8 @@ def make_optimizer(module: nn.Module, cfg: Any) -> torch.optim.Optimizer:
     """The optimizer of ``cfg.optimizer`` (a :class:`~nasplug.oneshot.config.TrainConfig`) with
     ``cfg.lr``, ``betas``, ``eps`` and ``weight_decay`` on matrices and conv kernels only:
     no decay on biases and normalisation weights, as in BERT / ELECTRA."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, param in module.named_parameters():  # shared / tied parameters appear once
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)

@@ -122,7 +122,7 @@ class PrefixCache:
             self._release(next(iter(self._retired)))
         return True
 
-    def rescore(self, scores: dict[Route, float]) -> None:
+    def rescore(self, scores: dict[Route, float | None]) -> None:
         """Update held routes' scores (e.g. to final figures once every batch is scored)."""
         for route, score in scores.items():
             if route in self._kept and score is not None and math.isfinite(score):

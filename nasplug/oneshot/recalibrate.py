@@ -24,6 +24,13 @@ def batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
+def running_statistics(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Running mean, running variance and batch count of a layer that tracks them."""
+    mean, var, count = layer.running_mean, layer.running_var, layer.num_batches_tracked
+    assert mean is not None and var is not None and count is not None, "BatchNorm without running statistics"
+    return mean, var, count
+
+
 class BatchNormRecalibration:
     """Re-estimate BatchNorm statistics through the active arch on fixed training batches.
 
@@ -54,8 +61,7 @@ class BatchNormRecalibration:
         """Inside: ``model``'s BatchNorm layers hold statistics of the active arch alone
         (cumulative averages over the batches); on exit the saved statistics return."""
         layers = batchnorms(model)
-        saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum)
-                 for m in layers]
+        saved = [(tuple(t.clone() for t in running_statistics(m)), m.momentum) for m in layers]
         try:
             for m in layers:
                 m.reset_running_stats()
@@ -69,9 +75,8 @@ class BatchNormRecalibration:
             yield
         finally:
             with torch.no_grad():
-                for m, (mean, var, count, momentum) in zip(layers, saved):
-                    m.running_mean.copy_(mean)
-                    m.running_var.copy_(var)
-                    m.num_batches_tracked.copy_(count)
+                for m, (values, momentum) in zip(layers, saved):
+                    for stat, value in zip(running_statistics(m), values):
+                        stat.copy_(value)
                     m.momentum = momentum
                     m.eval()

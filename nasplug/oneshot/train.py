@@ -127,7 +127,7 @@ def validate_inputs(model: nn.Module, task: Task, cfg: TrainConfig, space: Any, 
         raise NasplugError(f"space: given for single-path sampling, but {type(model).__name__} is not a supernet")
     if supernet and space is None and arch is None:
         raise NasplugError("arch: a supernet needs space= (sample an arch every step) or arch= (train that arch)")
-    if supernet and arch is not None:
+    if arch is not None and is_supernet(model):
         model.activate(arch)  # checks the arch against the supernet, with its own clear error
     task.check_model(model)
     if cfg.batch_size % (world * cfg.grad_accum):
@@ -230,7 +230,7 @@ class _Run:
         micro, counts = self._micro_batches(step)
         self.trainable.train()
         sums: dict[str, torch.Tensor] = {}
-        paths = self.archs or [None]
+        paths: list[Arch | None] = [*self.archs] or [None]
         for arch in paths:
             self._activate(arch)
             for batch in micro:
@@ -301,7 +301,7 @@ class _Run:
             return {}
         self.trainable.eval()
         mine = self.heldout[self.info.rank :: self.info.world]
-        per_arch = []
+        per_arch: list[dict[str, Any]] = []
         for arch in self.eval_archs:
             self._activate(arch)
             with self._autocast():

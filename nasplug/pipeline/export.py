@@ -27,7 +27,8 @@ def facts(ctx: Any, name: str, arch: Arch, folder: Path, seeds: tuple[int, int])
     from nasplug.runfiles import read_json
 
     result = read_json(folder / "result.json") or {}
-    heldout = result.get("heldout") if isinstance(result.get("heldout"), dict) else {}
+    stored = result.get("heldout")
+    heldout: dict[str, Any] = stored if isinstance(stored, dict) else {}
     metrics = ctx.space.metrics(arch)
     return {"model": name, "arch": ctx.space.format(arch), "params": metrics.get("params"),
             "flops": metrics.get("flops"), "heldout": {k: v for k, v in heldout.items() if k != "per_arch"},
@@ -59,7 +60,7 @@ def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> 
     ``seed``: which of the run's ``retrain.seeds`` (default: the first); only for a run that
     trained each model once per seed.
     """
-    from nasplug.io import atomic_write
+    from nasplug.io import atomic_write_bytes
     from nasplug.oneshot.build import build_model
     from nasplug.oneshot.checkpoint import load_weights, save_weights
     from nasplug.pipeline.context import RunContext
@@ -89,8 +90,7 @@ def export_run(run_dir: Path, name: str, out: Path, seed: int | None = None) -> 
     save_weights(model, out / "model.safetensors")
     for extra in ("result.json", "test.json"):
         if (source / extra).is_file():
-            data = (source / extra).read_bytes()
-            atomic_write(out / extra, lambda fh, data=data: fh.write(data))
+            atomic_write_bytes(out / extra, (source / extra).read_bytes())
     export_folder(ctx, name, archs[name], model, out, seeds=(init_seed, train_seed))
     return out
 

@@ -41,12 +41,13 @@ class RetrainStage(Stage):
 
     def check(self, ctx: RunContext) -> None:
         _ = ctx.retrain_task
-        if ctx.recipe.retrain.seeds is not None and len(set(ctx.recipe.retrain.seeds)) != len(ctx.recipe.retrain.seeds):
-            raise NasplugError(f"retrain.seeds: {ctx.recipe.retrain.seeds} repeats a seed")
+        seeds = ctx.recipe.retrain_config().seeds
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise NasplugError(f"retrain.seeds: {seeds} repeats a seed")
         baseline_archs(ctx)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        cfg = ctx.recipe.retrain
+        cfg = ctx.recipe.retrain_config()
         task = ctx.prepared_task(ctx.retrain_task)
         free = ctx.space.unconstrained()  # baselines may lie outside the searched sub-space
         summary: dict[str, Any] = {}

@@ -39,7 +39,7 @@ def check_model_name(name: str, field: str) -> None:
 
 def baseline_archs(ctx: RunContext) -> dict[str, Arch]:
     """Name -> arch of the recipe's baselines (a baseline may lie outside a constrained space)."""
-    cfg = ctx.recipe.retrain
+    cfg = ctx.recipe.retrain_config()
     free = ctx.space.unconstrained()
     archs: dict[str, Arch] = {}
     for name, text in (cfg.baselines if cfg else {}).items():
@@ -64,7 +64,7 @@ def seed_runs(ctx: RunContext) -> list[tuple[int, int, int | None]]:
     """``(weights seed, training seed, folder seed)`` of each training run of one model; the
     folder seed names its folder (:meth:`RunLayout.retrain <nasplug.layout.RunLayout.retrain>`):
     None for the one run of a recipe without ``retrain.seeds``."""
-    cfg = ctx.recipe.retrain
+    cfg = ctx.recipe.retrain_config()
     if cfg.seeds is None:
         return [(ctx.recipe.seed, cfg.seed, None)]
     return [(s, s, s) for s in cfg.seeds]
@@ -72,5 +72,5 @@ def seed_runs(ctx: RunContext) -> list[tuple[int, int, int | None]]:
 
 def retrained_names(ctx: RunContext) -> list[str]:
     """Names of the retrained models (``found`` and the baselines), without reading any file."""
-    cfg = ctx.recipe.retrain
+    cfg = ctx.recipe.retrain_config()
     return ["found", *(cfg.baselines if cfg else {})]

@@ -41,13 +41,13 @@ class SearchStage(Stage):
         """The strategy and constraints are built (cheap, pure Python) and the evaluator's
         settings checked (a recipe's ``module:attr`` is refused before anything is called or
         written), so a typo fails before the supernet trains."""
-        cfg = ctx.recipe.search
+        cfg = ctx.recipe.search_config()
         build_strategy(cfg.strategy, ctx.space, seed=ctx.recipe.seed)
         build_constraints(cfg.constraints, ctx.space)
         evaluator_plugin(ctx.recipe.evaluator).check(ctx)  # e.g. the metric is one the task measures
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        cfg = ctx.recipe.search
+        cfg = ctx.recipe.search_config()
         space = ctx.space
         strategy = build_strategy(cfg.strategy, space, seed=ctx.recipe.seed)
         constraints = build_constraints(cfg.constraints, space)

@@ -30,7 +30,7 @@ def folder_state(task: Any, folder: Path, **more: bool) -> dict[str, bool]:
     state = {"trained": (folder / "result.json").is_file() and (folder / "model.safetensors").is_file(),
              "tested": task.split("test") is None or (folder / "test.json").is_file(),
              "resume": resume_flag(folder), **more}
-    return distributed.broadcast_object(state)  # type: ignore[return-value]
+    return distributed.broadcast_object(state)
 
 
 def train_model(model: nn.Module, task: Any, cfg: TrainConfig, folder: Path, *, progress: bool = True,

@@ -90,7 +90,7 @@ class SupernetStage(Stage):
         return recipe.supernet is not None and recipe.arch is None
 
     def check(self, ctx: RunContext) -> None:
-        cfg = ctx.recipe.supernet
+        cfg = ctx.recipe.supernet_config()
         build_sampler(cfg.sampler, ctx.space, 0)
         if cfg.split is not None and not 1 <= split_steps(cfg) < cfg.steps:
             raise NasplugError(f"supernet.split.after: {cfg.split.after} of {cfg.steps} steps leaves "
@@ -105,7 +105,7 @@ class SupernetStage(Stage):
         _ = ctx.task  # the recipe names a task, and its settings are valid
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        cfg = ctx.recipe.supernet
+        cfg = ctx.recipe.supernet_config()
         task = ctx.prepared_task()
         supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
         check_fit(task, supernet, ctx.space)
@@ -129,7 +129,8 @@ class SupernetStage(Stage):
         from nasplug.oneshot.checkpoint import load_weights
         from nasplug.oneshot.fewshot import Continued
 
-        cfg = ctx.recipe.supernet
+        cfg = ctx.recipe.supernet_config()
+        assert cfg.split is not None  # the stage runs this phase only for a split supernet
         first = split_steps(cfg)
         folder = ctx.layout.supernet_oneshot
         if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():

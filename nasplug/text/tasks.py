@@ -156,7 +156,7 @@ class TextTask(Task):
     def export_assets(self, run_dir: Path, folder: Path) -> None:
         """The run's tokenizer files beside the model (each written atomically), so the folder
         loads with ``AutoTokenizer`` as well as ``AutoModel*``."""
-        from nasplug.io import atomic_write
+        from nasplug.io import atomic_write_bytes
         from nasplug.layout import RunLayout
 
         source = RunLayout(run_dir).tokenizer
@@ -165,7 +165,7 @@ class TextTask(Task):
         for path in sorted(source.iterdir()):
             if path.is_file() and not path.name.startswith("."):
                 data = path.read_bytes()
-                atomic_write(Path(folder) / path.name, lambda fh, data=data: fh.write(data))
+                atomic_write_bytes(Path(folder) / path.name, data)
 
     def baseline(self) -> dict[str, float]:
         """Accuracy of always predicting the most frequent token (over the held-out tokens)."""
