@@ -25,23 +25,28 @@ from nasplug.nn.choice import Choosable, freeze, shared_copy
 class _Elastic(Choosable):
     """Shared plumbing: which widths the arch picks for the input and output channels."""
 
+    in_unit: int = 1
+    out_unit: int = 1
+
     def _setup(self, in_max: int, out_max: int, in_key: str | None, out_key: str | None) -> None:
         self.in_max, self.out_max, self.in_key, self.out_key = in_max, out_max, in_key, out_key
         self.keys = tuple(k for k in (in_key, out_key) if k is not None)
         self.in_now, self.out_now = in_max, out_max
 
     def _widths(self, arch: Arch) -> tuple[int, int]:
-        return (self._width(arch, self.in_key, self.in_max, "in"), self._width(arch, self.out_key, self.out_max, "out"))
+        return (self._width(arch, self.in_key, self.in_max, "in", self.in_unit),
+                self._width(arch, self.out_key, self.out_max, "out", self.out_unit))
 
-    def _width(self, arch: Arch, key: str | None, most: int, side: str) -> int:
+    def _width(self, arch: Arch, key: str | None, most: int, side: str, unit: int = 1) -> int:
+        """The choice's value times ``unit`` (attention: heads x head size), checked."""
         if key is None:
             return most
         if key not in arch:
             raise NasplugError(f"arch: missing choice {key!r} (the {side} width of a {type(self).__name__})")
         width = arch[key]
-        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= most:
-            raise NasplugError(f"arch.{key}: {width!r} is not a width this layer holds (1..{most})")
-        return width
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width * unit <= most:
+            raise NasplugError(f"arch.{key}: {width!r} is not a width this layer holds (1..{most // unit})")
+        return width * unit
 
     def choose(self, arch: Arch) -> None:
         self.in_now, self.out_now = self._widths(arch)
@@ -66,12 +71,16 @@ class _Elastic(Choosable):
 
 
 class ElasticLinear(_Elastic):
-    """``nn.Linear(in_features, out_features)`` whose used widths follow the arch."""
+    """``nn.Linear(in_features, out_features)`` whose used widths follow the arch.
+
+    ``in_unit`` / ``out_unit``: the width is the choice's value times this (a choice of heads
+    with ``out_unit=head_size`` uses ``heads x head_size`` output features)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, in_key: str | None = None,
-                 out_key: str | None = None) -> None:
+                 out_key: str | None = None, in_unit: int = 1, out_unit: int = 1) -> None:
         super().__init__()
         self._setup(in_features, out_features, in_key, out_key)
+        self.in_unit, self.out_unit = in_unit, out_unit
         ref = nn.Linear(in_features, out_features, bias=bias)  # the usual initialisation
         self.weight = ref.weight
         self.bias = ref.bias
