@@ -79,11 +79,12 @@ class SplitConfig(BaseModel):
 
 class SupernetConfig(TrainConfig):
     """Supernet pre-training: the training settings plus how paths are sampled each step
-    (``uniform``: SPOS; ``fair``: FairNAS, several paths per step) and, optionally, a
-    few-shot split (``split: {choice: L00, after: 0.5}``: a copy of the supernet per option
-    of that choice for the rest of the steps)."""
+    (``uniform``: SPOS; ``fair``: FairNAS, several paths per step; ``sandwich``: the largest,
+    the smallest and n random archs, with in-place distillation: ``{name: sandwich, random: 2,
+    distill: true}``) and, optionally, a few-shot split (``split: {choice: L00, after: 0.5}``:
+    a copy of the supernet per option of that choice for the rest of the steps)."""
 
-    sampler: str = "uniform"
+    sampler: str | Component = "uniform"
     split: SplitConfig | None = None
 
 

@@ -1,9 +1,10 @@
 """search(): the one loop that drives a strategy against an evaluator.
 
-Per batch: ask, reject what the space or a constraint forbids, evaluate each distinct arch
-once (cached by arch key), append every trial to ``trials.jsonl`` (fsynced), then tell the
-strategy in the order it asked. Resume replays the log into a fresh strategy and checks
-that it proposes the same archs again before continuing.
+Per batch: ask, reject what the space or a constraint forbids, evaluate each distinct model
+once (cached by the key of its canonical arch: in a space with conditional choices two names
+of one model are scored once, the second a ``cached`` trial), append every trial to
+``trials.jsonl`` (fsynced), then tell the strategy in the order it asked. Resume replays the
+log into a fresh strategy and checks that it proposes the same archs again before continuing.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ class _Loop:
                  log_path: str | os.PathLike[str] | None, callbacks: list[Callback],
                  cache: MutableMapping[str, Metrics], max_rejections: int, max_failures: int) -> None:
         self.strategy, self.evaluator, self.space = strategy, evaluator, space
+        self.models = space if space is not None else getattr(strategy, "space", None)  # who knows the canonical
         self.constraints = constraints
         self.log = TrialLog(log_path) if log_path is not None else None
         self.callbacks, self.cache = callbacks, cache
@@ -213,7 +215,7 @@ class _Loop:
             asked = self.strategy.ask(group[0].asked)
             last = batch == last_batch
             for i, trial in enumerate(group):
-                if i >= len(asked) or arch_key(asked[i]) != trial.key:
+                if i >= len(asked) or arch_key(asked[i]) != arch_key(trial.arch):
                     now = arch_key(asked[i]) if i < len(asked) else "nothing"
                     raise NasplugError(
                         f"resume: {self.log.path} trial {trial.number} was {trial.key} but the strategy now proposes "
@@ -230,17 +232,19 @@ class _Loop:
 
     def run_batch(self, archs: Sequence[Arch], asked: int) -> None:
         """Check, evaluate (each new arch once) and record one batch of proposals."""
-        reasons = [first_violation(a, self.space, self.constraints) for a in archs]
+        models = [self._canonical(a) for a in archs]  # what each proposal builds, under its one name
+        reasons = [first_violation(m, self.space, self.constraints) for m in models]
         todo: dict[str, Arch] = {}
-        for arch, reason in zip(archs, reasons):
-            key = arch_key(arch)
+        for model, reason in zip(models, reasons):
+            key = arch_key(model)
             if reason is None and key not in self.cache:
-                todo.setdefault(key, arch)
+                todo.setdefault(key, model)
         outcomes = dict(zip(todo, self.evaluate_many(list(todo.values()))))
         reclaim = self.cache.reclaimable if isinstance(self.cache, ReclaimingCache) else None
-        for arch, reason in zip(archs, reasons):
-            key = arch_key(arch)
-            trial = Trial(number=len(self.trials), batch=self.batch, asked=asked, arch=dict(arch), status="ok")
+        for arch, model, reason in zip(archs, models, reasons):
+            key = arch_key(model)
+            trial = Trial(number=len(self.trials), batch=self.batch, asked=asked, arch=dict(arch), status="ok",
+                          canonical=None if key == arch_key(arch) else dict(model))
             if reason is not None:
                 trial.status, trial.reason = "rejected", reason
             elif key in outcomes:  # first time this arch is seen: evaluated just now
@@ -253,6 +257,16 @@ class _Loop:
                 trial.status, trial.metrics = "cached", dict(self.cache[key])
                 trial.score = self.cache[key][self.result.metric]
             self._record(trial, write=True)
+
+    def _canonical(self, arch: Arch) -> Arch:
+        """The canonical form of a proposal (itself when the space has no conditions or is
+        unknown); a proposal that is no arch of the space stays as it is, to be rejected."""
+        if self.models is None or not self.models.conditions():
+            return arch
+        try:
+            return self.models.canonical(arch)
+        except (KeyError, TypeError, NasplugError):
+            return arch
 
     def _fill(self, trial: Trial, outcome: Metrics | str) -> None:
         metric = self.result.metric

@@ -14,6 +14,7 @@ from nasplug.errors import NasplugError
 if TYPE_CHECKING:
     import torch.nn as nn
 
+    from nasplug.conditions import Condition
     from nasplug.supernet import Supernet
 
 MAX_SAMPLE_TRIES = 10_000
@@ -25,7 +26,9 @@ class SearchSpace(ABC):
     Subclasses implement :meth:`choices`, and :meth:`build_supernet` / :meth:`build` when
     the space has models. Everything else has generic defaults that work from
     :meth:`choices` alone. Constraints on valid combinations (e.g. per-type counts) belong
-    in :meth:`violation`, so every strategy and the supernet sampler honour them.
+    in :meth:`violation`, so every strategy and the supernet sampler honour them. A choice
+    that matters only under others (a layer's width below the depth) is declared in
+    :meth:`conditions`; :meth:`canonical` then gives one name per model.
     """
 
     #: Registered name, filled in by subclasses (used in logs and errors).
@@ -36,6 +39,21 @@ class SearchSpace(ABC):
     @abstractmethod
     def choices(self) -> dict[str, Sequence[Value]]:
         """The named choices and their options, in a fixed order. Called often: cache it."""
+
+    def conditions(self) -> Mapping[str, Condition]:
+        """Choice -> when it is active (see :mod:`nasplug.conditions`); choices not listed are
+        always active. Default: none. Called often: cache it."""
+        return {}
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The one name of ``arch``'s model: every inactive choice at its first option. Archs
+        with the same canonical form build the same model (``SpaceContract`` checks it), and
+        the search scores each canonical arch once. Without conditions: ``arch`` itself."""
+        if not self.conditions():
+            return arch
+        from nasplug.conditions import canonical
+
+        return canonical(self, arch)
 
     # ----------------------------------------------------------------- validity
     def violation(self, arch: Arch) -> str | None:
@@ -80,10 +98,12 @@ class SearchSpace(ABC):
 
     # ----------------------------------------------------------------- sampling
     def sample(self, rng: random.Random) -> Arch:
-        """A uniformly random valid arch (rejection sampling against :meth:`violation`)."""
+        """A random valid canonical arch: each choice drawn uniformly, inactive ones then
+        fixed (so a depth is as likely as any other, whatever the widths it hides), by
+        rejection sampling against :meth:`violation`."""
         choices = self.choices()
         for _ in range(MAX_SAMPLE_TRIES):
-            arch = {key: rng.choice(list(options)) for key, options in choices.items()}
+            arch = self.canonical({key: rng.choice(list(options)) for key, options in choices.items()})
             if self.violation(arch) is None:
                 return arch
         raise NasplugError(
@@ -97,17 +117,46 @@ class SearchSpace(ABC):
 
         This is the mutation of the SPOS reference search (Guo et al. 2020): with 3 options
         and p = 0.1 a slot changes with probability 0.067. The result may repeat its parent
-        or violate constraints; callers check :meth:`is_valid` and skip repeats.
+        or violate constraints; callers check :meth:`is_valid` and skip repeats. With
+        conditions the child is canonical, and a choice the mutation made active (a deeper
+        model's new layers) is drawn at random.
         """
         child = dict(arch)
         for key, options in self.choices().items():
             if len(options) > 1 and rng.random() < p:
                 child[key] = rng.choice(options)
-        return child
+        if not self.conditions():
+            return child
+        from nasplug.conditions import fill_new
+
+        return self.canonical(fill_new(self, self.canonical(arch), child, rng))
 
     def crossover(self, a: Arch, b: Arch, rng: random.Random) -> Arch:
-        """Uniform crossover: each choice taken from ``a`` or ``b`` with equal probability."""
-        return {key: (a[key] if rng.random() < 0.5 else b[key]) for key in self.choices()}
+        """Uniform crossover: each choice taken from ``a`` or ``b`` with equal probability.
+        With conditions, a choice taken from a parent where it is inactive comes from the
+        other parent when it is active there; the child is canonical."""
+        picks = {key: rng.random() < 0.5 for key in self.choices()}
+        if not self.conditions():
+            return {key: (a[key] if first else b[key]) for key, first in picks.items()}
+        from nasplug.conditions import active
+
+        on = {id(a): active(self, a), id(b): active(self, b)}
+        child = {}
+        for key, first in picks.items():
+            donor, other = (a, b) if first else (b, a)
+            if not on[id(donor)][key] and on[id(other)][key]:
+                donor = other
+            child[key] = donor[key]
+        return self.canonical(child)
+
+    def largest(self) -> Arch:
+        """The biggest model (the sandwich rule's teacher): every choice whose options are all
+        numbers at its largest option, every other choice at its first; canonical."""
+        return self.canonical({k: max(o) if _numeric(o) else o[0] for k, o in self.choices().items()})
+
+    def smallest(self) -> Arch:
+        """The smallest model: numeric choices at their smallest option, others at their first."""
+        return self.canonical({k: min(o) if _numeric(o) else o[0] for k, o in self.choices().items()})
 
     def unconstrained(self) -> SearchSpace:
         """The same space without its combination constraints (for baselines such as a
@@ -115,8 +164,13 @@ class SearchSpace(ABC):
         return self
 
     def size(self) -> int:
-        """Number of archs ignoring constraints (the product of the option counts)."""
-        return math.prod(len(options) for options in self.choices().values())
+        """Number of distinct models (canonical archs) ignoring constraints: the product of
+        the option counts when no choice is conditional."""
+        if not self.conditions():
+            return math.prod(len(options) for options in self.choices().values())
+        from nasplug.conditions import count_models
+
+        return count_models(self)
 
     # ----------------------------------------------------------------- metrics and models
     def metrics(self, arch: Arch) -> dict[str, float]:
@@ -170,3 +224,7 @@ class SearchSpace(ABC):
     def describe(self) -> dict[str, Any]:
         """A small summary for logs and ``nasplug list``."""
         return {"name": self.name, "choices": len(self.choices()), "size": self.size()}
+
+
+def _numeric(options: Sequence[Value]) -> bool:
+    return all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options)

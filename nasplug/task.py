@@ -29,7 +29,8 @@ the line "the loop's view of a task".
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,9 @@ class Task:
 
     name: str = "task"
     metrics: Mapping[str, str] = {"loss": "minimize"}
+    #: Whether :meth:`teacher_loss` / :meth:`distill_loss` work (the sandwich sampler's
+    #: in-place distillation); a task whose default cannot apply sets it False.
+    distillation: bool = True
     default_metric: str | None = None
     head: str | None = None
     unit: str = "examples"
@@ -167,6 +171,26 @@ class Task:
         out = {"loss": loss_sum.detach(), **{k: v.detach() for k, v in stats.items()}}
         return loss_sum / max(counts["examples"], 1), out
 
+    def teacher_loss(self, model: nn.Module, batch: Batch, counts: Mapping[str, int],
+                     aux: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
+        """In-place distillation (the sandwich sampler): :meth:`loss` of the teacher path (the
+        largest arch) plus what the other paths learn from, detached. Default: the model's
+        output on the batch (the tensor its forward returns while :meth:`loss` runs)."""
+        with _output_of(model) as outputs:
+            loss, stats = self.loss(model, batch, counts, aux)
+        return loss, stats, _detached(outputs, self.name)
+
+    def distill_loss(self, model: nn.Module, batch: Batch, counts: Mapping[str, int], aux: Mapping[str, nn.Module],
+                     target: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of a student path toward the teacher's ``target`` on the same micro-batch,
+        scaled like :meth:`loss`, and the task's own stats (for the log). Default: logit
+        matching (Ba & Caruana 2014): squared difference between the model's output and the
+        teacher's, summed over the output and divided by the global example count."""
+        with _output_of(model) as outputs:
+            _, stats = self.loss(model, batch, counts, aux)
+        out = _detached(outputs, self.name, detach=False)
+        return ((out.float() - target.float()) ** 2).sum() / max(counts["examples"], 1), stats
+
     def step_metrics(self, sums: Mapping[str, float], counts: Mapping[str, int]) -> dict[str, float]:
         """Global sums of one step (added over micro-batches and processes) -> logged figures."""
         return {k: v / max(counts["examples"], 1) for k, v in sums.items()}
@@ -228,6 +252,25 @@ def _device_of(model: nn.Module) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+@contextmanager
+def _output_of(model: nn.Module) -> Iterator[list[Any]]:
+    """Collects what ``model``'s forward returns while the block runs."""
+    outputs: list[Any] = []
+    handle = model.register_forward_hook(lambda module, args, out: outputs.append(out))
+    try:
+        yield outputs
+    finally:
+        handle.remove()
+
+
+def _detached(outputs: list[Any], task: str, detach: bool = True) -> torch.Tensor:
+    if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor):
+        raise NasplugError(f"task {task!r}: in-place distillation needs one tensor from the model's forward per batch "
+                           f"(the default distill_loss); override teacher_loss and distill_loss, or use "
+                           f"supernet.sampler {{name: sandwich, distill: false}}")
+    return outputs[0].detach() if detach else outputs[0]
 
 
 def check_metrics(task: Task) -> None:

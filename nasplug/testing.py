@@ -15,6 +15,7 @@ that breaks it fails with a message naming the promise.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,9 @@ from nasplug.arch import Arch, arch_from_json, arch_key, arch_to_json
 from nasplug.errors import NasplugError
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
+
+#: Spaces with at most this many arch names have their models counted by brute force.
+BRUTE_FORCE_LIMIT = 50_000
 
 
 class SpaceContract:
@@ -76,11 +80,38 @@ class SpaceContract:
         assert arch_from_json(arch_to_json(arch)) == arch
         assert space.parse(space.format(arch)) == arch
 
-    def test_size_counts_the_choices(self, space: SearchSpace) -> None:
+    def test_size_counts_the_models(self, space: SearchSpace) -> None:
         total = 1
         for options in space.choices().values():
             total *= len(options)
-        assert space.size() == total
+        if not space.conditions():
+            assert space.size() == total
+        elif total <= BRUTE_FORCE_LIMIT:
+            distinct = {arch_key(space.canonical(dict(zip(space.choices(), values))))
+                        for values in itertools.product(*space.choices().values())}
+            assert space.size() == len(distinct), "size() must count distinct models (canonical archs)"
+        else:
+            pytest.skip(f"{total:,} arch names: too many to count by brute force")
+
+    def test_canonical_names_one_model_once(self, space: SearchSpace) -> None:
+        rng = random.Random(3)
+        choices = space.choices()
+        for _ in range(20):
+            raw = {key: rng.choice(list(options)) for key, options in choices.items()}
+            once = space.canonical(raw)
+            assert set(once) == set(choices) and space.canonical(once) == once, "canonical() must be idempotent"
+        a, b = space.sample(rng), space.sample(rng)
+        for arch in (a, space.mutate(a, rng, 0.5), space.crossover(a, b, rng)):
+            assert space.canonical(arch) == arch, "sample, mutate and crossover must return canonical archs"
+
+    def test_one_canonical_form_builds_one_model(self, space: SearchSpace) -> None:
+        if not space.conditions():
+            pytest.skip("space has no conditional choices")
+        try:
+            space.build_supernet()
+        except NotImplementedError:
+            pytest.skip("space has no supernet")
+        check_canonical_models(space)
 
     def test_supernet_extract_matches_routed_forward(self, space: SearchSpace) -> None:
         try:
@@ -146,6 +177,49 @@ def check_extract_matches(space: SearchSpace, seed: int = 0) -> None:
             f"extract(arch)(x) must equal supernet.using(arch)(x) exactly (weights and buffers, e.g. BatchNorm "
             f"statistics, included); they differ for {space.format(arch)} by "
             f"{(routed_t.float() - alone_t.float()).abs().max().item():.3g}")
+
+
+def renamed(space: SearchSpace, arch: Arch, rng: random.Random) -> Arch:
+    """``arch`` with every inactive choice redrawn: another name of the same model."""
+    from nasplug.conditions import active
+
+    flags = active(space, arch)
+    return {key: value if flags[key] else rng.choice(list(space.choices()[key])) for key, value in arch.items()}
+
+
+def check_canonical_models(space: SearchSpace, seed: int = 0, archs: int = 6) -> None:
+    """Archs with one canonical form build one model: with trained-like (random) weights, the
+    routed supernet and the extracted model give exactly the same output under every name."""
+    import torch
+
+    supernet = space.build_supernet()
+    randomize_state(supernet, seed)
+    supernet.eval()
+    rng = random.Random(seed)
+    for i in range(archs):
+        arch = space.sample(rng)
+        other = renamed(space, arch, rng)
+        assert space.canonical(other) == arch, f"{space.format(other)} must have the canonical form {arch}"
+        inputs = supernet.example_input(batch=2, seed=seed + i)
+        outputs = []
+        for name in (arch, other):
+            with torch.no_grad(), supernet.using(name):
+                routed = supernet(*inputs)
+            alone = supernet.extract(name).eval()
+            with torch.no_grad():
+                outputs += [_first(routed), _first(alone(*inputs))]
+        for out in outputs[1:]:
+            assert torch.equal(outputs[0], out), (
+                f"{space.format(arch)} and {space.format(other)} have one canonical form but build different models")
+
+
+def _first(out: Any) -> Any:
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    hidden = getattr(out, "last_hidden_state", None)
+    return out[0] if hidden is None else hidden
 
 
 class StrategyContract:

@@ -5,6 +5,12 @@ the trial being written. A torn last line (the crash hit mid-write) is dropped o
 cut on resume (see :func:`nasplug.io.read_jsonl`).
 The log holds no wall-clock times: the same seed gives the same bytes, which is what lets
 resume be checked against an uninterrupted run.
+
+In a space with conditional choices a proposed arch may name a model under another name: its
+trial then also holds ``canonical``, the model's one name (what the cache, ``top`` and the
+retrain stage use); a second proposal of a model already scored is a ``cached`` trial. The
+field is written only when it differs from ``arch``, so logs of spaces without conditions
+are what they always were, and logs without it read as before.
 """
 
 from __future__ import annotations
@@ -36,17 +42,27 @@ class Trial:
     score: float | None = None  # the objective metric as measured (not sign-flipped)
     metrics: dict[str, float] = field(default_factory=dict)
     reason: str | None = None  # why it was rejected or failed
+    canonical: Arch | None = None  # the model's one name, when ``arch`` names it otherwise
 
     @property
     def key(self) -> str:
-        return arch_key(self.arch)
+        """The canonical arch's key: trials with one key are one model."""
+        return arch_key(self.arch if self.canonical is None else self.canonical)
+
+    @property
+    def model_arch(self) -> Arch:
+        """The canonical arch (``arch`` itself unless the space says otherwise)."""
+        return self.arch if self.canonical is None else self.canonical
 
     @property
     def scored(self) -> bool:
         return self.status in ("ok", "cached")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        record = asdict(self)
+        if self.canonical is None:  # logs of spaces without conditions keep their bytes
+            del record["canonical"]
+        return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Trial:
@@ -62,7 +78,7 @@ def _number(value: Any) -> bool:
 
 def _trial(record: Any, index: int) -> Trial:
     """A log record checked field by field (NasplugError naming the first bad one)."""
-    if not isinstance(record, dict) or set(record) != FIELDS:
+    if not isinstance(record, dict) or set(record) - {"canonical"} != FIELDS:
         raise NasplugError("not a trial record (expected the fields " + ", ".join(sorted(FIELDS)) + ")")
     if record["number"] != index or not isinstance(record["number"], int) or isinstance(record["number"], bool):
         raise NasplugError(f"trial number {record['number']!r} where {index} was expected")
@@ -72,9 +88,10 @@ def _trial(record: Any, index: int) -> Trial:
             raise NasplugError(f"{name}: {value!r} is not a valid count")
     if record["status"] not in STATUSES:
         raise NasplugError(f"status: {record['status']!r} is not one of {', '.join(STATUSES)}")
-    arch = record["arch"]
-    if not isinstance(arch, dict) or not all(isinstance(v, (str, int, float, bool)) for v in arch.values()):
-        raise NasplugError("arch: not a mapping of choices to plain values")
+    for name in ("arch", "canonical") if "canonical" in record else ("arch",):
+        arch = record[name]
+        if not isinstance(arch, dict) or not all(isinstance(v, (str, int, float, bool)) for v in arch.values()):
+            raise NasplugError(f"{name}: not a mapping of choices to plain values")
     score = record["score"]
     if score is not None and not _number(score):
         raise NasplugError(f"score: {score!r} is not a number")

@@ -122,9 +122,7 @@ class OptunaStrategy(Strategy):
         with quiet("optuna"):
             for _ in range(n):
                 for attempt in range(self.max_tries):
-                    trial = self.study.ask(self.distributions)
-                    params = trial.params  # a copy per access: take it once
-                    arch: Arch = {key: params[key] for key in self.distributions}
+                    trial, arch = self._ask_one()
                     if attempt == self.max_tries - 1 or self.space.is_valid(arch):
                         break
                     trial.set_user_attr("nasplug_invalid", True)
@@ -133,6 +131,26 @@ class OptunaStrategy(Strategy):
                 out.append(arch)
         log.debug("optuna asked %d archs", len(out))
         return out
+
+    def _ask_one(self) -> tuple[Trial, Arch]:
+        """One trial and its arch. In a space with conditional choices the trial suggests only
+        the choices that are active (Optuna's define-by-run), so the arch is canonical and the
+        sampler models each choice only where it matters."""
+        if not self.space.conditions():
+            trial = self.study.ask(self.distributions)
+            params = trial.params  # a copy per access: take it once
+            return trial, {key: params[key] for key in self.distributions}
+        trial = self.study.ask()
+        conditions, arch, on = self.space.conditions(), {}, {}
+        pending = list(self.distributions)
+        while pending:  # a choice once every choice its condition reads is decided
+            key = next(k for k in pending if all(n in arch for n in getattr(conditions.get(k), "on", ())))
+            pending.remove(key)
+            cond = conditions.get(key)
+            on[key] = cond is None or (all(on[n] for n in cond.on) and cond(arch))
+            options = self.distributions[key].choices
+            arch[key] = trial.suggest_categorical(key, options) if on[key] else options[0]
+        return trial, {key: arch[key] for key in self.distributions}
 
     def observe(self, arch: Arch, metrics: Mapping[str, float]) -> None:
         """Keep the arch's metrics: :meth:`tell` stores them as the trial's user attributes,
@@ -161,13 +179,23 @@ class OptunaStrategy(Strategy):
                 log.debug("optuna told trial %d: %s", trial.number, "FAIL" if failed else score)
                 return
             self.space.validate(arch)
+            params = self._active_params(arch)
             self.study.add_trial(optuna.trial.create_trial(
-                params=dict(arch), distributions=self.distributions,
+                params=params, distributions={k: self.distributions[k] for k in params},
                 value=None if failed else float(score),  # type: ignore[arg-type]
                 state=TrialState.FAIL if failed else TrialState.COMPLETE,
                 user_attrs={k: v if math.isfinite(v) else None for k, v in metrics.items()},
             ))
             log.debug("optuna added a finished trial for an arch it did not propose")
+
+    def _active_params(self, arch: Arch) -> dict[str, Any]:
+        """The choices of ``arch`` that shape its model (all of them without conditions)."""
+        if not self.space.conditions():
+            return dict(arch)
+        from nasplug.conditions import active
+
+        flags = active(self.space, arch)
+        return {k: v for k, v in self.space.canonical(arch).items() if flags[k]}
 
     def _finish(self, trial: Trial, value: float | None) -> None:
         """``study.tell``: the value, or FAIL for None."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Annotated
 
 from pydantic import Field
 
 from nasplug.arch import Arch, arch_key
+from nasplug.conditions import every_model
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
@@ -50,10 +50,8 @@ class RandomSearch(Strategy):
         """A uniformly chosen valid arch not yet seen, for small spaces (else None)."""
         if self.space.size() > self.ENUMERATE_LIMIT:
             return None
-        choices = self.space.choices()
         unseen = []
-        for values in itertools.product(*choices.values()):
-            arch = dict(zip(choices, values))
+        for arch in every_model(self.space):  # one name per model
             if arch_key(arch) not in self.seen and self.space.is_valid(arch):
                 unseen.append(arch)
         return self.rng.choice(unseen) if unseen else None

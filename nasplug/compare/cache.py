@@ -186,16 +186,17 @@ class GroundTruth:
 
 def enumerate_space(space: SearchSpace, constraints: Sequence[Constraint] = (),
                     tick: Callable[[int], object] | None = None) -> Iterator[Arch]:
-    """Every arch of ``space`` in a fixed order, skipping invalid or constrained ones.
+    """Every model of ``space`` (its canonical archs: one name per model in a space with
+    conditional choices) in a fixed order, skipping invalid or constrained ones.
 
     ``tick(1)`` is called for every arch looked at, feasible or not (a progress bar).
     """
-    choices = space.choices()
-    keys = list(choices)
-    for values in itertools.product(*(list(choices[k]) for k in keys)):
+    from nasplug.conditions import every_model
+
+    archs = every_model(space)
+    for arch in archs:
         if tick is not None:
             tick(1)
-        arch = dict(zip(keys, values, strict=True))
         if first_violation(arch, space, constraints) is None:
             yield arch
 

@@ -139,6 +139,6 @@ def _run_record(label: str, seed: int, trials: list[Trial], plan: RunPlan) -> di
     best = result.best
     return {"strategy": label, "seed": seed, "scored": len(scored), "curve": curve,
             "final": curve[-1] if curve else None,
-            "best_arch": None if best is None else plan.space.format(best.arch),
+            "best_arch": None if best is None else plan.space.format(best.model_arch),
             "rejected": sum(t.status == "rejected" for t in trials),
             "failed": sum(t.status == "failed" for t in trials)}

@@ -1,9 +1,13 @@
 """Which architectures a supernet trains at each step (single-path one-shot sampling).
 
 A sampler is called once per optimizer step with the step number and returns the archs whose
-paths that step trains; their gradients are accumulated into one update. Every choice is
-derived from ``(seed, step)``, so a resumed run draws the same archs again: a sampler holds
-no state and a checkpoint stores none for it.
+paths that step trains; their gradients are accumulated into one update (the mean over the
+paths). Every choice is derived from ``(seed, step)``, so a resumed run draws the same archs
+again: a sampler holds no state and a checkpoint stores none for it.
+
+Recipe: ``supernet.sampler`` is a name (``uniform``, ``fair``, ``sandwich``) or the name with
+settings, ``{name: sandwich, random: 2, distill: true}``. A sampler with ``distill`` true
+makes its first path the teacher of the others (:class:`PathLosses`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class UniformSampler:
     """SPOS (Guo et al. 2020): one arch per step, uniform over the space's valid archs."""
 
     name = "uniform"
+    distill = False
 
     def __init__(self, space: SearchSpace, seed: int) -> None:
         self.space, self.seed = space, seed
@@ -45,6 +50,7 @@ class FairSampler:
     """
 
     name = "fair"
+    distill = False
 
     @checked("sampler")
     def __init__(self, space: SearchSpace, seed: int,
@@ -68,11 +74,74 @@ class FairSampler:
         return [a if self.space.is_valid(a) else self.space.sample(rng) for a in archs]
 
 
-SAMPLERS: dict[str, type[Any]] = {"uniform": UniformSampler, "fair": FairSampler}
+class SandwichSampler:
+    """The sandwich rule (Yu & Huang 2019; BigNAS, Yu et al. 2020; Once-for-all): every step
+    trains the largest arch, the smallest and ``random`` uniformly sampled ones (``random + 2``
+    paths: compare with uniform sampling at ``steps / (random + 2)``). With ``distill``
+    (in-place distillation) the largest arch learns from the data and every other path from
+    the largest arch's outputs on the same batch (:meth:`nasplug.task.Task.distill_loss`).
+
+    Largest and smallest come from :meth:`~nasplug.space.SearchSpace.largest` and
+    :meth:`~nasplug.space.SearchSpace.smallest` (every numeric choice at its largest or
+    smallest option); both must be valid archs of the space.
+    """
+
+    name = "sandwich"
+
+    def __init__(self, space: SearchSpace, seed: int, random: int = 2, distill: bool = True) -> None:
+        if isinstance(random, bool) or not isinstance(random, int) or not 0 <= random <= 64:
+            raise NasplugError(f"supernet.sampler.random: expected an integer in 0..64, got {random!r}")
+        if not isinstance(distill, bool):
+            raise NasplugError(f"supernet.sampler.distill: expected true or false, got {distill!r}")
+        self.space, self.seed, self.random, self.distill = space, seed, random, distill
+        self.largest, self.smallest = space.largest(), space.smallest()
+        for which, arch in (("largest", self.largest), ("smallest", self.smallest)):
+            reason = space.violation(arch)
+            if reason is not None:
+                raise NasplugError(f"supernet.sampler: the sandwich rule needs the space's {which} arch, which its "
+                                   f"constraints exclude ({reason})")
+
+    def __call__(self, step: int) -> list[Arch]:
+        rng = random.Random(derive_seed(self.seed, "arch", step))
+        return [dict(self.largest), dict(self.smallest), *(self.space.sample(rng) for _ in range(self.random))]
 
 
-def build_sampler(name: str, space: SearchSpace, seed: int) -> Any:
-    """The sampler registered as ``name``; NasplugError listing the known ones."""
+class PathLosses:
+    """The loss of one path on one micro-batch of a step: the task's own, or, when the sampler
+    distils, the task's loss for path 0 (the teacher, whose outputs are kept per micro-batch)
+    and the distillation loss toward those outputs for every later path."""
+
+    def __init__(self, task: Any, distill: bool) -> None:
+        self.task, self.distill, self.targets = task, distill, []  # type: list[Any]
+
+    def __call__(self, model: Any, path: int, index: int, batch: Any, counts: Any, aux: Any) -> tuple[Any, Any]:
+        if not self.distill:
+            return self.task.loss(model, batch, counts, aux)
+        if path == 0:
+            loss, stats, target = self.task.teacher_loss(model, batch, counts, aux)
+            self.targets.append(target)
+            return loss, stats
+        return self.task.distill_loss(model, batch, counts, aux, self.targets[index])
+
+
+SAMPLERS: dict[str, type[Any]] = {"uniform": UniformSampler, "fair": FairSampler, "sandwich": SandwichSampler}
+
+
+def build_sampler(spec: Any, space: SearchSpace, seed: int) -> Any:
+    """The sampler ``spec`` names (a name, or a component with its settings); NasplugError
+    listing the known ones or naming the bad setting."""
+    name = spec if isinstance(spec, str) else spec.name
+    settings = {} if isinstance(spec, str) else spec.kwargs()
     if name not in SAMPLERS:
-        raise NasplugError(f"sampler: {name!r} is not a sampler; allowed: {', '.join(SAMPLERS)}")
-    return SAMPLERS[name](space, seed)
+        raise NasplugError(f"supernet.sampler: {name!r} is not a sampler; allowed: {', '.join(SAMPLERS)}")
+    try:
+        return SAMPLERS[name](space, seed, **settings)
+    except TypeError:
+        import inspect
+
+        allowed = [p for p in inspect.signature(SAMPLERS[name]).parameters if p not in ("space", "seed")]
+        bad = next((k for k in settings if k not in allowed), None)
+        if bad is None:
+            raise
+        raise NasplugError(f"supernet.sampler.{bad}: not a setting of the {name} sampler; allowed: "
+                           f"{', '.join(allowed) or 'none'}") from None

@@ -3,10 +3,10 @@
 The pipeline calls :func:`train` once per training run (supernet pre-training, the retraining
 of each found or baseline arch). Per optimizer step::
 
-    archs  = sampler(step)                          # supernet: a fresh arch (same on every rank)
+    archs  = sampler(step)                          # supernet: fresh archs (same on every rank)
     batch  = next(task.training_batches(...))       # the global batch
     micro  = task.micro_batches(batch, step, ...)   # this rank's micro-batches + global counts
-    for each arch, for each micro-batch:  task.loss(model, micro, counts, aux).backward()
+    for each arch, for each micro-batch:  task.loss(...).backward()   # or distillation (PathLosses)
     sum gradients over ranks -> finite? -> clip -> AdamW -> warm-up/linear-decay schedule
 
 Every random choice of a step is derived from ``(seed, step)``, so the same seed gives the
@@ -54,7 +54,7 @@ from nasplug.oneshot import checkpoint as ckpt
 from nasplug.oneshot.config import TrainConfig
 from nasplug.oneshot.health import Health, divergence_error
 from nasplug.oneshot.optim import compile_model, lr_factor, make_optimizer, shard
-from nasplug.oneshot.samplers import UniformSampler
+from nasplug.oneshot.samplers import PathLosses, UniformSampler
 from nasplug.oneshot.seeds import auxiliary_seed, derive_seed
 from nasplug.supernet import is_supernet
 from nasplug.task import Task
@@ -231,11 +231,12 @@ class _Run:
         self.trainable.train()
         sums: dict[str, torch.Tensor] = {}
         paths: list[Arch | None] = [*self.archs] or [None]
-        for arch in paths:
+        losses = PathLosses(self.task, getattr(self.sampler, "distill", False) and len(paths) > 1)
+        for j, arch in enumerate(paths):
             self._activate(arch)
-            for batch in micro:
+            for m, batch in enumerate(micro):
                 with self._autocast():
-                    loss, stats = self.task.loss(self.model, batch, counts, self.aux)
+                    loss, stats = losses(self.model, j, m, batch, counts, self.aux)
                 (loss if len(paths) == 1 else loss / len(paths)).backward()  # fair sampling: the mean over paths
                 for key, value in stats.items():
                     sums[key] = sums.get(key, 0) + value.double()

@@ -18,7 +18,7 @@ def found_arch(ctx: RunContext) -> Arch:
         return ctx.space.parse(ctx.recipe.arch)
     result = ctx.extras.get("search")  # this process searched: every rank holds the result
     if result is not None and result.best is not None:
-        return dict(result.best.arch)
+        return dict(result.best.model_arch)
     top = ctx.layout.read_top()
     if not top:
         raise NasplugError(f"retrain: no found architecture yet ({ctx.layout.top} is missing or empty); "

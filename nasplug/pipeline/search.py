@@ -25,7 +25,7 @@ def write_search_plots(result: SearchResult, space: Any, run_dir: Any, top_k: in
         return
     layout = RunLayout(run_dir)
     plots.search_curve(result, layout.plot(layout.SEARCH_CURVE_PLOT), title=f"search ({result.metric})")
-    top = [t.arch for t in result.top(top_k)]
+    top = [t.model_arch for t in result.top(top_k)]
     plots.choice_frequency(top, space.choices(), layout.plot(layout.TOP_CHOICES_PLOT),
                            title=f"choices of the top {len(top)} architectures by position")
 
@@ -83,11 +83,11 @@ class SearchStage(Stage):
 
 def _write_outputs(result: SearchResult, space: Any, cfg: Any, run_dir: Path) -> dict[str, Any]:
     """``top.json`` and the plots of a finished search; returns the stage summary."""
-    top = [{"rank": i + 1, "arch": t.arch, "text": space.format(t.arch), "score": t.score, "metrics": t.metrics}
-           for i, t in enumerate(result.top(cfg.top_k))]
+    top = [{"rank": i + 1, "arch": t.model_arch, "text": space.format(t.model_arch), "score": t.score,
+            "metrics": t.metrics} for i, t in enumerate(result.top(cfg.top_k))]
     atomic_write_json(RunLayout(run_dir).top, top)
     write_search_plots(result, space, run_dir, top_k=max(cfg.top_k, 20))
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     best = result.best
     return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
-            "best_arch": None if best is None else space.format(best.arch)}
+            "best_arch": None if best is None else space.format(best.model_arch)}

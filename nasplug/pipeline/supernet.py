@@ -91,7 +91,10 @@ class SupernetStage(Stage):
 
     def check(self, ctx: RunContext) -> None:
         cfg = ctx.recipe.supernet_config()
-        build_sampler(cfg.sampler, ctx.space, 0)
+        sampler = build_sampler(cfg.sampler, ctx.space, 0)
+        if getattr(sampler, "distill", False) and ctx.recipe.task is not None and not ctx.task.distillation:
+            raise NasplugError(f"supernet.sampler.distill: task {ctx.task.name!r} has no in-place distillation; "
+                               "set distill: false (the sandwich rule without a teacher)")
         if cfg.split is not None and not 1 <= split_steps(cfg) < cfg.steps:
             raise NasplugError(f"supernet.split.after: {cfg.split.after} of {cfg.steps} steps leaves "
                                f"{split_steps(cfg)} one-shot and {cfg.steps - split_steps(cfg)} few-shot steps; each "

@@ -97,8 +97,8 @@ def search_section(view: Any) -> tuple[list[str], str]:
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     table = top_table(result, view.top_k, fmt)
-    lines = ["## Search", "", f"Best architecture: `{fmt(best.arch)}` with {result.metric} = {best.score:.6g}", "",
-             f"Trials: {len(result.trials)} ({summary})", ""]
+    lines = ["## Search", "", f"Best architecture: `{fmt(best.model_arch)}` with {result.metric} = {best.score:.6g}",
+             "", f"Trials: {len(result.trials)} ({summary})", ""]
     scores = sorted(float(t.score) for t in result.scored)  # type: ignore[arg-type]
     median = scores[len(scores) // 2]
     lines += [f"Scores: median {median:.6g}, worst {scores[0 if result.direction == 'maximize' else -1]:.6g}, "
@@ -118,7 +118,7 @@ def top_table(result: Any, k: int = 10, formatter: Any = None) -> str:
     metric_names = sorted({m for t in top for m in t.metrics if m != result.metric})[:4]
     rows = []
     for rank, trial in enumerate(top, start=1):
-        text = formatter(trial.arch) if formatter else json.dumps(trial.arch, sort_keys=True)
+        text = formatter(trial.model_arch) if formatter else json.dumps(trial.model_arch, sort_keys=True)
         rows.append([rank, trial.number, text, trial.score] + [trial.metrics.get(m) for m in metric_names])
     return markdown_table(["rank", "trial", "arch", result.metric] + metric_names, rows)
 

@@ -85,6 +85,6 @@ def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
                     resume=log_path.exists())
     if result.best is None:
         raise NasplugError(f"study.rows.{name}: the search scored no architecture")
-    atomic_write_json(folder / "best.json", {"arch": result.best.arch, "text": sub.format(result.best.arch),
+    atomic_write_json(folder / "best.json", {"arch": result.best.model_arch, "text": sub.format(result.best.model_arch),
                                              "score": result.best.score})
-    return dict(result.best.arch)
+    return dict(result.best.model_arch)

@@ -142,16 +142,27 @@ def _masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor
     return loss_sum, correct, targets
 
 
-def mlm_step(model: nn.Module, batch: MicroBatch, num_masked: int) -> tuple[torch.Tensor, Stats]:
+def mlm_step(model: nn.Module, batch: MicroBatch, num_masked: int, teacher: torch.Tensor | None = None,
+             keep: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, Stats]:
     """MLM loss of one micro-batch, divided by the global masked count ``num_masked``.
 
+    With ``teacher`` (logits [N, V] of the sandwich's largest arch at the same positions) the
+    loss is in-place distillation instead: the cross-entropy toward the teacher's softmax
+    (BigNAS, Once-for-all). ``keep``: the logits are appended to it, detached (the teacher's).
+
     Returns ``(loss, stats)``; stats: ``mlm_loss_sum``, ``mlm_correct`` (sums over this
-    micro-batch's masked positions).
+    micro-batch's masked positions, against the labels either way).
     """
     hidden = encode(model, batch.input_ids, batch.attention_mask, batch.token_type_ids)  # [b, T, H]
     logits = mlm_logits(model, hidden, batch.labels)  # [N, V]
     loss_sum, correct, _ = _masked_ce(logits, batch.labels)
-    loss = loss_sum / max(num_masked, 1)
+    if keep is not None:
+        keep.append(logits.detach())
+    if teacher is not None:
+        soft = torch.softmax(teacher.float(), dim=-1)  # [N, V]
+        loss = -(soft * torch.log_softmax(logits.float(), dim=-1)).sum() / max(num_masked, 1)
+    else:
+        loss = loss_sum / max(num_masked, 1)
     return loss, {"mlm_loss_sum": loss_sum.detach(), "mlm_correct": correct}
 
 

@@ -244,6 +244,16 @@ class MLMTask(TextTask):
              aux: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return obj.mlm_step(model, batch, counts["masked"])
 
+    def teacher_loss(self, model: nn.Module, batch: obj.MicroBatch, counts: Mapping[str, int],
+                     aux: Mapping[str, nn.Module]) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
+        kept: list[torch.Tensor] = []
+        loss, stats = obj.mlm_step(model, batch, counts["masked"], keep=kept)
+        return loss, stats, kept[0]  # the masked positions' logits [N, V]
+
+    def distill_loss(self, model: nn.Module, batch: obj.MicroBatch, counts: Mapping[str, int],
+                     aux: Mapping[str, nn.Module], target: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return obj.mlm_step(model, batch, counts["masked"], teacher=target)
+
     def step_metrics(self, sums: Mapping[str, float], counts: Mapping[str, int]) -> dict[str, float]:
         n = max(counts["masked"], 1)
         loss = sums["mlm_loss_sum"] / n
@@ -273,6 +283,7 @@ class ElectraTask(TextTask):
     metrics = {"gen_mlm_acc": "maximize", "gen_mlm_loss": "minimize", "disc_acc": "maximize"}
     head = "discriminator"
     head_attr = "discriminator_head"
+    distillation = False  # two networks per path: no teacher outputs defined (yet)
     fractions = (0.85, 0.0)
     default_masking = "electra"
 
