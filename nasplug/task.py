@@ -132,6 +132,13 @@ class Task:
         """Raise NasplugError naming what ``model`` lacks for this task (e.g. a head).
         Called before training and evaluation. Default: nothing to check."""
 
+    def missing(self, model: nn.Module) -> list[str]:
+        """The names (methods, heads) ``model`` lacks for this task. Called by ``nasplug run``
+        on every model its stages will build, before anything is written or trained, so a
+        space that does not fit the task is one line naming all of them. Default: none (the
+        task calls the model itself)."""
+        return []
+
     def auxiliary(self, model: nn.Module, seed: int) -> dict[str, nn.Module]:
         """Extra modules trained alongside ``model`` (ELECTRA's generator): name -> module.
         They share the optimizer and the checkpoint. Default: none."""

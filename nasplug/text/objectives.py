@@ -6,9 +6,8 @@ its softmax (inverse CDF at fixed uniforms, so the sample does not depend on sha
 gradient through the sample); the discriminator labels each real token as original or
 replaced; loss = ``generator_weight * MLM + discriminator_weight * RTD`` (1 and 50).
 
-A model here is a supernet routed through an arch (``model(ids, mask) -> [B, T, H]``, heads
-as methods) or a standalone Hugging Face model (``base_model_prefix`` + ``mlm_head`` /
-``discriminator_head``); the adapters below hide the difference.
+A model here is anything with the text-model interface (:mod:`nasplug.text.interface`): a
+supernet routed through an arch and a standalone model are called the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasplug.errors import NasplugError
-from nasplug.supernet import is_supernet
+from nasplug.text.interface import missing_methods, text_model
 
 IGNORE_INDEX = -100
 
@@ -61,75 +60,45 @@ class MicroBatch:
                    None if token_type_ids is None else token_type_ids.long().to(device))
 
 
-# ---------------------------------------------------------------------- model adapters
+# ---------------------------------------------------------------------- the interface's calls
 def encode(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
            token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
     """ids [B, T] (+ segment ids [B, T]) -> last hidden state [B, T, H] (a supernet runs its
     active arch)."""
-    if is_supernet(model):
-        return model(input_ids, attention_mask, token_type_ids)
-    base = model.base_model  # a Hugging Face model's encoder (``model.lvbert``)
-    return base(input_ids, attention_mask, token_type_ids=token_type_ids, return_dict=True).last_hidden_state
+    return text_model(model).encode(input_ids, attention_mask, token_type_ids)
 
 
 def mlm_logits(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Vocabulary logits at the masked positions: [N_masked, V] in row-major (b, t) order."""
-    if is_supernet(model):
-        return model.mlm_logits(hidden, labels)
-    return model.mlm_head.masked_logits(hidden, labels)
+    return text_model(model).masked_logits(hidden, labels)
 
 
 def discriminator_logits(model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """Replaced-token logit per position: [B, T]."""
-    if is_supernet(model):
-        return model.discriminator_logits(hidden)
-    return model.discriminator_head(hidden)
-
-
-def check_head(model: nn.Module, head: str, task: str) -> None:
-    """NasplugError naming the missing head (the submodule ``head``, absent or None) when
-    ``model`` cannot train ``task``."""
-    try:
-        model.get_submodule(head)
-    except AttributeError:
-        raise NasplugError(f"task {task!r}: needs a model with a {head} ({type(model).__name__} has none); "
-                           "use a space whose models have it (e.g. lvbert)") from None
+    return text_model(model).discriminator_logits(hidden)
 
 
 @runtime_checkable
 class ConfiguredModel(Protocol):
-    """A model described by a Hugging Face config (LV-BERT's models and supernet): the task
-    checks its ``vocab_size`` against the tokenizer's."""
+    """A model described by a Hugging Face config (LV-BERT's and elastic BERT's models and
+    supernets): the task checks its ``vocab_size`` against the tokenizer's."""
 
     config: Any
 
 
-@runtime_checkable
-class GeneratorSupernet(Protocol):
-    """A supernet that builds its ELECTRA generator: a supernet of the same slots (the loop
-    routes both through the same arch every step) sharing its token embeddings."""
-
-    def generator(self, seed: int | None = None) -> nn.Module: ...
-
-
-@runtime_checkable
-class GeneratorModel(Protocol):
-    """A standalone ELECTRA discriminator that builds its generator (sharing its embeddings)."""
-
-    def make_generator(self, seed: int) -> nn.Module: ...
+def check_interface(model: nn.Module, names: tuple[str, ...], task: str) -> None:
+    """NasplugError naming every method of the interface ``model`` lacks for ``task``."""
+    missing = missing_methods(model, names)
+    if missing:
+        raise NasplugError(f"task {task!r}: {type(model).__name__} lacks {', '.join(missing)} of the text-model "
+                           "interface (nasplug.text.interface)")
 
 
 def build_generator(model: nn.Module, seed: int) -> nn.Module:
-    """The ELECTRA generator of ``model``, sharing its token embeddings, seeded from ``seed``:
-    ``model.generator(seed)`` of a :class:`GeneratorSupernet`, ``model.make_generator(seed)``
-    of a :class:`GeneratorModel`."""
-    if is_supernet(model) and isinstance(model, GeneratorSupernet):
-        device = next(model.parameters()).device
-        return model.generator(seed=seed).to(device)  # built on the CPU, the shared embeddings aside
-    if isinstance(model, GeneratorModel):
-        return model.make_generator(seed)
-    raise NasplugError(f"task 'electra': needs a model that can build its generator (a supernet with generator() "
-                       f"or a model with make_generator()); {type(model).__name__} has neither")
+    """The ELECTRA generator of ``model`` (``make_generator``), sharing its token embeddings,
+    seeded from ``seed``; a supernet's is a supernet the loop routes through the same archs."""
+    check_interface(model, ("make_generator",), "electra")
+    return text_model(model).make_generator(seed)
 
 
 # ---------------------------------------------------------------------- training losses

@@ -173,8 +173,18 @@ class TextTask(Task):
             return {}
         return {self.primary_metric(): unigram_baseline(self.data.train, self.data.heldout, self.tokens)}
 
+    def missing(self, model: nn.Module) -> list[str]:
+        """The methods of the text-model interface (:mod:`nasplug.text.interface`) that this
+        task calls and ``model`` lacks; for ELECTRA also those its generator lacks."""
+        from nasplug.text.interface import MLM, missing_methods, text_model
+
+        names = missing_methods(model, self.interface)
+        if not names and "make_generator" in self.interface:
+            names = [f"generator.{n}" for n in missing_methods(text_model(model).make_generator(0), MLM)]
+        return names
+
     def check_model(self, model: nn.Module) -> None:
-        obj.check_head(model, self.head_attr, self.name)
+        obj.check_interface(model, self.interface, self.name)
         config = model.config if isinstance(model, obj.ConfiguredModel) else None
         vocab = getattr(config, "vocab_size", None)  # an optional field of a Hugging Face config
         if self.data is not None and vocab is not None and self.tokens.vocab_size > vocab:
@@ -229,7 +239,7 @@ class MLMTask(TextTask):
     name = "mlm"
     metrics = {"mlm_acc": "maximize", "mlm_loss": "minimize"}
     head = "mlm"
-    head_attr = "mlm_head"
+    interface = ("encode", "masked_logits")
 
     def micro_batches(self, batch: torch.Tensor, step: int, seed: int, slices: Sequence[slice],
                       device: torch.device) -> tuple[list[obj.MicroBatch], dict[str, int]]:
@@ -282,7 +292,7 @@ class ElectraTask(TextTask):
     name = "electra"
     metrics = {"gen_mlm_acc": "maximize", "gen_mlm_loss": "minimize", "disc_acc": "maximize"}
     head = "discriminator"
-    head_attr = "discriminator_head"
+    interface = ("encode", "discriminator_logits", "make_generator")
     distillation = False  # two networks per path: no teacher outputs defined (yet)
     fractions = (0.85, 0.0)
     default_masking = "electra"

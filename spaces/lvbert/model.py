@@ -52,6 +52,12 @@ class LVBertPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         init_module(module, self.config.initializer_range)
 
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """ids [B, T] -> last hidden state [B, T, H] (nasplug's text-model interface)."""
+        base = getattr(self, self.base_model_prefix, self)
+        return base(input_ids, attention_mask, token_type_ids, return_dict=True).last_hidden_state
+
     def compile_parts(self) -> None:
         """``torch.compile`` the encoder and each head in place (the training loop's
         ``compile: true``)."""
@@ -131,6 +137,10 @@ class LVBertForMaskedLM(LVBertPreTrainedModel):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.mlm_head.decoder = new_embeddings
 
+    def masked_logits(self, hidden: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Logits [N_masked, V] at ``labels != -100`` ([B, T, V] without labels)."""
+        return self.mlm_head.masked_logits(hidden, labels)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -166,6 +176,10 @@ class LVBertForPreTraining(LVBertPreTrainedModel):
         self.lvbert = LVBertModel(config, embeddings=embeddings)
         self.discriminator_head = LVBertDiscriminatorHead(config)
         self.post_init()
+
+    def discriminator_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Replaced-token logit per position [B, T]."""
+        return self.discriminator_head(hidden)
 
     def make_generator(self, seed: int) -> LVBertForMaskedLM:
         """The ELECTRA generator of this discriminator: the same layer sequence at the

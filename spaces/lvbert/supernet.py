@@ -161,6 +161,20 @@ class LVBertSupernet(Supernet):
         device = self.embeddings.word_embeddings.weight.device
         return (ids * mask).to(device), mask.to(device), types.contiguous().to(device)
 
+    # ------------------------------------------------------------------ the text-model interface
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """ids [B, T] -> last hidden state [B, T, H] (``nasplug.text.interface``)."""
+        return self(input_ids, attention_mask, token_type_ids)
+
+    def masked_logits(self, hidden: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """As :meth:`mlm_logits` (``nasplug.text.interface``)."""
+        return self.mlm_logits(hidden, labels)
+
+    def make_generator(self, seed: int) -> LVBertSupernet:
+        """:meth:`generator` on this supernet's device (``nasplug.text.interface``)."""
+        return self.generator(seed=seed).to(self.embeddings.word_embeddings.weight.device)
+
     # ------------------------------------------------------------------ heads
     def mlm_logits(self, hidden: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Vocabulary logits at the masked positions (``labels != -100``): [N_masked, V];
