@@ -46,6 +46,14 @@ class RetrainStage(Stage):
             raise NasplugError(f"retrain.seeds: {seeds} repeats a seed")
         baseline_archs(ctx)
 
+    def models(self, ctx: RunContext) -> dict[str, tuple[Any, Any]]:
+        """A fresh standalone model (of a sampled arch: the found one is not known yet)."""
+        import random
+
+        arch = ctx.space.sample(random.Random(0)) if ctx.recipe.arch is None else ctx.space.parse(ctx.recipe.arch)
+        return {"retrained model": (lambda: build_model(ctx.space.unconstrained(), arch, ctx.retrain_task, seed=0),
+                                    ctx.retrain_task)}
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.recipe.retrain_config()
         task = ctx.prepared_task(ctx.retrain_task)

@@ -26,6 +26,7 @@ from nasplug.io import atomic_write_json, atomic_write_text
 from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext
 from nasplug.pipeline.identity import check_run_dir, has_run
+from nasplug.pipeline.preflight import preflight
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
 from nasplug.recipe import Recipe, dump_recipe
 from nasplug.runinfo import run_info
@@ -69,6 +70,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     _check_prerequisites(ctx, wanted)
     for stage in wanted:
         stage.check(ctx)
+    preflight(ctx, wanted)  # every model the stages build fits its task, before anything is written
     fresh = not has_run(run_dir)
     created = not run_dir.exists()
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it

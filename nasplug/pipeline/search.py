@@ -46,6 +46,17 @@ class SearchStage(Stage):
         build_constraints(cfg.constraints, ctx.space)
         evaluator_plugin(ctx.recipe.evaluator).check(ctx)  # e.g. the metric is one the task measures
 
+    def models(self, ctx: RunContext) -> dict[str, tuple[Any, Any]]:
+        """The trained supernet, when the evaluator scores archs with its inherited weights."""
+        spec = ctx.recipe.evaluator
+        if spec is None or ctx.recipe.supernet is None or ctx.recipe.task is None:
+            return {}
+        if not getattr(EVALUATORS.resolve(spec.name)[0], "needs_run_context", False):
+            return {}
+        from nasplug.oneshot.build import build_supernet
+
+        return {"supernet": (lambda: build_supernet(ctx.space, seed=ctx.recipe.seed), ctx.task)}
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.recipe.search_config()
         space = ctx.space

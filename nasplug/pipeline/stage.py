@@ -17,7 +17,7 @@ recipe section (:attr:`Stage.section`) and what figures it adds to a study
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -84,6 +84,12 @@ class Stage:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         """Do the work; return a small JSON summary (written to ``stages/<name>.json``)."""
         raise NotImplementedError
+
+    def models(self, ctx: RunContext) -> dict[str, tuple[Callable[[], Any], Any]]:
+        """The models this stage will train or score: label -> (a function that builds one,
+        the task that drives it). ``nasplug run`` builds them before any stage runs and asks
+        each task what its model lacks (:mod:`nasplug.pipeline.preflight`). Default: none."""
+        return {}
 
     def report(self, view: RunView) -> Section:
         """This stage's section of ``report.md``, read from the run directory only."""

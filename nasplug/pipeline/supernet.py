@@ -107,6 +107,9 @@ class SupernetStage(Stage):
                                "a few-shot split supports tasks without them (e.g. mlm)")
         _ = ctx.task  # the recipe names a task, and its settings are valid
 
+    def models(self, ctx: RunContext) -> dict[str, tuple[Any, Task]]:
+        return {"supernet": (lambda: build_supernet(ctx.space, seed=ctx.recipe.seed), ctx.task)}
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.recipe.supernet_config()
         task = ctx.prepared_task()

@@ -38,7 +38,8 @@ class Blocks(Supernet):
         super().__init__()
         self.emb = ElasticEmbedding(40, 32, "hidden", padding_idx=0)
         self.norm = ElasticLayerNorm(32, "hidden")
-        self.attn = ElasticDepth([ElasticMultiheadAttention(32, 4, 8, f"heads{i}", "hidden") for i in range(2)], "depth")
+        self.attn = ElasticDepth([ElasticMultiheadAttention(32, 4, 8, f"heads{i}", "hidden") for i in range(2)],
+                                 "depth")
         self.ffn = nn.ModuleList(ElasticFFN(32, 64, f"ffn{i}", "hidden") for i in range(2))
         self.bn = ElasticBatchNorm1d(32, "hidden")
         widths = [nn.Sequential(ElasticLinear(32 if i == 0 else 12, 12, in_key="hidden" if i == 0 else f"w{i - 1}",
