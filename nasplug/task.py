@@ -132,6 +132,14 @@ class Task:
         """Raise NasplugError naming what ``model`` lacks for this task (e.g. a head).
         Called before training and evaluation. Default: nothing to check."""
 
+    def model_settings(self) -> dict[str, Any]:
+        """What this task dictates of its models, by the name of the space's constructor
+        argument (text tasks: ``vocab_size``, ``seq_len``). The run passes each to a space
+        that takes it when the recipe leaves it out, and refuses a recipe value that
+        disagrees. Called before any data is built, so only settings known from the recipe.
+        Default: none."""
+        return {}
+
     def missing(self, model: nn.Module) -> list[str]:
         """The names (methods, heads) ``model`` lacks for this task. Called by ``nasplug run``
         on every model its stages will build, before anything is written or trained, so a

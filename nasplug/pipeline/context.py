@@ -8,6 +8,7 @@ imports a concrete space or task. The evaluator is built by
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -46,7 +47,11 @@ class RunContext:
 
     @cached_property
     def space(self) -> SearchSpace:
-        return self.built_space if self.built_space is not None else build_space(self.recipe.space)
+        """The recipe's space (or ``built_space``), with what the task dictates of its models
+        (vocabulary size, sequence length) where the recipe leaves it out (see :func:`build_space`)."""
+        if self.built_space is not None:
+            return self.built_space
+        return build_space(self.recipe.space, self.task if self.recipe.task is not None else None)
 
     @cached_property
     def task(self) -> Task:
@@ -90,8 +95,28 @@ class RunContext:
         return RunLayout(self.run_dir)
 
 
-def build_space(spec: Component) -> SearchSpace:
-    return build_plugin(SPACES, spec.name, spec.kwargs(), field="space", kind=SearchSpace)
+def build_space(spec: Component, task: Task | None = None) -> SearchSpace:
+    """The space ``spec`` names. With ``task``: each setting the task dictates of its models
+    (:meth:`~nasplug.task.Task.model_settings`, e.g. the text tasks' ``vocab_size`` and
+    ``seq_len``) is passed to the space's constructor when it takes an argument of that name
+    and the recipe leaves it out; a value the recipe sets that disagrees is one clear line."""
+    kwargs = spec.kwargs()
+    settings = task.model_settings() if task is not None else {}
+    if settings:
+        factory, _ = SPACES.resolve(spec.name)
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        for key, value in settings.items():
+            if key not in params:
+                continue
+            if kwargs.get(key) is None:
+                kwargs[key] = value
+            elif kwargs[key] != value:
+                raise NasplugError(f"space.{key}: {kwargs[key]!r} disagrees with the task's {key} ({value!r}, "
+                                   f"task {task.name!r}); leave space.{key} out to follow the task, or make them equal")
+    return build_plugin(SPACES, spec.name, kwargs, field="space", kind=SearchSpace)
 
 
 def build_task(spec: Component) -> Task:

@@ -82,7 +82,7 @@ def _space(recipe: dict[str, Any]) -> Any:
         from nasplug.pipeline.context import build_space
         from nasplug.recipe import Component
 
-        return build_space(Component.model_validate(recipe["space"]))
+        return build_space(Component.model_validate(recipe["space"]), _task(recipe) if recipe.get("task") else None)
     except Exception:
         return None
 

@@ -173,6 +173,12 @@ class TextTask(Task):
             return {}
         return {self.primary_metric(): unigram_baseline(self.data.train, self.data.heldout, self.tokens)}
 
+    def model_settings(self) -> dict[str, Any]:
+        """``seq_len``, and ``vocab_size`` when the vocabulary is trained (a pretrained
+        tokenizer's size is known once it is loaded: :meth:`check_model` checks it then)."""
+        trained = self.config.tokenizer.pretrained is None
+        return {"seq_len": self.config.seq_len, **({"vocab_size": self.config.tokenizer.vocab_size} if trained else {})}
+
     def missing(self, model: nn.Module) -> list[str]:
         """The methods of the text-model interface (:mod:`nasplug.text.interface`) that this
         task calls and ``model`` lacks; for ELECTRA also those its generator lacks."""

@@ -77,3 +77,18 @@ def test_a_missing_method_is_one_line_before_anything_is_written(tmp_path: Path,
     again = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "masked_logits" in again.stderr and "Traceback" not in again.stderr
     assert {p: p.read_bytes() for p in sorted((tmp_path / "resumed").rglob("*")) if p.is_file()} == before
+
+
+def test_vocabulary_and_length_flow_from_the_task_to_the_space(tmp_path: Path) -> None:
+    from nasplug.errors import NasplugError
+    from nasplug.pipeline import RunContext
+
+    path = _recipe(tmp_path / "project", "TinyTextSpace")
+    path.write_text(path.read_text().replace(", vocab_size: 320, seq_len: 32", ""))
+    space = RunContext(load_recipe(path, ["task.tokenizer.vocab_size=200", "task.seq_len=24"]), tmp_path / "r").space
+    assert (space.vocab_size, space.seq_len) == (200, 24)
+    for key, value, message in (("vocab_size", 100, "space.vocab_size: 100 disagrees with the task's vocab_size (200"),
+                                ("seq_len", 32, "space.seq_len: 32 disagrees with the task's seq_len (24")):
+        recipe = load_recipe(path, ["task.tokenizer.vocab_size=200", "task.seq_len=24", f"space.{key}={value}"])
+        with pytest.raises(NasplugError, match=message.replace("(", r"\(")):
+            _ = RunContext(recipe, tmp_path / "r").space
