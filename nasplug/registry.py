@@ -174,6 +174,7 @@ STAGES = Registry("stage", group="nasplug.stages")
 
 SPACES.register("toy", "nasplug.spaces.toy:ToySpace")
 SPACES.register("lvbert", "nasplug.spaces.lvbert:LVBertSpace")
+SPACES.register("elastic-bert", "nasplug.spaces.elastic_bert:ElasticBertSpace")
 STRATEGIES.register("random", "nasplug.strategies.random:RandomSearch")
 STRATEGIES.register("evolution", "nasplug.strategies.evolution:Evolution")
 STRATEGIES.register("regularized", "nasplug.strategies.evolution:RegularizedEvolution")

@@ -208,6 +208,13 @@ class SearchSpace(ABC):
             raise NotImplementedError(f"space {self.name!r} builds no models") from None
         return supernet.extract(self.validate(arch))
 
+    def warm_start(self, supernet: Supernet, task: Any) -> None:
+        """Adjust a freshly built supernet's weights with the task's (prepared) data before
+        supernet training starts; called by the supernet stage (a resumed training then
+        loads its checkpoint over them). Default: nothing. Elastic BERT re-orders a
+        pre-trained model's heads and neurons by importance here (DynaBERT)."""
+        return None
+
     def export_model(self, model: nn.Module, arch: Arch, folder: Any, facts: dict[str, Any]) -> None:
         """Make ``folder`` (which holds the trained ``model.safetensors``) usable by other
         tools; called by the retrain stage for each model and by ``nasplug export``.

@@ -11,6 +11,8 @@ from nasplug.testing import EvaluatorPluginContract, SpaceContract, StrategyCont
 TINY_SPACE_ARGS = {
     "toy": {"slots": 5},
     "lvbert": {"hidden": 32, "heads": 1, "ffn": 64, "embedding": 32, "slots": 4, "vocab_size": 97, "max_positions": 32},
+    "elastic-bert": {"layers": 3, "depths": [1, 2, 3], "hidden": [16, 32], "heads": [1, 2], "ffn": [16, 32],
+                     "head_size": 16, "vocab_size": 64, "seq_len": 16},
 }
 #: Strategy-specific arguments for tiny budgets.
 STRATEGY_ARGS = {"evolution": {"population": 8, "parents": 3, "mutations": 3, "crossovers": 3}}

@@ -115,6 +115,7 @@ class SupernetStage(Stage):
         task = ctx.prepared_task()
         supernet = build_supernet(ctx.space, seed=ctx.recipe.seed)
         check_fit(task, supernet, ctx.space)
+        ctx.space.warm_start(supernet, task)
         folder = ctx.layout.supernet
         train_cfg = TrainConfig.of(cfg)
         sampler = build_sampler(cfg.sampler, ctx.space, cfg.seed)
