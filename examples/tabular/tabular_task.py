@@ -7,7 +7,6 @@ split once, by a seeded permutation, into train / held-out (scores candidates) /
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from nasplug.task import Task
 

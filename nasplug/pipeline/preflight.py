@@ -48,7 +48,11 @@ def preflight(ctx: Any, stages: Sequence[Any]) -> None:
             if label in seen:
                 continue
             seen.add(label)
-            model = build_light(build)
+            try:
+                model = build_light(build)
+            except NasplugError as exc:  # e.g. a head the space does not build: said with the rest
+                problems.append(f"{label} ({stage.name} stage): cannot be built ({exc})")
+                continue
             missing = task.missing(model)
             if missing:
                 problems.append(f"{label} ({type(model).__name__}, {stage.name} stage): {', '.join(missing)}")

@@ -74,6 +74,9 @@ TRIAL_DAMAGE: list[tuple[str, Transform]] = [
     ("foreign-arch", edit_line(2, lambda r: r["arch"].update(s0="evil"))),
     ("extra-key", edit_line(2, lambda r: r.update(evil=1))),
     ("bool-asked", edit_line(2, lambda r: r.update(asked=True))),
+    ("null-canonical", edit_line(2, lambda r: r.update(canonical=None))),
+    ("list-canonical", edit_line(2, lambda r: r.update(canonical=[1, 2]))),
+    ("nested-canonical", edit_line(2, lambda r: r.update(canonical={"s0": {"deep": 1}}))),
 ]
 
 
