@@ -35,7 +35,7 @@ def _options(field: str, values: Sequence[int] | None, default: Sequence[int]) -
 
 
 class ElasticBertSpace(SearchSpace):
-    """Elastic BERT (see the module docstring).
+    """BERT encoders choosing depth, hidden width, and heads and FFN width per layer (DynaBERT, HAT).
 
     Args:
         layers: the most layers; ``depths``: the depths to choose from (default 1..layers).
