@@ -6,8 +6,9 @@ study can be watched live with ``optuna-dashboard sqlite:///runs/x/optuna.db``.
 
 What is ours, and only this: one ``CategoricalDistribution`` per choice of the space (in
 ``space.choices()`` order; with conditional choices a trial suggests only those active under
-the ones suggested before, Optuna's define-by-run, so its archs are canonical), the bookkeeping that maps each told arch back to its pending
-Optuna trial (a FIFO per arch key, since a sampler may propose the same arch twice), and
+the ones suggested before, Optuna's define-by-run, so its archs are canonical), the
+bookkeeping that maps each told arch back to its pending Optuna trial (a FIFO per arch key,
+since a sampler may propose the same arch twice), and
 three policies:
 
 * **Failed or rejected archs** (``tell(arch, None)``) are told to the study as

@@ -19,7 +19,7 @@ from nasplug.compare.runs import slug
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator
 from nasplug.layout import ComparisonLayout
-from nasplug.pipeline import build_constraints, build_space, build_strategy
+from nasplug.pipeline import build_constraints, build_space, build_strategy, build_task
 from nasplug.recipe import Component, Recipe, SearchConfig
 from nasplug.registry import STRATEGIES
 from nasplug.resume import RESUME
@@ -128,7 +128,7 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
     cfg = recipe.search or SearchConfig()
     batch = request.batch_size if request.batch_size is not None else cfg.archs_per_ask
     _check_numbers(request, seed_list, batch)
-    space = build_space(recipe.space)
+    space = build_space(recipe.space, build_task(recipe.task) if recipe.task is not None else None)  # as the run's
     if request.ground_truth:
         check_ground_truth_size(space, request.max_ground_truth)
     specs = resolve_strategies(request.strategies, request.strategy_args, cfg.strategy)

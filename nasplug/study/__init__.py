@@ -71,7 +71,7 @@ def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
     from nasplug.search import search
 
     search_cfg, sub_spec = search_setup(ctx.recipe, row, name)
-    sub = build_space(sub_spec)
+    sub = build_space(sub_spec, ctx.task if ctx.recipe.task is not None else None)  # as the run's space
     folder = ctx.layout.study_search(name)
     log_path = folder / RunLayout.TRIALS
     strategy = build_strategy(search_cfg.strategy, sub, ctx.recipe.seed)
