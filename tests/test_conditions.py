@@ -121,7 +121,7 @@ def test_a_search_evaluates_no_model_twice(name: str) -> None:
     space = Mini()
     kwargs = {"population": 10, "parents": 3, "mutations": 4, "crossovers": 4} if name == "evolution" else {}
     evaluator = Counting(space)
-    result = search(STRATEGIES.build(name, space=space, seed=1, **kwargs), evaluator, budget=60, batch_size=10,
+    result = search(STRATEGIES.build(name, space=space, seed=1, **kwargs), evaluator, budget=60, archs_per_ask=10,
                     space=space)
     assert len(result.scored) == 60
     assert max(evaluator.calls.values()) == 1, "a model was evaluated twice"
@@ -155,7 +155,7 @@ def test_a_duplicate_reuses_the_first_score_marked_in_the_log_and_replays(tmp_pa
     space = Mini()
     evaluator = Counting(space)
     log = tmp_path / "trials.jsonl"
-    result = search(Renamer(space, 3), evaluator, budget=20, batch_size=4, space=space, log_path=log)
+    result = search(Renamer(space, 3), evaluator, budget=20, archs_per_ask=4, space=space, log_path=log)
     assert max(evaluator.calls.values()) == 1
     records = [json.loads(line) for line in log.read_text().splitlines()]
     for first, second in zip(records[::2], records[1::2]):
@@ -168,7 +168,7 @@ def test_a_duplicate_reuses_the_first_score_marked_in_the_log_and_replays(tmp_pa
     # resume by replay: cut the log after 7 trials, continue, and get the same bytes
     full = log.read_bytes()
     log.write_bytes(b"".join(full.splitlines(keepends=True)[:7]))
-    search(Renamer(space, 3), Counting(space), budget=20, batch_size=4, space=space, log_path=log, resume=True)
+    search(Renamer(space, 3), Counting(space), budget=20, archs_per_ask=4, space=space, log_path=log, resume=True)
     assert log.read_bytes() == full
 
 

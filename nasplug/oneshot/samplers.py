@@ -88,11 +88,9 @@ class SandwichSampler:
 
     name = "sandwich"
 
-    def __init__(self, space: SearchSpace, seed: int, random: int = 2, distill: bool = True) -> None:
-        if isinstance(random, bool) or not isinstance(random, int) or not 0 <= random <= 64:
-            raise NasplugError(f"supernet.sampler.random: expected an integer in 0..64, got {random!r}")
-        if not isinstance(distill, bool):
-            raise NasplugError(f"supernet.sampler.distill: expected true or false, got {distill!r}")
+    @checked("supernet.sampler")
+    def __init__(self, space: SearchSpace, seed: int, random: Annotated[int, Field(ge=0, le=64)] = 2,
+                 distill: Annotated[bool, Field(strict=True)] = True) -> None:
         self.space, self.seed, self.random, self.distill = space, seed, random, distill
         self.largest, self.smallest = space.largest(), space.smallest()
         for which, arch in (("largest", self.largest), ("smallest", self.smallest)):
@@ -112,7 +110,8 @@ class PathLosses:
     and the distillation loss toward those outputs for every later path."""
 
     def __init__(self, task: Any, distill: bool) -> None:
-        self.task, self.distill, self.targets = task, distill, []  # type: list[Any]
+        self.task, self.distill = task, distill
+        self.targets: list[Any] = []  # the teacher's outputs, one per micro-batch
 
     def __call__(self, model: Any, path: int, index: int, batch: Any, counts: Any, aux: Any) -> tuple[Any, Any]:
         if not self.distill:

@@ -101,14 +101,13 @@ def build_space(spec: Component, task: Task | None = None) -> SearchSpace:
     ``seq_len``) is passed to the space's constructor when it takes an argument of that name
     and the recipe leaves it out; a value the recipe sets that disagrees is one clear line."""
     kwargs = spec.kwargs()
-    settings = task.model_settings() if task is not None else {}
-    if settings:
+    if task is not None and task.model_settings():
         factory, _ = SPACES.resolve(spec.name)
         try:
-            params = inspect.signature(factory).parameters
+            params = set(inspect.signature(factory).parameters)
         except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
-        for key, value in settings.items():
+            params = set()
+        for key, value in task.model_settings().items():
             if key not in params:
                 continue
             if kwargs.get(key) is None:

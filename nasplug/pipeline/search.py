@@ -48,10 +48,9 @@ class SearchStage(Stage):
 
     def models(self, ctx: RunContext) -> dict[str, tuple[Any, Any]]:
         """The trained supernet, when the evaluator scores archs with its inherited weights."""
-        spec = ctx.recipe.evaluator
-        if spec is None or ctx.recipe.supernet is None or ctx.recipe.task is None:
+        if ctx.recipe.supernet is None or ctx.recipe.task is None:
             return {}
-        if not getattr(EVALUATORS.resolve(spec.name)[0], "needs_run_context", False):
+        if not evaluator_plugin(ctx.recipe.evaluator).needs_context:  # it reads what earlier stages wrote
             return {}
         from nasplug.oneshot.build import build_supernet
 

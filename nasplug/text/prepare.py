@@ -37,7 +37,7 @@ def cache_root(cache_dir: str | None, env: TaskEnv) -> Path:
 
 
 def prepare_text(cfg: Any, env: TaskEnv) -> tuple[Any, Any]:
-    """``(tokenizer, PackedData)`` of a :class:`~nasplug.text.tasks.TextConfig` for a run."""
+    """``(tokenizer, PackedData)`` of a :class:`~nasplug.text.config.TextConfig` for a run."""
     from nasplug.text.packing import build_dataset
 
     key = (str(env.run_dir.resolve()), cfg.model_dump_json(exclude=_MASKING_KEYS))
