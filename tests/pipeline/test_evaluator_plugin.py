@@ -174,12 +174,14 @@ def test_the_model_and_task_protocols_match_what_they_declare():
     from nasplug.search import ReclaimingCache
     from nasplug.task import Task
     from nasplug.text import objectives as obj
+    from nasplug.text.interface import ElectraModel, TextModel
     from nasplug.text.tasks import ElectraTask, MLMTask
 
     space = tiny_space(slots=2)
     supernet = space.build_supernet()
     assert isinstance(supernet, LayeredSupernet) and isinstance(supernet, CompilesInParts)
-    assert isinstance(supernet, obj.GeneratorSupernet) and isinstance(supernet, obj.ConfiguredModel)
+    assert isinstance(supernet, ElectraModel) and isinstance(supernet, TextModel)  # the text-model interface
+    assert isinstance(supernet, obj.ConfiguredModel)
     few = FewShotSupernet(supernet, "L00", list(space.choices()["L00"]))
     assert not isinstance(few, LayeredSupernet), "the few-shot split hides its layers (no shared embedding)"
     assert not isinstance(ToySpace(slots=2).build_supernet(), LayeredSupernet)
