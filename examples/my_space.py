@@ -43,6 +43,8 @@ class MLPSpace(SearchSpace):
 class ProxyScore:
     """A stand-in evaluator: prefers capacity, penalises size (replace with real training)."""
 
+    metric_directions = {"score": "maximize"}  # which way each metric it returns is better
+
     def __init__(self, space: MLPSpace) -> None:
         self.space = space
 

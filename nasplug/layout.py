@@ -9,6 +9,7 @@ its validated readers; ``nasplug compare`` takes the paths of its output folder 
     stages/<stage>.json             a finished stage's summary and wall time
     supernet/                       the trained supernet (supernet/oneshot/: a few-shot split's first phase)
     trials.jsonl  top.json          the search log and its best archs
+    pareto.json                     the Pareto front of a search with several objectives
     retrain/<model>[/seed-<k>]/     a retrained model (summary.json over the seeds)
     glue/<model>/<TASK>.json        GLUE fine-tuning (the text plugin)
     tokenizer/                      the text tasks' tokenizer
@@ -41,6 +42,7 @@ class RunLayout:
     STAGES = "stages"
     TRIALS = "trials.jsonl"
     TOP = "top.json"
+    PARETO = "pareto.json"
     RECIPE = "recipe.yaml"
     INFO = "run.json"
     GLUE = "glue"
@@ -86,6 +88,8 @@ class RunLayout:
     SUPERNET_HELDOUT_PLOT = "supernet_heldout.png"
     ARCHITECTURES_PLOT = "architectures.png"
     RETRAIN_LOSS_PLOT = "retrain_loss.png"
+    PARETO_PLOT = "pareto.png"
+    HYPERVOLUME_PLOT = "hypervolume.png"
 
     # ------------------------------------------------------------------ supernet and search
     @property
@@ -109,6 +113,11 @@ class RunLayout:
     @property
     def top(self) -> Path:
         return self.root / self.TOP
+
+    @property
+    def pareto(self) -> Path:
+        """The front of a search with several objectives (``nasplug.report.front``)."""
+        return self.root / self.PARETO
 
     # ------------------------------------------------------------------ retrained models
     def retrain(self, name: str, seed: int | None = None) -> Path:
@@ -184,6 +193,20 @@ class RunLayout:
                 raise NasplugError(f"{self.top}: an entry has no 'arch' mapping; delete it and rerun the search stage "
                                    "(--resume replays the search log)")
         return top
+
+    def read_pareto(self) -> dict[str, Any] | None:
+        """``pareto.json``: the search's front (None when the search had one objective or has
+        not finished); its ``front`` entries each hold an ``arch`` mapping and ``values``."""
+        data = read_json(self.pareto, dict, "delete it and rerun the search stage (--resume replays the log)")
+        if data is None:
+            return None
+        front = data.get("front")
+        if not isinstance(front, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("arch"), dict) and isinstance(e.get("values"), dict)
+                for e in front):
+            raise NasplugError(f"{self.pareto}: 'front' is not a list of entries with 'arch' and 'values'; delete it "
+                               "and rerun the search stage (--resume replays the search log)")
+        return data
 
     def read_recipe(self, hint: str) -> dict[str, Any] | None:
         """The stored ``recipe.yaml`` as a mapping (not validated: a recipe of an older version

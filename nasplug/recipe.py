@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -48,16 +48,31 @@ def refuse_reserved(spec: Component, kind: str, field: str) -> None:
             raise NasplugError(f"{field}.{key}: reserved: the run passes its own {key} to the {kind}; remove this key")
 
 
+MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+Direction = Literal["maximize", "minimize"]
+
+
 class SearchConfig(BaseModel):
-    """How to search: strategy, budget, objective, constraints."""
+    """How to search: strategy, budget, objectives, constraints.
+
+    The objectives (see :mod:`nasplug.objectives`): ``metric`` (one) or ``objectives`` (one or
+    more names); without either, the task's ``default_metric``. Each direction is the one its
+    producer declares (task, space, evaluator) unless ``direction`` (one metric) or
+    ``directions`` (per metric) overrides it. ``reference_point``: per objective, the value
+    that bounds the hypervolume of the front (default: the worst value seen).
+    A run stores them resolved (every direction spelt out) in its ``recipe.yaml``.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     strategy: Component = Field(default_factory=lambda: Component(name="evolution"))
     budget: int = Field(1000, ge=1, le=10**7)
     batch_size: int = Field(50, ge=1, le=10**6)
-    metric: str = Field("score", min_length=1, max_length=200)
-    direction: Literal["maximize", "minimize"] = "maximize"
+    metric: MetricName | None = None
+    direction: Direction | None = None
+    objectives: list[MetricName] | None = Field(None, min_length=1, max_length=16)
+    directions: dict[str, Direction] | None = None
+    reference_point: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
     constraints: list[Component] = Field(default_factory=list)
     top_k: int = Field(10, ge=1, le=10**4)
 

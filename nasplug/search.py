@@ -24,6 +24,8 @@ from nasplug.constraints import Constraint, first_violation
 from nasplug.errors import NasplugError, describe
 from nasplug.evaluate import Evaluator, Metrics, is_finite
 from nasplug.layout import RunLayout
+from nasplug.objectives import DIRECTIONS, Objective, Objectives, one_objective, values_of
+from nasplug.pareto import losses, nondominated, nondominated_sort
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 from nasplug.trials import Trial, TrialLog
@@ -31,7 +33,6 @@ from nasplug.trials import Trial, TrialLog
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Trial, "SearchResult"], None]
-DIRECTIONS = ("maximize", "minimize")
 
 
 @runtime_checkable
@@ -47,11 +48,22 @@ class ReclaimingCache(Protocol):
 
 @dataclass
 class SearchResult:
-    """Every trial of a search, in log order, and how to read the objective."""
+    """Every trial of a search, in log order, and how to read its objectives.
+
+    ``metric`` / ``direction`` are the first objective's; ``objectives`` lists them all (a
+    one-objective result may be built from ``metric`` and ``direction`` alone). A trial's
+    ``score`` is its value of the first objective; the others are in its ``metrics``.
+    """
 
     metric: str = "score"
     direction: str = "maximize"
     trials: list[Trial] = field(default_factory=list)
+    objectives: Objectives = ()
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            self.objectives = one_objective(self.metric, self.direction)
+        self.metric, self.direction = self.objectives[0].metric, self.objectives[0].direction
 
     def sign(self) -> float:
         return 1.0 if self.direction == "maximize" else -1.0
@@ -62,22 +74,43 @@ class SearchResult:
 
     @property
     def best(self) -> Trial | None:
-        """The best scored trial (the first one on ties)."""
+        """The best scored trial (the first one on ties); with several objectives, the front's
+        best in the first objective."""
         return next(iter(self.top(1)), None)
 
-    def top(self, k: int) -> list[Trial]:
-        """The ``k`` best distinct archs, best first; ties keep log order."""
+    def distinct(self) -> list[Trial]:
+        """The first scored trial of each arch, in log order."""
         seen: set[str] = set()
         unique = []
         for trial in self.scored:
             if trial.key not in seen:
                 seen.add(trial.key)
                 unique.append(trial)
+        return unique
+
+    def values(self, trial: Trial) -> tuple[float, ...]:
+        """The trial's value of each objective, in the metrics' own units."""
+        return (float(trial.score),) + values_of(self.objectives[1:], trial.metrics)  # type: ignore[arg-type]
+
+    def top(self, k: int) -> list[Trial]:
+        """The ``k`` best distinct archs, best first; ties keep log order. With several
+        objectives: by Pareto front (non-dominated first), then by the first objective."""
+        unique = self.distinct()
+        if len(self.objectives) > 1:
+            fronts = nondominated_sort([losses(self.objectives, self.values(t)) for t in unique])
+            rank = {i: r for r, front in enumerate(fronts) for i in front}
+            order = sorted(range(len(unique)), key=lambda i: (rank[i], -self.sign() * float(unique[i].score)))
+            return [unique[i] for i in order[:k]]
         unique.sort(key=lambda t: -self.sign() * float(t.score))  # type: ignore[arg-type]
         return unique[:k]
 
+    def front(self) -> list[Trial]:
+        """The non-dominated distinct trials (every objective), in log order."""
+        unique = self.distinct()
+        return [unique[i] for i in nondominated([losses(self.objectives, self.values(t)) for t in unique])]
+
     def best_so_far(self) -> list[float]:
-        """Best objective value after each scored trial (the anytime curve)."""
+        """Best value of the first objective after each scored trial (the anytime curve)."""
         curve: list[float] = []
         for trial in self.scored:
             value = float(trial.score)  # type: ignore[arg-type]
@@ -94,6 +127,7 @@ def search(
     constraints: Sequence[Constraint] = (),
     metric: str = "score",
     direction: str = "maximize",
+    objectives: Sequence[Objective] | None = None,
     archs_per_ask: int = 1,
     log_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
@@ -111,7 +145,11 @@ def search(
             and failed proposals do not count.
         space: when given, archs outside it are rejected before evaluation.
         constraints: callables ``arch -> reason | None``, checked before evaluation.
-        metric, direction: the objective; strategies always maximise, the sign is flipped here.
+        metric, direction: the objective of a one-objective search.
+        objectives: the objectives (one or more; replaces ``metric`` and ``direction``). The
+            strategy is told them first (:meth:`Strategy.set_objectives`); it is then told
+            one value per objective, or, written for one objective only, a higher-is-better
+            score (the sign is flipped here).
         archs_per_ask: archs asked per ``ask`` (and evaluated together); the recipe's
             ``search.batch_size``.
         log_path: the ``trials.jsonl`` to append to.
@@ -124,8 +162,12 @@ def search(
         raise NasplugError(f"search.budget: must be a positive integer, got {budget}")
     if archs_per_ask <= 0:
         raise NasplugError(f"search.batch_size: archs per ask must be a positive integer, got {archs_per_ask}")
-    if direction not in DIRECTIONS:
-        raise NasplugError(f"search.direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+    if objectives is None:
+        if direction not in DIRECTIONS:
+            raise NasplugError(f"search.direction: {direction!r} is not allowed; allowed: {', '.join(DIRECTIONS)}")
+        objectives = one_objective(metric, direction)
+    objectives = tuple(objectives)
+    strategy.set_objectives(objectives)
     rank, _ = sharding.world()
     if rank > 0:  # under torchrun, ranks > 0 only evaluate the shards rank 0 sends them
         sharding.serve(evaluator)
@@ -133,7 +175,7 @@ def search(
         if status == "failed":  # rank 0 stopped with an error: so does every rank, with its message
             raise NasplugError(f"{payload} (on rank 0)")
         return payload
-    loop = _Loop(strategy, evaluator, space, constraints, metric, direction, log_path,
+    loop = _Loop(strategy, evaluator, space, constraints, objectives, log_path,
                  list(callbacks), {} if cache is None else cache, max_rejections, max_failures)
     failure: Exception | None = None
     try:
@@ -184,7 +226,7 @@ class _Loop:
     """The state of one search: trials so far, counters, and the per-batch step."""
 
     def __init__(self, strategy: Strategy, evaluator: Evaluator, space: SearchSpace | None,
-                 constraints: Sequence[Constraint], metric: str, direction: str,
+                 constraints: Sequence[Constraint], objectives: Objectives,
                  log_path: str | os.PathLike[str] | None, callbacks: list[Callback],
                  cache: MutableMapping[str, Metrics], max_rejections: int, max_failures: int) -> None:
         self.strategy, self.evaluator, self.space = strategy, evaluator, space
@@ -192,7 +234,7 @@ class _Loop:
         self.constraints = constraints
         self.log = TrialLog(log_path) if log_path is not None else None
         self.callbacks, self.cache = callbacks, cache
-        self.result = SearchResult(metric=metric, direction=direction)
+        self.result = SearchResult(objectives=objectives)
         self.evaluate_many = sharding.sharded_evaluator(evaluator)
         self.max_rejections, self.max_failures = max_rejections, max_failures
         self.batch = -1
@@ -269,19 +311,22 @@ class _Loop:
             return arch
 
     def _fill(self, trial: Trial, outcome: Metrics | str) -> None:
-        metric = self.result.metric
         if isinstance(outcome, str):  # the evaluation raised; this is its reason
             trial.status, trial.reason = "failed", outcome
             return
-        if metric not in outcome:
-            raise NasplugError(
-                f"search.metric: the evaluator returned no {metric!r}; it returns: {', '.join(outcome) or '(nothing)'}"
-            )
-        value = outcome[metric]
-        if not is_finite(value):
-            trial.status, trial.reason, trial.metrics = "failed", f"{metric} is {value}", dict(outcome)
-            return
-        trial.score, trial.metrics = float(value), {k: float(v) for k, v in outcome.items()}
+        objectives = self.result.objectives
+        for objective in objectives:
+            if objective.metric not in outcome:
+                field = "search.metric" if len(objectives) == 1 else "search.objectives"
+                raise NasplugError(f"{field}: the evaluator returned no {objective.metric!r}; it returns: "
+                                   f"{', '.join(outcome) or '(nothing)'}")
+        for objective in objectives:
+            value = outcome[objective.metric]
+            if not is_finite(value):
+                trial.status, trial.reason, trial.metrics = "failed", f"{objective.metric} is {value}", dict(outcome)
+                return
+        trial.score = float(outcome[objectives[0].metric])
+        trial.metrics = {k: float(v) for k, v in outcome.items()}
         # the cache hears of it in _record, after the trial is logged: a crash between the two
         # leaves the trial in the log, and replaying it on resume fills the cache; a crash that
         # cuts the trial line leaves neither, and the resumed run scores the arch again
@@ -296,10 +341,9 @@ class _Loop:
                 self.cache.setdefault(trial.key, trial.metrics)
         self.rejected_in_row = self.rejected_in_row + 1 if trial.status == "rejected" else 0
         self.failed_in_row = self.failed_in_row + 1 if trial.status == "failed" else 0
-        signed = None if trial.score is None or not math.isfinite(trial.score) else self.result.sign() * trial.score
         if trial.metrics:
             self.strategy.observe(trial.arch, trial.metrics)
-        self.strategy.tell(trial.arch, signed)
+        self.strategy.tell(trial.arch, self._told(trial))
         if write:
             for callback in self.callbacks:
                 callback(trial, self.result)
@@ -313,10 +357,21 @@ class _Loop:
         if self.failed_in_row >= self.max_failures:
             raise NasplugError(f"search: {self.failed_in_row} evaluations in a row failed (last: {trial.reason})")
 
+    def _told(self, trial: Trial) -> float | tuple[float, ...] | None:
+        """What the strategy hears of a trial: one value per objective in the metrics' own units
+        (``vector_tell``), else one higher-is-better number; None when it was not scored."""
+        if trial.score is None or not math.isfinite(trial.score):
+            return None
+        if self.strategy.vector_tell:
+            return self.result.values(trial)
+        return self.result.sign() * trial.score
 
-def read_result(run_dir: str | os.PathLike[str], metric: str = "score", direction: str = "maximize") -> SearchResult:
+
+def read_result(run_dir: str | os.PathLike[str], metric: str = "score", direction: str = "maximize",
+                objectives: Sequence[Objective] | None = None) -> SearchResult:
     """Load a finished (or interrupted) search from ``run_dir/trials.jsonl``."""
     path = RunLayout(run_dir).trials
     if not path.is_file():
         raise NasplugError(f"{path}: no search log here")
-    return SearchResult(metric=metric, direction=direction, trials=TrialLog(path).read())
+    return SearchResult(metric=metric, direction=direction, trials=TrialLog(path).read(),
+                        objectives=tuple(objectives or ()))

@@ -35,6 +35,9 @@ class SearchSpace(ABC):
     name: str = "space"
     #: Option -> colour in the report's plots of archs (None: a default colour cycle).
     colors: Mapping[str, str] | None = None
+    #: Which way each analytic metric of :meth:`metrics` is better (searches read it when a
+    #: recipe names the metric as an objective). A space adding other metrics extends it.
+    metric_directions: Mapping[str, str] = {"params": "minimize", "flops": "minimize"}
 
     @abstractmethod
     def choices(self) -> dict[str, Sequence[Value]]:
@@ -176,7 +179,8 @@ class SearchSpace(ABC):
     def metrics(self, arch: Arch) -> dict[str, float]:
         """Cheap analytic metrics (e.g. ``params``, ``flops``) computed without a model.
 
-        Called before any expensive evaluation, so constraints can use them.
+        Called before any expensive evaluation, so constraints can use them. Each one's
+        direction is declared in :attr:`metric_directions`.
         """
         return {}
 

@@ -134,6 +134,9 @@ class ToySupernet(Supernet):
 class ToyObjective:
     """Evaluator for the toy space: the analytic objective as ``score``, plus ``params``."""
 
+    #: ``score`` is the analytic objective (higher is better); ``params`` is the space's.
+    metric_directions = {"score": "maximize"}
+
     def __init__(self, space: ToySpace, noise: float = 0.0, seed: int = 0) -> None:
         if not isinstance(space, ToySpace):
             raise NasplugError("evaluator 'toy': needs the toy space (space.name: toy)")

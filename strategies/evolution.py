@@ -6,6 +6,13 @@ population, then each generation takes the top-k archs found so far as parents a
 valid child turns up. Defaults are the SPOS reference values: population 50, top-10
 parents, 25 + 25 children, mutation probability 0.1, 20 generations.
 
+With two or more objectives ``Evolution`` is NSGA-II-style (Deb et al., 2002): the parent
+pool is the ``parents`` best archs scored so far by non-dominated sorting and crowding
+distance ((mu + lambda) survival: the pool and the generation's new archs compete), and each
+parent of a mutation or crossover is the better of two drawn from the pool (binary
+tournament). Rejected and failed archs are constraint-dominated by every scored one: they
+never enter the pool. With one objective it is exactly the SPOS evolution above.
+
 ``RegularizedEvolution`` is aging evolution (Real et al., AAAI 2019): tournament selection
 from a sliding window of the most recent archs; the oldest dies each step.
 """
@@ -21,9 +28,10 @@ from pydantic import Field
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
+from nasplug.pareto import losses, select
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
-from nasplug.strategy import Strategy
+from nasplug.strategy import Strategy, Told
 
 #: A population-like setting: at least 1; the bound is far beyond any search, small enough never to hang.
 Size = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -33,9 +41,11 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class Evolution(Strategy):
-    """Generational evolution with a top-k parent pool (SPOS defaults)."""
+    """Generational evolution with a top-k parent pool (SPOS defaults); NSGA-II-style with
+    several objectives (see the module docstring)."""
 
     name = "evolution"
+    vector_tell = True
 
     @checked("strategy")
     def __init__(self, space: SearchSpace, seed: int = 0, population: Size = 50, parents: Size = 10,
@@ -55,6 +65,13 @@ class Evolution(Strategy):
         self.top: list[tuple[float, int, Arch]] = []  # min-heap of (score, -order, arch), size <= parents
         self.order = count()
         self.replacements_left = 0
+        # several objectives: the pool (best first) and the archs scored since it was chosen
+        self.pool: list[tuple[tuple[float, ...], Arch]] = []
+        self.newcomers: list[tuple[tuple[float, ...], Arch]] = []
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
 
     def memory_hint(self) -> int:
         """Children are bred from the ``parents`` best archs scored so far."""
@@ -70,16 +87,20 @@ class Evolution(Strategy):
             out.append(self.queue.popleft()[0])
         return out
 
-    def tell(self, arch: Arch, score: float | None) -> None:
+    def tell(self, arch: Arch, score: Told) -> None:
         key = arch_key(arch)
         self.seen.add(key)
-        if score is None:
+        values = self.told_values(score)
+        if values is None:
             origin = self.origin.get(key)
             if origin is not None and self.replacements_left > 0:  # skip it: propose another like it
                 self.replacements_left -= 1
                 self._enqueue([self._child(origin)])
             return
-        item = (score, -next(self.order), arch)
+        if self.multi:
+            self.newcomers.append((losses(self.objectives, values), arch))
+            return
+        item = (self.objectives[0].sign * values[0], -next(self.order), arch)
         if len(self.top) < self.parents:
             heapq.heappush(self.top, item)
         elif item[:2] > self.top[0][:2]:
@@ -90,7 +111,11 @@ class Evolution(Strategy):
         self.generation += 1
         self.origin.clear()
         self.replacements_left = 10 * self.population
-        if not self.top:  # first generation (or nothing scored yet): all random
+        if self.multi:  # NSGA-II survival over the pool and the archs scored since
+            candidates = self.pool + self.newcomers
+            self.pool = [candidates[i] for i in select([c[0] for c in candidates], self.parents)]
+            self.newcomers = []
+        if not self.top and not self.pool:  # first generation (or nothing scored yet): all random
             self._enqueue([self._child("random") for _ in range(self.population)])
             return
         children = [self._child("mutation") for _ in range(self.mutations)]
@@ -105,13 +130,16 @@ class Evolution(Strategy):
 
     def _child(self, origin: str) -> tuple[Arch, str] | None:
         """A new valid arch made by ``origin``; falls back to random, None if the space is spent."""
-        parents = [arch for _, _, arch in sorted(self.top, reverse=True)]
+        if self.multi:
+            parents = [arch for _, arch in self.pool]
+        else:
+            parents = [arch for _, _, arch in sorted(self.top, reverse=True)]
         for kind in (origin, "random") if origin != "random" else ("random",):
             for _ in range(self.max_tries):
                 if kind == "mutation" and parents:
-                    child = self.space.mutate(self.rng.choice(parents), self.rng, self.mutation_prob)
+                    child = self.space.mutate(self._pick(parents), self.rng, self.mutation_prob)
                 elif kind == "crossover" and len(parents) >= 2:
-                    a, b = self.rng.sample(parents, 2)
+                    a, b = (self._pick(parents), self._pick(parents)) if self.multi else self.rng.sample(parents, 2)
                     child = self.space.crossover(a, b, self.rng)
                 elif kind == "random":
                     child = self.space.sample(self.rng)
@@ -123,6 +151,13 @@ class Evolution(Strategy):
                     self.origin[key] = origin
                     return child, origin
         return None
+
+    def _pick(self, parents: list[Arch]) -> Arch:
+        """One parent: uniform (one objective, as SPOS), or NSGA-II's binary tournament on the
+        pool ordered best first (several objectives)."""
+        if not self.multi:
+            return self.rng.choice(parents)
+        return parents[min(self.rng.randrange(len(parents)), self.rng.randrange(len(parents)))]
 
 
 class RegularizedEvolution(Strategy):
@@ -155,11 +190,13 @@ class RegularizedEvolution(Strategy):
             out.append(self._fresh(lambda parent=parent: self.space.mutate(parent, self.rng, self.mutation_prob)))
         return out
 
-    def tell(self, arch: Arch, score: float | None) -> None:
+    def tell(self, arch: Arch, score: Told) -> None:
         self.seen.add(arch_key(arch))
         if score is None:
             return
-        self.population.append((arch, score))
+        if not isinstance(score, (int, float)):
+            raise TypeError("regularized evolution optimises one objective: tell it one number (higher is better)")
+        self.population.append((arch, float(score)))
         if len(self.population) > self.population_size:
             self.population.popleft()
 

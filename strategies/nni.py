@@ -60,7 +60,7 @@ from nasplug.errors import NasplugError
 from nasplug.logutil import quiet
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
-from nasplug.strategy import Strategy
+from nasplug.strategy import Strategy, Told
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +206,17 @@ class NNIStrategy(Strategy):
             arch[key] = options[int(index)]
         return arch
 
-    def tell(self, arch: Arch, score: float | None) -> None:
-        """Report the arch's oldest pending proposal: a result and a success, or a failure."""
+    def tell(self, arch: Arch, score: Told) -> None:
+        """Report the arch's oldest pending proposal: a result and a success, or a failure.
+        NNI's tuners take one number per trial: this strategy optimises one objective (the
+        search refuses it for several, see :meth:`Strategy.set_objectives`)."""
         key = arch_key(arch)
         queue = self.pending.get(key)
         if not queue:
             log.warning("nni strategy: told an arch it did not propose; NNI tuners cannot take it, ignored")
             return
+        if score is not None and not isinstance(score, (int, float)):
+            raise TypeError("nni strategy: NNI tuners take one number per trial (higher is better)")
         pid, params = queue.popleft()
         if not queue:
             del self.pending[key]

@@ -8,8 +8,16 @@ What is ours, and only this: one ``CategoricalDistribution`` per choice of the s
 ``space.choices()`` order; with conditional choices a trial suggests only those active under
 the ones suggested before, Optuna's define-by-run, so its archs are canonical), the
 bookkeeping that maps each told arch back to its pending Optuna trial (a FIFO per arch key,
-since a sampler may propose the same arch twice), and
-three policies:
+since a sampler may propose the same arch twice), and four policies:
+
+* **Objectives**: the study has one direction per objective of the search, as the run
+  declares them (``study.directions``), and holds every trial's values in the metrics'
+  own units: a minimised loss is a *minimize* study of the losses as measured, so
+  ``study.best_trials``, ``optuna-dashboard`` and ``plot_pareto_front`` read like the run.
+  Every metric of a trial (``params``, other task figures ...) is a user attribute. With
+  several objectives the samplers that take them work as they are: ``NSGAIISampler``,
+  ``NSGAIIISampler``, ``TPESampler`` (multi-objective TPE), ``RandomSampler``. The study is
+  created at the first ask, once the search has told the strategy its objectives.
 
 * **Failed or rejected archs** (``tell(arch, None)``) are told to the study as
   ``TrialState.FAIL``; samplers ignore failed trials, which is Optuna's own meaning.
@@ -56,7 +64,7 @@ from nasplug.errors import NasplugError
 from nasplug.logutil import quiet
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
-from nasplug.strategy import Strategy
+from nasplug.strategy import Strategy, Told
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,7 @@ class OptunaStrategy(Strategy):
     """
 
     name = "optuna"
+    vector_tell = True
 
     @checked("strategy")
     def __init__(self, space: SearchSpace, seed: int = 0, sampler: str = "TPESampler",
@@ -105,13 +114,31 @@ class OptunaStrategy(Strategy):
         self.max_tries = max_tries
         self.distributions = {key: CategoricalDistribution(list(options)) for key, options in space.choices().items()}
         self.sampler = _build_sampler(sampler, seed, dict(sampler_kwargs or {}), space)
-        with quiet("optuna"):
-            self.study = _create_study(self.sampler, storage, study_name)
+        # the study's name is chosen (and an unusable storage refused) when the strategy is built
+        self.storage = storage
+        self.study_name = _free_name(storage, study_name) if storage is not None else study_name
+        self._study: optuna.Study | None = None
         self.pending: dict[str, deque[Trial]] = {}
         self.observed: dict[str, dict[str, float]] = {}  # arch key -> metrics, until told
         self.finished = False  # the sampler stopped the study (grid / brute force exhausted)
-        log.debug("optuna strategy: %s, study %r on %s", type(self.sampler).__name__,
-                  self.study.study_name, storage or "memory")
+
+    def set_objectives(self, objectives: Any) -> None:
+        """The objectives become the study's directions; they cannot change once it exists."""
+        before = self.objectives
+        super().set_objectives(objectives)
+        if self._study is not None and self.objectives != before:
+            raise RuntimeError("optuna strategy: the objectives changed after the study was created")
+
+    @property
+    def study(self) -> optuna.Study:
+        """The study, created at first use with one direction per objective."""
+        if self._study is None:
+            with quiet("optuna"):
+                self._study = _create_study(self.sampler, self.storage, self.study_name,
+                                            [o.direction for o in self.objectives])
+            log.debug("optuna strategy: %s, study %r on %s", type(self.sampler).__name__,
+                      self._study.study_name, self.storage or "memory")
+        return self._study
 
     def ask(self, n: int = 1) -> list[Arch]:
         """Ask the study for ``n`` trials; each becomes one arch (resampled while invalid).
@@ -159,14 +186,17 @@ class OptunaStrategy(Strategy):
         so the study (and optuna-dashboard) shows what ``trials.jsonl`` holds."""
         self.observed[arch_key(arch)] = {k: float(v) for k, v in metrics.items()}
 
-    def tell(self, arch: Arch, score: float | None) -> None:
-        """Finish the arch's oldest pending trial: its score, or FAIL for None / non-finite.
-        Its metrics (from :meth:`observe`) become user attributes.
+    def tell(self, arch: Arch, score: Told) -> None:
+        """Finish the arch's oldest pending trial: its values (one per objective, in the
+        metrics' own units), or FAIL for None / a non-finite value. Its metrics (from
+        :meth:`observe`) become user attributes.
 
         An arch that was never asked is added to the study as a finished trial (a way to
         warm-start the sampler with known archs).
         """
-        failed = score is None or not math.isfinite(score)
+        values = self.told_values(score)
+        told = list(values) if values is not None and all(math.isfinite(v) for v in values) else None
+        failed = told is None
         key = arch_key(arch)
         metrics = self.observed.pop(key, {})
         queue = self.pending.get(key)
@@ -177,14 +207,13 @@ class OptunaStrategy(Strategy):
                     del self.pending[key]
                 for name, value in metrics.items():
                     trial.set_user_attr(name, value if math.isfinite(value) else None)
-                self._finish(trial, None if failed else float(score))  # type: ignore[arg-type]
-                log.debug("optuna told trial %d: %s", trial.number, "FAIL" if failed else score)
+                self._finish(trial, told)
+                log.debug("optuna told trial %d: %s", trial.number, "FAIL" if failed else told)
                 return
             self.space.validate(arch)
             params = self._active_params(arch)
             self.study.add_trial(optuna.trial.create_trial(
-                params=params, distributions={k: self.distributions[k] for k in params},
-                value=None if failed else float(score),  # type: ignore[arg-type]
+                params=params, distributions={k: self.distributions[k] for k in params}, values=told,
                 state=TrialState.FAIL if failed else TrialState.COMPLETE,
                 user_attrs={k: v if math.isfinite(v) else None for k, v in metrics.items()},
             ))
@@ -199,13 +228,13 @@ class OptunaStrategy(Strategy):
         flags = active(self.space, arch)
         return {k: v for k, v in self.space.canonical(arch).items() if flags[k]}
 
-    def _finish(self, trial: Trial, value: float | None) -> None:
-        """``study.tell``: the value, or FAIL for None."""
+    def _finish(self, trial: Trial, values: list[float] | None) -> None:
+        """``study.tell``: the values (one number for one objective), or FAIL for None."""
         try:
-            if value is None:
+            if values is None:
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
-                self.study.tell(trial, value)
+                self.study.tell(trial, values[0] if len(values) == 1 else values)
         except RuntimeError as exc:
             # Grid and brute-force samplers call study.stop() once every combination was
             # tried; outside study.optimize() that raises, after the trial was stored. It
@@ -236,23 +265,30 @@ def _build_sampler(name: str, seed: int, kwargs: dict[str, Any], space: SearchSp
         raise NasplugError(f"strategy.sampler_kwargs: {name}: {exc}") from None
 
 
-def _create_study(sampler: optuna.samplers.BaseSampler, storage: str | None, study_name: str | None) -> optuna.Study:
-    """A new, empty study; never loads an existing one (that would break replay)."""
-    name = study_name
-    if storage is not None and study_name is not None:
-        try:
-            existing = set(optuna.get_all_study_names(storage))
-        except Exception as exc:
-            raise NasplugError(f"strategy.storage: cannot open {storage!r} ({exc})") from None
-        suffix = 1
-        while name in existing:
-            suffix += 1
-            name = f"{study_name}-{suffix}"
-        if name != study_name:
-            log.info("optuna study %r exists in %s; starting a fresh study %r", study_name, storage, name)
+def _free_name(storage: str, study_name: str | None) -> str | None:
+    """``study_name``, or the first of ``study_name-2``, ``-3``, ... not on ``storage``."""
+    if study_name is None:
+        return None
     try:
-        return optuna.create_study(direction="maximize", sampler=sampler, storage=storage,
-                                   study_name=name, load_if_exists=False)
+        existing = set(optuna.get_all_study_names(storage))
+    except Exception as exc:
+        raise NasplugError(f"strategy.storage: cannot open {storage!r} ({exc})") from None
+    name, suffix = study_name, 1
+    while name in existing:
+        suffix += 1
+        name = f"{study_name}-{suffix}"
+    if name != study_name:
+        log.info("optuna study %r exists in %s; starting a fresh study %r", study_name, storage, name)
+    return name
+
+
+def _create_study(sampler: optuna.samplers.BaseSampler, storage: str | None, study_name: str | None,
+                  directions: list[str]) -> optuna.Study:
+    """A new, empty study named ``study_name`` (a free name); never loads an existing one
+    (that would break replay)."""
+    try:
+        return optuna.create_study(directions=directions, sampler=sampler, storage=storage, study_name=study_name,
+                                   load_if_exists=False)
     except (ValueError, ImportError, optuna.exceptions.OptunaError) as exc:
         raise NasplugError(f"strategy.storage: cannot create a study in {storage!r} ({exc})") from None
 
@@ -273,3 +309,4 @@ def optuna_factory(sampler: str) -> Any:
 TPESampler = optuna_factory("TPESampler")
 RandomSampler = optuna_factory("RandomSampler")
 NSGAIISampler = optuna_factory("NSGAIISampler")
+NSGAIIISampler = optuna_factory("NSGAIIISampler")

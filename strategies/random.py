@@ -10,7 +10,7 @@ from nasplug.arch import Arch, arch_key
 from nasplug.conditions import every_model
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
-from nasplug.strategy import Strategy
+from nasplug.strategy import Strategy, Told
 
 
 class RandomSearch(Strategy):
@@ -21,6 +21,7 @@ class RandomSearch(Strategy):
     """
 
     name = "random"
+    vector_tell = True  # proposals ignore the values: any number of objectives
 
     #: Spaces up to this size are enumerated when random draws keep hitting seen archs.
     ENUMERATE_LIMIT = 200_000
@@ -56,5 +57,5 @@ class RandomSearch(Strategy):
                 unseen.append(arch)
         return self.rng.choice(unseen) if unseen else None
 
-    def tell(self, arch: Arch, score: float | None) -> None:
+    def tell(self, arch: Arch, score: Told) -> None:
         self.seen.add(arch_key(arch))

@@ -57,7 +57,7 @@ def test_recipe_defaults_and_overrides(tmp_path):
     recipe = load_recipe(path, ["search.strategy.name=random", "seed=3"])
     assert recipe.search.strategy.name == "random" and recipe.seed == 3
     assert recipe.space.kwargs() == {"slots": 4}
-    assert recipe.search.batch_size == 50 and recipe.search.direction == "maximize"
+    assert recipe.search.batch_size == 50 and recipe.search.direction is None  # the metric's producer declares it
 
 
 def test_arch_helpers():

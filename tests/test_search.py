@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nasplug.errors import NasplugError
+from nasplug.objectives import Objective
 from nasplug.search import search
 from nasplug.spaces.toy import ToyObjective, ToySpace
 from nasplug.strategies.evolution import Evolution
@@ -92,15 +93,30 @@ def test_failed_evaluations_are_logged_and_told_as_none(space):
     assert told.count(None) == len(failed)
 
 
-def test_minimize_flips_the_sign_for_the_strategy(space):
+def test_minimize_flips_the_sign_for_a_one_objective_strategy(space):
+    told = []
+
+    class Spy(RandomSearch):  # written to the one-objective interface: higher is better
+        vector_tell = False
+
+        def tell(self, arch, score):
+            told.append(score)
+
+    result = search(Spy(space), lambda a: {"loss": 2.5}, budget=3, metric="loss", direction="minimize")
+    assert told == [-2.5] * 3 and result.best.score == 2.5
+
+
+def test_a_vector_strategy_hears_the_values_in_their_own_units(space):
     told = []
 
     class Spy(RandomSearch):
         def tell(self, arch, score):
             told.append(score)
 
-    result = search(Spy(space), lambda a: {"loss": 2.5}, budget=3, metric="loss", direction="minimize")
-    assert told == [-2.5] * 3 and result.best.score == 2.5
+    objectives = (Objective("loss", "minimize"), Objective("params", "minimize"))
+    result = search(Spy(space), lambda a: {"loss": 2.5, "params": 7.0}, budget=3, objectives=objectives)
+    assert told == [(2.5, 7.0)] * 3 and result.best.score == 2.5
+    assert result.objectives == objectives and result.metric == "loss"
 
 
 def test_missing_metric_is_a_clear_error(space):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 from nasplug.errors import NasplugError
 from nasplug.layout import RunLayout
+from nasplug.objectives import Objectives, merge_declarations, resolve, resolved_fields
 from nasplug.recipe import Component, Recipe, refuse_reserved
 from nasplug.registry import CONSTRAINTS, SPACES, STRATEGIES, TASKS, build_plugin
 from nasplug.space import SearchSpace
@@ -94,6 +95,52 @@ class RunContext:
         """Where each file of the run lives."""
         return RunLayout(self.run_dir)
 
+    def declared_directions(self) -> dict[str, str]:
+        """metric -> direction as the run's producers declare them: the task's metrics, the
+        evaluator's own, the space's analytic ones (see :mod:`nasplug.objectives`)."""
+        from nasplug.pipeline.evaluator_plugin import evaluator_plugin
+
+        sources: list[tuple[str, Mapping[str, str]]] = []
+        if self.recipe.task is not None:
+            sources.append((f"task {self.task.name!r}", self.task.metrics))
+        if self.recipe.evaluator is not None:
+            sources.append((f"evaluator {self.recipe.evaluator.name!r}",
+                            evaluator_plugin(self.recipe.evaluator).metric_directions(self)))
+        sources.append((f"space {self.space.name!r}", self.space.metric_directions))
+        return merge_declarations(sources)
+
+    @cached_property
+    def objectives(self) -> Objectives:
+        """The search's objectives with their directions (NasplugError naming the recipe key
+        when a metric's direction is declared nowhere)."""
+        return self.resolve_objectives()
+
+    def resolve_objectives(self, evaluator: Mapping[str, str] | None = None) -> Objectives:
+        """The recipe's objectives; ``evaluator``: what an evaluator passed in place of the
+        recipe's declares (``nasplug compare`` from Python), besides the recipe's sources."""
+        from nasplug.recipe import SearchConfig
+
+        declared = merge_declarations([("the evaluator", evaluator or {}), ("the run", self.declared_directions())])
+        default = self.task.primary_metric() if self.recipe.task is not None else None
+        if default is None and self.recipe.evaluator is not None:
+            from nasplug.pipeline.evaluator_plugin import evaluator_plugin
+
+            default = next(iter(evaluator_plugin(self.recipe.evaluator).metric_directions(self)), None)
+        if default is None and evaluator:
+            default = next(iter(evaluator))
+        return resolve(self.recipe.search or SearchConfig(), declared, default)
+
+
+def with_objectives(ctx: RunContext) -> Recipe:
+    """``ctx.recipe`` with its search objectives spelt out (every direction named), as a run
+    stores it: a run searched the way its ``recipe.yaml`` says, whatever a later version's
+    declarations are. A recipe that does not search is returned as it is."""
+    recipe = ctx.recipe
+    if recipe.search is None or recipe.arch is not None:
+        return recipe
+    search = recipe.search.model_copy(update=resolved_fields(ctx.objectives))
+    return recipe.model_copy(update={"search": search})
+
 
 def build_space(spec: Component, task: Task | None = None) -> SearchSpace:
     """The space ``spec`` names. With ``task``: each setting the task dictates of its models
@@ -124,10 +171,15 @@ def build_task(spec: Component) -> Task:
     return task
 
 
-def build_strategy(spec: Component, space: SearchSpace, seed: int) -> Strategy:
+def build_strategy(spec: Component, space: SearchSpace, seed: int, objectives: Objectives | None = None) -> Strategy:
+    """The recipe's strategy, told the search's ``objectives`` when given (NasplugError, one
+    line, for a one-objective strategy and several objectives)."""
     refuse_reserved(spec, "strategy", "search.strategy")
     kwargs = {"seed": seed, **spec.kwargs()}
-    return build_plugin(STRATEGIES, spec.name, {"space": space, **kwargs}, field="search.strategy", kind=Strategy)
+    strategy = build_plugin(STRATEGIES, spec.name, {"space": space, **kwargs}, field="search.strategy", kind=Strategy)
+    if objectives is not None:
+        strategy.set_objectives(objectives)
+    return strategy
 
 
 def build_constraints(specs: Sequence[Component], space: SearchSpace) -> list[Callable[..., Any]]:

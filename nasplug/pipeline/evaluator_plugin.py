@@ -11,10 +11,12 @@ and in its signatures, never probed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator
+from nasplug.objectives import DeclaresDirections
 from nasplug.recipe import Component, refuse_reserved
 from nasplug.registry import EVALUATORS, build_callable, check_kwargs, check_plugin
 
@@ -48,6 +50,13 @@ class EvaluatorPlugin:
         a search metric this evaluator does not measure). Called before any stage runs; it
         must not read what stages write. Default: nothing to check."""
 
+    def metric_directions(self, ctx: RunContext) -> Mapping[str, str]:
+        """Which way each metric this evaluator produces is better, for the metrics neither the
+        task nor the space declares (see :mod:`nasplug.objectives`). Called before any stage
+        runs, when the run resolves its objectives; it must not read what stages write.
+        Default: none (the supernet evaluator's metrics are the task's and the space's)."""
+        return {}
+
     def build(self, ctx: RunContext, memory_hint: int | None = None) -> Evaluator:
         """The evaluator for the run's space (``ctx.space``).
 
@@ -67,6 +76,10 @@ class CallableEvaluator(EvaluatorPlugin):
     def __init__(self, factory: Any, settings: dict[str, Any], field: str = "evaluator") -> None:
         self.factory, self.field = factory, field
         self.settings = check_kwargs(factory, settings, field=field)
+
+    def metric_directions(self, ctx: RunContext) -> Mapping[str, str]:
+        """What the factory declares in its ``metric_directions`` attribute (none if absent)."""
+        return dict(self.factory.metric_directions) if isinstance(self.factory, DeclaresDirections) else {}
 
     def build(self, ctx: RunContext, memory_hint: int | None = None) -> Evaluator:
         return build_callable(self.factory, {"space": ctx.space, **self.settings}, field=self.field)

@@ -73,17 +73,21 @@ class SupernetEvaluator(EvaluatorPlugin):
         self.num_recalibrate_batches, self.recalibrate_batch_size = recalibrate, recalibrate_batch_size
 
     def check(self, ctx: Any) -> None:
-        """The search metric is one the task or the space measures."""
-        search = ctx.recipe.search
-        task = ctx.task
-        if search is None or search.metric in task.metrics:
+        """Every objective of the search is a metric the task or the space measures."""
+        if ctx.recipe.search is None:
+            return
+        task, objectives = ctx.task, ctx.objectives
+        missing = [o.metric for o in objectives if o.metric not in task.metrics]
+        if not missing:
             return
         import random
 
         analytic = ctx.space.metrics(ctx.space.sample(random.Random(0)))
-        if search.metric not in analytic:
-            raise NasplugError(f"search.metric: {search.metric!r} is not measured by the supernet evaluator on task "
-                               f"{task.name!r}; allowed: {', '.join([*task.metrics, *analytic])}")
+        for metric in missing:
+            if metric not in analytic:
+                field = "search.metric" if len(objectives) == 1 else "search.objectives"
+                raise NasplugError(f"{field}: {metric!r} is not measured by the supernet evaluator on task "
+                                   f"{task.name!r}; allowed: {', '.join([*task.metrics, *analytic])}")
 
     def build(self, ctx: Any, memory_hint: int | None = None) -> InheritedWeights:
         supernet, aux = load_trained_supernet(ctx)
@@ -92,10 +96,10 @@ class SupernetEvaluator(EvaluatorPlugin):
         if not held:
             raise NasplugError(f"task {task.name!r}: no held-out examples to score candidates on")
         keep = self.keep if self.keep is not None else memory_hint if memory_hint is not None else 10
-        search = ctx.recipe.search
-        rank: dict[str, Any] = {}
-        if search is not None and search.metric in task.metrics:
-            rank = {"rank_metric": search.metric, "rank_direction": search.direction}
+        rank: dict[str, Any] = {}  # which archs' states are kept: the best by the first objective the task measures
+        measured = [o for o in ctx.objectives if o.metric in task.metrics] if ctx.recipe.search is not None else []
+        if measured:
+            rank = {"rank_metric": measured[0].metric, "rank_direction": measured[0].direction}
         device = next(supernet.parameters()).device
         recalibration = (BatchNormRecalibration.from_task(task, self.num_recalibrate_batches,
                                                           self.recalibrate_batch_size,

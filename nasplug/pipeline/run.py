@@ -24,7 +24,7 @@ from typing import Any
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json, atomic_write_text
 from nasplug.layout import RunLayout
-from nasplug.pipeline.context import RunContext
+from nasplug.pipeline.context import RunContext, with_objectives
 from nasplug.pipeline.identity import check_run_dir, has_run
 from nasplug.pipeline.preflight import preflight
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
@@ -62,6 +62,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     main = distributed.info().is_main  # under torchrun only rank 0 writes files
     run_dir = Path(run_dir)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=resume, progress=progress)
+    recipe = ctx.recipe = with_objectives(ctx)  # stored and compared with every direction spelt out
     check_run_dir(run_dir, recipe, resume)
     wanted = _wanted(recipe, stages)
     _ = ctx.space  # built (and the fixed arch parsed) here, so bad input fails before anything is written

@@ -8,6 +8,7 @@ from typing import Any
 from nasplug.evaluate import Closeable
 from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
+from nasplug.objectives import reference_values
 from nasplug.pipeline.context import RunContext, build_constraints, build_strategy
 from nasplug.pipeline.evaluator_plugin import evaluator_plugin
 from nasplug.pipeline.stage import RunView, Section, Stage
@@ -42,7 +43,8 @@ class SearchStage(Stage):
         settings checked (a recipe's ``module:attr`` is refused before anything is called or
         written), so a typo fails before the supernet trains."""
         cfg = ctx.recipe.search_config()
-        build_strategy(cfg.strategy, ctx.space, seed=ctx.recipe.seed)
+        build_strategy(cfg.strategy, ctx.space, seed=ctx.recipe.seed, objectives=ctx.objectives)
+        reference_values(ctx.objectives, cfg.reference_point)
         build_constraints(cfg.constraints, ctx.space)
         evaluator_plugin(ctx.recipe.evaluator).check(ctx)  # e.g. the metric is one the task measures
 
@@ -59,7 +61,7 @@ class SearchStage(Stage):
     def run(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.recipe.search_config()
         space = ctx.space
-        strategy = build_strategy(cfg.strategy, space, seed=ctx.recipe.seed)
+        strategy = build_strategy(cfg.strategy, space, seed=ctx.recipe.seed, objectives=ctx.objectives)
         constraints = build_constraints(cfg.constraints, space)
         evaluator = evaluator_plugin(ctx.recipe.evaluator).build(ctx, strategy.memory_hint())
         bar = progress_bar(total=cfg.budget, desc="search", unit="arch", enabled=ctx.progress)
@@ -69,11 +71,11 @@ class SearchStage(Stage):
                 bar.update(1)
                 best = result.best
                 if best is not None:
-                    bar.set_postfix({cfg.metric: f"{best.score:.4g}"}, refresh=False)
+                    bar.set_postfix({result.metric: f"{best.score:.4g}"}, refresh=False)
 
         try:
-            result = search(strategy, evaluator, cfg.budget, space=space, constraints=constraints, metric=cfg.metric,
-                            direction=cfg.direction, archs_per_ask=cfg.archs_per_ask, log_path=ctx.layout.trials,
+            result = search(strategy, evaluator, cfg.budget, space=space, constraints=constraints,
+                            objectives=ctx.objectives, archs_per_ask=cfg.archs_per_ask, log_path=ctx.layout.trials,
                             resume=ctx.resume, callbacks=[progress])
         finally:
             bar.close()
@@ -99,5 +101,11 @@ def _write_outputs(result: SearchResult, space: Any, cfg: Any, run_dir: Path) ->
     write_search_plots(result, space, run_dir, top_k=max(cfg.top_k, 20))
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     best = result.best
-    return {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
-            "best_arch": None if best is None else space.format(best.model_arch)}
+    summary = {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
+               "best_arch": None if best is None else space.format(best.model_arch)}
+    if len(result.objectives) > 1 and result.scored:
+        from nasplug.report.front import write_front
+
+        front = write_front(result, space.format, run_dir, cfg.reference_point)
+        summary.update(front_size=len(front["front"]), hypervolume=front["hypervolume"])
+    return summary

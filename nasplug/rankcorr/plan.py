@@ -137,11 +137,11 @@ def _check_numbers(request: RankCorrRequest) -> None:
         raise NasplugError(f"--resamples: must be between 10 and 1,000,000, got {request.resamples}")
 
 
-def _metric(recipe: Any, task: Any, metric: str | None) -> str:
-    """``--metric``, else the search metric if the task measures it, else the task's primary one."""
+def _metric(ctx: Any, task: Any, metric: str | None) -> str:
+    """``--metric``, else the search's first objective the task measures, else the task's primary one."""
     if metric is None:
-        wanted = recipe.search.metric if recipe.search is not None else None
-        metric = wanted if wanted in task.metrics else task.primary_metric()
+        objectives = ctx.objectives if ctx.recipe.search is not None else ()
+        metric = next((o.metric for o in objectives if o.metric in task.metrics), task.primary_metric())
     if metric not in task.metrics:
         raise NasplugError(f"--metric: {metric!r} is not measured by task {task.name!r}; "
                            f"allowed: {', '.join(task.metrics)}")
@@ -167,7 +167,7 @@ def plan_rank_corr(request: RankCorrRequest) -> RankCorrPlan:
     if not weights.is_file():
         raise NasplugError(f"{run_dir}: no trained supernet ({weights} is missing); run the supernet stage first")
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=request.progress)
-    metric = _metric(recipe, ctx.task, request.metric)
+    metric = _metric(ctx, ctx.task, request.metric)
     train = standalone_train_config(recipe, request.steps, request.train_overrides)
     out_dir = request.out if request.out is not None else ctx.layout.rank_corr
     models_dir = request.models if request.models is not None else out_dir

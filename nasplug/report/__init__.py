@@ -14,6 +14,7 @@ import yaml
 
 from nasplug.errors import NasplugError
 from nasplug.layout import RunLayout
+from nasplug.objectives import from_stored
 from nasplug.report.table import markdown_table
 from nasplug.search import SearchResult
 from nasplug.trials import TrialLog
@@ -33,8 +34,7 @@ def load_run(run_dir: str | Path) -> tuple[dict[str, Any], SearchResult | None]:
     trials = TrialLog(layout.trials)
     result = None
     if trials.exists():
-        result = SearchResult(metric=str(search_cfg.get("metric", "score")),
-                              direction=str(search_cfg.get("direction", "maximize")), trials=trials.read())
+        result = SearchResult(objectives=from_stored(search_cfg), trials=trials.read())
     return recipe, result
 
 

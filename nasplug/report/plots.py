@@ -115,3 +115,41 @@ def training_curves(series: Mapping[str, Sequence[Mapping[str, Any]]], metric: s
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def pareto_front(points: Sequence[Sequence[float]], on_front: Sequence[bool], objectives: Sequence[Any],
+                 path: str | Path) -> Path:
+    """Every evaluated arch (grey) and the Pareto front (red), in the metrics' own units: one
+    panel for two objectives, one per pair of objectives for more (``objectives``: each with
+    ``metric`` and ``direction``)."""
+    pairs = [(i, j) for i in range(len(objectives)) for j in range(i + 1, len(objectives))]
+    cols = min(3, len(pairs))
+    rows = -(-len(pairs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.0 * rows), squeeze=False)
+    for ax, (i, j) in zip(axes.flat, pairs):
+        rest = [p for p, f in zip(points, on_front) if not f]
+        front = sorted((p for p, f in zip(points, on_front) if f), key=lambda p: (p[i], p[j]))
+        ax.scatter([p[i] for p in rest], [p[j] for p in rest], s=8, alpha=0.4, color="#8C8C8C", label="evaluated")
+        ax.scatter([p[i] for p in front], [p[j] for p in front], s=22, color="#C44E52", label="Pareto front",
+                   zorder=3)
+        if len(objectives) == 2 and front:
+            ax.plot([p[i] for p in front], [p[j] for p in front], color="#C44E52", lw=1, alpha=0.6)
+        ax.set_xlabel(f"{objectives[i].metric} ({objectives[i].direction})")
+        ax.set_ylabel(f"{objectives[j].metric} ({objectives[j].direction})")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize="small")
+    fig.suptitle(f"{sum(on_front)} non-dominated of {len(points)} evaluated architectures")
+    return _save(fig, path)
+
+
+def anytime(curve: Sequence[float], path: str | Path, ylabel: str, title: str) -> Path:
+    """One value per scored evaluation (e.g. the front's hypervolume) against evaluations."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(range(1, len(curve) + 1), curve, color="#4C72B0", lw=2)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

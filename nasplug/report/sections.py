@@ -92,6 +92,10 @@ def search_section(view: Any) -> tuple[list[str], str]:
         return [], ""
     space = view.space
     fmt = space.format if space is not None else (lambda arch: json.dumps(arch, sort_keys=True))
+    if len(result.objectives) > 1:
+        from nasplug.report.front import front_section
+
+        return front_section(view, result, fmt)
     best = result.best
     assert best is not None
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}

@@ -24,7 +24,15 @@ from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
 from nasplug.recipe import Recipe
 from nasplug.study.config import StudyRow
-from nasplug.study.plan import check_metric, check_search_row, parse_arch, search_setup, study_config, train_config
+from nasplug.study.plan import (
+    check_metric,
+    check_search_row,
+    parse_arch,
+    row_objectives,
+    search_setup,
+    study_config,
+    train_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +82,15 @@ def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
     sub = build_space(sub_spec, ctx.task if ctx.recipe.task is not None else None)  # as the run's space
     folder = ctx.layout.study_search(name)
     log_path = folder / RunLayout.TRIALS
-    strategy = build_strategy(search_cfg.strategy, sub, ctx.recipe.seed)
+    objectives = row_objectives(ctx, search_cfg, sub_spec, sub, name)
+    strategy = build_strategy(search_cfg.strategy, sub, ctx.recipe.seed, objectives)
     evaluator = ctx.extras.get("study_evaluator")
     if evaluator is None:  # the full space's trained supernet
         evaluator = ctx.extras["study_evaluator"] = build_evaluator(ctx, strategy.memory_hint())
     log.info("study: searching row %s (%s, budget %d)", name, search_cfg.strategy.name, search_cfg.budget)
     result = search(strategy, evaluator, search_cfg.budget, space=sub,
-                    constraints=build_constraints(search_cfg.constraints, sub), metric=search_cfg.metric,
-                    direction=search_cfg.direction, archs_per_ask=search_cfg.archs_per_ask, log_path=log_path,
+                    constraints=build_constraints(search_cfg.constraints, sub), objectives=objectives,
+                    archs_per_ask=search_cfg.archs_per_ask, log_path=log_path,
                     resume=log_path.exists())
     if result.best is None:
         raise NasplugError(f"study.rows.{name}: the search scored no architecture")

@@ -93,10 +93,26 @@ def check_search_row(recipe: Recipe, row: StudyRow, name: str, run_dir: Path) ->
 
     search_cfg, sub = search_setup(recipe, row, name)
     row_recipe = recipe.model_copy(update={"search": search_cfg, "space": sub})
+    ctx = RunContext(recipe=row_recipe, run_dir=run_dir)
     try:
-        get_stage("search").check(RunContext(recipe=row_recipe, run_dir=run_dir))
+        get_stage("search").check(ctx)
     except NasplugError as exc:
         raise NasplugError(f"study.rows.{name}: {exc}") from None
+    row_objectives(ctx, search_cfg, sub, ctx.space, name)
+
+
+def row_objectives(ctx: Any, search_cfg: Any, sub_spec: Component, sub: Any, name: str) -> Any:
+    """The objectives of a search row (its own search settings on its sub-space): one, since
+    a row retrains the one best arch its search finds."""
+    from nasplug.pipeline import RunContext
+
+    row_recipe = ctx.recipe.model_copy(update={"search": search_cfg, "space": sub_spec})
+    objectives = RunContext(recipe=row_recipe, run_dir=ctx.run_dir, built_space=sub).objectives
+    if len(objectives) > 1:
+        names = ", ".join(o.metric for o in objectives)
+        raise NasplugError(f"study.rows.{name}.search: a search row retrains the one best arch it finds, so it "
+                           f"searches one objective; {len(objectives)} are named ({names})")
+    return objectives
 
 
 def parse_arch(space: Any, text: str, field: str) -> Arch:

@@ -76,6 +76,33 @@ def test_every_stage_runs_and_the_report_gives_mean_and_std(pipeline: Path) -> N
     assert len(scores) == 16 and max(scores) > min(scores) and max(scores) > 0.3  # better than chance (0.1)
 
 
+def test_metric_loss_without_a_direction_picks_the_lowest_loss(pipeline: Path, tmp_path: Path) -> None:
+    """The example recipe with its ``direction:`` line deleted and ``metric: loss``: the task
+    declares loss as minimised, so the search minimises it (it used to maximise it)."""
+    import shutil
+
+    import yaml
+
+    from nasplug.recipe import apply_override, validate_recipe
+
+    raw = yaml.safe_load(RECIPE.read_text())
+    del raw["search"]["direction"]
+    raw["search"]["metric"] = "loss"
+    for override in TINY:
+        apply_override(raw, override)
+    recipe = validate_recipe(raw)
+    recipe._folder = str(EXAMPLE)
+    run = tmp_path / "loss"
+    shutil.copytree(pipeline / "supernet", run / "supernet")  # the same tiny supernet, trained once
+    shutil.copytree(pipeline / "stages", run / "stages", ignore=lambda d, names: [n for n in names
+                                                                                  if n != "supernet.json"])
+    run_recipe(recipe, run, resume=True, stages=["search"], progress=False)
+    assert yaml.safe_load((run / "recipe.yaml").read_text())["search"]["direction"] == "minimize"
+    losses = [json.loads(line)["metrics"]["loss"] for line in (run / "trials.jsonl").read_text().splitlines()]
+    top = json.loads((run / "top.json").read_text())
+    assert max(losses) > min(losses) and top[0]["score"] == min(losses) and top[0]["metrics"]["loss"] == min(losses)
+
+
 def test_same_seed_same_search_log(pipeline: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     run_recipe(tiny(), again, stages=["supernet", "search"], progress=False)
