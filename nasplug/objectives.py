@@ -173,10 +173,15 @@ def from_stored(search: Mapping[str, Any]) -> Objectives:
     """The objectives of a run's stored (resolved) ``search`` section, read leniently (for
     reports): ``objectives`` with ``directions``, else ``metric`` and ``direction``."""
     names = search.get("objectives")
-    directions = search.get("directions") if isinstance(search.get("directions"), dict) else {}
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-        return tuple(Objective(n, str(directions.get(n, "maximize"))) for n in names)
-    direction = search.get("direction")
+        stored = search.get("directions")
+        directions: Mapping[str, Any] = stored if isinstance(stored, dict) else {}
+        missing = [n for n in names if directions.get(n) not in DIRECTIONS]
+        if missing:
+            raise NasplugError(f"recipe.yaml: search.directions.{missing[0]}: missing or not maximize/minimize; "
+                               "restore the run's recipe.yaml")
+        return tuple(Objective(n, str(directions[n])) for n in names)
+    direction = search.get("direction")  # every run stored before objectives had both, filled in
     return one_objective(str(search.get("metric") or "score"),
                          direction if direction in DIRECTIONS else "maximize")
 

@@ -44,8 +44,8 @@ class ResumePolicy:
     #: single run may change (lr, precision, glue.lr) would mix two trainings in one table.
     study_fixed: tuple[str, ...] = ("retrain.", "supernet.", "glue.lr")
     #: The settings of a comparison that change scores or trajectories.
-    comparison: tuple[str, ...] = ("space", "evaluator", "metric", "direction", "constraints", "batch_size",
-                                   "from_run")
+    comparison: tuple[str, ...] = ("space", "evaluator", "metric", "direction", "objectives", "constraints",
+                                   "batch_size", "from_run")
 
     # ------------------------------------------------------------------ trainings
     def checkpoint_may_change(self, key: str) -> bool:

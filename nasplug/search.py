@@ -90,7 +90,7 @@ class SearchResult:
 
     def values(self, trial: Trial) -> tuple[float, ...]:
         """The trial's value of each objective, in the metrics' own units."""
-        return (float(trial.score),) + values_of(self.objectives[1:], trial.metrics)  # type: ignore[arg-type]
+        return (_score(trial),) + values_of(self.objectives[1:], trial.metrics)
 
     def top(self, k: int) -> list[Trial]:
         """The ``k`` best distinct archs, best first; ties keep log order. With several
@@ -99,9 +99,9 @@ class SearchResult:
         if len(self.objectives) > 1:
             fronts = nondominated_sort([losses(self.objectives, self.values(t)) for t in unique])
             rank = {i: r for r, front in enumerate(fronts) for i in front}
-            order = sorted(range(len(unique)), key=lambda i: (rank[i], -self.sign() * float(unique[i].score)))
+            order = sorted(range(len(unique)), key=lambda i: (rank[i], -self.sign() * _score(unique[i])))
             return [unique[i] for i in order[:k]]
-        unique.sort(key=lambda t: -self.sign() * float(t.score))  # type: ignore[arg-type]
+        unique.sort(key=lambda t: -self.sign() * _score(t))
         return unique[:k]
 
     def front(self) -> list[Trial]:
@@ -113,9 +113,16 @@ class SearchResult:
         """Best value of the first objective after each scored trial (the anytime curve)."""
         curve: list[float] = []
         for trial in self.scored:
-            value = float(trial.score)  # type: ignore[arg-type]
+            value = _score(trial)
             curve.append(value if not curve else (max if self.sign() > 0 else min)(curve[-1], value))
         return curve
+
+
+def _score(trial: Trial) -> float:
+    """A scored trial's score (its value of the first objective)."""
+    if trial.score is None:
+        raise ValueError(f"trial {trial.number} has no score")
+    return float(trial.score)
 
 
 def search(

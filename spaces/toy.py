@@ -12,6 +12,7 @@ contract, ``extract(arch)(x) == supernet.using(arch)(x)``, is exercised cheaply.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from collections.abc import Sequence
 from typing import Annotated
@@ -72,6 +73,42 @@ class ToySpace(SearchSpace):
             idx.append(j)
         arch = {f"s{i}": OPS[j] for i, j in enumerate(reversed(idx))}
         return arch, score
+
+    def pareto_front(self) -> list[tuple[Arch, float, float]]:
+        """The exact front of (``score``: maximised, ``params``: minimised) as ``(arch, score,
+        params)``, best score first: for each number of non-skip ops, the best arch with exactly
+        that many (dynamic programming along the chain), kept where no smaller model scores as
+        well. Scores are :meth:`objective`'s, bit for bit."""
+        k, n = len(OPS), self.slots
+        best = [[-math.inf] * (n + 1) for _ in range(k)]  # best[j][c]: slots 0..i, slot i = op j, c non-skip
+        for j in range(k):
+            best[j][int(OPS[j] != "skip")] = self.unary[0][j]
+        back: list[list[list[int]]] = []  # back[i-1][j][c]: the op of slot i-1 on that best path
+        for i in range(1, n):
+            step, pointers = [[-math.inf] * (n + 1) for _ in range(k)], [[0] * (n + 1) for _ in range(k)]
+            for j in range(k):
+                extra = int(OPS[j] != "skip")
+                for c in range(extra, n + 1):
+                    q = max(range(k), key=lambda q: best[q][c - extra] + self.pair[i - 1][q][j])
+                    step[j][c] = best[q][c - extra] + self.pair[i - 1][q][j] + self.unary[i][j]
+                    pointers[j][c] = q
+            best = step
+            back.append(pointers)
+        front: list[tuple[Arch, float, float]] = []
+        for c in range(n + 1):  # fewer params first: keep a size only if it scores better
+            j = max(range(k), key=lambda j: best[j][c])
+            if best[j][c] == -math.inf:
+                continue
+            ops, count = [j], c
+            for pointers in reversed(back):  # slot i's op and count -> slot i-1's op on that path
+                previous = pointers[ops[-1]][count]
+                count -= int(OPS[ops[-1]] != "skip")
+                ops.append(previous)
+            arch = {f"s{i}": OPS[o] for i, o in enumerate(reversed(ops))}
+            score, params = self.objective(arch), self.metrics(arch)["params"]
+            if not front or score > front[-1][1]:
+                front.append((arch, score, params))
+        return sorted(front, key=lambda p: -p[1])
 
     def format(self, arch: Arch) -> str:
         """Compact form: the ops in slot order, comma-separated (``skip,linear,...``)."""

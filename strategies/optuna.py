@@ -50,6 +50,7 @@ import difflib
 import inspect
 import logging
 import math
+import warnings
 from collections import deque
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -260,7 +261,9 @@ def _build_sampler(name: str, seed: int, kwargs: dict[str, Any], space: SearchSp
     if name == "GridSampler":
         kwargs.setdefault("search_space", {k: list(v) for k, v in space.choices().items()})
     try:
-        return cls(**kwargs)
+        with warnings.catch_warnings():  # named in the recipe: a chosen sampler, experimental or not
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**kwargs)
     except TypeError as exc:
         raise NasplugError(f"strategy.sampler_kwargs: {name}: {exc}") from None
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from nasplug.registry import EVALUATORS, SPACES, STRATEGIES
-from nasplug.testing import EvaluatorPluginContract, SpaceContract, StrategyContract
+from nasplug.testing import (
+    EvaluatorPluginContract,
+    MultiObjectiveStrategyContract,
+    SpaceContract,
+    StrategyContract,
+)
 
 #: Small constructor arguments so each space's contract runs in a moment.
 TINY_SPACE_ARGS = {
@@ -25,6 +30,13 @@ class TestEverySpace(SpaceContract):
 
 
 class TestEveryStrategy(StrategyContract):
+    @pytest.fixture(params=STRATEGIES.names())
+    def make_strategy(self, request):
+        factory = STRATEGIES.get(request.param)
+        return lambda space, seed: factory(space, seed=seed, **STRATEGY_ARGS.get(request.param, {}))
+
+
+class TestEveryStrategyWithTwoObjectives(MultiObjectiveStrategyContract):
     @pytest.fixture(params=STRATEGIES.names())
     def make_strategy(self, request):
         factory = STRATEGIES.get(request.param)

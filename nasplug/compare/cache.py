@@ -27,6 +27,8 @@ from nasplug.constraints import Constraint, first_violation
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator, Metrics, evaluate_batch, is_finite
 from nasplug.io import JsonlLineError, read_jsonl
+from nasplug.objectives import Objective, one_objective, values_of
+from nasplug.pareto import losses
 from nasplug.progress import progress_bar
 from nasplug.space import SearchSpace
 
@@ -164,6 +166,9 @@ class GroundTruth:
     scores: list[float]  # every feasible arch's score, best first
     size: int  # archs enumerated (the product of the option counts)
     failed: int  # feasible archs whose evaluation failed (left out of ``scores``)
+    #: Several objectives: every feasible arch's loss vector (:func:`nasplug.pareto.losses`), in
+    #: enumeration order; the exact front and the nadir come from these.
+    points: list[tuple[float, ...]] | None = None
 
     def regret(self, value: float) -> float:
         """How far ``value`` is from the optimum, in metric units (>= 0)."""
@@ -210,15 +215,17 @@ def check_ground_truth_size(space: SearchSpace, max_archs: int) -> int:
     return size
 
 
-def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping[str, Metrics], *, metric: str,
-                 direction: str, constraints: Sequence[Constraint] = (), max_archs: int = 100_000,
+def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping[str, Metrics], *, metric: str = "",
+                 direction: str = "maximize", objectives: Sequence[Objective] | None = None,
+                 constraints: Sequence[Constraint] = (), max_archs: int = 100_000,
                  chunk: int = 256, progress: bool = False) -> GroundTruth:
     """Score every feasible arch once (through ``cache``) and return the true optimum.
 
     Args:
         space, evaluator: what to enumerate and how to score it.
         cache: shared with the searches, so the runs afterwards evaluate nothing new.
-        metric, direction: the objective.
+        metric, direction: the objective (or ``objectives``: the optimum is the first one's,
+            and with several every feasible arch's loss vector is kept in ``points``).
         constraints: the recipe's constraints; archs they reject are not feasible.
         max_archs: refuse spaces larger than this (``space.size()``, before constraints).
         chunk: archs evaluated together (``evaluator.evaluate_batch`` when it has one).
@@ -228,9 +235,12 @@ def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping
         NasplugError: the space is too large, nothing is feasible, or the metric is missing.
     """
     size = check_ground_truth_size(space, max_archs)
-    sign = 1.0 if direction == "maximize" else -1.0
+    objectives = tuple(objectives) if objectives else one_objective(metric, direction)
+    metric, direction = objectives[0].metric, objectives[0].direction
+    sign = objectives[0].sign
     best: tuple[float, Arch] | None = None
     scores: list[float] = []
+    points: list[tuple[float, ...]] = []
     failed = 0
     bar = progress_bar(total=size, desc="ground truth", unit="arch", enabled=progress)
     try:
@@ -242,10 +252,8 @@ def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping
             for key, outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     continue
-                if metric not in outcome:
-                    raise NasplugError(f"search.metric: the evaluator returned no {metric!r}; it returns: "
-                                       f"{', '.join(outcome) or '(nothing)'}")
-                if is_finite(outcome[metric]):
+                _check_returned(objectives, outcome)
+                if all(is_finite(outcome[o.metric]) for o in objectives):
                     new.append((key, outcome))
             _store(cache, new)
             for key, arch in zip(keys, batch, strict=True):
@@ -254,6 +262,8 @@ def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping
                     failed += 1
                     continue
                 scores.append(value)
+                if len(objectives) > 1:
+                    points.append(losses(objectives, values_of(objectives, cache[key])))
                 if best is None or sign * value > sign * best[0]:
                     best = (value, arch)
     finally:
@@ -266,7 +276,15 @@ def ground_truth(space: SearchSpace, evaluator: Evaluator, cache: MutableMapping
     scores.sort(key=lambda s: -sign * s)
     log.info("ground truth: %d feasible archs, optimum %s = %.6g", len(scores), metric, best[0])
     return GroundTruth(metric=metric, direction=direction, optimum=best[0], arch=best[1], scores=scores,
-                       size=size, failed=failed)
+                       size=size, failed=failed, points=points if len(objectives) > 1 else None)
+
+
+def _check_returned(objectives: Sequence[Objective], outcome: Metrics) -> None:
+    for objective in objectives:
+        if objective.metric not in outcome:
+            field = "search.metric" if len(objectives) == 1 else "search.objectives"
+            raise NasplugError(f"{field}: the evaluator returned no {objective.metric!r}; it returns: "
+                               f"{', '.join(outcome) or '(nothing)'}")
 
 
 def _store(cache: MutableMapping[str, Metrics], items: list[tuple[str, Metrics]]) -> None:

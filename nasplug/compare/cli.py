@@ -62,15 +62,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      strategy_args=args.strategy_args, max_ground_truth=args.max_ground_truth,
                      from_run=args.from_run)
     cfg, summary = result.data["config"], result.summary
-    print(f"best {cfg['metric']} ({cfg['direction']}), mean ± std over {len(cfg['seeds'])} seeds; "
-          f"target {summary['target']['value']:.6g} ({summary['target']['source']})")
-    print(result.table())
-    if result.ground_truth is not None:
-        print(f"\nregret against the true optimum {result.ground_truth.optimum:.6g}")
-        print(result.table(regret=True))
-    if summary["tests"]:
-        print(f"\npairwise tests at budget {cfg['budget']} (Holm-corrected)")
-        print(result.tests_table())
+    if result.multi:
+        _print_fronts(result)
+    else:
+        print(f"best {cfg['metric']} ({cfg['direction']}), mean ± std over {len(cfg['seeds'])} seeds; "
+              f"target {summary['target']['value']:.6g} ({summary['target']['source']})")
+        print(result.table())
+        if result.ground_truth is not None:
+            print(f"\nregret against the true optimum {result.ground_truth.optimum:.6g}")
+            print(result.table(regret=True))
+        if summary["tests"]:
+            print(f"\npairwise tests at budget {cfg['budget']} (Holm-corrected)")
+            print(result.tests_table())
     layout = ComparisonLayout(out)
     print(f"\ncomparison: {layout.output('md')}, {layout.output('json')}, {layout.anytime_plot}")
     return 0
+
+
+def _print_fronts(result: Any) -> None:
+    """The tables of a comparison with several objectives: hypervolume, IGD, their tests."""
+    from nasplug.compare.report import score_table, tests_table
+
+    cfg, fronts, summary = result.data["config"], result.data["fronts"], result.summary
+    print(f"hypervolume of the front found (higher is better), mean ± std over {len(cfg['seeds'])} seeds; "
+          f"reference point {fronts['reference_point']} ({fronts['reference_source']})")
+    print(result.table())
+    if fronts["igd"] is not None:
+        print(f"\nIGD against the exact front ({fronts['exact_front']['size']} points; lower is better)")
+        print(score_table(fronts["igd"], cfg["budget"], "IGD"))
+    for name, part in (("hypervolume", summary), ("IGD", fronts["igd"])):
+        if part is not None and part["tests"]:
+            print(f"\npairwise tests on the {name} at budget {cfg['budget']} (Holm-corrected)")
+            print(tests_table(part["tests"]))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.compare.cache import GroundTruth, JsonlCache
+from nasplug.compare.fronts import front_statistics, render_fronts
 from nasplug.compare.plan import CompareRequest, ComparisonPlan, plan_comparison
 from nasplug.compare.report import plot_anytime, render_markdown, score_table, tests_table
 from nasplug.compare.runs import RunPlan, run_all, run_ground_truth
@@ -48,16 +49,22 @@ class ComparisonResult:
             out.setdefault(run["strategy"], {})[run["seed"]] = run["curve"]
         return out
 
+    @property
+    def multi(self) -> bool:
+        """Several objectives: the summary is of the fronts' hypervolume (see ``fronts``)."""
+        return self.data.get("fronts") is not None
+
     def table(self, regret: bool = False) -> str:
-        """The main table (best score or, in ground-truth mode, regret at each budget)."""
+        """The main table (best score or, in ground-truth mode, regret at each budget; with
+        several objectives: the hypervolume of the fronts found)."""
         cfg = self.data["config"]
-        return score_table(self.summary, cfg["budget"], cfg["metric"], regret=regret)
+        return score_table(self.summary, cfg["budget"], "hypervolume" if self.multi else cfg["metric"], regret=regret)
 
     def tests_table(self) -> str:
         return tests_table(self.summary["tests"])
 
     def markdown(self) -> str:
-        return render_markdown(self.data)
+        return render_fronts(self.data) if self.multi else render_markdown(self.data)
 
 
 def compare(recipe: Recipe, strategies: Sequence[str], seeds: Sequence[int] | int, budget: int,
@@ -116,11 +123,11 @@ def _evaluator(plan: ComparisonPlan) -> Evaluator:
 def run_comparison(plan: ComparisonPlan) -> tuple[list[dict[str, Any]], GroundTruth | None, RunPlan]:
     """Build the evaluator, write ``compare-config.json``, then the ground truth (if asked for)
     and every (strategy, seed) run: one JSON record per run."""
-    request, layout, cfg = plan.request, plan.layout, plan.search
+    request, layout = plan.request, plan.layout
     evaluator = _evaluator(plan)
     make_run_dir(layout.root)
     atomic_write_json(layout.config, {**plan.config, "fingerprint": plan.fingerprint})
-    run_plan = RunPlan(plan.space, evaluator, JsonlCache(layout.cache), plan.constraints, cfg.metric, cfg.direction,
+    run_plan = RunPlan(plan.space, evaluator, JsonlCache(layout.cache), plan.constraints, plan.objectives,
                        request.budget, plan.archs_per_ask, request.resume, layout)
     log.info("compare: %d strategies x %d seeds x budget %d into %s (cache: %d archs)",
              len(plan.specs), len(plan.seeds), request.budget, layout.root, len(run_plan.cache))
@@ -129,7 +136,7 @@ def run_comparison(plan: ComparisonPlan) -> tuple[list[dict[str, Any]], GroundTr
         truth = run_ground_truth(run_plan, request.max_ground_truth, request.progress)
     runs = run_all(run_plan, plan.specs, plan.seeds, request.progress)
     for run in runs:
-        if truth is not None and run["final"] is not None:
+        if truth is not None and run["final"] is not None and len(plan.objectives) == 1:
             run["final_regret"], run["final_rank"] = truth.regret(run["final"]), truth.rank(run["final"])
     return runs, truth, run_plan
 
@@ -137,22 +144,33 @@ def run_comparison(plan: ComparisonPlan) -> tuple[list[dict[str, Any]], GroundTr
 def write_comparison(plan: ComparisonPlan, runs: list[dict[str, Any]], truth: GroundTruth | None,
                      run_plan: RunPlan) -> ComparisonResult:
     """The statistics of the runs, written: ``comparison.json``, ``comparison.md``, ``anytime.png``."""
-    request, layout, cfg = plan.request, plan.layout, plan.search
+    request, layout, objectives = plan.request, plan.layout, plan.objectives
     budget = request.budget
+    fronts = None
+    if len(objectives) > 1:  # each run's curve becomes its front's hypervolume curve
+        fronts = front_statistics(objectives, plan.search.reference_point, runs, truth, budget,
+                                  request.budgets_to_report, request.target)
     curves: dict[str, dict[int, list[float]]] = {}
     for run in runs:
         curves.setdefault(run["strategy"], {})[run["seed"]] = run["curve"]
-    summary = summarize(curves, budget, direction=cfg.direction, budgets=request.budgets_to_report,
-                        target=request.target, optimum=None if truth is None else truth.optimum)
+    if fronts is not None:
+        summary = fronts.pop("hypervolume")
+        metric, direction, optimum = "hypervolume", "maximize", None
+    else:
+        metric, direction = objectives[0].metric, objectives[0].direction
+        optimum = None if truth is None else truth.optimum
+        summary = summarize(curves, budget, direction=direction, budgets=request.budgets_to_report,
+                            target=request.target, optimum=optimum)
     data = {"version": 1, "config": plan.config, "summary": summary, "runs": runs,
             "ground_truth": None if truth is None else truth.to_json(plan.space.format(truth.arch)),
             "runtime": {"evaluator_calls": run_plan.cache.added, "cache_entries": len(run_plan.cache),
                         "cache_entries_at_start": run_plan.cache.loaded, "wall_s": run_plan.wall}}
+    if fronts is not None:
+        data["fronts"] = fronts  # reference point, exact front, IGD summary (the summary above: hypervolume)
     result = ComparisonResult(data=data, out_dir=layout.root, ground_truth=truth)
     atomic_write_json(layout.output("json"), data)
     atomic_write_text(layout.output("md"), result.markdown())
-    plot_anytime(layout.anytime_plot, curves, budget, metric=cfg.metric, direction=cfg.direction,
-                 optimum=None if truth is None else truth.optimum)
+    plot_anytime(layout.anytime_plot, curves, budget, metric=metric, direction=direction, optimum=optimum)
     log.info("compare: wrote %s (comparison.json, comparison.md, anytime.png); %d new evaluations",
              layout.root, run_plan.cache.added)
     return result

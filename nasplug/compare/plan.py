@@ -19,6 +19,7 @@ from nasplug.compare.runs import slug
 from nasplug.errors import NasplugError
 from nasplug.evaluate import Evaluator
 from nasplug.layout import ComparisonLayout
+from nasplug.objectives import DeclaresDirections, Objectives, reference_values
 from nasplug.pipeline import build_constraints, build_space, build_strategy, build_task
 from nasplug.recipe import Component, Recipe, SearchConfig
 from nasplug.registry import STRATEGIES
@@ -62,6 +63,8 @@ class ComparisonPlan:
     config: dict[str, Any]
     fingerprint: dict[str, Any]
     layout: ComparisonLayout
+    #: The search's objectives with their directions (see :mod:`nasplug.objectives`).
+    objectives: Objectives = ()
     #: The largest of the strategies' memory hints: how many archs' states the evaluator keeps.
     memory_hint: int | None = None
 
@@ -125,31 +128,51 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
     an unknown strategy, or an output folder that holds another comparison)."""
     recipe = request.recipe
     seed_list = _seed_list(request.seeds)
-    cfg = recipe.search or SearchConfig()
+    cfg = recipe.search or SearchConfig.model_validate({})
     batch = request.batch_size if request.batch_size is not None else cfg.archs_per_ask
     _check_numbers(request, seed_list, batch)
     space = build_space(recipe.space, build_task(recipe.task) if recipe.task is not None else None)  # as the run's
     if request.ground_truth:
         check_ground_truth_size(space, request.max_ground_truth)
+    objectives = _objectives(request, space)
+    multi = len(objectives) > 1
+    reference_values(objectives, cfg.reference_point)  # checked: one value per objective
     specs = resolve_strategies(request.strategies, request.strategy_args, cfg.strategy)
-    # fail on a typo before anything runs or is written; the evaluator keeps states for the largest parent pool
-    hints = [build_strategy(spec, space, seed_list[0]).memory_hint() for spec in specs.values()]
+    # fail on a typo (or a one-objective strategy asked for several) before anything runs or is
+    # written; the evaluator keeps states for the largest parent pool
+    hints = [build_strategy(spec, space, seed_list[0], objectives).memory_hint() for spec in specs.values()]
     constraints = build_constraints(cfg.constraints, space)
+    first = objectives[0]
+    several = {"objectives": [o.to_json() for o in objectives] if multi else None,
+               "reference_point": cfg.reference_point if multi else None}
     config: dict[str, Any] = {
         "recipe": recipe.name, "strategies": list(specs), "seeds": seed_list, "budget": request.budget,
-        "batch_size": batch, "metric": cfg.metric, "direction": cfg.direction, "ground_truth": request.ground_truth,
+        "batch_size": batch, "metric": first.metric, "direction": first.direction, **several,
+        "ground_truth": request.ground_truth,
         "strategy_specs": {k: v.model_dump(mode="json") for k, v in specs.items()},
     }
     from_run = request.from_run
     fingerprint = {"space": recipe.space.model_dump(mode="json"),
                    "evaluator": None if recipe.evaluator is None else recipe.evaluator.model_dump(mode="json"),
-                   "metric": cfg.metric, "direction": cfg.direction, "batch_size": batch,
+                   "metric": first.metric, "direction": first.direction, "objectives": several["objectives"],
+                   "batch_size": batch,
                    "constraints": [c.model_dump(mode="json") for c in cfg.constraints],
                    "from_run": None if from_run is None else str(from_run.resolve())}
     layout = ComparisonLayout(request.out_dir)
     _check_out_dir(layout, request.resume, fingerprint, config["strategy_specs"])
     return ComparisonPlan(request, space, specs, seed_list, batch, cfg, constraints, config, fingerprint, layout,
-                          memory_hint=max((h for h in hints if h is not None), default=None))
+                          objectives, memory_hint=max((h for h in hints if h is not None), default=None))
+
+
+def _objectives(request: CompareRequest, space: Any) -> Objectives:
+    """The recipe's objectives, directions declared by its task, space and evaluator (and by
+    an evaluator passed from Python in its place)."""
+    from nasplug.pipeline import RunContext
+
+    run_dir = request.from_run if request.from_run is not None else request.out_dir
+    ctx = RunContext(recipe=request.recipe, run_dir=run_dir, progress=False, built_space=space)
+    given = request.evaluator
+    return ctx.resolve_objectives(dict(given.metric_directions) if isinstance(given, DeclaresDirections) else None)
 
 
 def _check_out_dir(layout: ComparisonLayout, resume: bool, fingerprint: dict[str, Any], specs: dict[str, Any]) -> None:

@@ -21,6 +21,8 @@ from nasplug.compare.cache import GroundTruth, JsonlCache, RunCache, ground_trut
 from nasplug.evaluate import Evaluator
 from nasplug.io import atomic_write_json
 from nasplug.layout import ComparisonLayout
+from nasplug.objectives import Objectives
+from nasplug.pareto import losses
 from nasplug.pipeline import build_strategy
 from nasplug.progress import progress_bar
 from nasplug.recipe import Component
@@ -44,19 +46,26 @@ class RunPlan:
     evaluator: Evaluator
     cache: JsonlCache
     constraints: list[Any]
-    metric: str
-    direction: str
+    objectives: Objectives
     budget: int
     archs_per_ask: int  # --batch-size
     resume: bool
     layout: ComparisonLayout
     wall: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def metric(self) -> str:
+        return self.objectives[0].metric
+
+    @property
+    def direction(self) -> str:
+        return self.objectives[0].direction
+
 
 def run_ground_truth(plan: RunPlan, max_archs: int, progress: bool) -> GroundTruth:
     """Score the whole space through the shared cache (see :func:`ground_truth`), timed."""
     t0 = time.perf_counter()
-    truth = ground_truth(plan.space, plan.evaluator, plan.cache, metric=plan.metric, direction=plan.direction,
+    truth = ground_truth(plan.space, plan.evaluator, plan.cache, objectives=plan.objectives,
                          constraints=plan.constraints, max_archs=max_archs, chunk=max(plan.archs_per_ask, 64),
                          progress=progress)
     plan.wall["ground_truth"] = time.perf_counter() - t0
@@ -93,7 +102,7 @@ def _run_one(plan: RunPlan, label: str, spec: Component, seed: int, bar: Any) ->
         cache = RunCache(plan.cache, f"{slug(label)}/seed{seed}", logged)
         t0 = time.perf_counter()
         result = search(strategy, plan.evaluator, plan.budget, space=plan.space, constraints=plan.constraints,
-                        metric=plan.metric, direction=plan.direction, archs_per_ask=plan.archs_per_ask,
+                        objectives=plan.objectives, archs_per_ask=plan.archs_per_ask,
                         log_path=log_path, resume=plan.resume, callbacks=[tick], cache=cache)
         wall = time.perf_counter() - t0
         trials = result.trials
@@ -134,11 +143,14 @@ def _marker(path: Path) -> dict[str, Any]:
 def _run_record(label: str, seed: int, trials: list[Trial], plan: RunPlan) -> dict[str, Any]:
     """One run as JSON: its curve (cut at the budget), final best and the best arch."""
     scored = [t for t in trials if t.scored][: plan.budget]
-    result = SearchResult(metric=plan.metric, direction=plan.direction, trials=scored)
+    result = SearchResult(objectives=plan.objectives, trials=scored)
     curve = result.best_so_far()
     best = result.best
-    return {"strategy": label, "seed": seed, "scored": len(scored), "curve": curve,
-            "final": curve[-1] if curve else None,
-            "best_arch": None if best is None else plan.space.format(best.model_arch),
-            "rejected": sum(t.status == "rejected" for t in trials),
-            "failed": sum(t.status == "failed" for t in trials)}
+    record = {"strategy": label, "seed": seed, "scored": len(scored), "curve": curve,
+              "final": curve[-1] if curve else None,
+              "best_arch": None if best is None else plan.space.format(best.model_arch),
+              "rejected": sum(t.status == "rejected" for t in trials),
+              "failed": sum(t.status == "failed" for t in trials)}
+    if len(plan.objectives) > 1:  # read by nasplug.compare.fronts, which replaces the curve, then dropped
+        record["points"] = [losses(plan.objectives, result.values(t)) for t in scored]
+    return record

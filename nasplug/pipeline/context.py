@@ -128,7 +128,7 @@ class RunContext:
             default = next(iter(evaluator_plugin(self.recipe.evaluator).metric_directions(self)), None)
         if default is None and evaluator:
             default = next(iter(evaluator))
-        return resolve(self.recipe.search or SearchConfig(), declared, default)
+        return resolve(self.recipe.search or SearchConfig.model_validate({}), declared, default)
 
 
 def with_objectives(ctx: RunContext) -> Recipe:

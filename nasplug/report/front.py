@@ -40,11 +40,12 @@ def reference_point(result: SearchResult, given: Mapping[str, float] | None) -> 
     return nadir([losses(result.objectives, result.values(t)) for t in result.distinct()]), WORST_REFERENCE
 
 
-def front_data(result: SearchResult, fmt_arch: Callable[[Any], str], given: Mapping[str, float] | None) -> dict:
+def front_data(result: SearchResult, fmt_arch: Callable[[Any], str],
+               given: Mapping[str, float] | None) -> dict[str, Any]:
     """What ``pareto.json`` holds (see the module docstring); ``result`` has scored trials."""
     objectives = result.objectives
     reference, source = reference_point(result, given)
-    front = sorted(result.front(), key=lambda t: -result.sign() * float(t.score))  # type: ignore[arg-type]
+    front = sorted(result.front(), key=lambda t: -result.sign() * result.values(t)[0])
     curve = hypervolume_curve([losses(objectives, result.values(t)) for t in result.scored], reference)
     return {
         "objectives": [o.to_json() for o in objectives],

@@ -212,3 +212,37 @@ def test_study_user_attributes_hold_every_metric_of_the_trial(space, tmp_path):
         metrics = by_key[arch_key(trial.params)]
         assert trial.user_attrs == metrics and set(metrics) == {"score", "params"}
         assert trial.value == metrics["score"]
+
+
+def test_a_minimised_metric_is_a_minimize_study_of_the_runs_own_values(space, tmp_path):
+    """optuna-dashboard and study.best_trial read like the run: no negated values."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    strategy = OptunaStrategy(space, seed=0, storage=url, study_name="loss")
+    loss = lambda arch: {"loss": -space.objective(arch), "params": space.metrics(arch)["params"]}  # noqa: E731
+    result = search(strategy, loss, budget=8, archs_per_ask=4, metric="loss", direction="minimize")
+    stored = optuna.load_study(study_name="loss", storage=url)
+    assert stored.direction == optuna.study.StudyDirection.MINIMIZE
+    by_key = {t.key: t.score for t in result.scored}
+    complete = [t for t in stored.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 8 and all(t.value == by_key[arch_key(t.params)] for t in complete)
+    assert stored.best_trial.value == min(by_key.values()) == result.best.score
+
+
+@pytest.mark.parametrize("name", ["optuna:NSGAIISampler", "optuna:NSGAIIISampler", "optuna:TPESampler"])
+def test_two_objectives_make_a_multi_objective_study(space, tmp_path, name):
+    from nasplug.objectives import Objective
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    strategy = STRATEGIES.get(name)(space, seed=0, storage=url, study_name="mo")
+    objectives = (Objective("score", "maximize"), Objective("params", "minimize"))
+    result = search(strategy, ToyObjective(space), budget=12, archs_per_ask=4, objectives=objectives)
+    stored = optuna.load_study(study_name="mo", storage=url)
+    assert stored.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    by_key = {t.key: t.metrics for t in result.scored}
+    complete = [t for t in stored.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 12
+    for trial in complete:
+        metrics = by_key[arch_key(trial.params)]
+        assert trial.values == [metrics["score"], metrics["params"]] and trial.user_attrs == metrics
+    best = {arch_key(t.params) for t in stored.best_trials}  # Optuna's own front is the run's front
+    assert best == {t.key for t in result.front()}
