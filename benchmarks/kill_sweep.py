@@ -2,11 +2,13 @@
 
 What it measures: whether a run killed at any moment (``kill -9``: no handler runs, files
 are left exactly as the kernel has them) and then resumed with ``--resume`` (perhaps killed
-again during the resume) ends with exactly the results of an uninterrupted run. Three targets:
+again during the resume) ends with exactly the results of an uninterrupted run. Four targets:
 
 * ``pipeline``: ``nasplug run tests/data/tiny-pipeline.yaml`` (supernet, search, retrain,
   GLUE, report at the smallest size; GLUE from ``$NASPLUG_DATA_DIR``);
 * ``toy``: ``nasplug run recipes/toy-evolution.yaml`` (500 trials);
+* ``toy-pareto``: ``nasplug run recipes/toy-pareto.yaml`` (two objectives, NSGA-II, 400 trials;
+  ``pareto.json`` is checked too);
 * ``compare``: ``nasplug compare recipes/toy-evolution.yaml`` (2 strategies x 3 seeds).
 
 Kill moments are drawn from ``--seed``: a stage, a point of progress inside it (a number of
@@ -21,7 +23,8 @@ cache, so kills also land while the tokenizer and the packed data are built.
 
 Checked against the uninterrupted run: ``trials.jsonl`` byte for byte; the retrained weights
 (``retrain/*/model.safetensors``) and the supernet's, tensor for tensor; GLUE scores
-(``glue/*/scores.json`` and each task's JSON, timing fields removed); ``top.json``; for
+(``glue/*/scores.json`` and each task's JSON, timing fields removed); ``top.json`` (and
+``pareto.json`` for ``toy-pareto``); for
 ``compare``, every run's log and ``comparison.json`` without its timing fields.
 
 Target: every resume completes and every check matches (exit status 0); any mismatch or

@@ -23,6 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "data" / "tiny-pipeline.yaml"
 TOY = REPO / "recipes" / "toy-evolution.yaml"
+TOY_PARETO = REPO / "recipes" / "toy-pareto.yaml"
 COMPARE_ARGS = ["--strategies", "random", "evolution", "--seeds", "3", "--budget", "60"]
 TIMING_KEYS = {"wall_s", "seconds", "elapsed", "elapsed_s", "time", "time_s", "duration", "duration_s", "wall",
                "runtime", "throughput", "examples_per_s", "tokens_per_s"}
@@ -87,6 +88,11 @@ def _toy_command(out: Path, resume: bool) -> list[str]:
         str(out),
         *(["--resume"] if resume else []),
     ]
+
+
+def _toy_pareto_command(out: Path, resume: bool) -> list[str]:
+    return [sys.executable, "-m", "nasplug", "-q", "run", str(TOY_PARETO), "--out", str(out),
+            *(["--resume"] if resume else [])]
 
 
 def _toy_progress(out: Path) -> dict[str, int]:
@@ -184,6 +190,10 @@ def _toy_compare(ref: Path, run: Path) -> list[str]:
     return same_bytes(ref, run, "trials.jsonl") + same_bytes(ref, run, "top.json")
 
 
+def _toy_pareto_compare(ref: Path, run: Path) -> list[str]:
+    return _toy_compare(ref, run) + same_bytes(ref, run, "pareto.json")
+
+
 def _compare_compare(ref: Path, run: Path) -> list[str]:
     problems = []
     for log in sorted((ref / "runs").glob("*/seed*/trials.jsonl")):
@@ -196,6 +206,8 @@ TARGETS = {
     "pipeline": Target("pipeline", ("supernet", "search", "retrain", "glue", "report"), _pipeline_command,
                        _pipeline_progress, _marker_done, _pipeline_compare),
     "toy": Target("toy", ("search", "report"), _toy_command, _toy_progress, _marker_done, _toy_compare),
+    "toy-pareto": Target("toy-pareto", ("search", "report"), _toy_pareto_command, _toy_progress, _marker_done,
+                         _toy_pareto_compare),
     "compare": Target("compare", ("runs", "report"), _compare_command, _compare_progress, _compare_done,
                       _compare_compare),
 }

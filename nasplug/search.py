@@ -25,7 +25,7 @@ from nasplug.errors import NasplugError, describe
 from nasplug.evaluate import Evaluator, Metrics, is_finite
 from nasplug.layout import RunLayout
 from nasplug.objectives import DIRECTIONS, Objective, Objectives, one_objective, values_of
-from nasplug.pareto import losses, nondominated, nondominated_sort
+from nasplug.pareto import losses, nondominated
 from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 from nasplug.trials import Trial, TrialLog
@@ -75,7 +75,15 @@ class SearchResult:
     @property
     def best(self) -> Trial | None:
         """The best scored trial (the first one on ties); with several objectives, the front's
-        best in the first objective."""
+        best in the first objective (what ``top(1)`` gives, found in one pass: it is called
+        after every trial)."""
+        if len(self.objectives) > 1:
+            unique = self.distinct()
+            if not unique:
+                return None
+            top = max(self.sign() * _score(t) for t in unique)
+            ties = [t for t in unique if self.sign() * _score(t) == top]
+            return ties[nondominated([losses(self.objectives, self.values(t)) for t in ties])[0]]
         return next(iter(self.top(1)), None)
 
     def distinct(self) -> list[Trial]:
@@ -96,11 +104,14 @@ class SearchResult:
         """The ``k`` best distinct archs, best first; ties keep log order. With several
         objectives: by Pareto front (non-dominated first), then by the first objective."""
         unique = self.distinct()
-        if len(self.objectives) > 1:
-            fronts = nondominated_sort([losses(self.objectives, self.values(t)) for t in unique])
-            rank = {i: r for r, front in enumerate(fronts) for i in front}
-            order = sorted(range(len(unique)), key=lambda i: (rank[i], -self.sign() * _score(unique[i])))
-            return [unique[i] for i in order[:k]]
+        if len(self.objectives) > 1:  # peel fronts off until k archs are ranked
+            ranked: list[Trial] = []
+            rest = unique
+            while rest and len(ranked) < k:
+                front = set(nondominated([losses(self.objectives, self.values(t)) for t in rest]))
+                ranked += sorted((rest[i] for i in front), key=lambda t: -self.sign() * _score(t))
+                rest = [t for i, t in enumerate(rest) if i not in front]
+            return ranked[:k]
         unique.sort(key=lambda t: -self.sign() * _score(t))
         return unique[:k]
 

@@ -46,3 +46,22 @@ def test_kills_in_every_stage_then_resume_equal_an_uninterrupted_run(tmp_path: P
     assert any(r.run != "fresh" for r in kills), "no kill landed during a resume"
     stages = {r.stage for r in kills if r.target == "pipeline"}
     assert len(stages) >= 3, f"the kills should land in different stages, they landed in {stages}"
+
+
+@pytest.mark.slow
+def test_a_two_objective_search_killed_twice_resumes_to_the_same_trials_and_front(tmp_path: Path,
+                                                                                  shared_data: Path) -> None:
+    """SIGKILL during an NSGA-II search (recipes/toy-pareto.yaml), twice, then --resume: the
+    same trials.jsonl, top.json and pareto.json, byte for byte, as an uninterrupted run."""
+    ks = _kill_sweep()
+    ks.FORK = True
+    ks.prepare_forking()
+    Moment = ks.Moment
+    plans = {"toy-pareto": [[Moment("search", 0.25, 0.0), Moment("search", 0.6, 0.01)],
+                            [Moment("search", 0.9, 0.002)]]}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NASPLUG_DATA_DIR": str(shared_data)}
+    result = ks.sweep(["toy-pareto"], kills=3, seed=1, work=tmp_path, env=env, plans=plans, fresh_cache_every=0,
+                      timeout_s=300, log=lambda line: None)
+    print(ks.table(result))
+    assert not result.mismatches, result.mismatches
+    assert len(result.kills) >= 2 and any(r.run != "fresh" for r in result.kills), ks.table(result)
