@@ -71,6 +71,19 @@ def toy_run(fuzz_root: Path, toy_recipe: Path, cache_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pareto_run(fuzz_root: Path, cache_dir: Path) -> Path:
+    """A finished toy search of two objectives (score against params): it has a pareto.json."""
+    recipe = fuzz_root / "recipes" / "toy-pareto.yaml"
+    recipe.parent.mkdir(parents=True, exist_ok=True)
+    search = {k: v for k, v in TOY["search"].items() if k not in ("metric", "direction")}
+    recipe.write_text(yaml.safe_dump({**TOY, "search": {**search, "objectives": ["score", "params"]}}, sort_keys=False))
+    out = fuzz_root / "bases" / "pareto-run"
+    _make_run(["-q", "run", str(recipe), "--out", str(out)], {"NASPLUG_CACHE": str(cache_dir)}, fuzz_root)
+    assert (out / "pareto.json").is_file()
+    return out
+
+
+@pytest.fixture(scope="session")
 def toy_unsearched(fuzz_root: Path, toy_run: Path) -> Path:
     """The toy run as if killed after its last trial was logged but before the search stage
     was marked done: ``--resume`` replays the whole log."""

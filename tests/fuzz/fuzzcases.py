@@ -18,6 +18,7 @@ from cases_cli import cli_out, cli_set, cli_stages
 from cases_compare import compare_runs, rank_corr
 from cases_data import corpora, glue_folders
 from cases_elastic import elastic_settings, sampler_settings
+from cases_objectives import pareto_files, recipe_objectives
 from cases_recipes import recipe_alias, recipe_deep, recipe_dup_key, recipe_garbage, recipe_tags
 from cases_rundirs import checkpoints, no_resume, resume_changed, run_files, trials_logs
 from cases_settings import (
@@ -40,7 +41,8 @@ def all_cases() -> list[Case]:
              *recipe_unknown_key(), *recipe_wrong_type(), *recipe_bool(), *recipe_huge(), *recipe_nonpositive(),
              *recipe_unknown_name(), *recipe_code(), *recipe_path_names(), *arch_strings(), *cli_set(), *cli_stages(),
              *cli_out(), *corpora(), *glue_folders(), *trials_logs(), *checkpoints(), *run_files(), *compare_runs(),
-             *rank_corr(), *resume_changed(), *no_resume(), *sampler_settings(), *elastic_settings()]
+             *rank_corr(), *resume_changed(), *no_resume(), *sampler_settings(), *elastic_settings(),
+             *recipe_objectives(), *pareto_files()]
     ids = [c.cid for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}
     assert not duplicates, f"duplicate case ids: {sorted(duplicates)}"
