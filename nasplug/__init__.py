@@ -29,7 +29,13 @@ name               quantity
 ``step``           one optimizer step; ``steps``: how many
 ``trial``          one proposed arch as logged: ``ok``, ``cached``, ``rejected`` or ``failed``
 ``metrics``        ``dict`` name -> value an evaluator returns; ``metric``: one name of them
-``score``          a trial's value of the search's metric, in the metric's own units
+``score``          a trial's value of the search's metric (the first objective), in the
+                   metric's own units
+``objective``      a metric the search optimises plus its direction (``Objective``);
+                   ``objectives``: one or more of them, in the recipe's order
+``values``         one value per objective, in the metrics' own units (what a
+                   ``vector_tell`` strategy is told)
+``front``          the non-dominated distinct scored trials of a search (``pareto.json``)
 ``keep``           archs whose hidden states the evaluator keeps between calls
 ``memory_hint``    archs a strategy builds its next proposals on (``Strategy.memory_hint``)
 ``seed``           an explicit seed (``random.Random`` / ``torch.Generator``); no global RNG
