@@ -103,6 +103,36 @@ def test_metric_loss_without_a_direction_picks_the_lowest_loss(pipeline: Path, t
     assert max(losses) > min(losses) and top[0]["score"] == min(losses) and top[0]["metrics"]["loss"] == min(losses)
 
 
+def test_the_two_objective_recipe_searches_accuracy_against_params(pipeline: Path, tmp_path: Path) -> None:
+    """examples/digits/recipe-pareto.yaml: the same supernet as recipe.yaml (so one trained
+    supernet serves both), accuracy (the task's) against params (the space's) as its front."""
+    import shutil
+
+    import yaml
+
+    from nasplug.objectives import Objective
+    from nasplug.pipeline import RunContext
+
+    pareto = load_recipe(EXAMPLE / "recipe-pareto.yaml")
+    plain = load_recipe(RECIPE)
+    for section in ("space", "task", "supernet", "evaluator", "retrain"):
+        assert getattr(pareto, section) == getattr(plain, section), section
+    assert RunContext(recipe=pareto, run_dir=tmp_path).objectives == (
+        Objective("acc", "maximize"), Objective("params", "minimize"))
+    run = tmp_path / "pareto"
+    shutil.copytree(pipeline / "supernet", run / "supernet")  # the tiny supernet of the pipeline fixture
+    shutil.copytree(pipeline / "stages", run / "stages", ignore=lambda d, names: [n for n in names
+                                                                                  if n != "supernet.json"])
+    tiny_pareto = load_recipe(EXAMPLE / "recipe-pareto.yaml", [*TINY, "search.budget=24", "search.batch_size=8"])
+    run_recipe(tiny_pareto, run, resume=True, stages=["search"], progress=False)
+    front = json.loads((run / "pareto.json").read_text())["front"]
+    assert front and yaml.safe_load((run / "recipe.yaml").read_text())["search"]["directions"] == {
+        "acc": "maximize", "params": "minimize"}
+    accs = [e["values"]["acc"] for e in front]
+    params = [e["values"]["params"] for e in front]
+    assert accs == sorted(accs, reverse=True) and params == sorted(params, reverse=True)  # a trade-off, best first
+
+
 def test_same_seed_same_search_log(pipeline: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     run_recipe(tiny(), again, stages=["supernet", "search"], progress=False)
