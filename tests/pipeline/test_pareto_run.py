@@ -114,3 +114,28 @@ def test_a_reference_point_from_the_recipe(tmp_path: Path) -> None:
     with pytest.raises(NasplugError, match=r"^search.reference_point.acc: not one of the objectives"):
         run_recipe(recipe(reference_point={"score": 0.0, "params": 1, "acc": 1}), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists() and math.isfinite(data["hypervolume"])
+
+
+def test_three_objectives_give_the_3d_front_and_a_panel_per_pair(tmp_path: Path) -> None:
+    from nasplug.objectives import Objective
+    from nasplug.pareto import dominates, losses
+    from nasplug.report.front import write_front
+    from nasplug.search import search
+    from nasplug.spaces.toy import ToyObjective, ToySpace
+    from nasplug.strategies.random import RandomSearch
+
+    space = ToySpace(slots=5, seed=4)
+    toy = ToyObjective(space)
+    three = (Objective("score", "maximize"), Objective("params", "minimize"), Objective("tanh", "maximize"))
+    evaluate = lambda arch: {**toy(arch), "tanh": float(sum(v == "tanh" for v in arch.values()))}  # noqa: E731
+    result = search(RandomSearch(space, seed=0), evaluate, 60, archs_per_ask=10, objectives=three)
+    data = write_front(result, space.format, tmp_path, None)
+    points = {t.number: losses(three, result.values(t)) for t in result.distinct()}
+    brute = sorted(n for n, p in points.items() if not any(dominates(q, p) for q in points.values()))
+    assert sorted(e["trial"] for e in data["front"]) == brute and len(brute) >= 4
+    ref = tuple(max(p[m] for p in points.values()) for m in range(3))
+    assert data["hypervolume"] == pytest.approx(hypervolume([points[n] for n in brute], ref))
+    from matplotlib.image import imread
+
+    height, width = imread(tmp_path / "pareto.png").shape[:2]
+    assert width > 2.5 * height  # three panels side by side: (score, params), (score, tanh), (params, tanh)
