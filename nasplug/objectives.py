@@ -123,8 +123,8 @@ def resolve(search: Any, declared: Mapping[str, str], default_metric: str | None
         if direction is None:
             raise NasplugError(_undeclared(search, metric, declared))
         if metric in overrides and declared.get(metric) not in (None, direction):
-            log.warning("search: %s is declared %s but the recipe says %s; the recipe's direction is used",
-                        metric, declared[metric], direction)
+            log.info("search: %s is declared %s but the recipe says %s; the recipe's direction is used",
+                     metric, declared[metric], direction)
         objectives.append(Objective(metric, direction))
     return tuple(objectives)
 

@@ -248,7 +248,7 @@ class _Loop:
                  log_path: str | os.PathLike[str] | None, callbacks: list[Callback],
                  cache: MutableMapping[str, Metrics], max_rejections: int, max_failures: int) -> None:
         self.strategy, self.evaluator, self.space = strategy, evaluator, space
-        self.models = space if space is not None else getattr(strategy, "space", None)  # who knows the canonical
+        self.models = space if space is not None else strategy.space  # who knows the canonical
         self.constraints = constraints
         self.log = TrialLog(log_path) if log_path is not None else None
         self.callbacks, self.cache = callbacks, cache

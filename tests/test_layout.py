@@ -25,7 +25,7 @@ PACKAGE = REPO / "nasplug"
 PLUGINS = ("nasplug.text", "nasplug.glue", "nasplug.spaces")
 GENERIC_FOLDERS = ("oneshot", "pipeline", "compare", "rankcorr", "report", "nn", "study")
 #: Top-level modules that belong to a plugin or to the command line, not to the generic core.
-NOT_CORE = {"cli.py", "testing.py", "__main__.py"}
+NOT_CORE = {"cli.py", "__main__.py"}
 MAX_LINES = 400
 MAX_FUNCTION_LINES = 80
 #: Source folder -> the package it is installed as (pyproject.toml's package-dir).

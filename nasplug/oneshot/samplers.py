@@ -13,7 +13,7 @@ makes its first path the teacher of the others (:class:`PathLosses`).
 from __future__ import annotations
 
 import random
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import Field
 
@@ -22,6 +22,15 @@ from nasplug.errors import NasplugError
 from nasplug.oneshot.seeds import derive_seed
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
+
+
+class ArchSampler(Protocol):
+    """What the training loop calls: ``sampler(step) -> archs``; ``distill`` says whether the
+    first arch of each step teaches the others (in-place distillation)."""
+
+    distill: bool
+
+    def __call__(self, step: int) -> list[Arch]: ...
 
 
 class UniformSampler:
@@ -126,7 +135,7 @@ class PathLosses:
 SAMPLERS: dict[str, type[Any]] = {"uniform": UniformSampler, "fair": FairSampler, "sandwich": SandwichSampler}
 
 
-def build_sampler(spec: Any, space: SearchSpace, seed: int) -> Any:
+def build_sampler(spec: Any, space: SearchSpace, seed: int) -> ArchSampler:
     """The sampler ``spec`` names (a name, or a component with its settings); NasplugError
     listing the known ones or naming the bad setting."""
     name = spec if isinstance(spec, str) else spec.name

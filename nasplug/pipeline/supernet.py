@@ -92,7 +92,7 @@ class SupernetStage(Stage):
     def check(self, ctx: RunContext) -> None:
         cfg = ctx.recipe.supernet_config()
         sampler = build_sampler(cfg.sampler, ctx.space, 0)
-        if getattr(sampler, "distill", False) and ctx.recipe.task is not None and not ctx.task.distillation:
+        if sampler.distill and ctx.recipe.task is not None and not ctx.task.distillation:
             raise NasplugError(f"supernet.sampler.distill: task {ctx.task.name!r} has no in-place distillation; "
                                "set distill: false (the sandwich rule without a teacher)")
         if cfg.split is not None and not 1 <= split_steps(cfg) < cfg.steps:
