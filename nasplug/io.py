@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,35 @@ from typing import IO, Any
 from nasplug.errors import WriteFailed
 
 log = logging.getLogger(__name__)
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc where it can be, so no thread sees it changed)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def shareable(path: str | os.PathLike[str]) -> None:
+    """Give a file or folder made by :mod:`tempfile` (0600 / 0700 whatever the umask) the mode
+    ``open`` / ``mkdir`` would have given it: 0644 / 0755 under umask 022. A written model or
+    run can then be served and shared as any other file."""
+    full = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, full & ~_umask())
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str, suffix: str = "") -> Path:
+    """``tempfile.mkdtemp`` in ``parent`` with the umask's folder mode (see :func:`shareable`)."""
+    tmp = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent)
+    shareable(tmp)
+    return Path(tmp)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
@@ -32,6 +63,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would keep the file from anyone else
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -67,6 +99,30 @@ def _fsync_dir(folder: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return atomic_write(path, lambda fh: fh.write(data))
+
+
+#: What a write killed half-way leaves (never a finished file): ``.NAME.XXXX.tmp`` (a temp file
+#: of :func:`atomic_write`, a checkpoint folder being written), ``.NAME.tmp-XXXX`` (a tokenizer
+#: being saved), ``.NAME.old-PID`` (a tokenizer being replaced).
+LEFTOVER = re.compile(r"^\..+(\.tmp|\.tmp-[A-Za-z0-9_]+|\.old-[0-9]+)$")
+
+
+def remove_leftovers(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove what killed writes left anywhere under ``root`` (see :data:`LEFTOVER`); returns
+    what was removed. Called when a run resumes, before anything writes into it."""
+    removed: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        for name in [d for d in dirs if LEFTOVER.match(d)]:
+            shutil.rmtree(Path(folder, name), ignore_errors=True)
+            dirs.remove(name)
+            removed.append(Path(folder, name))
+        for name in files:
+            if LEFTOVER.match(name):
+                Path(folder, name).unlink(missing_ok=True)
+                removed.append(Path(folder, name))
+    if removed:
+        log.info("removed %d file(s) left by an interrupted write under %s", len(removed), root)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -89,3 +89,38 @@ def test_a_full_disk_is_one_clear_error_that_is_still_an_oserror(tmp_path: Path,
     with pytest.raises(WriteFailed, match="model.safetensors: cannot write it .*File too large"):
         checkpoint.save_weights(torch.nn.Linear(2, 2), tmp_path / "model.safetensors")
     assert not [p for p in tmp_path.iterdir() if "safetensors" in p.name], "no temp file is left behind"
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for a test, restoring it afterwards."""
+    import os
+
+    old = os.umask(0o022)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                        (0o002, 0o664, 0o775)])
+def test_written_files_and_folders_get_the_umask_modes(tmp_path: Path, umask, mask, file_mode, dir_mode) -> None:
+    """tempfile makes 0600 files and 0700 folders: what nasplug writes through it (atomic writes,
+    weights, checkpoints, tokenizers) gets the modes open() and mkdir() would have given."""
+    import torch
+
+    from nasplug.io import atomic_write_text, make_temp_dir
+    from nasplug.oneshot.checkpoint import save_checkpoint, save_weights
+    from nasplug.text.tokenizer import save_tokenizer, train_tokenizer
+
+    umask(mask)
+    assert atomic_write_text(tmp_path / "a.json", "{}").stat().st_mode & 0o777 == file_mode
+    assert make_temp_dir(tmp_path, prefix=".x.").stat().st_mode & 0o777 == dir_mode
+    layer = torch.nn.Linear(2, 2)
+    assert save_weights(layer, tmp_path / "w.safetensors").stat().st_mode & 0o777 == file_mode
+    folder = save_checkpoint(tmp_path / "ckpt", 1, layer, {"optimizer": {}})
+    assert folder.stat().st_mode & 0o777 == dir_mode
+    assert all(p.stat().st_mode & 0o777 == file_mode for p in folder.iterdir())
+    tok = train_tokenizer(["the cat sat on the mat", "a dog ran"] * 20, 60)
+    saved = save_tokenizer(tok, tmp_path / "tok")
+    assert saved.stat().st_mode & 0o777 == dir_mode
+    assert all(p.stat().st_mode & 0o777 == file_mode for p in saved.iterdir())

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from nasplug.errors import NasplugError
-from nasplug.glue._io import write_bytes_atomic, write_text_atomic
 from nasplug.glue.tasks import TEST_SIZES, GlueTask, get_task
+from nasplug.io import atomic_write, atomic_write_text
 
 __all__ = ["SUBMISSION_FILES", "submission_names", "write_submission"]
 
@@ -112,7 +112,7 @@ def write_submission(predictions_by_task: Mapping[str, Any], out_dir: str | os.P
     files: dict[str, dict[str, Any]] = {}
     for name in SUBMISSION_FILES:  # a fixed order, so the zip is reproducible
         if name in rows:
-            path = write_text_atomic(out / f"{name}.tsv", rows[name])
+            path = atomic_write_text(out / f"{name}.tsv", rows[name])
             files[name] = {"path": str(path), "rows": counts[name]}
     missing = [name for name in SUBMISSION_FILES if name not in rows]
     if missing:
@@ -126,7 +126,7 @@ def write_submission(predictions_by_task: Mapping[str, Any], out_dir: str | os.P
                 info = zipfile.ZipInfo(f"{name}.tsv", date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(info, rows[name])
-        zip_path = str(write_bytes_atomic(out / zip_name, buf.getvalue()))
+        zip_path = str(atomic_write(out / zip_name, lambda fh: fh.write(buf.getvalue())))
     return {"out_dir": str(out), "files": files, "missing": missing,
             "status": "partial" if missing else "ok", "zip": zip_path}
 

@@ -34,7 +34,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from nasplug.errors import NasplugError, UnloadableWeights, WriteFailed
-from nasplug.io import atomic_write, atomic_write_json
+from nasplug.io import atomic_write, atomic_write_json, make_temp_dir, shareable
 from nasplug.resume import RESUME
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str], metadata: dict
         # "format": "pt" lets transformers' from_pretrained read the file as it is
         save_model(module, tmp, metadata={"format": "pt", **(metadata or {})})
         _sort_metadata(Path(tmp))
+        shareable(tmp)
         _fsync(Path(tmp))
         os.replace(tmp, path)
     except (OSError, SafetensorError) as exc:  # a full disk reaches us as either
@@ -209,7 +210,7 @@ def save_checkpoint(root: str | os.PathLike[str], step: int, module: nn.Module, 
     except NasplugError:
         history = []  # a damaged index: the new checkpoint starts a new one
     name = f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+    tmp = make_temp_dir(root, prefix=f".{name}.", suffix=".tmp")
     try:
         save_weights(module, tmp / WEIGHTS, metadata={"step": str(step)})
         try:

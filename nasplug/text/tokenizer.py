@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasplug.errors import NasplugError
-from nasplug.io import fsync_dir
+from nasplug.io import fsync_dir, make_temp_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -263,7 +262,7 @@ def _staged(tokenizer: PreTrainedTokenizerBase, out: Path) -> Path:
     """``tokenizer`` saved and fsynced into a fresh temporary folder beside ``out`` (removed
     again if saving fails); the caller renames it into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.tmp-")
     try:
         tokenizer.save_pretrained(str(tmp))
         _fsync_tree(tmp)

@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 
 from nasplug.errors import NasplugError
-from nasplug.io import atomic_write_json
+from nasplug.io import atomic_write_json, make_temp_dir
 from nasplug.spaces.lvbert import LVBertConfig, LVBertForMaskedLM, LVBertForPreTraining
 from nasplug.spaces.lvbert.official_map import (
     EncoderPlan,
@@ -165,7 +164,7 @@ def import_official(
     for target, model in zip(targets, (models.discriminator, models.generator)):
         if model is None:
             continue
-        partial = Path(tempfile.mkdtemp(dir=out, prefix=f".{target.name}.partial-"))
+        partial = make_temp_dir(out, prefix=f".{target.name}.partial-")
         try:
             model.save_pretrained(partial)
             if target.exists():
