@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
-from nasplug.io import atomic_write_json, atomic_write_text
+from nasplug.io import atomic_write_json, atomic_write_text, remove_leftovers
 from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext, with_objectives
 from nasplug.pipeline.identity import check_run_dir, has_run
@@ -77,6 +77,8 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
     if fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds (rank 0 writes)
         distributed.on_main(_start_run, run_dir, recipe)
+    else:  # temp files of writes a kill cut short: nothing reads them, so they would stay forever
+        distributed.on_main(remove_leftovers, run_dir)
     try:
         for stage in wanted:
             _run_stage(ctx, stage, explicit=stages is not None, main=main)

@@ -68,6 +68,35 @@ def test_a_kill_during_the_export_is_redone_on_resume_without_training(tmp_path:
     assert len(summary["runs"]) == 2 and "test_acc" in summary["mean"]
 
 
+def test_a_sigkill_inside_a_write_leaves_no_temp_file_after_the_resume(tmp_path: Path, monkeypatch) -> None:
+    """SIGKILL during the export's atomic write of config.json leaves ``.config.json.XXXX.tmp``
+    (no cleanup code runs); the resume removes it and finishes the export."""
+    import signal
+
+    import nasplug.pipeline.retrain as retrain
+    from nasplug.io import atomic_write
+
+    out = tmp_path / "run"
+
+    def killed(ctx, name, arch, model, folder, seeds):
+        atomic_write(folder / "config.json", lambda fh: (fh.write(b"{"), os.kill(os.getpid(), signal.SIGKILL)))
+
+    pid = os.fork()
+    if pid == 0:  # the child runs until the kill
+        try:
+            monkeypatch.setattr(retrain, "export_folder", killed)
+            run_recipe(tiny(), out, stages=["retrain"], progress=False)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    first = out / "retrain" / "found" / "seed-0"
+    assert [p.name for p in first.glob(".config.json.*.tmp")], "the kill should leave the temp file"
+    run_recipe(tiny(), out, resume=True, stages=["retrain"], progress=False)
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")], "a temp file outlived the resume"
+    assert (first / "export.json").is_file()
+
+
 @pytest.fixture(scope="module")
 def retrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("retrain") / "run"
