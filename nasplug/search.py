@@ -211,6 +211,9 @@ def search(
 def _run(loop: _Loop, budget: int, archs_per_ask: int, log_path: str | os.PathLike[str] | None,
          resume: bool) -> None:
     pending: list[Arch] = []
+    if log_path is not None and Path(log_path).exists() and not Path(log_path).is_file():
+        raise NasplugError(f"{log_path}: the search log is not a file; nasplug writes it as one: move it aside "
+                           "(or delete it to search again from the start)")
     if log_path is not None and TrialLog(log_path).exists():
         if not resume:
             raise NasplugError(

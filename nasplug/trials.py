@@ -24,7 +24,7 @@ from typing import Any
 
 from nasplug.arch import Arch, arch_key
 from nasplug.errors import NasplugError
-from nasplug.io import JsonlLineError, read_jsonl
+from nasplug.io import JsonlLineError, append_jsonl, read_jsonl
 
 #: Statuses a trial can have. Only "ok" and "cached" carry a score and count toward budget.
 STATUSES = ("ok", "cached", "rejected", "failed")
@@ -138,8 +138,4 @@ class TrialLog:
 
     def append(self, trial: Trial) -> None:
         """Write one trial durably (flush + fsync) before the strategy hears of it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(trial.to_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path, asdict(trial))  # the bytes of to_json(); a refused write is WriteFailed

@@ -120,6 +120,14 @@ def test_a_full_disk_during_a_run_is_one_line(capsys, monkeypatch, tmp_path):
     assert "cannot write it (No space left on device); free disk space" in err
 
 
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_search_log_that_is_a_folder_is_one_line(capsys, tmp_path, resume):
+    out = tmp_path / "run"
+    (out / "trials.jsonl").mkdir(parents=True)
+    err = one_line_error(capsys, ["-q", "run", write(tmp_path, GOOD), "--out", str(out), *(["--resume"] * resume)])
+    assert ("trials.jsonl: the search log is not a file" if resume else "has a run in it already") in err
+
+
 def test_run_list_show(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["-q", "run", write(tmp_path, GOOD), "--out", str(out)]) == 0

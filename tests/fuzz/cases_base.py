@@ -42,7 +42,9 @@ TOY: dict[str, Any] = {
 #: `nasplug compare` arguments of the shared comparison (after the recipe).
 COMPARE_ARGS = ("--strategies", "random", "evolution", "--seeds", "2", "--budget", "12")
 
-Transform = bytes | None | Callable[[bytes], bytes]
+#: A damage that replaces the file with an empty folder of the same name.
+FOLDER = "folder"
+Transform = bytes | str | None | Callable[[bytes], bytes]
 DELETE = object()
 
 

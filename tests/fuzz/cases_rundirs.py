@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cases_base import (
+    FOLDER,
     RANK_CORR,
     RESUME_TINY,
     RESUME_TOY,
@@ -94,6 +95,11 @@ def trials_logs() -> list[Case]:
     cases.append(Case("trials-torn-0", RESUME_TOY, base="toy_unsearched", damage=(("trials.jsonl", torn),),
                       contract="repaired"))
     cases.append(Case("trials-torn-1", SHOW, base="toy_run", damage=(("trials.jsonl", torn),), contract="read-only"))
+    # a folder where the log should be: one line on resume, shown without a search by show
+    cases.append(Case("trials-folder-0", RESUME_TOY, r"trials\.jsonl: the search log is not a file",
+                      base="toy_unsearched", damage=(("trials.jsonl", FOLDER),)))
+    cases.append(Case("trials-folder-1", SHOW, base="toy_run", damage=(("trials.jsonl", FOLDER),),
+                      contract="read-only"))
     # only blank lines: refused, or treated as an empty log that the run redoes exactly
     cases.append(Case("trials-blank-0", RESUME_TOY, r"trials\.jsonl", base="toy_unsearched",
                       damage=(("trials.jsonl", b"\n\n\n\n"),), contract="repaired-or-refused"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cases_base import FOLDER
 from conftest import copy_base
 from fuzzcases import CASES, TINY_RECIPE, Case, heavy, subprocess_sample
 from fuzzkit import Outcome, assert_refused, changes, fingerprint, run_inprocess, run_subprocess
@@ -94,6 +95,9 @@ def prepare(case: Case, request: pytest.FixtureRequest, folder: Path, base_env: 
                 prep.originals[path] = path.read_bytes()
                 if transform is None:
                     path.unlink()
+                elif transform == FOLDER:
+                    path.unlink()
+                    path.mkdir()
                 elif isinstance(transform, bytes):
                     path.write_bytes(transform)
                 else:
