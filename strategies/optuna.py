@@ -26,12 +26,17 @@ since a sampler may propose the same arch twice), and four policies:
   the sampler is asked again, up to ``max_tries`` times; the last try is returned as it
   is, so the search loop rejects it and the search cannot hang on a space the sampler
   cannot satisfy.
-* **Study names on a storage**: resume replays the log into a *fresh* strategy, so the
-  study must start empty (loading an existing one would show the sampler the old trials
-  twice and change its proposals). Without ``study_name`` Optuna picks a unique name each
-  time; with one, the first free name among ``study_name``, ``study_name-2``, ... is used.
-  An existing study is never loaded, changed or deleted: after a resume the storage holds
-  the interrupted study as it was and a new one with the full history.
+* **The study on a storage**: the sampler works on a study in memory (resume replays the
+  log into a *fresh* strategy, which must not see the old trials twice), and every finished
+  trial is copied to the ``storage`` study (same directions, values and user attributes),
+  created when the first trial finishes (a strategy built only to check a recipe creates
+  nothing). With ``study_name``, a resumed search finds its study again: the trials it holds
+  are the first ones of the replay (checked: parameters, state and values), so they are not
+  copied twice, and the new ones are added to it, as adding trials to an Optuna study does. A
+  study of that name holding other trials is another search's: it is left as it is, and the
+  first free name among ``study_name-2``, ``study_name-3``, ... gets this search's trials.
+  Without ``study_name`` Optuna picks a unique name (a resumed search then writes a new study
+  with the whole history).
 
 Determinism: the sampler gets ``seed``, and a seeded Optuna sampler proposes the same
 parameters for the same sequence of asks and tells (TPE, random, NSGA-II, QMC, brute
@@ -115,10 +120,12 @@ class OptunaStrategy(Strategy):
         self.max_tries = max_tries
         self.distributions = {key: CategoricalDistribution(list(options)) for key, options in space.choices().items()}
         self.sampler = _build_sampler(sampler, seed, dict(sampler_kwargs or {}), space)
-        # the study's name is chosen (and an unusable storage refused) when the strategy is built
-        self.storage = storage
-        self.study_name = _free_name(storage, study_name) if storage is not None else study_name
-        self._study: optuna.Study | None = None
+        self.storage, self.study_name = storage, study_name
+        self._study: optuna.Study | None = None  # in memory: what the sampler reads
+        self.published = None
+        if storage is not None:
+            _study_names(storage)  # an unusable storage fails now, before anything trains
+            self.published = _Published(storage, study_name)
         self.pending: dict[str, deque[Trial]] = {}
         self.observed: dict[str, dict[str, float]] = {}  # arch key -> metrics, until told
         self.finished = False  # the sampler stopped the study (grid / brute force exhausted)
@@ -132,13 +139,16 @@ class OptunaStrategy(Strategy):
 
     @property
     def study(self) -> optuna.Study:
-        """The study, created at first use with one direction per objective."""
+        """The sampler's study (in memory), created at first use with one direction per
+        objective; the storage's study gets the same directions."""
         if self._study is None:
+            directions = [o.direction for o in self.objectives]
             with quiet("optuna"):
-                self._study = _create_study(self.sampler, self.storage, self.study_name,
-                                            [o.direction for o in self.objectives])
+                self._study = optuna.create_study(directions=directions, sampler=self.sampler)
+            if self.published is not None:
+                self.published.directions = directions
             log.debug("optuna strategy: %s, study %r on %s", type(self.sampler).__name__,
-                      self._study.study_name, self.storage or "memory")
+                      self.study_name, self.storage or "memory")
         return self._study
 
     def ask(self, n: int = 1) -> list[Arch]:
@@ -218,6 +228,7 @@ class OptunaStrategy(Strategy):
                 state=TrialState.FAIL if failed else TrialState.COMPLETE,
                 user_attrs={k: v if math.isfinite(v) else None for k, v in metrics.items()},
             ))
+            self._publish(self.study.trials[-1].number)
             log.debug("optuna added a finished trial for an arch it did not propose")
 
     def _active_params(self, arch: Arch) -> dict[str, Any]:
@@ -230,12 +241,14 @@ class OptunaStrategy(Strategy):
         return {k: v for k, v in self.space.canonical(arch).items() if flags[k]}
 
     def _finish(self, trial: Trial, values: list[float] | None) -> None:
-        """``study.tell``: the values (one number for one objective), or FAIL for None."""
+        """``study.tell``: the values (one number for one objective), or FAIL for None; then
+        the trial is copied to the storage."""
         try:
             if values is None:
                 self.study.tell(trial, state=TrialState.FAIL)
             else:
                 self.study.tell(trial, values[0] if len(values) == 1 else values)
+            self._publish(trial.number)
         except RuntimeError as exc:
             # Grid and brute-force samplers call study.stop() once every combination was
             # tried; outside study.optimize() that raises, after the trial was stored. It
@@ -243,7 +256,64 @@ class OptunaStrategy(Strategy):
             if "Study.stop" not in str(exc):
                 raise
             log.debug("optuna sampler %s has tried every arch", type(self.sampler).__name__)
+            self._publish(trial.number)
             self.finished = True
+
+    def _publish(self, number: int) -> None:
+        if self.published is not None:
+            self.published.add(self.study.get_trials(deepcopy=False)[number])
+
+
+class _Published:
+    """The study on the user's storage that receives a copy of every finished trial (see the
+    module docstring): opened when the first trial finishes."""
+
+    def __init__(self, storage: str, study_name: str | None) -> None:
+        self.storage, self.name = storage, study_name
+        self.directions: list[str] = ["maximize"]  # the sampler's study sets them when it is made
+        self.study: optuna.Study | None = None
+        self.stored: list[optuna.trial.FrozenTrial] = []  # the opened study's finished trials, in order
+        self.sent: list[optuna.trial.FrozenTrial] = []  # this search's finished trials, in order
+
+    def add(self, trial: optuna.trial.FrozenTrial) -> None:
+        index = len(self.sent)
+        self.sent.append(trial)
+        with quiet("optuna"):
+            if self.study is None:
+                self.study, self.stored = self._open()
+            if self.study is None or (index < len(self.stored) and not _same(self.stored[index], trial)):
+                self._move_to_a_fresh_study()  # the named study holds another search's trials
+            elif index >= len(self.stored):
+                self.study.add_trial(trial)
+            # else a resumed search: the study holds this trial already
+
+    def _open(self) -> tuple[optuna.Study | None, list[optuna.trial.FrozenTrial]]:
+        """The named study and its finished trials if the storage has it (None when its
+        directions are not this search's: another search's), else a new study."""
+        if self.name is not None and self.name in _study_names(self.storage):
+            study = optuna.load_study(study_name=self.name, storage=self.storage,
+                                      sampler=optuna.samplers.RandomSampler(seed=0))
+            if [d.name.lower() for d in study.directions] != self.directions:
+                return None, []
+            return study, [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        return _create_study(self.storage, self.name, self.directions), []
+
+    def _move_to_a_fresh_study(self) -> None:
+        """The named study holds another search's trials: leave it, and copy this search's to
+        the first free ``name-N``."""
+        taken = set(_study_names(self.storage))
+        suffix = 2
+        while f"{self.name}-{suffix}" in taken:
+            suffix += 1
+        log.info("optuna study %r in %s holds another search's trials; this search writes to %r", self.name,
+                 self.storage, f"{self.name}-{suffix}")
+        self.study = _create_study(self.storage, f"{self.name}-{suffix}", self.directions)
+        self.study.add_trials(self.sent)
+        self.stored = list(self.sent)
+
+
+def _same(a: optuna.trial.FrozenTrial, b: optuna.trial.FrozenTrial) -> bool:
+    return a.params == b.params and a.state == b.state and a.values == b.values
 
 
 def _build_sampler(name: str, seed: int, kwargs: dict[str, Any], space: SearchSpace) -> optuna.samplers.BaseSampler:
@@ -268,30 +338,18 @@ def _build_sampler(name: str, seed: int, kwargs: dict[str, Any], space: SearchSp
         raise NasplugError(f"strategy.sampler_kwargs: {name}: {exc}") from None
 
 
-def _free_name(storage: str, study_name: str | None) -> str | None:
-    """``study_name``, or the first of ``study_name-2``, ``-3``, ... not on ``storage``."""
-    if study_name is None:
-        return None
+def _study_names(storage: str) -> list[str]:
     try:
-        existing = set(optuna.get_all_study_names(storage))
+        return optuna.get_all_study_names(storage)
     except Exception as exc:
         raise NasplugError(f"strategy.storage: cannot open {storage!r} ({exc})") from None
-    name, suffix = study_name, 1
-    while name in existing:
-        suffix += 1
-        name = f"{study_name}-{suffix}"
-    if name != study_name:
-        log.info("optuna study %r exists in %s; starting a fresh study %r", study_name, storage, name)
-    return name
 
 
-def _create_study(sampler: optuna.samplers.BaseSampler, storage: str | None, study_name: str | None,
-                  directions: list[str]) -> optuna.Study:
-    """A new, empty study named ``study_name`` (a free name); never loads an existing one
-    (that would break replay)."""
+def _create_study(storage: str, name: str | None, directions: list[str]) -> optuna.Study:
+    """A new, empty study on the storage (it only stores trials: a plain sampler)."""
     try:
-        return optuna.create_study(directions=directions, sampler=sampler, storage=storage, study_name=study_name,
-                                   load_if_exists=False)
+        return optuna.create_study(directions=directions, storage=storage, study_name=name, load_if_exists=False,
+                                   sampler=optuna.samplers.RandomSampler(seed=0))
     except (ValueError, ImportError, optuna.exceptions.OptunaError) as exc:
         raise NasplugError(f"strategy.storage: cannot create a study in {storage!r} ({exc})") from None
 

@@ -146,20 +146,37 @@ def test_bad_sampler_arguments_name_the_field(space, kwargs, match):
         OptunaStrategy(space, sampler_kwargs=kwargs)
 
 
-def test_sqlite_storage_holds_the_study_and_a_resume_gets_a_fresh_one(space, tmp_path):
+def test_sqlite_storage_holds_the_study_and_a_resume_continues_it(space, tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    OptunaStrategy(space, seed=1, storage=url, study_name="toy")  # built to check a recipe: creates nothing
+    assert optuna.get_all_study_names(url) == []
     first = OptunaStrategy(space, seed=1, storage=url, study_name="toy")
     keys = drive(first, space, rounds=2, batch=3, fail_every=3)  # sqlite: ~0.2 s per ask here
     stored = optuna.load_study(study_name="toy", storage=url)
     assert len(stored.trials) == 6
     assert sum(t.state == TrialState.FAIL for t in stored.trials) == 2
     assert [arch_key(t.params) for t in stored.trials] == keys
-    # Built again (as on resume), it starts a new study and proposes the same archs again.
+    # Built again (as on resume) and replayed, it continues the same study: no copy twice
     again = OptunaStrategy(space, seed=1, storage=url, study_name="toy")
-    assert again.study.study_name == "toy-2"
-    assert drive(again, space, rounds=2, batch=3, fail_every=3) == keys
-    assert len(optuna.load_study(study_name="toy", storage=url).trials) == 6  # untouched
-    assert drive(OptunaStrategy(space, seed=1), space, rounds=2, batch=3, fail_every=3) == keys  # = in memory
+    more = drive(again, space, rounds=3, batch=3, fail_every=3)
+    assert more[:6] == keys
+    assert optuna.get_all_study_names(url) == ["toy"]
+    assert [arch_key(t.params) for t in optuna.load_study(study_name="toy", storage=url).trials] == more
+    assert drive(OptunaStrategy(space, seed=1), space, rounds=3, batch=3, fail_every=3) == more  # = in memory
+
+
+def test_a_study_of_another_search_is_left_alone(space, tmp_path):
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    other = drive(OptunaStrategy(space, seed=1, storage=url, study_name="toy"), space, rounds=1, batch=3)
+    ours = drive(OptunaStrategy(space, seed=2, storage=url, study_name="toy"), space, rounds=2, batch=3)
+    assert sorted(optuna.get_all_study_names(url)) == ["toy", "toy-2"]
+    assert [arch_key(t.params) for t in optuna.load_study(study_name="toy", storage=url).trials] == other
+    assert [arch_key(t.params) for t in optuna.load_study(study_name="toy-2", storage=url).trials] == ours
+
+
+def test_an_unusable_storage_is_one_line_when_the_strategy_is_built(space, tmp_path):
+    with pytest.raises(NasplugError, match="strategy.storage: cannot open"):
+        OptunaStrategy(space, storage=f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}", study_name="x")
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -246,3 +263,40 @@ def test_two_objectives_make_a_multi_objective_study(space, tmp_path, name):
         assert trial.values == [metrics["score"], metrics["params"]] and trial.user_attrs == metrics
     best = {arch_key(t.params) for t in stored.best_trials}  # Optuna's own front is the run's front
     assert best == {t.key for t in result.front()}
+
+
+def test_a_run_and_its_resumes_keep_one_study_that_holds_the_log(tmp_path, capsys):
+    """`nasplug run` builds the strategy twice (the recipe check, the search) and each resume
+    again: the storage must still hold one study, ``t``, with exactly the run's trials."""
+    import json
+
+    from nasplug.cli import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"""name: t
+seed: 0
+space: {{name: toy, slots: 6}}
+evaluator: {{name: toy}}
+search: {{strategy: {{name: optuna, storage: "{url}", study_name: t}}, budget: 12, batch_size: 4}}
+""")
+    out = tmp_path / "run"
+
+    def stored_keys():
+        assert optuna.get_all_study_names(url) == ["t"]
+        return [arch_key(t.params) for t in optuna.load_study(study_name="t", storage=url).trials]
+
+    def logged_keys():
+        return [arch_key(json.loads(line)["arch"]) for line in (out / "trials.jsonl").read_text().splitlines()]
+
+    assert main(["-q", "run", str(recipe), "--out", str(out)]) == 0
+    assert stored_keys() == logged_keys() and len(logged_keys()) == 12
+    assert main(["-q", "run", str(recipe), "--out", str(out), "--resume"]) == 0  # the search is done: skipped
+    assert stored_keys() == logged_keys()
+    # interrupted after 7 trials (the study got them all: a trial is logged before it is told)
+    log = (out / "trials.jsonl").read_text().splitlines(keepends=True)
+    (out / "trials.jsonl").write_text("".join(log[:7]))
+    (out / "stages" / "search.json").unlink()
+    assert main(["-q", "run", str(recipe), "--out", str(out), "--resume"]) == 0
+    assert stored_keys() == logged_keys() and "".join(log) == (out / "trials.jsonl").read_text()
+    capsys.readouterr()
