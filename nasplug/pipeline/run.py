@@ -74,6 +74,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     preflight(ctx, wanted)  # every model the stages build fits its task, before anything is written
     fresh = not has_run(run_dir)
     created = not run_dir.exists()
+    extended = set() if fresh else _extended(ctx, wanted)
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
     if fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds (rank 0 writes)
         distributed.on_main(_start_run, run_dir, recipe)
@@ -81,7 +82,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         distributed.on_main(remove_leftovers, run_dir)
     try:
         for stage in wanted:
-            _run_stage(ctx, stage, explicit=stages is not None, main=main)
+            _run_stage(ctx, stage, explicit=stages is not None, main=main, extend=stage.name in extended)
     except NasplugError:
         if main and fresh:
             _forget_untouched(run_dir, created)
@@ -154,15 +155,33 @@ def _wanted(recipe: Recipe, stages: Sequence[str] | None) -> list[Stage]:
     return wanted
 
 
-def _run_stage(ctx: RunContext, stage: Stage, explicit: bool, main: bool) -> None:
+def _extended(ctx: RunContext, wanted: list[Stage]) -> set[str]:
+    """The finished stages the resumed recipe asks more of (:meth:`Stage.extends`); each must
+    be among the stages that run."""
+    names = {s.name for s in wanted}
+    extended = set()
+    for stage in (get_stage(n) for n in ORDER):
+        if not stage.applies(ctx.recipe) or not stage.extends(ctx):
+            continue
+        if stage.name not in names:
+            raise NasplugError(f"--stages: the recipe asks for more of the finished {stage.name!r} stage than it did; "
+                               f"add {stage.name} to --stages (or leave --stages out)")
+        extended.add(stage.name)
+    return extended
+
+
+def _run_stage(ctx: RunContext, stage: Stage, explicit: bool, main: bool, extend: bool = False) -> None:
     from nasplug import distributed
 
     name = stage.name
-    if ctx.layout.stage_done(name) and name != "report" and not (explicit and stage.incremental):
+    if ctx.layout.stage_done(name) and name != "report" and not (explicit and stage.incremental) and not extend:
         log.info("stage %s: done already, skipped", name)
         return
     if not main and not stage.multi_process:
         return  # fine-tuning and the report run on rank 0 alone
+    if extend:  # not finished until it has done the more it is asked for (a kill leaves it unfinished)
+        log.info("stage %s: finished before; the recipe asks for more", name)
+        distributed.on_main(ctx.layout.stage_file(name).unlink, missing_ok=True)
     log.info("stage %s: starting", name)
     t0 = time.perf_counter()
     summary: dict[str, Any] = stage.run(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nasplug.errors import NasplugError
 from nasplug.evaluate import Closeable
 from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
@@ -14,7 +15,7 @@ from nasplug.pipeline.evaluator_plugin import evaluator_plugin
 from nasplug.pipeline.stage import RunView, Section, Stage
 from nasplug.progress import progress_bar
 from nasplug.search import SearchResult, search
-from nasplug.trials import Trial
+from nasplug.trials import Trial, TrialLog
 
 
 def write_search_plots(result: SearchResult, space: Any, run_dir: Any, top_k: int = 20) -> None:
@@ -87,6 +88,31 @@ class SearchStage(Stage):
         # rank 0 holds the result and writes it; a failed write stops every rank
         return distributed.on_main(_write_outputs, result, space, cfg, ctx.run_dir) or {}
 
+    def extends(self, ctx: RunContext) -> bool:
+        """A larger ``search.budget`` continues a finished search from its log (as adding trials
+        to an Optuna study does); a budget below the trials scored already is refused."""
+        budget = ctx.recipe.search.budget
+        record = ctx.layout.read_stage(self.name)
+        summary = record.get("summary") if isinstance(record, dict) else None
+        if isinstance(summary, dict):
+            scored = _count(summary.get("ok")) + _count(summary.get("cached"))
+            searched_for = _count(summary.get("budget"), default=scored)  # stops early: the strategy ran out
+        else:
+            scored = sum(t.scored for t in TrialLog(ctx.layout.trials).read()) if ctx.layout.trials.is_file() else 0
+            searched_for = budget
+        if budget < scored:
+            raise NasplugError(f"search.budget: {budget} is below the {scored} architectures the search in "
+                               f"{ctx.run_dir} has scored already; a search is extended, never cut: set it to at least "
+                               f"{scored} (or use --out for a new run)")
+        if record is None or budget <= searched_for:
+            return False
+        found = ctx.layout.retrain("found")
+        if ctx.recipe.retrain is not None and found.exists():
+            raise NasplugError(f"search.budget: {budget} would extend the finished search ({scored} scored), but its "
+                               f"best architecture was retrained already ({found}) and a longer search may find "
+                               "another: search longer in a new run (--out)")
+        return True
+
     def report(self, view: RunView) -> Section:
         from nasplug.report.sections import search_section
 
@@ -102,10 +128,15 @@ def _write_outputs(result: SearchResult, space: Any, cfg: Any, run_dir: Path) ->
     counts = {s: sum(t.status == s for t in result.trials) for s in ("ok", "cached", "rejected", "failed")}
     best = result.best
     summary = {"trials": len(result.trials), **counts, "best_score": None if best is None else best.score,
-               "best_arch": None if best is None else space.format(best.model_arch)}
+               "best_arch": None if best is None else space.format(best.model_arch), "budget": cfg.budget}
     if len(result.objectives) > 1 and result.scored:
         from nasplug.report.front import write_front
 
         front = write_front(result, space.format, run_dir, cfg.reference_point)
         summary.update(front_size=len(front["front"]), hypervolume=front["hypervolume"])
     return summary
+
+
+def _count(value: Any, default: int = 0) -> int:
+    """A count from a stage record (written by this module; anything else counts as ``default``)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default

@@ -91,6 +91,13 @@ class Stage:
         each task what its model lacks (:mod:`nasplug.pipeline.preflight`). Default: none."""
         return {}
 
+    def extends(self, ctx: RunContext) -> bool:
+        """Called on ``--resume`` for every stage that applies, before any stage runs: True when
+        the stage finished but the recipe now asks for more of it (the search: a larger budget),
+        so it runs again and adds what is missing. Raises NasplugError when the recipe asks for
+        less than the stage did already. Default: False."""
+        return False
+
     def report(self, view: RunView) -> Section:
         """This stage's section of ``report.md``, read from the run directory only."""
         return [], ""
