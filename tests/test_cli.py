@@ -128,6 +128,22 @@ def test_a_search_log_that_is_a_folder_is_one_line(capsys, tmp_path, resume):
     assert ("trials.jsonl: the search log is not a file" if resume else "has a run in it already") in err
 
 
+HEAVY = ("torch", "numpy", "transformers", "optuna", "pydantic", "matplotlib", "datasets")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["run", "--help"], ["show", "--help"],
+                                  ["compare", "--help"], ["rank-corr", "--help"], ["study", "--help"],
+                                  ["import-official", "--help"], ["export", "--help"]])
+def test_help_and_version_import_nothing_heavy(argv):
+    """`nasplug --help` took seconds importing torch; the parser imports only what it needs."""
+    code = ("import sys, nasplug.cli\n"
+            f"try:\n    nasplug.cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "HEAVY []", done.stdout[-500:]
+
+
 def test_run_list_show(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["-q", "run", write(tmp_path, GOOD), "--out", str(out)]) == 0

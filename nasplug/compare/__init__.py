@@ -12,8 +12,19 @@ See :mod:`nasplug.compare.stats` for the statistics.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from nasplug.compare.cli import add_compare_parser, cmd_compare  # the CLI entry points, re-exported
-from nasplug.compare.comparison import ComparisonResult, compare
-from nasplug.compare.plan import resolve_strategies
+
+#: Imported when first used (torch, the search loop): building the CLI's parser imports this package.
+_LAZY = {"ComparisonResult": "nasplug.compare.comparison", "compare": "nasplug.compare.comparison",
+         "resolve_strategies": "nasplug.compare.plan"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["ComparisonResult", "add_compare_parser", "cmd_compare", "compare", "resolve_strategies"]

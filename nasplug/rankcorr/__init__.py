@@ -26,24 +26,28 @@ checked, nothing written), scores (:mod:`nasplug.rankcorr.scoring`) and writes
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nasplug.rankcorr.outputs import summary_lines, table, write_outputs
-from nasplug.rankcorr.plan import (
-    RankCorrPlan,
-    RankCorrRequest,
-    load_run_recipe,
-    plan_rank_corr,
-    sample_archs,
-    standalone_train_config,
-)
-from nasplug.rankcorr.scoring import Scores, score_plan, standalone_metrics
+if TYPE_CHECKING:
+    from nasplug.rankcorr.plan import RankCorrPlan
+    from nasplug.rankcorr.scoring import Scores
 
 log = logging.getLogger(__name__)
+
+#: Imported when first used (torch, the training loop): building the CLI's parser imports this package.
+_LAZY = {"summary_lines": "outputs", "table": "outputs", "write_outputs": "outputs", "load_run_recipe": "plan",
+         "sample_archs": "plan", "standalone_train_config": "plan", "standalone_metrics": "scoring"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int = 0, num_batches: int | None = None,
@@ -82,6 +86,10 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         NasplugError: no run directory, no trained supernet, N < 3, S < 1, a metric the
             objective has not, or an output folder that holds another experiment.
     """
+    from nasplug.rankcorr.outputs import write_outputs
+    from nasplug.rankcorr.plan import RankCorrRequest, plan_rank_corr
+    from nasplug.rankcorr.scoring import score_plan
+
     t0 = time.perf_counter()
     request = RankCorrRequest(
         Path(run_dir), archs, steps, seed=seed, num_batches=num_batches, resume=resume, progress=progress,

@@ -16,23 +16,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
-from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
-from nasplug.recipe import Recipe
-from nasplug.study.config import StudyRow
-from nasplug.study.plan import (
-    check_metric,
-    check_search_row,
-    parse_arch,
-    row_objectives,
-    search_setup,
-    study_config,
-    train_config,
-)
+
+if TYPE_CHECKING:  # the rest is imported when a study runs: building the CLI's parser imports this package
+    from nasplug.recipe import Recipe
+    from nasplug.study.config import StudyRow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +33,7 @@ def run_study(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, prog
     """Run (or continue) the study of ``recipe`` in ``run_dir``; return ``study.json``'s content."""
     from nasplug.pipeline import RunContext, run_recipe
     from nasplug.study.models import train_rows
+    from nasplug.study.plan import check_metric, check_search_row, parse_arch, study_config, train_config
     from nasplug.study.report import write_study
 
     run_dir = Path(run_dir)
@@ -64,6 +57,8 @@ def run_study(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, prog
 
 def _row_archs(ctx: Any, name: str, row: StudyRow) -> list[Arch]:
     """The archs of one row: the search's best, the fixed arch, or N random ones."""
+    from nasplug.study.plan import parse_arch
+
     if row.kind == "arch":
         return [parse_arch(ctx.space, row.arch or "", f"study.rows.{name}.arch")]
     if row.kind == "random":
@@ -75,8 +70,10 @@ def _row_archs(ctx: Any, name: str, row: StudyRow) -> list[Arch]:
 
 def _search_row(ctx: Any, name: str, row: StudyRow) -> Arch:
     """Search the row's sub-space with the run's supernet; the best arch (resumable)."""
+    from nasplug.io import atomic_write_json
     from nasplug.pipeline import build_constraints, build_evaluator, build_space, build_strategy
     from nasplug.search import search
+    from nasplug.study.plan import row_objectives, search_setup
 
     search_cfg, sub_spec = search_setup(ctx.recipe, row, name)
     sub = build_space(sub_spec, ctx.task if ctx.recipe.task is not None else None)  # as the run's space
