@@ -20,7 +20,7 @@ class ReportStage(Stage):
         from nasplug.report import render_report
 
         k = ctx.recipe.search.top_k if ctx.recipe.search else 10
-        text, table = render_report(ctx.run_dir, k=k)
+        text, table = render_report(ctx.run_dir, k=k, draw=True)
         atomic_write_text(ctx.layout.report, text)
         ctx.extras["report_table"] = table
         return {"report": ctx.layout.report.name}

@@ -38,13 +38,16 @@ Section = tuple[list[str], str]  # Markdown lines for report.md, and a table for
 @dataclass
 class RunView:
     """What a stage's report section reads: the run directory, its recipe (as stored), the
-    space and the task (None when they cannot be built) and how many top archs to list."""
+    space and the task (None when they cannot be built), how many top archs to list, and
+    whether the section may draw its plots into the run (the report stage) or only show the
+    ones there are (``nasplug show``, which never writes: a run may sit on a read-only share)."""
 
     run_dir: Path
     recipe: dict[str, Any]
     space: Any = None
     top_k: int = 10
     task: Any = None
+    draw: bool = False
 
     @property
     def layout(self) -> RunLayout:

@@ -49,13 +49,14 @@ def stage_table(run_dir: Path) -> str:
     return markdown_table(["stage", "wall time (s)"], rows) if rows else ""
 
 
-def render_report(run_dir: str | Path, k: int = 10) -> tuple[str, str]:
-    """(report.md text, the table printed in the terminal)."""
+def render_report(run_dir: str | Path, k: int = 10, draw: bool = False) -> tuple[str, str]:
+    """(report.md text, the table printed in the terminal). With ``draw`` the sections draw
+    their plots into the run (the report stage); without, nothing is written."""
     from nasplug.pipeline.stage import RunView, all_stages
 
     run_dir = Path(run_dir)
     recipe, _ = load_run(run_dir)
-    view = RunView(run_dir, recipe, _space(recipe), k, _task(recipe))
+    view = RunView(run_dir, recipe, _space(recipe), k, _task(recipe), draw=draw)
     parts = [f"# nasplug run: {recipe.get('name', run_dir.name)}", ""]
     if recipe.get("description"):
         parts += [str(recipe["description"]), ""]

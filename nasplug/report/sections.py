@@ -71,17 +71,26 @@ def supernet_section(view: Any) -> list[str]:
     if isinstance(split, dict):
         how += f", few-shot: split on {split.get('choice')} after {split.get('after', 0.5):.0%} of the steps"
     lines = [f"## Supernet training ({how})", ""]
-    if any(steps.values()):
-        plots.training_curves(steps, "loss", layout.plot(layout.SUPERNET_LOSS_PLOT), "supernet training loss")
+    if any(steps.values()) and _drawn(view, layout.SUPERNET_LOSS_PLOT, lambda path: plots.training_curves(
+            steps, "loss", path, "supernet training loss")):
         lines += [f"![supernet loss]({layout.SUPERNET_LOSS_PLOT})", ""]
     last = next((e[-1] for e in reversed(evals.values()) if e), None)
     if last is not None and key and metric:
-        plots.training_curves(evals, key, layout.plot(layout.SUPERNET_HELDOUT_PLOT), f"supernet held-out {metric}")
+        drawn = _drawn(view, layout.SUPERNET_HELDOUT_PLOT, lambda path: plots.training_curves(
+            evals, key, path, f"supernet held-out {metric}"))
         baseline = (last.get("baseline") or {}).get(metric) if isinstance(last.get("baseline"), dict) else None
         lines += [f"Held-out {metric} at step {last['step']} (mean over the fixed eval archs): {last[key]:.4f}"
-                  + (f" (trivial baseline {baseline:.4f})" if finite_number(baseline) else ""), "",
-                  f"![supernet held-out figure]({layout.SUPERNET_HELDOUT_PLOT})", ""]
+                  + (f" (trivial baseline {baseline:.4f})" if finite_number(baseline) else ""), ""]
+        lines += [f"![supernet held-out figure]({layout.SUPERNET_HELDOUT_PLOT})", ""] if drawn else []
     return lines
+
+
+def _drawn(view: Any, name: str, draw: Any) -> bool:
+    """Draw plot ``name`` when the view may write (``draw(path)``); whether the run has it."""
+    path = view.layout.plot(name)
+    if getattr(view, "draw", False):
+        draw(path)
+    return path.is_file()
 
 
 def search_section(view: Any) -> tuple[list[str], str]:
@@ -216,13 +225,12 @@ def retrain_section(view: Any) -> tuple[list[str], str]:
     how = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
     lines = ["## Found architecture vs baselines (retrained from scratch, same steps)", "", f"Figures: {how}.", "",
              table, ""]
-    if space is not None:
-        plots.arch_strips(archs, space.choices(), layout.plot(layout.ARCHITECTURES_PLOT), title="choices by position",
-                          colors=space.colors)
+    if space is not None and _drawn(view, layout.ARCHITECTURES_PLOT, lambda path: plots.arch_strips(
+            archs, space.choices(), path, title="choices by position", colors=space.colors)):
         lines += [f"![architectures]({layout.ARCHITECTURES_PLOT})", ""]
     series = {name: [r for r in read_log_leniently(model_runs(layout, name, seed_list)[0][0] / "metrics.jsonl")
                      if finite_number(r.get("loss")) and "event" not in r] for name in archs}
-    if any(series.values()):
-        plots.training_curves(series, "loss", layout.plot(layout.RETRAIN_LOSS_PLOT), "training loss (retrained)")
+    if any(series.values()) and _drawn(view, layout.RETRAIN_LOSS_PLOT, lambda path: plots.training_curves(
+            series, "loss", path, "training loss (retrained)")):
         lines += [f"![retrain loss]({layout.RETRAIN_LOSS_PLOT})", ""]
     return lines, table

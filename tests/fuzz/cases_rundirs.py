@@ -100,6 +100,12 @@ def trials_logs() -> list[Case]:
                       base="toy_unsearched", damage=(("trials.jsonl", FOLDER),)))
     cases.append(Case("trials-folder-1", SHOW, base="toy_run", damage=(("trials.jsonl", FOLDER),),
                       contract="read-only"))
+    # show reads a run and writes nothing, not even plots (a run may sit on a read-only share)
+    for i, (log, transform) in enumerate([("supernet/metrics.jsonl", torn), ("supernet/metrics.jsonl", insert_line(
+            2, b"not json")), ("retrain/found/metrics.jsonl", truncate_half), ("supernet/metrics.jsonl", b""),
+            ("supernet_heldout.png", None), ("architectures.png", None)]):
+        cases.append(Case(f"show-training-log-{i}", SHOW, base="tiny_run", damage=((log, transform),),
+                          contract="read-only"))
     # only blank lines: refused, or treated as an empty log that the run redoes exactly
     cases.append(Case("trials-blank-0", RESUME_TOY, r"trials\.jsonl", base="toy_unsearched",
                       damage=(("trials.jsonl", b"\n\n\n\n"),), contract="repaired-or-refused"))
