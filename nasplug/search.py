@@ -241,6 +241,8 @@ def _run(loop: _Loop, budget: int, archs_per_ask: int, log_path: str | os.PathLi
                 break
             loop.batch += 1
         loop.run_batch(archs, asked)
+        log.debug("search batch %d: %d asked, %d scored of %d, best %s", loop.batch, len(archs), loop.scored, budget,
+                  None if loop.result.best is None else f"{loop.result.best.score:.6g}")
 
 
 class _Loop:

@@ -144,6 +144,21 @@ def test_help_and_version_import_nothing_heavy(argv):
     assert done.stdout.strip().splitlines()[-1] == "HEAVY []", done.stdout[-500:]
 
 
+def test_verbose_shows_nasplug_debug_lines_not_matplotlib_font_search(tmp_path):
+    """-v: nasplug's debug lines (219 of 232 lines were matplotlib's font search); -vv: everyone's."""
+    recipe = write(tmp_path, GOOD)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    lines = {}
+    for flag in ("-v", "-vv"):
+        done = subprocess.run([sys.executable, "-m", "nasplug", flag, "run", recipe, "--out", str(tmp_path / flag)],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines[flag] = done.stderr.splitlines()
+    assert any(line.startswith("DEBUG nasplug.") for line in lines["-v"])
+    assert not [line for line in lines["-v"] if line.startswith("DEBUG") and " nasplug" not in line[:15]]
+    assert any(line.startswith("DEBUG matplotlib") for line in lines["-vv"])
+
+
 def test_run_list_show(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["-q", "run", write(tmp_path, GOOD), "--out", str(out)]) == 0

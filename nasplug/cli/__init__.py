@@ -35,7 +35,8 @@ def _logging_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
                         help="warnings, errors and the final table only (no progress)")
-    parser.add_argument("-v", "--verbose", action="count", default=default(0), help="debug messages too")
+    parser.add_argument("-v", "--verbose", action="count", default=default(0),
+                        help="nasplug's debug messages too (-vv: every library's)")
     parser.add_argument(
         "--log-level", choices=LEVELS, default=default(None), help="the logging level (wins over -q/-v)"
     )
@@ -74,8 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nasplug.allocator import keep_freed_memory
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=_level(args), format="%(levelname)s %(name)s: %(message)s", force=True)
-    _quiet_libraries()
+    _set_up_logging(args)
     keep_freed_memory()
     try:
         _one_process_unless_run(args.command)
@@ -118,16 +118,27 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
     return table[name]
 
 
-def _quiet_libraries() -> None:
-    """Our own progress is enough: silence the per-file bars and the chatter of `datasets`
-    (its errors reach us as exceptions, which become our one line)."""
-    try:
-        import datasets
+#: Set before any of these libraries is imported (each reads its variable then); a value the
+#: user set wins. Our own progress is enough: no per-file or per-shard bars (carriage returns in
+#: a log), and no chatter (their errors reach us as exceptions, which become our one line).
+LIBRARY_ENVIRONMENT = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                       "DATASETS_VERBOSITY": "critical", "TRANSFORMERS_VERBOSITY": "error"}
 
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity(logging.CRITICAL)
-    except ImportError:
-        pass
+
+def _set_up_logging(args: argparse.Namespace) -> None:
+    """nasplug's loggers at the level asked for; other libraries' at INFO or above unless -vv
+    or ``--log-level debug`` (``-v`` is for nasplug's debug lines, not matplotlib's font search)."""
+    for name, value in LIBRARY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    logging.basicConfig(level=_level(args), format="%(levelname)s %(name)s: %(message)s", force=True)
+    if not (args.log_level == "debug" or (args.verbose or 0) >= 2):
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_no_library_debug)
+
+
+def _no_library_debug(record: logging.LogRecord) -> bool:
+    """Drop the debug lines of loggers not nasplug's."""
+    return record.levelno > logging.DEBUG or record.name == "nasplug" or record.name.startswith("nasplug.")
 
 
 if __name__ == "__main__":

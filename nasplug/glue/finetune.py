@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load_model, save_model
 from torch import nn
-from tqdm.auto import tqdm
 
 from nasplug.errors import NasplugError
 from nasplug.glue.data import TaskData
@@ -42,6 +41,7 @@ from nasplug.glue.encode import Encoded, batches, cap, concat, encode, logits_of
 from nasplug.glue.metrics import compute_metrics
 from nasplug.glue.tasks import GlueTask, get_task
 from nasplug.oneshot.optim import build_optimizer, lr_factor
+from nasplug.progress import progress_bar
 
 __all__ = ["FinetuneConfig", "LayerIndex", "ModelFactory", "bert_layer_index", "finetune",
            "param_groups"]
@@ -180,7 +180,7 @@ def _train_one(spec: GlueTask, model: nn.Module, train: Encoded, epochs: int,
         sched = get_linear_schedule_with_warmup(opt, warmup, total)
     gen = torch.Generator().manual_seed(seed)  # shuffling order, independent of the global RNG
     epoch_loss: list[float] = []
-    bar = tqdm(total=total, desc=f"{spec.name} seed {seed}", disable=not cfg.progress, leave=False)
+    bar = progress_bar(total=total, desc=f"{spec.name} seed {seed}", unit="step", enabled=cfg.progress)
     for epoch in range(epochs):
         order = torch.randperm(n, generator=gen).tolist()
         losses = []

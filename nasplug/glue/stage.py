@@ -12,6 +12,7 @@ Missing task data is reported as missing, never skipped. The task loop is
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def run_glue(ctx: RunContext) -> dict[str, Any]:
     """Fine-tune every model on every task (:func:`~nasplug.glue.runner.finetune_model`), then
     write each model's submission files and ``scores.json``; returns the stage summary."""
     plan = glue_plan(ctx.recipe.section("glue"))
+    if not ctx.progress:  # `nasplug -q` (or a rank that is not 0): no bar, whatever the recipe says
+        plan = dataclasses.replace(plan, config=plan.config.model_copy(update={"progress": False}))
     models = glue_models(ctx, plan.config)
     submits = {"found"} if any(m.name == "found" for m in models) else {m.name for m in models}
     summary: dict[str, Any] = {}

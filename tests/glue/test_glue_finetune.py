@@ -216,3 +216,12 @@ def test_config_is_strict() -> None:
     with pytest.raises(NasplugError, match="finetune.warmup"):
         FinetuneConfig.parse({"warmup": 2})
     assert get_task("rte").epochs == 10
+
+
+def test_fine_tuning_progress_in_a_log_has_no_carriage_returns(tokenizer, shared_data: Path, capfd) -> None:
+    """stderr is not a terminal here (a log file, CI): progress is log lines, never a bar's
+    carriage-return updates; `nasplug -q` turns it off altogether (the GLUE stage's plan)."""
+    mrpc = load_task("MRPC", shared_data / "glue", ["train", "validation"])
+    cfg = FinetuneConfig(**{**FAST, "max_train_examples": 16, "epochs": 1, "progress": True}, seeds=[0])
+    finetune("MRPC", factory_for(tokenizer), tokenizer, mrpc, cfg)
+    assert "\r" not in capfd.readouterr().err
