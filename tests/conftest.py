@@ -50,3 +50,27 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def python_without_nasplug(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interpreter of a fresh venv (no pip: milliseconds to make) that sees this venv's
+    third-party packages (torch, transformers) but not nasplug: a ``.pth`` line adds the
+    site-packages folder to ``sys.path`` without running the ``.pth`` files there, nasplug's
+    editable-install hook among them. Run it outside the repository (a ``nasplug/`` folder in
+    the working directory would be importable)."""
+    import subprocess
+    import sysconfig
+    import venv
+
+    folder = tmp_path_factory.mktemp("venv-without-nasplug")
+    venv.EnvBuilder(with_pip=False).create(folder)
+    python = folder / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "parent-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(python), "-c", "import torch, transformers; import nasplug"], cwd=folder,
+                          capture_output=True, text=True, env=env)
+    assert "No module named 'nasplug'" in done.stderr, done.stderr[-2000:]
+    return python

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +23,31 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--conv-sees-padding", action="store_true",
                      help="let the convolutions see padding, as the official code (reproduces its padded outputs)")
     imp.add_argument("--overwrite", action="store_true", help="replace existing output folders")
+    imp.add_argument("--base-model", metavar="REPO",
+                     help="the Hub repository the checkpoint was downloaded from (e.g. whyu/LV-BERT_models), "
+                          "named as base_model in the model cards")
 
 
 def cmd_import_official(args: argparse.Namespace) -> int:
     from nasplug.spaces.lvbert.official import import_official
     from nasplug.text.tokenizer import save_tokenizer, tokenizer_from_vocab, with_max_length
 
+    if args.base_model is not None and not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", args.base_model):
+        raise NasplugError(f"--base-model: {args.base_model!r} is not a Hub repository name (owner/name)")
     vocab = _vocab_file(args.checkpoint, args.vocab)
     # Read the vocabulary first: a bad one fails before anything is written.
     tokenizer = None if vocab is None else tokenizer_from_vocab(vocab, lowercase=True)  # BERT uncased, as released
     report = import_official(args.checkpoint, args.out, layers=args.layers, conv_sees_padding=args.conv_sees_padding,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, base_model=args.base_model)
     if tokenizer is not None:
         config = json.loads((Path(args.out) / "discriminator" / "config.json").read_text())
         if len(tokenizer) > int(config["vocab_size"]):
             raise NasplugError(f"--vocab: {vocab} has {len(tokenizer)} tokens, the checkpoint {config['vocab_size']}")
-        save_tokenizer(with_max_length(tokenizer, int(config["max_position_embeddings"])), Path(args.out) / "tokenizer")
+        saved = save_tokenizer(with_max_length(tokenizer, int(config["max_position_embeddings"])),
+                               Path(args.out) / "tokenizer")
+        for role in ("discriminator", "generator"):  # each folder loads with AutoTokenizer too
+            if role in report:
+                _copy_files(saved, Path(report[role]))
     print(f"converted {report['checkpoint']} (step {report['step']}): layers {report['layers']}")
     for role in ("discriminator", "generator"):
         if role in report:
@@ -45,6 +55,15 @@ def cmd_import_official(args: argparse.Namespace) -> int:
     if vocab is not None:
         print(f"  tokenizer: {Path(args.out) / 'tokenizer'} (from {vocab})")
     return 0
+
+
+def _copy_files(source: Path, folder: Path) -> None:
+    from nasplug.io import atomic_write
+
+    for path in sorted(source.iterdir()):
+        if path.is_file():
+            data = path.read_bytes()
+            atomic_write(folder / path.name, lambda fh, data=data: fh.write(data))
 
 
 def _vocab_file(checkpoint: str, vocab: str | None) -> Path | None:

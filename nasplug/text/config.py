@@ -41,3 +41,5 @@ class TextConfig(BaseModel):
     masking: Literal["bert", "electra"] | None = None
     #: electra masking's cap per row (None: int((mask_prob + 0.005) * seq_len), 19 at 128).
     max_predictions: int | None = Field(None, ge=1, le=65_536)
+    #: the corpus's language (an ISO 639 code) for the cards of exported models; None: not stated
+    language: str | None = Field("en", pattern=r"^[a-z]{2,3}$")

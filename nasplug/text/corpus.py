@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -89,6 +89,21 @@ class _Resolved:
     files: tuple[Path, ...] = ()
     fmt: str = "text"
     why: str = ""  # for the synthetic notice
+
+
+def corpus_card(cfg: CorpusConfig) -> dict[str, Any]:
+    """What a model card says of the corpus: its name, and the Hub dataset when it is one."""
+    try:
+        res = _resolve(cfg)
+    except NasplugError:
+        return {}
+    if res.kind == "synthetic":
+        return {"corpus": "nasplug's generated English-like text"}
+    if res.kind == "hub":
+        assert isinstance(cfg.source, str)
+        return {"corpus": cfg.source + (f" ({cfg.config})" if cfg.config else ""), "datasets": [cfg.source]}
+    names = sorted({f.parent.name or f.name for f in res.files})
+    return {"corpus": "local files in " + ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")}
 
 
 def _format_of(path: Path) -> str | None:

@@ -122,9 +122,10 @@ class TextTask(Task):
 
     def export_assets(self, run_dir: Path, folder: Path) -> None:
         """The run's tokenizer files beside the model (each written atomically), so the folder
-        loads with ``AutoTokenizer`` as well as ``AutoModel*``."""
+        loads with ``AutoTokenizer`` as well as ``AutoModel*`` (a standard ``BertTokenizerFast``)."""
         from nasplug.io import atomic_write_bytes
         from nasplug.layout import RunLayout
+        from nasplug.text.tokenizer import as_bert_folder
 
         source = RunLayout(run_dir).tokenizer
         if not (source / "tokenizer.json").is_file():
@@ -133,6 +134,13 @@ class TextTask(Task):
             if path.is_file() and not path.name.startswith("."):
                 data = path.read_bytes()
                 atomic_write_bytes(Path(folder) / path.name, data)
+        as_bert_folder(folder)  # a run's tokenizer saved by an older nasplug: made standard here
+
+    def card_facts(self) -> dict[str, Any]:
+        from nasplug.text.corpus import corpus_card
+
+        language = {"language": [self.config.language]} if self.config.language else {}
+        return {**corpus_card(self.config.corpus), **language}
 
     def baseline(self) -> dict[str, float]:
         """Accuracy of always predicting the most frequent token (over the held-out tokens)."""

@@ -8,6 +8,7 @@ for a saved or pretrained one. ``token_info`` extracts the ids the masking code 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasplug.errors import NasplugError
-from nasplug.io import fsync_dir, make_temp_dir
+from nasplug.io import atomic_write_text, fsync_dir, make_temp_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
@@ -265,11 +266,40 @@ def _staged(tokenizer: PreTrainedTokenizerBase, out: Path) -> Path:
     tmp = make_temp_dir(out.parent, prefix=f".{out.name}.tmp-")
     try:
         tokenizer.save_pretrained(str(tmp))
+        as_bert_folder(tmp)
         _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return tmp
+
+
+#: What transformers writes for a tokenizer built from a ``tokenizers`` object (4.x, 5.x).
+_GENERIC_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
+def as_bert_folder(folder: str | os.PathLike[str]) -> None:
+    """Make a saved BERT WordPiece tokenizer (``tokenizer.json``) a standard ``BertTokenizerFast``
+    folder: that class in ``tokenizer_config.json`` (with ``do_lower_case``) and a ``vocab.txt``,
+    so ``BertTokenizerFast`` / ``AutoTokenizer`` load it with no custom code and no guess (the
+    same encodings: ``tokenizer.json`` is unchanged). Other tokenizers are left as saved.
+    Called on every tokenizer nasplug saves and on the copy an exported model folder gets."""
+    from tokenizers import Tokenizer
+
+    folder = Path(folder)
+    config_path, backend_path = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    if not (config_path.is_file() and backend_path.is_file()):
+        return
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    backend = Tokenizer.from_file(str(backend_path))
+    vocab = backend.get_vocab(with_added_tokens=True)
+    if (config.get("tokenizer_class") not in _GENERIC_CLASSES or type(backend.model).__name__ != "WordPiece"
+            or sorted(vocab.values()) != list(range(len(vocab)))):
+        return
+    normalizer = json.loads(backend.to_str()).get("normalizer") or {}
+    config.update(tokenizer_class="BertTokenizerFast", do_lower_case=bool(normalizer.get("lowercase", True)))
+    atomic_write_text(folder / "vocab.txt", "".join(f"{t}\n" for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])))
+    atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | os.PathLike[str]) -> Path:

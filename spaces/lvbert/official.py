@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from nasplug.errors import NasplugError
-from nasplug.io import atomic_write_json, make_temp_dir
+from nasplug.io import atomic_write_json, make_temp_dir, shareable
 from nasplug.spaces.lvbert import LVBertConfig, LVBertForMaskedLM, LVBertForPreTraining
 from nasplug.spaces.lvbert.official_map import (
     EncoderPlan,
@@ -140,6 +140,7 @@ def import_official(
     conv_sees_padding: bool = False,
     ignore: Sequence[str] = (),
     overwrite: bool = False,
+    base_model: str | None = None,
 ) -> dict[str, Any]:
     """Convert an official checkpoint into Hugging Face folders (safetensors + config.json).
 
@@ -167,6 +168,9 @@ def import_official(
         partial = make_temp_dir(out, prefix=f".{target.name}.partial-")
         try:
             model.save_pretrained(partial)
+            _loads_without_nasplug(model, partial, target.name, report, base_model)
+            for path in partial.iterdir():  # transformers writes the weights 0600 whatever the umask
+                shareable(path)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(partial, target)
@@ -271,6 +275,19 @@ def _step(prefix: Path, tensors: dict[str, np.ndarray]) -> int | None:
         return int(tensors["global_step"].reshape(()))
     match = re.search(r"-(\d+)$", prefix.name)
     return int(match.group(1)) if match else None
+
+
+def _loads_without_nasplug(model: Any, folder: Path, role: str, report: dict[str, Any], base_model: str | None) -> None:
+    """What an exported run's folder has (see :mod:`nasplug.spaces.lvbert.export`): ``config.json``
+    with ``auto_map``, the model code, and a model card (``base_model``: the Hub repository the
+    checkpoint came from, when the user names it; the weights' license is not known here)."""
+    from nasplug.spaces.lvbert.export import export_model, model_card
+
+    export_model(model, folder)
+    source = f"`{Path(report['checkpoint']).name}` (step {report['step']}, the {role} of a released LV-BERT checkpoint)"
+    model_card(folder, {"model": role, "arch": _letters(model.config.layers), "source": source, "step": report["step"],
+                        "license": "unknown", "language": ["en"], "base_model": base_model,
+                        "head": "mlm" if role == "generator" else None})
 
 
 def _letters(layers: list[str]) -> str:

@@ -61,6 +61,50 @@ def test_import_official_writes_models_and_tokenizer(golden, tmp_path, capsys): 
     assert_one_line_error(code, err, "already exists", "overwrite")
 
 
+def test_imported_folders_load_without_nasplug_and_are_shareable(golden, tmp_path, capsys,  # noqa: F811
+                                                                   python_without_nasplug):
+    """Like an exported run's folder: auto_map and the model code, a card (base model named),
+    a standard tokenizer; AutoModel* and AutoTokenizer load them where nasplug is not
+    installed, with no prompt; files 0644 and folders 0755 under umask 022."""
+    import os
+
+    import torch
+    from huggingface_hub import ModelCard
+    from test_lvbert_export import load_elsewhere
+
+    from nasplug.spaces.lvbert import LVBertForMaskedLM, LVBertForPreTraining
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(golden / "checkpoint", ckpt)
+    vocab_file(ckpt)
+    out = tmp_path / "out"
+    old = os.umask(0o022)
+    try:
+        code, _, err = cli(capsys, "import-official", str(ckpt / PREFIX), "--out", str(out),
+                           "--base-model", "whyu/LV-BERT_models")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    ids = torch.tensor([[2, 7, 9, 11, 3, 0]])
+    inputs = {"input_ids": ids, "attention_mask": (ids > 0).long()}
+    for role, cls, auto in (("discriminator", LVBertForPreTraining, "AutoModelForPreTraining"),
+                            ("generator", LVBertForMaskedLM, "AutoModelForMaskedLM")):
+        folder = out / role
+        card = ModelCard.load(folder / "README.md").data.to_dict()
+        assert card["base_model"] == "whyu/LV-BERT_models" and card["license"] == "unknown"
+        assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoConfig"]
+        with torch.no_grad():
+            ours = cls.from_pretrained(folder).eval()(**inputs).logits
+        assert torch.equal(load_elsewhere(python_without_nasplug, folder, auto, inputs), ours)
+    assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_dir()} == {"0o755"}
+    assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file() and p.suffix != ".pt"} == {"0o644"}
+    assert out.stat().st_mode & 0o777 == 0o755
+    capsys.readouterr()
+    code, _, err = cli(capsys, "import-official", str(ckpt / PREFIX), "--out", str(tmp_path / "o2"),
+                       "--base-model", "not a repo")
+    assert_one_line_error(code, err, "--base-model")
+
+
 def test_a_folder_with_missing_files_is_one_line(golden, tmp_path, capsys):  # noqa: F811
     shutil.copy(golden / "checkpoint" / (PREFIX + ".index"), tmp_path)
     code, _, err = cli(capsys, "import-official", str(tmp_path), "--out", str(tmp_path / "out"))
