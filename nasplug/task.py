@@ -157,6 +157,12 @@ class Task:
         ``run_dir`` into ``folder``. Called after retraining and by ``nasplug export``.
         Default: nothing."""
 
+    def card_facts(self) -> dict[str, Any]:
+        """What an exported model's card says of the data: ``corpus`` (a name), ``language``
+        and ``datasets`` (Hub ids), each only where it is known. Called when a model is
+        exported. Default: nothing."""
+        return {}
+
     def baseline(self) -> dict[str, float]:
         """Figures of a trivial predictor (e.g. the majority class) that any model must
         beat; reported beside the held-out figures. Default: none."""

@@ -24,18 +24,21 @@ def facts(ctx: Any, name: str, arch: Arch, folder: Path, seeds: tuple[int, int])
     """What a model card says about a model of a run; ``seeds``: (weights seed, training seed)."""
     from nasplug import __version__
     from nasplug.pipeline.retrained import seed_runs
+    from nasplug.pipeline.stage import all_stages
     from nasplug.runfiles import read_json
 
     result = read_json(folder / "result.json") or {}
     stored = result.get("heldout")
     heldout: dict[str, Any] = stored if isinstance(stored, dict) else {}
     metrics = ctx.space.metrics(arch)
+    glue = any(stage.name == "glue" and stage.applies(ctx.recipe) for stage in all_stages())
     return {"model": name, "arch": ctx.space.format(arch), "params": metrics.get("params"),
             "flops": metrics.get("flops"), "heldout": {k: v for k, v in heldout.items() if k != "per_arch"},
             "recipe": ctx.recipe.name, "seed": seeds[0], "train_seed": seeds[1], "run_dir": str(ctx.run_dir),
             "nasplug_version": __version__, "head": ctx.retrain_task.head,
-            # the GLUE stage fine-tunes the first seed's weights only: another seed's card has no GLUE scores
-            "glue_tuned": tuple(seeds) == tuple(seed_runs(ctx)[0][:2])}
+            **ctx.retrain_task.card_facts(),
+            # the GLUE stage (when the recipe has one) fine-tunes the first seed's weights only
+            "glue_tuned": glue and tuple(seeds) == tuple(seed_runs(ctx)[0][:2])}
 
 
 def exported(folder: Path) -> bool:

@@ -14,7 +14,6 @@ trained the model is the code that loads it. :func:`model_card` writes ``README.
 from __future__ import annotations
 
 import ast
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,41 +101,90 @@ def export_model(model: Any, folder: str | Path) -> Path:
 
 
 def model_card(folder: str | Path, facts: Mapping[str, Any]) -> Path:
-    """``README.md`` with YAML metadata: what the model is and how it was made.
+    """``README.md`` through :func:`nasplug.modelcard.write_model_card`: what the model is, how
+    it was made, and its figures in the ``model-index``.
 
-    ``facts``: ``arch`` (text), ``params``, ``flops``, ``heldout`` (figures), ``glue`` (task ->
-    dev score), ``recipe`` (name), ``seed`` (weights) and ``train_seed``, ``nasplug_version``,
-    ``run_dir``. The number of sub-layers is read off the arch.
+    ``facts`` (those missing are left out): ``arch`` (text), ``params``, ``flops``,
+    ``heldout`` (figures), ``glue`` (task -> metric -> dev score, in percent), ``recipe``
+    (name), ``seed`` (weights) and ``train_seed``, ``nasplug_version``, ``head``, the task's
+    ``language`` and ``datasets`` and ``corpus``, and for imported checkpoints ``source``
+    (where the weights come from), ``license`` and ``base_model``. The number of sub-layers
+    is read off the arch.
     """
-    glue = dict(facts.get("glue") or {})
-    seeds = f"seed {facts.get('seed')}"
-    if facts.get("train_seed") is not None and facts.get("train_seed") != facts.get("seed"):
-        seeds = f"weights seed {facts.get('seed')}, data seed {facts.get('train_seed')}"
+    from nasplug.modelcard import write_model_card
+
+    glue = {task: dict(scores) for task, scores in dict(facts.get("glue") or {}).items()}
     heldout = {k: v for k, v in dict(facts.get("heldout") or {}).items() if isinstance(v, (int, float))}
-    meta = {"library_name": "transformers", "tags": ["nasplug", "lvbert", "neural-architecture-search"],
-            "pipeline_tag": "fill-mask" if facts.get("head") == "mlm" else "feature-extraction"}
-    lines = ["---", *(f"{k}: {json.dumps(v)}" for k, v in meta.items()), "---", "",
-             f"# LV-BERT model from nasplug run `{facts.get('recipe', '?')}`", "",
+    imported = facts.get("source") is not None
+    lines = [f"# LV-BERT model {'imported from a released checkpoint' if imported else 'from a nasplug run'}", "",
              "An LV-BERT encoder (Yu et al., *LV-BERT: Exploiting Layer Variety for BERT*, Findings of ACL 2021) "
-             "whose sub-layer sequence was found or chosen by [nasplug](https://github.com/) and trained from scratch.",
-             "", "| | |", "|---|---|",
-             f"| architecture | `{facts.get('arch')}` |", f"| sub-layers | {_layer_count(facts.get('arch'))} |",
-             f"| parameters (encoder) | {facts.get('params')} |", f"| FLOPs per sequence | {facts.get('flops')} |",
-             f"| recipe | {facts.get('recipe')} ({seeds}) |",
-             f"| nasplug | {facts.get('nasplug_version')} |", ""]
+             + (f"converted from {facts.get('source')} by {_nasplug_link()}." if imported else
+                f"whose sub-layer sequence was found or chosen by {_nasplug_link()} and trained from scratch."),
+             "", "| | |", "|---|---|", *_fact_rows(facts), ""]
     if heldout:
         lines += ["## Held-out pre-training figures", "", "| figure | value |", "|---|---|",
                   *(f"| {k} | {v:.4g} |" for k, v in heldout.items()), ""]
     if glue:
         lines += ["## GLUE dev (median over fine-tuning seeds)", "", "| task | score |", "|---|---|",
-                  *(f"| {k} | {v} |" for k, v in glue.items()), ""]
-    lines += ["## Use", "", "```python", "from transformers import AutoModel, AutoTokenizer",
-              "tokenizer = AutoTokenizer.from_pretrained(PATH)",
+                  *(f"| {task} {metric} | {round(value, 2)} |" for task, scores in glue.items()
+                    for metric, value in scores.items()), ""]
+    lines += ["## Use", "", "```python", "from transformers import AutoModel, BertTokenizerFast",
+              "tokenizer = BertTokenizerFast.from_pretrained(PATH)  # a standard BERT WordPiece tokenizer",
               "model = AutoModel.from_pretrained(PATH, trust_remote_code=True)  # the code is in this folder",
-              "```", ""]
-    path = Path(folder) / "README.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
+              "```", "", "## License", "",
+              "The model code in this folder (`configuration_lvbert.py`, `modeling_lvbert.py`) is nasplug's, "
+              "under Apache-2.0. " + ("The terms of the released weights are their authors'."
+                                      if imported else "The weights are the run owner's; the terms of the "
+                                      "corpus they were trained on apply too."), ""]
+    return write_model_card(folder, model_name=f"lvbert-{facts.get('model') or facts.get('role') or 'model'}",
+                            body="\n".join(lines), license=str(facts.get("license") or "apache-2.0"),
+                            tags=["nasplug", "lvbert", "neural-architecture-search"],
+                            pipeline_tag="fill-mask" if facts.get("head") == "mlm" else "feature-extraction",
+                            language=list(facts.get("language") or []), datasets=list(facts.get("datasets") or []),
+                            base_model=facts.get("base_model"), figures=_figures(facts, heldout, glue))
+
+
+def _nasplug_link() -> str:
+    from nasplug.modelcard import project_url
+
+    url = project_url()
+    return f"[nasplug]({url})" if url else "nasplug"
+
+
+def _fact_rows(facts: Mapping[str, Any]) -> list[str]:
+    seeds = f"seed {facts.get('seed')}"
+    if facts.get("train_seed") is not None and facts.get("train_seed") != facts.get("seed"):
+        seeds = f"weights seed {facts.get('seed')}, data seed {facts.get('train_seed')}"
+    rows = [("architecture", f"`{facts.get('arch')}`"), ("sub-layers", _layer_count(facts.get("arch"))),
+            ("parameters (encoder)", facts.get("params")), ("FLOPs per sequence", facts.get("flops")),
+            ("recipe", f"{facts.get('recipe')} ({seeds})" if facts.get("recipe") else None),
+            ("corpus", facts.get("corpus")), ("checkpoint step", facts.get("step")),
+            ("nasplug", facts.get("nasplug_version"))]
+    return [f"| {name} | {value} |" for name, value in rows if value is not None]
+
+
+def _figures(facts: Mapping[str, Any], heldout: Mapping[str, float], glue: Mapping[str, Mapping[str, float]]) -> list:
+    """The model-index entries: each held-out figure and every GLUE dev score."""
+    from nasplug.modelcard import Figure
+
+    corpus = str(facts.get("corpus") or "the pre-training corpus")
+    dataset = (list(facts.get("datasets") or []) or ["held-out"])[0]
+    out = [Figure("fill-mask", dataset, f"held-out split of {corpus}", name.removeprefix("heldout_"), float(value),
+                  metric_name=name, dataset_split="heldout") for name, value in heldout.items()]
+    for task, scores in glue.items():
+        for metric, value in scores.items():
+            out.append(Figure("text-classification", "nyu-mll/glue", f"GLUE {task}", _GLUE_METRICS.get(metric, metric),
+                              float(value), metric_name=f"{metric} (%)", dataset_config=_glue_config(task),
+                              dataset_split="validation"))
+    return out
+
+
+_GLUE_METRICS = {"mcc": "matthews_correlation", "pearson": "pearsonr", "spearman": "spearmanr"}
+
+
+def _glue_config(task: str) -> str:
+    """The ``nyu-mll/glue`` configuration of a task name (``SST-2`` -> ``sst2``)."""
+    return "".join(c for c in task.lower() if c.isalnum())
 
 
 def _layer_count(arch: Any) -> int | None:
@@ -150,11 +198,11 @@ def _layer_count(arch: Any) -> int | None:
         return None
 
 
-def glue_scores(folder: Path) -> dict[str, float]:
-    """Task -> median dev score of a model's finished GLUE tasks (``glue/<model>/<TASK>.json``)."""
+def glue_scores(folder: Path) -> dict[str, dict[str, float]]:
+    """Task -> metric -> median dev score of a model's finished GLUE tasks (``glue/<model>/<TASK>.json``)."""
     from nasplug.runfiles import read_json
 
-    scores: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {}
     for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else []:
         if path.stem == "scores":
             continue
@@ -163,7 +211,7 @@ def glue_scores(folder: Path) -> dict[str, float]:
         except Exception:  # noqa: BLE001 - a card says what it can
             continue
         median = result.get("median") if isinstance(result.get("median"), dict) else {}
-        for metric, value in median.items():
-            if isinstance(value, (int, float)):
-                scores[f"{path.stem} {metric}"] = round(float(value), 2)
+        figures = {m: float(v) for m, v in median.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if figures:
+            scores[path.stem] = figures
     return scores

@@ -291,7 +291,7 @@ class LVBertSpace(SearchSpace):
         from nasplug.spaces.lvbert.export import export_model, glue_scores, model_card
 
         export_model(model, folder)
-        tuned = facts.get("run_dir") and facts.get("glue_tuned", True)  # GLUE fine-tuned these very weights
+        tuned = facts.get("run_dir") and facts.get("glue_tuned")  # GLUE fine-tuned these very weights
         glue = glue_scores(RunLayout(facts["run_dir"]).glue(str(facts.get("model")))) if tuned else {}
         model_card(folder, {**facts, "glue": glue})
 

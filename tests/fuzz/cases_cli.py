@@ -30,11 +30,16 @@ def cli_set() -> list[Case]:
         ("search={budget: 5, budget: 6}", r"search|budget"),
         ("space.slots=-3", r"slots"),
     ]
-    return numbered(
+    cases = numbered(
         "set",
         items,
         lambda cid, value, names: Case(cid, ("-q", "run", "@TOY@", "--out", OUT, "--set", value), names, marker=True),
     )
+    # task.language (the model cards' language): an ISO 639 code or null
+    for i, value in enumerate(["task.language=english", "task.language=5", "task.language=''", "task.language=EN"]):
+        cases.append(Case(f"set-language-{i}", ("-q", "run", "@TINY@", "--out", OUT, "--set", value),
+                          r"task.*language", marker=True))
+    return cases
 
 
 def cli_stages() -> list[Case]:

@@ -115,7 +115,8 @@ def test_export_picks_the_seed_asked_for(retrained: Path, tmp_path: Path, capsys
     assert main(["-q", "export", str(retrained), "--out", str(tmp_path / "second"), "--seed", "1"]) == 0
     assert card(tmp_path / "second")["seed"] == 1
     exported = [json.loads((tmp_path / n / "export.json").read_text()) for n in ("first", "second")]
-    assert [e["glue_tuned"] for e in exported] == [True, False], "GLUE fine-tunes the first seed's weights only"
+    # only true facts: the digits recipe has no GLUE stage, so neither model was fine-tuned on GLUE
+    assert [e["glue_tuned"] for e in exported] == [False, False]
     ours = load_file(str(tmp_path / "second" / "model.safetensors"))
     trained = load_file(str(retrained / "retrain" / "found" / "seed-1" / "model.safetensors"))
     assert ours.keys() == trained.keys() and all(torch.equal(ours[k], trained[k]) for k in ours)

@@ -41,12 +41,19 @@ def exported(folder: Path, head: str, num_labels: int = 0) -> tuple[torch.nn.Mod
     return model, folder
 
 
-def load_elsewhere(folder: Path, auto: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits of ``folder`` loaded with ``transformers.<auto>`` in a process without nasplug."""
+def load_elsewhere(python: Path, folder: Path, auto: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of ``folder`` loaded with ``transformers.<auto>`` by ``python`` (a venv without
+    nasplug, see conftest), which also loads the folder's tokenizer, when it has one, with
+    ``BertTokenizerFast`` and ``AutoTokenizer``: no prompt, and no warning about the model type."""
     torch.save(inputs, folder / "inputs.pt")
     code = BLOCK_NASPLUG + textwrap.dedent(f"""
-        import torch, transformers
+        import os, torch, transformers
         model = getattr(transformers, "{auto}").from_pretrained("{folder}", trust_remote_code=True).eval()
+        if os.path.isfile("{folder}/tokenizer.json"):
+            standard = transformers.BertTokenizerFast.from_pretrained("{folder}")
+            auto = transformers.AutoTokenizer.from_pretrained("{folder}", trust_remote_code=True)
+            assert standard("a b", "c")["input_ids"] == auto("a b", "c")["input_ids"]
+            print("TOKENIZER", type(standard).__name__)
         assert not any(m.startswith("nasplug") for m in sys.modules), "nasplug was imported"
         with torch.no_grad():
             logits = model(**torch.load("{folder}/inputs.pt")).logits
@@ -54,9 +61,11 @@ def load_elsewhere(folder: Path, auto: str, inputs: dict[str, torch.Tensor]) -> 
         print(type(model).__module__)
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=folder,
+                          stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "transformers_modules" in done.stdout, "the folder's own code must be used"
+    assert "custom code" not in done.stderr and "model of type" not in done.stderr, done.stderr[-3000:]
     return torch.load(folder / "logits.pt")
 
 
@@ -72,7 +81,8 @@ def padded_inputs() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("head, auto, labels", [("mlm", "AutoModelForMaskedLM", 0),
                                                 ("classification", "AutoModelForSequenceClassification", 3)])
-def test_exported_folder_loads_without_nasplug_with_equal_logits(tmp_path: Path, head, auto, labels) -> None:
+def test_exported_folder_loads_without_nasplug_with_equal_logits(tmp_path: Path, python_without_nasplug: Path, head,
+                                                                 auto, labels) -> None:
     model, folder = exported(tmp_path, head, labels)
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"]["AutoConfig"] == "configuration_lvbert.LVBertConfig"
@@ -81,7 +91,7 @@ def test_exported_folder_loads_without_nasplug_with_equal_logits(tmp_path: Path,
     inputs = padded_inputs()
     with torch.no_grad():
         ours = model(**inputs).logits
-    assert torch.equal(load_elsewhere(folder, auto, inputs), ours)
+    assert torch.equal(load_elsewhere(python_without_nasplug, folder, auto, inputs), ours)
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +105,14 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {**os.environ, "NASPLUG_DATA_DIR": str(data), "NASPLUG_CACHE": str(run.parent / "cache"),
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "nasplug", "-q", "run", str(TINY_PIPELINE), "--out", str(run),
-                           "--stages", "supernet,search,retrain"], capture_output=True, text=True, env=env, timeout=600)
+                           "--stages", "supernet,search,retrain,glue"], capture_output=True, text=True, env=env,
+                          timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return run
 
 
-def test_a_retrained_model_folder_is_a_hugging_face_folder(tiny_run: Path, tmp_path: Path) -> None:
+def test_a_retrained_model_folder_is_a_hugging_face_folder(tiny_run: Path, tmp_path: Path,
+                                                           python_without_nasplug: Path) -> None:
     from transformers import AutoTokenizer
 
     from nasplug.oneshot.checkpoint import load_weights
@@ -109,7 +121,7 @@ def test_a_retrained_model_folder_is_a_hugging_face_folder(tiny_run: Path, tmp_p
     assert {"config.json", "modeling_lvbert.py", "configuration_lvbert.py", "README.md",
             "tokenizer.json"} <= {p.name for p in folder.iterdir()}
     card = (folder / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name:") and "architecture" in card and "parameters" in card
+    assert card.startswith("---\n") and "architecture" in card and "parameters" in card
     tokenizer = AutoTokenizer.from_pretrained(folder)
     inputs = dict(tokenizer(["a first sentence", "and a second one"], ["paired with this", "and that"],
                             padding=True, return_tensors="pt"))
@@ -121,13 +133,13 @@ def test_a_retrained_model_folder_is_a_hugging_face_folder(tiny_run: Path, tmp_p
     load_weights(model, folder / "model.safetensors")
     with torch.no_grad():
         ours = model(**inputs).logits
-    assert torch.equal(load_elsewhere(folder, "AutoModelForMaskedLM", inputs), ours)
+    assert torch.equal(load_elsewhere(python_without_nasplug, folder, "AutoModelForMaskedLM", inputs), ours)
     # nasplug export: the same folder elsewhere
     out = tmp_path / "exported"
     done = subprocess.run([sys.executable, "-m", "nasplug", "-q", "export", str(tiny_run), "--out", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert torch.equal(load_elsewhere(out, "AutoModelForMaskedLM", inputs), ours)
+    assert torch.equal(load_elsewhere(python_without_nasplug, out, "AutoModelForMaskedLM", inputs), ours)
 
 
 def test_trainer_fine_tunes_an_exported_model(tmp_path: Path, shared_data: Path) -> None:
@@ -223,3 +235,42 @@ def test_the_card_has_glue_scores_only_for_the_weights_glue_fine_tuned(tmp_path:
     card = (folder / "README.md").read_text()
     assert ("| MRPC accuracy | 0.71 |" in card) is tuned
     assert ("GLUE dev" in card) is tuned
+
+
+def test_the_card_of_an_exported_run_parses_and_its_model_index_holds_the_figures(tiny_run: Path,
+                                                                                    tmp_path: Path) -> None:
+    """ModelCard.load reads the card; its model-index holds the held-out MLM figures of
+    result.json and every GLUE dev figure of glue/found/<TASK>.json; export.json says only
+    what is true; every file is 0644 and the folder 0755 (umask 022)."""
+    from huggingface_hub import ModelCard
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "exported"
+        done = subprocess.run([sys.executable, "-m", "nasplug", "-q", "export", str(tiny_run), "--out", str(out)],
+                              capture_output=True, text=True)
+    finally:
+        os.umask(old)
+    assert done.returncode == 0, done.stderr
+    card = ModelCard.load(out / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "apache-2.0" and data["language"] == ["en"] and data["library_name"] == "transformers"
+    assert "nasplug" in data["tags"] and "datasets" not in data, "the synthetic corpus is no Hub dataset"
+    assert "[nasplug](https://nasplug.example/)" in card.text, "the project's URL from pyproject.toml"
+    results = {(r.dataset_type, r.dataset_config, r.metric_name): r.metric_value for r in card.data.eval_results}
+    heldout = json.loads((tiny_run / "retrain" / "found" / "result.json").read_text())["heldout"]
+    for name in ("heldout_mlm_acc", "heldout_mlm_loss"):
+        assert results[("held-out", None, name)] == heldout[name]
+    glue = {p.stem: json.loads(p.read_text())["median"] for p in (tiny_run / "glue" / "found").glob("*.json")
+            if p.stem != "scores"}
+    assert set(glue) == {"RTE", "STS-B"}
+    for task, median in glue.items():
+        for metric, value in median.items():
+            assert results[("nyu-mll/glue", task.lower().replace("-", ""), f"{metric} (%)")] == value
+    assert len(results) == 2 + sum(len(m) for m in glue.values())
+    facts = json.loads((out / "export.json").read_text())
+    assert facts["glue_tuned"] is True and facts["corpus"] == "nasplug's generated English-like text"
+    assert (out / "vocab.txt").is_file()
+    assert json.loads((out / "tokenizer_config.json").read_text())["tokenizer_class"] == "BertTokenizerFast"
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {"0o644"}
