@@ -1,6 +1,8 @@
 # make demo: set up .venv and run the LV-BERT pipeline on a CPU-sized recipe.
 # make test: set up .venv and run the test suite.
 # Both are idempotent: set-up happens once (again only when pyproject.toml changes).
+# make floors: a second venv at the lowest versions pyproject.toml declares for transformers,
+# optuna and datasets, running the tests that use them (the floors are versions we test with).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,8 +14,12 @@ DEMO_OUT ?= runs/demo
 # reports the GLUE tasks as missing; nothing is downloaded either way.
 export NASPLUG_DATA_DIR ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
+FLOORS_VENV ?= .venv-floors
+FLOOR_PACKAGES := transformers optuna datasets
+FLOOR_TESTS ?= tests/strategies/test_optuna.py tests/text tests/glue tests/spaces/test_lvbert_export.py \
+	tests/spaces/test_lvbert_official_cli.py tests/spaces/test_lvbert_supernet.py tests/test_floors.py
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench clean floors
 
 setup: $(STAMP)
 
@@ -32,9 +38,22 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The pins are read off pyproject.toml ("name>=X" -> "name==X"), so the target tests what is declared.
+floors:
+	rm -rf $(FLOORS_VENV)
+	$(PYTHON) -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOORS_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(FLOORS_VENV)/bin/python -m pip install --quiet -e '.[dev]' \
+		$$($(PYTHON) -c 'import re, sys; t = open("pyproject.toml").read(); \
+		print(" ".join(n + "==" + re.search(r"\"" + n + r">=([^,\"]+)", t).group(1) for n in sys.argv[1:]))' \
+		$(FLOOR_PACKAGES))
+	$(FLOORS_VENV)/bin/python -m pip list 2>/dev/null | grep -iE '^($(subst $(eval) ,|,$(FLOOR_PACKAGES))) '
+	NASPLUG_FLOORS="$(FLOOR_PACKAGES)" $(FLOORS_VENV)/bin/python -m pytest -q -p no:cacheprovider $(FLOOR_TESTS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check nasplug spaces strategies tests benchmarks examples
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(FLOORS_VENV) runs .pytest_cache
