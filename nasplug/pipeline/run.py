@@ -29,7 +29,7 @@ from nasplug.pipeline.identity import check_run_dir, has_run
 from nasplug.pipeline.preflight import preflight
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
 from nasplug.recipe import Recipe, dump_recipe
-from nasplug.runinfo import run_info
+from nasplug.runinfo import changed_plugin, plugin_sources, run_info
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         stage.check(ctx)
     preflight(ctx, wanted)  # every model the stages build fits its task, before anything is written
     fresh = not has_run(run_dir)
+    if not fresh:
+        _check_plugin_code(ctx)
     created = not run_dir.exists()
     extended = set() if fresh else _extended(ctx, wanted)
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
@@ -92,10 +94,19 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     return ctx
 
 
+def _check_plugin_code(ctx: RunContext) -> None:
+    """A resumed run's space, task, evaluator and strategy code must be what it started with."""
+    info = ctx.layout.read_info()
+    changed = changed_plugin(info.get("plugins") if isinstance(info, dict) else None, plugin_sources(ctx.recipe))
+    if changed is not None:
+        raise NasplugError(f"--resume: {changed} in {ctx.run_dir}; a resumed run must be the same experiment: "
+                           "restore the file, or use --out for a new run")
+
+
 def _write_identity(run_dir: Path, recipe: Recipe) -> None:
     layout = RunLayout(run_dir)
     atomic_write_text(layout.recipe, dump_recipe(recipe))
-    atomic_write_json(layout.info, run_info(recipe.seed, _recipe_dir(layout, recipe)))
+    atomic_write_json(layout.info, run_info(recipe.seed, _recipe_dir(layout, recipe), plugin_sources(recipe)))
 
 
 def make_run_dir(run_dir: Path, field: str = "--out") -> None:
