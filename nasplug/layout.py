@@ -16,6 +16,7 @@ its validated readers; ``nasplug compare`` takes the paths of its output folder 
     rank_corr/                      ``nasplug rank-corr`` (default folder)
     study/                          ``nasplug study``: searches/<row>/, models/<row>/<i>-<arch>/seed-<k>/
     report.md  *.png                the report
+    tracking.json                   what ``tracking:`` sent where (tensorboard/, mlflow.db by default)
 """
 
 from __future__ import annotations
@@ -149,6 +150,22 @@ class RunLayout:
     def tokenizer(self) -> Path:
         """The text tasks' tokenizer of this run (written when the task prepares its data)."""
         return self.root / "tokenizer"
+
+    # ------------------------------------------------------------------ experiment tracking
+    @property
+    def tracking(self) -> Path:
+        """``tracking.json``: the MLflow run and how much of each file was sent (nasplug.tracking)."""
+        return self.root / "tracking.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files (``tracking.tensorboard_dir`` by default)."""
+        return self.root / "tensorboard"
+
+    @property
+    def mlflow_store(self) -> Path:
+        """The local MLflow store (``tracking.mlflow_tracking_uri`` by default: ``sqlite:///`` this)."""
+        return self.root / "mlflow.db"
 
     # ------------------------------------------------------------------ commands on a run
     @property

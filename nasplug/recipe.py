@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from nasplug.errors import NasplugError
 from nasplug.oneshot.config import TrainConfig
 from nasplug.registry import STAGES, Registry
+from nasplug.tracking import TrackingConfig
 from nasplug.yamlio import parse_override_value, safe_load_recipe
 
 
@@ -161,6 +162,7 @@ class Recipe(BaseModel):
     retrain: RetrainConfig | None = None
     study: dict[str, Any] | None = None  # rows of archs retrained K times (nasplug study; see nasplug.study.config)
     expected: dict[str, Any] | None = None  # the paper's numbers, with their source
+    tracking: TrackingConfig | None = None  # TensorBoard / MLflow (nasplug.tracking)
 
     _folder: str | None = PrivateAttr(None)  # where the recipe file is: its plugins' modules may live there
 

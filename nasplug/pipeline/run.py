@@ -30,6 +30,7 @@ from nasplug.pipeline.preflight import preflight
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
 from nasplug.recipe import Recipe, dump_recipe
 from nasplug.runinfo import changed_plugin, plugin_sources, run_info
+from nasplug.tracking import check_tracking
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     _check_prerequisites(ctx, wanted)
     for stage in wanted:
         stage.check(ctx)
+    check_tracking(recipe.tracking)
     preflight(ctx, wanted)  # every model the stages build fits its task, before anything is written
     fresh = not has_run(run_dir)
     if not fresh:
@@ -82,16 +84,34 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         distributed.on_main(_start_run, run_dir, recipe)
     else:  # temp files of writes a kill cut short: nothing reads them, so they would stay forever
         distributed.on_main(remove_leftovers, run_dir)
+    tracker = _tracker(ctx) if main else None
     try:
         for stage in wanted:
             _run_stage(ctx, stage, explicit=stages is not None, main=main, extend=stage.name in extended)
+            if tracker is not None:
+                tracker.sync()
     except NasplugError:
         if main and fresh:
             _forget_untouched(run_dir, created)
         raise
+    finally:
+        if tracker is not None:
+            tracker.close()
     if main and not fresh:
         _write_identity(run_dir, recipe)  # the resumed run succeeded: record its (allowed) changes
     return ctx
+
+
+def _tracker(ctx: RunContext) -> Any:
+    """The recipe's experiment tracking (rank 0 only), None without a ``tracking:`` section."""
+    cfg = ctx.recipe.tracking
+    if cfg is None or not cfg.report_to:
+        return None
+    from nasplug.tracking import Tracker
+
+    settings = ctx.recipe.model_dump(mode="json", exclude_none=True)
+    direction = ctx.recipe.search.direction if ctx.recipe.search else "maximize"
+    return Tracker(cfg, ctx.run_dir, ctx.recipe.name, settings, direction)
 
 
 def _check_plugin_code(ctx: RunContext) -> None:

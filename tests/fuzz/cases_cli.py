@@ -35,6 +35,14 @@ def cli_set() -> list[Case]:
         items,
         lambda cid, value, names: Case(cid, ("-q", "run", "@TOY@", "--out", OUT, "--set", value), names, marker=True),
     )
+    # tracking (TensorBoard / MLflow): backends by name, a section that is a mapping, a sane period
+    for i, (value, names) in enumerate([("tracking.report_to=[wandb]", r"tracking.report_to"),
+                                        ("tracking=tensorboard", r"tracking"),
+                                        ("tracking.every_s=0", r"tracking.every_s"),
+                                        ("tracking.nope=1", r"tracking.nope"),
+                                        ("tracking.mlflow_tracking_uri=''", r"tracking.mlflow_tracking_uri")]):
+        cases.append(Case(f"set-tracking-{i}", ("-q", "run", "@TOY@", "--out", OUT, "--set", value), names,
+                          marker=True))
     # task.language (the model cards' language): an ISO 639 code or null
     for i, value in enumerate(["task.language=english", "task.language=5", "task.language=''", "task.language=EN"]):
         cases.append(Case(f"set-language-{i}", ("-q", "run", "@TINY@", "--out", OUT, "--set", value),
