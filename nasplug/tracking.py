@@ -97,13 +97,14 @@ def _trial_points(records: list[dict[str, Any]], start: int, direction: str) -> 
     best: float | None = None
     better = max if direction == "maximize" else min
     for index, record in enumerate(records):
-        score = record.get("score") if record.get("status") in ("ok", "cached") else None
-        if not _number(score):
+        raw = record.get("score")
+        if record.get("status") not in ("ok", "cached") or not isinstance(raw, (int, float)) or not _number(raw):
             continue
-        best = float(score) if best is None else better(best, float(score))
+        score = float(raw)
+        best = score if best is None else better(best, score)
         if index < start:
             continue
-        yield "search/score", index, float(score)
+        yield "search/score", index, score
         yield "search/best", index, best
         for key, value in sorted((record.get("metrics") or {}).items()):
             if _number(value):
@@ -274,7 +275,8 @@ class Tracker:
         for noisy in ("mlflow", "alembic"):  # table creation and migrations, at INFO
             logging.getLogger(noisy).setLevel(logging.WARNING)
         uri = self.cfg.mlflow_tracking_uri or f"sqlite:///{self.layout.mlflow_store.resolve()}"
-        previous = state.get("mlflow") if isinstance(state.get("mlflow"), dict) else {}
+        stored = state.get("mlflow")
+        previous: dict[str, Any] = stored if isinstance(stored, dict) else {}
         run_id = previous.get("run_id") if previous.get("uri") == uri else None  # another store: a new run
         params = {key: json.dumps(value) if not isinstance(value, str) else value
                   for key, value in _flatten(self.settings).items()}

@@ -91,7 +91,9 @@ class SearchStage(Stage):
     def extends(self, ctx: RunContext) -> bool:
         """A larger ``search.budget`` continues a finished search from its log (as adding trials
         to an Optuna study does); a budget below the trials scored already is refused."""
-        budget = ctx.recipe.search.budget
+        search = ctx.recipe.search
+        assert search is not None  # applies() said so
+        budget = search.budget
         record = ctx.layout.read_stage(self.name)
         summary = record.get("summary") if isinstance(record, dict) else None
         if isinstance(summary, dict):
