@@ -118,11 +118,26 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
     return table[name]
 
 
-#: Set before any of these libraries is imported (each reads its variable then); a value the
-#: user set wins. Our own progress is enough: no per-file or per-shard bars (carriage returns in
-#: a log), and no chatter (their errors reach us as exceptions, which become our one line).
+#: Our own progress is enough: no per-file, per-shard or weight-loading bars (carriage returns
+#: in a log), and no chatter from `datasets` (its errors reach us as exceptions, which become our
+#: one line). Read by each library when it is imported; a value the user set wins.
 LIBRARY_ENVIRONMENT = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-                       "DATASETS_VERBOSITY": "critical", "TRANSFORMERS_VERBOSITY": "error"}
+                       "DATASETS_VERBOSITY": "critical"}
+
+
+def _quiet_imported_libraries() -> None:
+    """The same for a library imported already (``main`` called from Python), without
+    importing one that is not."""
+    datasets = sys.modules.get("datasets")
+    if datasets is not None:
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity(logging.CRITICAL)
+    hub = sys.modules.get("huggingface_hub")
+    if hub is not None:
+        hub.utils.disable_progress_bars()
+    transformers = sys.modules.get("transformers")
+    if transformers is not None:
+        transformers.utils.logging.disable_progress_bar()
 
 
 def _set_up_logging(args: argparse.Namespace) -> None:
@@ -130,6 +145,7 @@ def _set_up_logging(args: argparse.Namespace) -> None:
     or ``--log-level debug`` (``-v`` is for nasplug's debug lines, not matplotlib's font search)."""
     for name, value in LIBRARY_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    _quiet_imported_libraries()
     logging.basicConfig(level=_level(args), format="%(levelname)s %(name)s: %(message)s", force=True)
     if not (args.log_level == "debug" or (args.verbose or 0) >= 2):
         for handler in logging.getLogger().handlers:
