@@ -115,7 +115,7 @@ def crc32c(data: bytes | bytearray | memoryview) -> int:
     ``google-crc32c``'s C code when installed (``pip install 'nasplug[fast]'``), else
     :func:`crc32c_numpy` (the same value)."""
     if _FAST is not None:
-        return int(_FAST(bytes(data) if isinstance(data, memoryview) else data))  # type: ignore[operator]
+        return int(_FAST(data if isinstance(data, bytes) else bytes(data)))  # type: ignore[operator]
     return crc32c_numpy(data)
 
 
