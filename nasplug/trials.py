@@ -58,11 +58,15 @@ class Trial:
     def scored(self) -> bool:
         return self.status in ("ok", "cached")
 
-    def to_json(self) -> str:
+    def record(self) -> dict[str, Any]:
+        """The trial as a log record (what :meth:`to_json` writes)."""
         record = asdict(self)
         if self.canonical is None:  # logs of spaces without conditions keep their bytes
             del record["canonical"]
-        return json.dumps(record, sort_keys=True, separators=(",", ":"))
+        return record
+
+    def to_json(self) -> str:
+        return json.dumps(self.record(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Trial:
@@ -138,4 +142,4 @@ class TrialLog:
 
     def append(self, trial: Trial) -> None:
         """Write one trial durably (flush + fsync) before the strategy hears of it."""
-        append_jsonl(self.path, asdict(trial))  # the bytes of to_json(); a refused write is WriteFailed
+        append_jsonl(self.path, trial.record())  # the bytes of to_json(); a refused write is WriteFailed
