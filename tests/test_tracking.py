@@ -89,3 +89,30 @@ def test_curves_trials_and_settings_reach_tensorboard_and_mlflow(tmp_path: Path)
 
     with pytest.raises(NasplugError, match=r"search.budget: 9 would extend .* retrained already"):
         run_recipe(load_recipe(RECIPE, [*TINY, "search.budget=9"]), run, resume=True, progress=False)
+
+
+def test_glue_dev_figures_reach_tensorboard_and_mlflow_once(tmp_path: Path) -> None:
+    """The GLUE stage's files (``glue/<model>/<TASK>.json``: the median over seeds) become
+    ``glue/<model>/<TASK>/<metric>``; a figure that did not change is not sent again."""
+    from mlflow.tracking import MlflowClient
+
+    from nasplug.tracking import Tracker, TrackingConfig
+
+    run = tmp_path / "run"
+    glue = run / "glue" / "found"
+    glue.mkdir(parents=True)
+    medians = {"RTE": {"accuracy": 62.5}, "STS-B": {"pearson": 71.25, "spearmanr": 70.0}}
+    for task, median in medians.items():
+        (glue / f"{task}.json").write_text(json.dumps({"median": median, "runs": [median]}))
+    (glue / "scores.json").write_text(json.dumps({"RTE": 1.0}))  # the stage's summary: not a figure
+    want = {f"glue/found/{task}/{m}": {0: v} for task, median in medians.items() for m, v in median.items()}
+    for _ in range(2):  # the second tracker (a resume) finds nothing new to send
+        tracker = Tracker(TrackingConfig(report_to=["tensorboard", "mlflow"]), run, "t", {"seed": 0})
+        tracker.sync()
+        tracker.close()
+    assert tensorboard_series(run / "tensorboard") == want
+    run_id = json.loads((run / "tracking.json").read_text())["mlflow"]["run_id"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{run / 'mlflow.db'}")
+    for tag, points in want.items():
+        history = client.get_metric_history(run_id, tag)
+        assert [(m.step, m.value) for m in history] == list(points.items()), tag

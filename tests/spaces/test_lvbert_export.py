@@ -108,6 +108,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            "--stages", "supernet,search,retrain,glue"], capture_output=True, text=True, env=env,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "\r" not in done.stderr, "-q: no progress bar of nasplug's or a library's (a log is no terminal)"
     return run
 
 
