@@ -12,7 +12,7 @@ What is sent is what the run's files hold, read back from them (so the tracked v
 ``metrics.jsonl``'s to the last bit): the supernet's and each retrained model's training
 curves (``supernet/train/loss``, ``supernet/heldout/mlm_acc``, ``retrain/found/train/loss``,
 ...; the step is the training step), every search trial (``search/score`` and
-``search/best`` by trial number, and its other metrics), the GLUE dev figures
+``search/best`` with one objective, by trial number, and its other metrics), the GLUE dev figures
 (``glue/<model>/<TASK>/<metric>``) and the recipe's settings (MLflow parameters, TensorBoard
 text). Rank 0 sends them while the run goes (every ``every_s`` seconds, from a thread of its
 own) and when each stage ends. ``tracking.json`` in the run remembers the MLflow run and how
@@ -92,8 +92,9 @@ def _training_points(records: list[dict[str, Any]], prefix: str) -> Iterator[Poi
                     yield f"{prefix}/heldout/{key.removeprefix('heldout_')}", step, float(value)
 
 
-def _trial_points(records: list[dict[str, Any]], start: int, direction: str) -> Iterator[Point]:
-    """Each scored trial from ``start`` on: its score, the best so far, its other metrics."""
+def _trial_points(records: list[dict[str, Any]], start: int, direction: str | None) -> Iterator[Point]:
+    """Each scored trial from ``start`` on: its score, the best so far (one objective:
+    ``direction``; None for several), its other metrics."""
     best: float | None = None
     better = max if direction == "maximize" else min
     for index, record in enumerate(records):
@@ -105,7 +106,8 @@ def _trial_points(records: list[dict[str, Any]], start: int, direction: str) -> 
         if index < start:
             continue
         yield "search/score", index, score
-        yield "search/best", index, best
+        if direction is not None:
+            yield "search/best", index, best
         for key, value in sorted((record.get("metrics") or {}).items()):
             if _number(value):
                 yield f"search/{key}", index, float(value)
@@ -114,7 +116,7 @@ def _trial_points(records: list[dict[str, Any]], start: int, direction: str) -> 
 class _Sources:
     """The run's files that hold figures, and how much of each was sent (``sent``)."""
 
-    def __init__(self, layout: RunLayout, direction: str) -> None:
+    def __init__(self, layout: RunLayout, direction: str | None) -> None:
         self.layout, self.direction = layout, direction
 
     def logs(self) -> Iterator[tuple[str, Path]]:
@@ -206,7 +208,7 @@ class Tracker:
     ``every_s`` seconds and when :meth:`sync` asks); rank 0 of ``nasplug run`` makes one."""
 
     def __init__(self, cfg: TrackingConfig, run_dir: Path, recipe_name: str, settings: dict[str, Any],
-                 direction: str = "maximize") -> None:
+                 direction: str | None = "maximize") -> None:
         self.cfg, self.layout = cfg, RunLayout(run_dir)
         self.sources = _Sources(self.layout, direction)
         self.recipe_name, self.settings = recipe_name, settings

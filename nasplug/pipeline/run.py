@@ -110,7 +110,8 @@ def _tracker(ctx: RunContext) -> Any:
     from nasplug.tracking import Tracker
 
     settings = ctx.recipe.model_dump(mode="json", exclude_none=True)
-    direction = ctx.recipe.search.direction if ctx.recipe.search else "maximize"
+    # one objective: its direction (spelt out by with_objectives); several: no single best to track
+    direction = ctx.recipe.search.direction if ctx.recipe.search else None
     return Tracker(cfg, ctx.run_dir, ctx.recipe.name, settings, direction)
 
 
