@@ -7,13 +7,14 @@ its validated readers; ``nasplug compare`` takes the paths of its output folder 
 
     recipe.yaml  run.json           the run's identity (written before the first stage runs)
     stages/<stage>.json             a finished stage's summary and wall time
-    supernet/                       the trained supernet (supernet/oneshot/: a few-shot split's first phase)
+    supernet/                       the trained supernet (supernet/oneshot/: a few-shot split's first phase;
+                                    supernet/snapshots/step-<8 digits>/: the weights kept at supernet.snapshots)
     trials.jsonl  top.json          the search log and its best archs
     pareto.json                     the Pareto front of a search with several objectives
     retrain/<model>[/seed-<k>]/     a retrained model (summary.json over the seeds)
     glue/<model>/<TASK>.json        GLUE fine-tuning (the text plugin)
     tokenizer/                      the text tasks' tokenizer
-    rank_corr/                      ``nasplug rank-corr`` (default folder)
+    rank_corr/                      ``nasplug rank-corr`` (default folder; :class:`RankCorrLayout`)
     study/                          ``nasplug study``: searches/<row>/, models/<row>/<i>-<arch>/seed-<k>/
     report.md  *.png                the report
     tracking.json                   what ``tracking:`` sent where (tensorboard/, mlflow.db by default)
@@ -27,6 +28,11 @@ from typing import Any
 
 from nasplug.errors import NasplugError
 from nasplug.runfiles import read_json
+
+
+def snapshot_folder(training_folder: str | Path, step: int) -> Path:
+    """Where a training keeps the weights of step ``step`` (``train(snapshots=...)``)."""
+    return Path(training_folder) / "snapshots" / f"step-{step:08d}"
 
 
 def default_out(name: str) -> Path:
@@ -106,6 +112,20 @@ class RunLayout:
     @property
     def supernet_weights(self) -> Path:
         return self.supernet / "model.safetensors"
+
+    def supernet_snapshot(self, step: int) -> Path:
+        """The supernet's weights kept after ``step`` steps (``supernet.snapshots``)."""
+        return snapshot_folder(self.supernet, step)
+
+    def supernet_snapshots(self) -> dict[int, Path]:
+        """Step -> folder of every complete snapshot of the supernet, by step."""
+        folder = self.supernet / "snapshots"
+        found = {}
+        for path in sorted(folder.glob("step-*")) if folder.is_dir() else []:
+            step = path.name.removeprefix("step-")
+            if step.isdigit() and (path / "model.safetensors").is_file():
+                found[int(step)] = path
+        return found
 
     @property
     def trials(self) -> Path:
@@ -296,3 +316,52 @@ class ComparisonLayout:
     @property
     def anytime_plot(self) -> Path:
         return self.root / "anytime.png"
+
+
+class RankCorrLayout:
+    """The paths of a ``nasplug rank-corr`` output folder and of its models folder (``--models``,
+    by default the output folder itself)::
+
+        rank_corr.json / .md / .png      the supernet against standalone training, the noise ceiling
+        predictors.json / .md            every predictor against the same standalone archs
+        budget.json / .md / .png         tau at each kept supernet snapshot (--checkpoints)
+        eval_cost.json / .md / .png      tau against held-out batches, precision, recalibration
+        scores/<predictor>.json          supernet scores (per held-out batch) and the settings they used
+
+        models folder:
+        standalone/<arch id>/steps-<S>/seed-<k>/   one standalone training: arch.json, model.safetensors,
+                                                   score.json (per held-out batch, with its settings)
+        predictors/<predictor>.json      zero-cost and analytic scores and the settings they used
+
+    An arch id is the first 16 hex digits of the SHA-256 of the arch's canonical key, so a model
+    is found again whichever draw (uniform, stratified, a larger N) picks its arch.
+    """
+
+    def __init__(self, out_dir: str | Path, models_dir: str | Path | None = None) -> None:
+        self.root = Path(out_dir)
+        self.models = Path(models_dir) if models_dir is not None else self.root
+
+    def output(self, name: str, suffix: str) -> Path:
+        """``rank_corr``, ``predictors``, ``budget`` or ``eval_cost`` with ``suffix`` json/md/png."""
+        return self.root / f"{name}.{suffix}"
+
+    def supernet_scores(self, slug: str) -> Path:
+        return self.root / "scores" / f"{slug}.json"
+
+    def predictor_scores(self, slug: str) -> Path:
+        return self.models / "predictors" / f"{slug}.json"
+
+    @staticmethod
+    def arch_id(key: str) -> str:
+        """The folder name of an arch (its canonical key, :func:`nasplug.arch.arch_key`)."""
+        import hashlib
+
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def standalone(self, key: str, steps: int, seed: int) -> Path:
+        """The training folder of one arch (canonical key), for ``steps`` steps and seed ``seed``."""
+        return self.models / "standalone" / self.arch_id(key) / f"steps-{steps}" / f"seed-{seed}"
+
+    def has_models(self) -> bool:
+        """Whether standalone models were trained here already."""
+        return (self.models / "standalone").is_dir() and any((self.models / "standalone").iterdir())

@@ -16,7 +16,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nasplug.errors import NasplugError
 from nasplug.oneshot.config import TrainConfig
@@ -98,10 +107,27 @@ class SupernetConfig(TrainConfig):
     (``uniform``: SPOS; ``fair``: FairNAS, several paths per step; ``sandwich``: the largest,
     the smallest and n random archs, with in-place distillation: ``{name: sandwich, random: 2,
     distill: true}``) and, optionally, a few-shot split (``split: {choice: L00, after: 0.5}``:
-    a copy of the supernet per option of that choice for the rest of the steps)."""
+    a copy of the supernet per option of that choice for the rest of the steps). ``snapshots``:
+    steps after which the supernet's weights are kept (``supernet/snapshots/``), so ``nasplug
+    rank-corr --checkpoints`` can rank archs with the supernet as it was then (a training-budget
+    curve)."""
 
     sampler: str | Component = "uniform"
     split: SplitConfig | None = None
+    snapshots: list[int] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("snapshots")
+    @classmethod
+    def _check_snapshots(cls, snapshots: list[int], info: ValidationInfo) -> list[int]:
+        steps = info.data.get("steps", 1)
+        bad = next((s for s in snapshots if not 1 <= s <= steps), None)
+        if bad is not None:
+            raise ValueError(f"step {bad} is not one of the supernet's steps (1..{steps})")
+        if len(set(snapshots)) != len(snapshots):
+            raise ValueError("a step is listed twice")
+        if snapshots and info.data.get("split") is not None:
+            raise ValueError("not available with a few-shot split (the supernet changes shape at the split)")
+        return sorted(snapshots)
 
 
 class RetrainConfig(TrainConfig):

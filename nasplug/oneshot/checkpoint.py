@@ -311,3 +311,20 @@ def check_resume_config(saved: dict[str, Any], current: Any) -> None:
         if not RESUME.checkpoint_may_change(key) and saved.get(key) != now.get(key):
             raise NasplugError(f"{key}: the checkpoint was trained with {saved.get(key)!r}, this run has "
                                f"{now.get(key)!r}; resume with the same setting or start a new run directory")
+
+
+def cut_log(metrics_path: Path, step: int) -> None:
+    """Drop the records of steps after ``step`` from a training's ``metrics.jsonl`` (logged before
+    a crash, and about to be logged again on resume), so each step appears once; atomically."""
+    from nasplug.io import JsonlLineError, atomic_write_text, read_jsonl
+
+    if not metrics_path.is_file():
+        return
+    try:
+        records = read_jsonl(metrics_path, blank_lines=True)  # a torn last record is dropped too
+    except JsonlLineError as exc:
+        raise NasplugError(f"{metrics_path}:{exc.lineno}: not a metrics record; the log was damaged: "
+                           "restore it, or delete it (it is only the log) and resume") from None
+    kept = [r for r in records if not (isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] > step)]
+    atomic_write_text(metrics_path, "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n"
+                                            for r in kept))

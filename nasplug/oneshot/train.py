@@ -33,6 +33,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,8 @@ from torch import nn
 from nasplug import distributed
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
-from nasplug.io import (
-    JsonlLineError,
-    append_jsonl,
-    atomic_write_json,
-    atomic_write_text,
-    read_jsonl,
-)
+from nasplug.io import append_jsonl, atomic_write_json
+from nasplug.layout import snapshot_folder
 from nasplug.oneshot import checkpoint as ckpt
 from nasplug.oneshot.config import TrainConfig
 from nasplug.oneshot.health import Health, divergence_error
@@ -97,6 +93,7 @@ def train(
     sampler: Any = None,
     resume: bool = False,
     progress: bool = True,
+    snapshots: Sequence[int] = (),
 ) -> TrainResult:
     """Train ``model`` on ``task`` (prepared) into ``run_dir``.
 
@@ -108,6 +105,8 @@ def train(
         resume: continue from ``run_dir/checkpoint`` (a fresh start if there is none);
             without it an existing checkpoint is an error, never overwritten.
         progress: show a progress bar (rank 0).
+        snapshots: steps after which the weights are kept (``snapshots/step-<8 digits>/``: the
+            model and the auxiliary modules), e.g. for a training-budget curve.
 
     Raises:
         NasplugError: bad inputs, or a diverged run: a non-finite loss or gradient, or weights
@@ -117,7 +116,8 @@ def train(
     info = distributed.init()
     device = distributed.device_for(cfg.device, info)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        return _Run(model, task, cfg, Path(run_dir), space, arch, sampler, info, device).run(resume, progress)
+        return _Run(model, task, cfg, Path(run_dir), space, arch, sampler, info, device, snapshots).run(resume,
+                                                                                                        progress)
 
 
 def validate_inputs(model: nn.Module, task: Task, cfg: TrainConfig, space: Any, arch: Any, world: int) -> None:
@@ -139,7 +139,7 @@ class _Run:
     """The state of one :func:`train` call; ``run`` is the loop."""
 
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, space: Any, arch: Arch | None,
-                 sampler: Any, info: distributed.DistInfo, device: torch.device) -> None:
+                 sampler: Any, info: distributed.DistInfo, device: torch.device, snapshots: Sequence[int] = ()) -> None:
         validate_inputs(model, task, cfg, space, arch, info.world)
         self.cfg, self.task, self.run_dir, self.space, self.info, self.device = cfg, task, run_dir, space, info, device
         self.fixed_arch = None if arch is None else dict(arch)
@@ -165,6 +165,7 @@ class _Run:
         self.last_ckpt: int | None = None
         self.archs: list[Arch] = []
         self.health = Health()
+        self.snapshots = frozenset(snapshots)
 
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool, progress: bool) -> TrainResult:
@@ -197,6 +198,8 @@ class _Run:
                 heldout = self._evaluate(step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
                 self._checkpoint(step)
+            if step in self.snapshots:  # (written again on a resume from before it: the same weights)
+                distributed.on_main(self._save_weights, snapshot_folder(self.run_dir, step), step)
             bar.update()
         bar.close()
         heldout = self._evaluate(cfg.steps)
@@ -213,10 +216,13 @@ class _Run:
         distributed.on_main(self._save_result, result)  # also the barrier: every rank reads the files next
         return result
 
-    def _save_result(self, result: TrainResult) -> None:
-        ckpt.save_weights(self.model, self.run_dir / "model.safetensors", metadata={"step": str(result.steps)})
+    def _save_weights(self, folder: Path, step: int) -> None:
+        ckpt.save_weights(self.model, folder / "model.safetensors", metadata={"step": str(step)})
         for name, module in self.aux.items():
-            ckpt.save_weights(module, self.run_dir / f"{name}.safetensors")
+            ckpt.save_weights(module, folder / f"{name}.safetensors")
+
+    def _save_result(self, result: TrainResult) -> None:
+        self._save_weights(self.run_dir, result.steps)
         atomic_write_json(self.run_dir / "result.json", result.to_dict())
         append_jsonl(
             self.metrics_path, {"event": "end", "step": result.steps, "wall_s": result.wall_s, **result.heldout}
@@ -380,21 +386,7 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.lr * lr_factor(step, self.cfg.warmup(), self.cfg.steps, self.cfg.optimizer)
         self.last_ckpt = step
-        distributed.on_main(self._cut_log, step)  # a damaged log stops every rank, not rank 0 alone
+        distributed.on_main(ckpt.cut_log, self.metrics_path, step)  # a damaged log stops every rank, not rank 0 alone
         self._record({"event": "resume", "step": step, "world": self.info.world})
         log.info("resumed from %s (step %d)", path, step)
         return step
-
-    def _cut_log(self, step: int) -> None:
-        """Drop the records of steps after ``step`` (logged before the crash, and about to be
-        logged again), so each step appears once in ``metrics.jsonl``; atomically."""
-        if not self.metrics_path.is_file():
-            return
-        try:
-            records = read_jsonl(self.metrics_path, blank_lines=True)  # a torn last record is dropped too
-        except JsonlLineError as exc:
-            raise NasplugError(f"{self.metrics_path}:{exc.lineno}: not a metrics record; the log was damaged: "
-                               "restore it, or delete it (it is only the log) and resume") from None
-        kept = [r for r in records if not (isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] > step)]
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n"
-                                                     for r in kept))

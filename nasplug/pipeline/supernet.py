@@ -122,7 +122,7 @@ class SupernetStage(Stage):
         if cfg.split is not None:  # few-shot: the one-shot supernet first, then a copy per option
             supernet, task, sampler, train_cfg = self._one_shot_phase(ctx, supernet, task, sampler, train_cfg)
         result = train(supernet, task, train_cfg, folder, space=ctx.space, sampler=sampler,
-                       resume=resume_flag(folder), progress=ctx.progress)
+                       resume=resume_flag(folder), progress=ctx.progress, snapshots=cfg.snapshots)
         ctx.extras["supernet"] = supernet
         return {"heldout": {k: v for k, v in result.heldout.items() if k != "per_arch"},
                 "baseline": result.baseline, f"{result.unit}_per_s": result.throughput}
