@@ -29,7 +29,7 @@ the line "the loop's view of a task".
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +243,20 @@ class Task:
                 sums["examples"] = sums.get("examples", 0.0) + len(rows[0])
         return sums
 
+    def differentiable_input(self, model: nn.Module,
+                             batch: Batch) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """``(x, f)`` for one micro-batch (as :meth:`loss` receives it): ``x`` a float tensor
+        [N, ...] standing for the batch's inputs, and ``f`` the model's outputs [n, ...] as a
+        differentiable function of the first n rows of such a tensor. The zero-cost proxies
+        call it (SynFlow feeds ``f`` ones shaped like one row of ``x``; Jacobian covariance
+        differentiates ``f(x)`` by ``x``). Default: the batch's first tensor and ``f = model``;
+        NasplugError when that tensor is not a float tensor (ids, say: override this)."""
+        x = _rows(batch)[0]
+        if not torch.is_floating_point(x):
+            raise NasplugError(f"task {self.name!r}: its inputs are {x.dtype}, not a float tensor; SynFlow and "
+                               "Jacobian covariance need Task.differentiable_input to give a continuous input")
+        return x, model
+
     def figures(self, sums: Mapping[str, float]) -> dict[str, float]:
         """Held-out sums -> the task's metrics. Default: every sum / ``examples``."""
         count = max(sums.get("examples", 0.0), 1.0)
@@ -262,6 +276,16 @@ class Task:
         if tensors is None:
             raise NasplugError(f"task {self.name!r}: no {split!r} split")
         return tensors
+
+
+def add_sums(parts: Sequence[Mapping[str, float]]) -> Sums:
+    """The sums of several batches (e.g. one :meth:`Task.evaluate` per batch) added in order:
+    the same additions, in the same order, as one :meth:`Task.evaluate` over those batches."""
+    total: Sums = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def _rows(batch: Batch) -> tuple[torch.Tensor, ...]:
@@ -312,4 +336,4 @@ def check_metrics(task: Task) -> None:
                            f"({', '.join(metrics)})")
 
 
-__all__ = ["Batch", "Sums", "Task", "TaskEnv", "check_metrics"]
+__all__ = ["Batch", "Sums", "Task", "TaskEnv", "add_sums", "check_metrics"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
@@ -38,7 +39,7 @@ from nasplug.oneshot.recalibrate import BatchNormRecalibration
 from nasplug.registry import checked
 from nasplug.space import SearchSpace
 from nasplug.supernet import Supernet
-from nasplug.task import Sums, Task
+from nasplug.task import Sums, Task, add_sums
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +126,40 @@ class InheritedWeights:
         self._lanes: list[list[Any]] | None = None
         self._weights: tuple[Any, ...] | None = None
         self._warned_small = False
+        self.batch_seconds: list[float] = [0.0] * len(self.batches)  # of the last evaluate_sums call
+        self.setup_seconds = 0.0
 
     def __call__(self, arch: Arch) -> dict[str, float]:
         return self.evaluate_batch([arch])[0]
 
     def evaluate_batch(self, archs: Sequence[Arch]) -> list[dict[str, float]]:
         """Metrics for each arch, in order (shared prefixes computed once where possible)."""
+        return [self._metrics(arch, add_sums(parts)) for arch, parts in zip(archs, self.evaluate_sums(archs))]
+
+    def evaluate_sums(self, archs: Sequence[Arch]) -> list[list[Sums]]:
+        """Per arch, the task's sums on each held-out batch, in order: their totals
+        (:func:`~nasplug.task.add_sums`) give :meth:`evaluate_batch`'s metrics exactly, and the
+        first b of them the metrics on b batches. Afterwards :attr:`batch_seconds` holds the
+        wall time of each batch over all ``archs`` and :attr:`setup_seconds` the time spent
+        before the first batch (BatchNorm recalibration)."""
+        self.batch_seconds = [0.0] * len(self.batches)
+        self.setup_seconds = 0.0
         if not self.prefix_sharing:
-            return [self._metrics(arch, self._evaluate_alone(arch)) for arch in archs]
+            return [self._evaluate_alone(arch) for arch in archs]
         routes = [tuple(self.supernet.route(a)) for a in archs]
-        sums: list[Sums] = [{} for _ in archs]
+        parts: list[list[Sums]] = [[{} for _ in self.batches] for _ in archs]
         self._drop_stale_states()
         with torch.inference_mode(), self._autocast():
-            for lanes, cache in zip(self._lane_groups(), self.caches):
-                self._walk(lanes, cache, routes, sums)
-        final = {route: self._rank_score(s) for route, s in zip(routes, sums)}
-        for cache in self.caches:  # offers ranked on the batches scored so far; keep ranking on all
+            for b, (lanes, cache) in enumerate(zip(self._lane_groups(), self.caches)):
+                t0 = time.perf_counter()
+                self._walk(lanes, cache, routes, [p[b] for p in parts])
+                self.batch_seconds[b] = time.perf_counter() - t0
+        final = {route: self._rank_score(add_sums(p)) for route, p in zip(routes, parts)}
+        for cache in self.caches:  # offers ranked on one batch; keep ranking on all of them
             cache.rescore(final)
             cache.end_call()  # drop states only this call's later routes could resume from
         self._warn_if_nothing_fits()
-        return [self._metrics(arch, s) for arch, s in zip(archs, sums)]
+        return parts
 
     def clear_cache(self) -> None:
         """Forget the hidden states kept between calls (needed after changing weights
@@ -162,15 +177,22 @@ class InheritedWeights:
         return sum(cache.nbytes for cache in self.caches)
 
     # ------------------------------------------------------------------ one arch alone
-    def _evaluate_alone(self, arch: Arch) -> Sums:
+    def _evaluate_alone(self, arch: Arch) -> list[Sums]:
         nets = [self.supernet, *(m for m in self.aux.values() if isinstance(m, Supernet))]
         with contextlib.ExitStack() as stack:
+            t0 = time.perf_counter()
             for net in nets:
                 stack.enter_context(net.using(arch))
             if self.recalibration is not None:
                 stack.enter_context(self.recalibration.applied(self.supernet, self.task, self.aux))
+            self.setup_seconds += time.perf_counter() - t0
+            parts = []
             with torch.inference_mode(), self._autocast():
-                return self.task.evaluate(self.supernet, self.batches, self.aux, self.device)
+                for b, batch in enumerate(self.batches):
+                    t0 = time.perf_counter()
+                    parts.append(self.task.evaluate(self.supernet, [batch], self.aux, self.device))
+                    self.batch_seconds[b] += time.perf_counter() - t0
+            return parts
 
     # ------------------------------------------------------------------ the prefix walk
     def _walk(self, lanes: list[Any], cache: PrefixCache, routes: list[Route], sums: list[Sums]) -> None:

@@ -6,6 +6,7 @@ stage has written ``supernet/model.safetensors``; recipes never name weight file
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -19,25 +20,32 @@ from nasplug.pipeline.evaluator_plugin import EvaluatorPlugin
 from nasplug.registry import checked
 
 
-def load_trained_supernet(context: Any) -> tuple[Any, dict[str, Any]]:
+def load_trained_supernet(context: Any, source: Any = None, folder: Path | None = None) -> tuple[Any, dict[str, Any]]:
     """The run's trained supernet (on its training device) and the task's auxiliary modules
-    (ELECTRA: the generator) with their trained weights."""
+    (ELECTRA: the generator) with their trained weights.
+
+    ``source``: the run whose supernet to load (default ``context``; ``nasplug rank-corr
+    --compare`` scores another run's supernet on this run's data); ``folder``: where its weights
+    are (default the source's ``supernet/``; a snapshot folder for ``--checkpoints``).
+    """
     from nasplug import distributed
 
-    folder = context.layout.supernet
-    weights = context.layout.supernet_weights
+    source = context if source is None else source
+    shared = source is context and folder is None  # the supernet this process trained or loaded may be reused
+    folder = source.layout.supernet if folder is None else folder
+    weights = folder / "model.safetensors"
     if not weights.is_file():
         raise NasplugError(f"evaluator 'supernet': no trained supernet at {weights}; run the supernet stage first")
     task = context.prepared_task()
-    supernet = context.extras.get("supernet")
+    supernet = context.extras.get("supernet") if shared else None
     if supernet is None:
         from nasplug.pipeline.supernet import trained_supernet_shape
 
-        supernet = trained_supernet_shape(context)
+        supernet = trained_supernet_shape(source)
         load_weights(supernet, weights)
-        train_device = context.recipe.supernet.device if context.recipe.supernet is not None else "auto"
+        train_device = source.recipe.supernet.device if source.recipe.supernet is not None else "auto"
         supernet = supernet.to(distributed.device_for(train_device))
-    train_seed = context.recipe.supernet.seed if context.recipe.supernet is not None else 0
+    train_seed = source.recipe.supernet.seed if source.recipe.supernet is not None else 0
     aux = task.auxiliary(supernet, auxiliary_seed(train_seed))
     for name, module in aux.items():
         load_weights(module, folder / f"{name}.safetensors")
@@ -89,8 +97,17 @@ class SupernetEvaluator(EvaluatorPlugin):
                 raise NasplugError(f"{field}: {metric!r} is not measured by the supernet evaluator on task "
                                    f"{task.name!r}; allowed: {', '.join([*task.metrics, *analytic])}")
 
-    def build(self, ctx: Any, memory_hint: int | None = None) -> InheritedWeights:
-        supernet, aux = load_trained_supernet(ctx)
+    def settings(self) -> dict[str, Any]:
+        """What its scores depend on besides the weights and the data (memory settings left out)."""
+        return {"batches": self.num_batches, "batch_size": self.batch_size, "seed": self.seed,
+                "precision": self.precision, "recalibrate": self.num_recalibrate_batches,
+                "recalibrate_batch_size": self.recalibrate_batch_size}
+
+    def build(self, ctx: Any, memory_hint: int | None = None, *, source: Any = None,
+              folder: Path | None = None) -> InheritedWeights:
+        """The evaluator of ``ctx``'s trained supernet, or (``rank-corr``) of another run's
+        (``source``) or of a snapshot's weights (``folder``), on ``ctx``'s held-out batches."""
+        supernet, aux = load_trained_supernet(ctx, source, folder)
         task = ctx.prepared_task()
         held = task.heldout_batches(self.batch_size, self.seed, self.num_batches)
         if not held:

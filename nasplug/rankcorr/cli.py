@@ -37,6 +37,24 @@ def add_rank_corr_parser(subparsers: Any, common: argparse.ArgumentParser | None
     p.add_argument("--models", metavar="DIR",
                    help="where the standalone models are trained and kept (default: --out); share it between runs "
                         "whose supernets differ only in training to train each arch once")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="standalone trainings per arch, seeded (default 1); K >= 2 reports the noise ceiling, the "
+                        "tau between seeds, and compares against the mean over seeds")
+    p.add_argument("--predictors", action="append", default=[], metavar="LIST",
+                   help="cheaper predictors ranked beside the supernet, comma-separated: params, flops, synflow, "
+                        "grad_norm, snip, jacov, short[:N] (N standalone steps; default S/8), all (repeatable)")
+    p.add_argument("--checkpoints", action="store_true",
+                   help="also rank with every supernet snapshot the run kept (supernet.snapshots): the "
+                        "training-budget curve (budget.md/.png)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="RUN",
+                   help="other runs of the same space and task (other samplers, budgets) whose supernets are "
+                        "ranked against the same standalone models")
+    p.add_argument("--eval-cost", action="store_true",
+                   help="the evaluation-cost curve: tau against the number of held-out batches, also in the other "
+                        "precision and with BatchNorm recalibration toggled (eval_cost.md/.png)")
+    p.add_argument("--stratify", metavar="METRIC",
+                   help="draw the archs stratified over an analytic metric of the space (e.g. params) instead of "
+                        "uniformly, so they span the space")
     p.add_argument("--resamples", type=int, default=2000, metavar="R", help="bootstrap resamples (default 2000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the run's recipe, e.g. --set retrain.lr=0.001 (the standalone "
@@ -57,11 +75,26 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
         check_argument(SupernetEvaluator, "batches", args.batches, "--batches")
     result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, num_batches=args.batches,
                               progress=not getattr(args, "quiet", False), metric=args.metric, out=args.out,
-                              overrides=args.overrides, resamples=args.resamples, models=args.models)
+                              overrides=args.overrides, resamples=args.resamples, models=args.models,
+                              seeds=args.seeds, predictors=args.predictors, checkpoints=args.checkpoints,
+                              compare=args.compare, eval_cost=args.eval_cost, stratify=args.stratify)
     print(table(result))
     print()
     for line in summary_lines(result):
         print(line)
+    _print_tables(result)
     files = result["files"]
-    print(f"\nrank-corr: {files['md']}, {files['json']}, {files['png']}")
+    print(f"\nrank-corr: {', '.join(v for k, v in files.items() if k != 'png' and not k.endswith('_json'))}")
     return 0
+
+
+def _print_tables(result: dict) -> None:
+    from nasplug.rankcorr.outputs import _clean
+    from nasplug.rankcorr.tables import budget_table, eval_cost_table, predictors_table
+
+    clean = _clean(result)
+    for title, wanted, render in (("predictors", len(result["predictors"]) > 1, predictors_table),
+                                  ("training budget", bool(result["budget"]), budget_table),
+                                  ("evaluation cost", bool(result["eval_cost"]), eval_cost_table)):
+        if wanted:
+            print(f"\n{title}:\n{render(clean)}")

@@ -28,18 +28,33 @@ def _fmt_coef(entry: dict[str, Any]) -> str:
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
-    """Kendall / Spearman / top-1 lines, for the Markdown file and the terminal."""
+    """Kendall / Spearman / top-1 lines (and the noise ceiling with K >= 2 seeds), for the
+    Markdown file and the terminal."""
     conf = round(100 * result["bootstrap"]["confidence"])
     top = result["top_k"]
     overlap = ", ".join(f"top-{k} {v:.2f}" for k, v in top["overlap"].items())
-    return [
-        f"Kendall tau: {_fmt_coef(result['kendall_tau'])}",
+    seeds = result.get("seeds", 1)
+    against = f"the mean of {seeds} seeds" if seeds > 1 else "standalone training"
+    lines = [
+        f"Kendall tau (supernet vs {against}): {_fmt_coef(result['kendall_tau'])}",
         f"Spearman rho: {_fmt_coef(result['spearman_rho'])}",
         f"{conf}% bootstrap percentile intervals, {result['bootstrap']['used']} of {result['bootstrap']['resamples']} "
         f"resamples usable ({result['bootstrap']['skipped_constant']} with a constant score skipped)",
         f"Supernet's top pick is standalone rank {top['top1_standalone_rank']} of {result['archs']} "
         f"(regret {top['top1_regret']:.4g}); overlap {overlap}",
     ]
+    if seeds > 1:
+        ceiling = result["noise_ceiling"]
+        f = _fmt_coef({**ceiling, "p_value": None}).removesuffix(" (p = nan)")
+        pairs = len(ceiling["pairs"])
+        lines.append(f"Noise ceiling (Kendall tau between standalone seeds, mean over {pairs} pair(s)): "
+                     f"{f}; the supernet against single seeds: {_num(result['supernet_vs_seeds'])}, "
+                     f"{_num(result['of_ceiling'])} of the ceiling")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -51,26 +66,41 @@ def table(result: dict[str, Any]) -> str:
     sa_rank = {
         p["index"]: r for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["standalone"], p["index"])), 1)
     }
+    seeds = result.get("seeds", 1)
     rows = [[r, sa_rank[p["index"]], p["index"], p["arch"], f"{p['supernet']:.6g}", f"{p['standalone']:.6g}",
+             *([" / ".join(f"{v:.4g}" for v in p["standalone_seeds"])] if seeds > 1 else []),
              p["supernet_metrics"].get("params")]
             for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["supernet"], p["index"])), 1)]
     m = result["metric"]
-    return markdown_table(["supernet rank", "standalone rank", "#", "arch", f"supernet {m}", f"standalone {m}",
-                           "params"], rows)
+    mean = f"standalone {m}" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+    return markdown_table(["supernet rank", "standalone rank", "#", "arch", f"supernet {m}", mean,
+                           *(["per seed"] if seeds > 1 else []), "params"], rows)
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    """``rank_corr.json`` / ``.md`` / ``.png`` in ``out_dir`` (each written atomically)."""
-    files = {"json": out_dir / "rank_corr.json", "md": out_dir / "rank_corr.md", "png": out_dir / "rank_corr.png"}
+    """``rank_corr.json`` / ``.md`` / ``.png`` in ``out_dir``, and the predictors, budget and
+    evaluation-cost files the result has (:mod:`nasplug.rankcorr.tables`), each atomically."""
+    from nasplug.layout import RankCorrLayout
+    from nasplug.rankcorr.tables import predictors_table, write_tables
+
+    layout = RankCorrLayout(out_dir)
+    files = {"json": layout.output("rank_corr", "json"), "md": layout.output("rank_corr", "md"),
+             "png": layout.output("rank_corr", "png")}
+    clean = _clean(result)
+    seeds = result.get("seeds", 1)
     md = [f"# Rank correlation: supernet vs standalone ({result['metric']})", "",
-          f"Run `{result['run_dir']}`: {result['archs']} archs (seed {result['seed']}), each trained standalone "
-          f"for {result['steps']} steps; both scored on the same {result['evaluator']['heldout_batches']} "
-          "pre-masked held-out batches.", ""]
+          f"Run `{result['run_dir']}`: {result['archs']} archs ({result.get('sample', 'uniform')}, seed "
+          f"{result['seed']}), each trained standalone for {result['steps']} steps with {seeds} seed(s); all scored "
+          f"on the same {result['evaluator']['heldout_batches']} pre-masked held-out batches.", ""]
     md += [f"- {line}" for line in summary_lines(result)]
     md += ["", "![supernet score vs standalone accuracy](rank_corr.png)", "", table(result), ""]
+    if len(result.get("predictors", [])) > 1:
+        md += ["## Predictors", "", predictors_table(clean), ""]
+    more = write_tables(clean, layout)
+    md += [f"See also [{Path(v).name}]({Path(v).name})" for k, v in more.items() if k.endswith("_md")]
     scatter(result, files["png"])
-    atomic_write_text(files["md"], "\n".join(md))
-    out = {k: str(v) for k, v in files.items()}
+    atomic_write_text(files["md"], "\n".join(md) + "\n")
+    out = {**{k: str(v) for k, v in files.items()}, **more}
     atomic_write_json(files["json"], _clean({**result, "files": out}))
     return out
 

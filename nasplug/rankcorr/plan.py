@@ -8,15 +8,16 @@ carries the plan out.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasplug.arch import Arch, arch_key
+from nasplug.arch import Arch
 from nasplug.errors import NasplugError
-from nasplug.layout import RunLayout
+from nasplug.layout import RankCorrLayout, RunLayout
+from nasplug.rankcorr.predictors import Predictor, parse_predictors
+from nasplug.rankcorr.sampling import sample_archs, stratified_archs
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,29 @@ class RankCorrRequest:
     keep_checkpoints: bool = False
     overrides: tuple[str, ...] = ()
     models: Path | None = None
+    seeds: int = 1
+    predictors: tuple[str, ...] = ()
+    checkpoints: bool = False
+    compare: tuple[Path, ...] = ()
+    eval_cost: bool = False
+    stratify: str | None = None
+
+
+@dataclass(frozen=True)
+class SupernetSource:
+    """One supernet the archs are scored with: ``label`` in the tables, its run, and the
+    weights folder (None: the run's final ``supernet/``), ``step`` for a snapshot."""
+
+    label: str
+    ctx: Any
+    folder: Path | None = None
+    step: int | None = None
 
 
 @dataclass
 class RankCorrPlan:
     """A checked rank-corr call: the run's context, the compared metric, the standalone
-    training settings and where everything goes."""
+    training settings, the archs, the predictors and where everything goes."""
 
     request: RankCorrRequest
     ctx: Any  # the run's RunContext (its space and task; the supernet is loaded by the evaluator)
@@ -52,6 +70,13 @@ class RankCorrPlan:
     out_dir: Path
     models_dir: Path
     evaluator_kwargs: dict[str, Any] = field(default_factory=dict)
+    archs: list[Arch] = field(default_factory=list)
+    supernets: list[SupernetSource] = field(default_factory=list)  # this run's first, then snapshots, then --compare
+    predictors: list[Predictor] = field(default_factory=list)  # the cheaper predictors (--predictors)
+
+    @property
+    def layout(self) -> RankCorrLayout:
+        return RankCorrLayout(self.out_dir, self.models_dir)
 
 
 def load_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
@@ -92,21 +117,6 @@ def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] |
         raise NasplugError(f"rank-corr training settings: {describe_error(exc)}") from None
 
 
-def sample_archs(space: Any, n: int, seed: int) -> list[Arch]:
-    """The first ``n`` distinct archs drawn with ``random.Random(seed)`` (valid by construction)."""
-    rng, seen, archs = random.Random(seed), set(), []
-    for _ in range(1000 * n):
-        arch = space.sample(rng)
-        if arch_key(arch) not in seen:
-            seen.add(arch_key(arch))
-            archs.append(arch)
-            if len(archs) == n:
-                return archs
-    raise NasplugError(
-        f"--archs: only {len(archs)} distinct archs found in {1000 * n} draws; the space is too small for {n}"
-    )
-
-
 def evaluator_kwargs(recipe: Any, num_batches: int | None) -> dict[str, Any]:
     """The run's ``supernet`` evaluator settings (recipe keys), with ``num_batches`` as ``batches``
     (``--batches``) when given, checked against the evaluator's signature (nothing built);
@@ -129,6 +139,8 @@ def evaluator_kwargs(recipe: Any, num_batches: int | None) -> dict[str, Any]:
 
 
 def _check_numbers(request: RankCorrRequest) -> None:
+    if not 1 <= request.seeds <= 100:
+        raise NasplugError(f"--seeds: must be between 1 and 100, got {request.seeds}")
     if not 3 <= request.archs <= 10_000:
         raise NasplugError(f"--archs: rank correlation needs between 3 and 10,000 archs, got {request.archs}")
     if not 1 <= request.steps <= 10**9:
@@ -153,27 +165,71 @@ def plan_rank_corr(request: RankCorrRequest) -> RankCorrPlan:
 
     Raises:
         NasplugError: no run directory, no trained supernet, N < 3, S < 1, a metric the
-            task does not measure, or an output folder that holds another experiment.
+            task does not measure, an unknown predictor, a --compare run of another space or
+            task, or an output folder that holds another experiment.
     """
-    from nasplug.pipeline import RunContext
     from nasplug.pipeline.identity import check_out_path
 
     _check_numbers(request)
-    run_dir = request.run_dir
-    recipe = load_run_recipe(run_dir, request.overrides)
-    if recipe.supernet is None:
-        raise NasplugError(f"{run_dir}: the run's recipe has no supernet section; nothing to rank-correlate")
-    weights = RunLayout(run_dir).supernet_weights
-    if not weights.is_file():
-        raise NasplugError(f"{run_dir}: no trained supernet ({weights} is missing); run the supernet stage first")
-    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=request.progress)
+    ctx = _run_context(request.run_dir, request.overrides, request.progress)
+    recipe = ctx.recipe
     metric = _metric(ctx, ctx.task, request.metric)
     train = standalone_train_config(recipe, request.steps, request.train_overrides)
     out_dir = request.out if request.out is not None else ctx.layout.rank_corr
     models_dir = request.models if request.models is not None else out_dir
     check_out_path(out_dir, "--out")
     check_out_path(models_dir, "--models")
-    if not request.resume and any(models_dir.glob("arch-*")):
-        raise NasplugError(f"{models_dir}: holds archs of an earlier rank-corr; resume it or pass another --out")
+    if not request.resume and RankCorrLayout(out_dir, models_dir).has_models():
+        raise NasplugError(f"{models_dir}: holds models of an earlier rank-corr; resume it or pass another --out")
+    predictors = parse_predictors(request.predictors, ctx.space, request.steps)
+    supernets = [SupernetSource("supernet", ctx), *_snapshots(ctx, request.checkpoints),
+                 *(_compared(path, ctx, request) for path in request.compare)]
+    if request.stratify is None:
+        archs = sample_archs(ctx.space, request.archs, request.seed)
+    else:
+        archs = stratified_archs(ctx.space, request.archs, request.seed, request.stratify)
     return RankCorrPlan(request, ctx, metric, ctx.task.metrics[metric], train, out_dir, models_dir,
-                        evaluator_kwargs(recipe, request.num_batches))
+                        evaluator_kwargs(recipe, request.num_batches), archs, supernets, predictors)
+
+
+def _run_context(run_dir: Path, overrides: Sequence[str], progress: bool) -> Any:
+    """The context of a run whose supernet stage has finished (its recipe with ``overrides``)."""
+    from nasplug.pipeline import RunContext
+
+    recipe = load_run_recipe(run_dir, overrides)
+    if recipe.supernet is None:
+        raise NasplugError(f"{run_dir}: the run's recipe has no supernet section; nothing to rank-correlate")
+    weights = RunLayout(run_dir).supernet_weights
+    if not weights.is_file():
+        raise NasplugError(f"{run_dir}: no trained supernet ({weights} is missing); run the supernet stage first")
+    return RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=progress)
+
+
+def _snapshots(ctx: Any, wanted: bool) -> list[SupernetSource]:
+    """The run's kept supernet snapshots before its last step (``--checkpoints``)."""
+    if not wanted:
+        return []
+    final = ctx.recipe.supernet.steps
+    found = {step: folder for step, folder in ctx.layout.supernet_snapshots().items() if step < final}
+    if not found:
+        raise NasplugError(f"--checkpoints: {ctx.run_dir} kept no supernet snapshots before step {final}; train the "
+                           "supernet with supernet.snapshots (e.g. [250, 500]) to get a training-budget curve")
+    return [SupernetSource(f"supernet@{step}", ctx, folder, step) for step, folder in sorted(found.items())]
+
+
+def _compared(path: Path, ctx: Any, request: RankCorrRequest) -> SupernetSource:
+    """Another run's trained supernet (``--compare``): same space and task, scored with this
+    run's evaluator settings on the same held-out batches."""
+    other = _run_context(path, (), request.progress)
+    for key in ("space", "task"):
+        mine, theirs = getattr(ctx.recipe, key), getattr(other.recipe, key)
+        if (mine.model_dump() if mine else None) != (theirs.model_dump() if theirs else None):
+            raise NasplugError(f"--compare: {path} has another {key} than {ctx.run_dir}; its supernet cannot be "
+                               "judged against the same standalone models")
+    return SupernetSource(f"{path.name} ({_describe_training(other.recipe.supernet)})", other)
+
+
+def _describe_training(cfg: Any) -> str:
+    """``uniform, 1000 steps`` / ``fair, 333 steps`` / ``uniform, split L00 after 0.5, 1000 steps``."""
+    split = f", split {cfg.split.choice} after {cfg.split.after:g}" if cfg.split is not None else ""
+    return f"{cfg.sampler}{split}, {cfg.steps} steps"

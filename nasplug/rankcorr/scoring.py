@@ -1,27 +1,23 @@
-"""Carrying out a rank-corr plan: the supernet's scores, then each arch trained and scored.
+"""Carrying out a rank-corr plan: every supernet's scores, then each arch trained standalone
+(K seeds) and scored, then the cheaper predictors.
 
-Each arch is trained standalone into its own folder (``arch-NN/`` of the models folder) and
-scored on exactly the evaluator's held-out batches; ``score.json`` records the score and what
-it was scored with, so a rerun reuses it, or loads the trained model and scores it again when
-only the evaluator's or the task's settings changed.
+Both sides are scored per held-out batch (:mod:`nasplug.rankcorr.supernets`,
+:mod:`nasplug.rankcorr.standalone`), so the metric on the first b batches, for any b, comes
+from the one evaluation (the evaluation-cost curve) and the totals are the evaluator's scores.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from nasplug.arch import Arch
-from nasplug.errors import NasplugError, UnloadableWeights
-from nasplug.io import atomic_write_json
-from nasplug.rankcorr.plan import RankCorrPlan, sample_archs
-from nasplug.runfiles import read_json
+from nasplug.rankcorr.plan import RankCorrPlan, SupernetSource
+from nasplug.rankcorr.predictors import score_predictor
+from nasplug.rankcorr.standalone import StandaloneModels
+from nasplug.rankcorr.supernets import SupernetRun, eval_cost_variants, score_supernet
+from nasplug.task import Sums, add_sums
 
 log = logging.getLogger(__name__)
 
@@ -30,141 +26,118 @@ Figures = dict[str, float]
 
 @dataclass
 class Scores:
-    """Both scores of every sampled arch, in draw order."""
+    """Everything measured for a plan, in draw order of the archs."""
 
     archs: list[Arch]
     texts: list[str]
-    supernet: list[Figures]
-    standalone: list[Figures]
-    heldout_batches: int  # how many held-out batches both scores are on
+    supernet: list[Figures]  # this run's supernet
+    per_seed: list[list[Figures]]  # [seed][arch]: standalone figures at the full steps
+    heldout_batches: int
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per predictor (the supernets first)
+    eval_cost: list[dict[str, Any]] = field(default_factory=list)  # one per evaluator variant
 
 
-def standalone_metrics(model: torch.nn.Module, evaluator: Any, aux: dict[str, Any] | None = None) -> Figures:
-    """Held-out metrics of a standalone model on the evaluator's own fixed batches.
-
-    The same sums as :class:`nasplug.oneshot.evaluator.InheritedWeights` (the task's
-    ``evaluate`` on the evaluator's batches, fp32): a model extracted from the supernet
-    scores exactly what the evaluator gives its arch (without the analytic metrics).
-    """
-    device = next(model.parameters()).device
-    model.eval()
-    for module in (aux or {}).values():
-        module.eval()
-    task = evaluator.task
-    with torch.inference_mode():
-        return task.figures(task.evaluate(model, evaluator.batches, aux or {}, device))
+def _slug(source: SupernetSource, index: int) -> str:
+    if index == 0:
+        return "supernet"
+    if source.step is not None:
+        return f"supernet-step-{source.step}"
+    return f"compare-{index}-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in source.ctx.run_dir.name)
 
 
-def _as_json(obj: Any) -> Any:
-    """``obj`` as it reads back from a JSON file, to compare with what a file holds."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+def _training_seconds(source: SupernetSource) -> float | None:
+    """What training this supernet cost (its run's supernet stage wall time; a snapshot at
+    step s of S steps: s / S of it, every step costing the same)."""
+    record = source.ctx.layout.read_stage("supernet")
+    wall = record.get("wall_s") if isinstance(record, dict) else None
+    if not isinstance(wall, (int, float)):
+        return None
+    return float(wall) * (source.step / source.ctx.recipe.supernet.steps if source.step is not None else 1.0)
 
 
-def _supernet_evaluator(plan: RankCorrPlan) -> Any:
-    """The run's supernet evaluator with the plan's settings (its data prepared first)."""
+def _heldout(plan: RankCorrPlan, task: Any) -> tuple[list[Any], dict[str, Any]]:
+    """The fixed held-out batches both sides are scored on, and what they depend on; a task
+    with fewer batches than asked scores on those it has (both sides alike)."""
     from nasplug.pipeline.evaluators import SupernetEvaluator
     from nasplug.registry import build_callable
 
-    ctx = plan.ctx
-    ctx.prepared_task()
-    try:
-        return build_callable(SupernetEvaluator, plan.evaluator_kwargs, field="evaluator").build(ctx)
-    except UnloadableWeights as exc:
-        raise NasplugError(
-            f"{exc} (the run's recipe.yaml builds another supernet than the one trained; if the "
-            "recipe had null keys such as space.size: null, pass them again: --set space.size=null)"
-        ) from None
+    plugin = build_callable(SupernetEvaluator, plan.evaluator_kwargs, field="evaluator")
+    batches = task.heldout_batches(plugin.batch_size, plugin.seed, plugin.num_batches)
+    if len(batches) < plugin.num_batches:
+        plan.evaluator_kwargs["batches"] = len(batches)
+    return batches, {"batches": len(batches), "batch_size": plugin.batch_size, "seed": plugin.seed}
 
 
 def score_plan(plan: RankCorrPlan) -> Scores:
-    """Score the plan's archs with the supernet, then train (or reuse) and score each standalone."""
+    """Score the plan's archs with every supernet, train (or reuse) and score each arch
+    standalone for every seed, then score them with each cheaper predictor."""
     from nasplug.pipeline.run import make_run_dir
-    from nasplug.progress import progress_bar
 
     request, ctx = plan.request, plan.ctx
-    evaluator = _supernet_evaluator(plan)
-    sampled = sample_archs(ctx.space, request.archs, request.seed)
-    texts = [ctx.space.format(a) for a in sampled]
-    log.info("rank-corr: scoring %d archs with the supernet", request.archs)
-    supernet_scores = evaluator.evaluate_batch(sampled)
-    evaluator.close()  # its kept hidden states are not needed while the standalone models train
+    task = ctx.prepared_task()
+    heldout, heldout_id = _heldout(plan, task)
     make_run_dir(plan.out_dir, "--out")
     make_run_dir(plan.models_dir, "--models")
-    width = max(2, len(str(request.archs - 1)))
-    standalone: list[Figures] = []
-    bar = progress_bar(total=request.archs, desc="rank-corr", unit="arch", enabled=request.progress)
-    for i, (arch, text) in enumerate(zip(sampled, texts)):
-        standalone.append(_one_arch(plan, evaluator, i, arch, text, plan.models_dir / f"arch-{i:0{width}d}", bar))
-        bar.update()
+
+    def metric_of(parts: list[Sums]) -> float:
+        return task.figures(add_sums(parts))[plan.metric]
+
+    higher = plan.direction == "maximize"
+    rows, runs = [], []
+    for i, source in enumerate(plan.supernets):
+        run = score_supernet(plan, source, plan.evaluator_kwargs, _slug(source, i))
+        runs.append(run)
+        rows.append({"label": source.label, "kind": "supernet", "step": source.step, "higher_is_better": higher,
+                     "values": [metric_of(p) for p in run.parts],
+                     "seconds_per_arch": run.setup_seconds + sum(run.batch_seconds),
+                     "one_off_s": _training_seconds(source)})
+    eval_cost = _eval_cost(plan, runs[0], metric_of) if request.eval_cost else []
+    models = StandaloneModels(ctx, plan.layout, request.train_overrides, heldout, heldout_id,
+                              progress=request.progress, keep_checkpoints=request.keep_checkpoints)
+    per_seed = _standalone(plan, models, task)
+    for predictor in plan.predictors:
+        scores = score_predictor(predictor, plan, models, metric_of)
+        rows.append({"label": predictor.label, "kind": predictor.kind, "step": None,
+                     "higher_is_better": scores.higher_is_better, "values": scores.values,
+                     "seconds_per_arch": scores.seconds_per_arch, "one_off_s": scores.one_off_s})
+    return Scores(plan.archs, [ctx.space.format(a) for a in plan.archs],
+                  [task.figures(add_sums(p)) for p in runs[0].parts], per_seed, len(heldout), rows, eval_cost)
+
+
+def _standalone(plan: RankCorrPlan, models: StandaloneModels, task: Any) -> list[list[Figures]]:
+    """[seed][arch]: the figures of every arch trained for the full steps with every seed."""
+    from nasplug.progress import progress_bar
+
+    request = plan.request
+    bar = progress_bar(total=len(plan.archs) * request.seeds, desc="rank-corr", unit="model",
+                       enabled=request.progress)
+    per_seed: list[list[Figures]] = [[] for _ in range(request.seeds)]
+    for arch in plan.archs:  # every seed of an arch before the next arch: a stop leaves whole archs
+        for k in range(request.seeds):
+            bar.set_postfix_str(f"{plan.ctx.space.format(arch)[:24]} seed {k}")
+            per_seed[k].append(task.figures(add_sums(models.get(arch, request.steps, k).parts)))
+            bar.update()
     bar.close()
-    return Scores(sampled, texts, supernet_scores, standalone, len(evaluator.batches))
+    return per_seed
 
 
-def _one_arch(plan: RankCorrPlan, evaluator: Any, i: int, arch: Arch, text: str, folder: Path, bar: Any) -> Figures:
-    """The standalone score of arch ``i``: read back, or trained (or loaded) and scored now."""
-    request, config = plan.request, plan.train.model_dump(mode="json")
-    # what the standalone scores depend on besides the weights: the evaluator's batches and the task's data
-    task_settings = _as_json(plan.ctx.recipe.task.kwargs() if plan.ctx.recipe.task is not None else None)
-    scored_with = {"evaluator": _as_json(plan.evaluator_kwargs), "task": task_settings}
-    saved = _check_folder(folder, text, config, task_settings, scored_with)
-    if saved is not None:
-        log.info("rank-corr: arch %d/%d %s: trained already, skipped", i + 1, request.archs, text)
-        return saved
-    bar.set_postfix_str(text[:32])
-    if (folder / "result.json").is_file() and (folder / "model.safetensors").is_file():
-        log.info("rank-corr: arch %d/%d %s: trained already, scoring it again", i + 1, request.archs, text)
-    else:
-        log.info("rank-corr: arch %d/%d %s: training %d steps", i + 1, request.archs, text, request.steps)
-        atomic_write_json(folder / "arch.json", {"arch": text, "arch_dict": arch, "config": config,
-                                                 "task": task_settings})
-    saved = _train_and_score(plan.ctx, arch, folder, plan.train, evaluator, request.progress)  # loads a trained model
-    atomic_write_json(folder / "score.json", {"metrics": saved, "scored_with": scored_with})
-    if not request.keep_checkpoints:
-        shutil.rmtree(folder / "checkpoint", ignore_errors=True)
-    return saved
+def batch_grid(total: int) -> list[int]:
+    """1, 2, 4, ... up to ``total`` held-out batches, ``total`` itself always included."""
+    grid, b = [], 1
+    while b < total:
+        grid.append(b)
+        b *= 2
+    return [*grid, total]
 
 
-def _train_and_score(ctx: Any, arch: Arch, folder: Path, cfg: Any, evaluator: Any, progress: bool) -> Figures:
-    """Train ``arch`` from scratch into ``folder`` (or load it if trained) and score it."""
-    from nasplug.distributed import device_for
-    from nasplug.oneshot.build import build_model
-    from nasplug.pipeline.standalone import train_model
-
-    task = ctx.prepared_task()
-    model = build_model(ctx.space, arch, task, seed=ctx.recipe.seed)
-    # not tested: scored here, on the evaluator's batches
-    aux = train_model(model, task, cfg, folder, progress=progress, test=False)
-    device = device_for(cfg.device)  # a model loaded from its folder (not trained now) is still on the CPU
-    return standalone_metrics(model.to(device), evaluator, {k: m.to(device) for k, m in aux.items()})
-
-
-def _check_folder(folder: Path, arch_text: str, config: dict[str, Any], task: Any,
-                  scored_with: dict[str, Any]) -> Figures | None:
-    """The saved score of this arch, None if there is none or it was scored on other held-out
-    batches (the trained model is then loaded and scored again); an error if the folder holds
-    another arch or a model trained with other settings."""
-    meta_file = folder / "arch.json"
-    if not meta_file.is_file():
-        return None
-    meta = read_json(meta_file, dict, "delete the folder to train the arch again")
-    if meta.get("arch") != arch_text:
-        raise NasplugError(f"{folder}: holds arch {meta.get('arch')}, not {arch_text} (an earlier --seed?); "
-                           "pass another --out or delete the folder")
-    if meta.get("config") != config:
-        previous = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-        changed = sorted(k for k in config if previous.get(k) != config[k])
-        raise NasplugError(f"{folder}: was trained with other settings ({', '.join(changed)} differ: an earlier "
-                           "--steps or --set?); pass another --out or delete the folder")
-    if "task" in meta and meta["task"] != task:  # (folders of older versions do not say)
-        raise NasplugError(f"{folder}: was trained on other data (the task settings differ: an earlier --set "
-                           "task...?); pass another --out or delete the folder")
-    score_file = folder / "score.json"
-    saved = read_json(score_file, dict, "delete it to score the arch again")
-    if saved is None or saved.get("scored_with") != scored_with:
-        return None  # not scored yet, or on other batches (an evaluator setting changed, or an older format)
-    score = saved.get("metrics")
-    if not isinstance(score, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                              for v in score.values()):
-        raise NasplugError(f"{score_file}: its metrics are not a mapping of names to numbers; delete it to score "
-                           "the arch again")
-    return score
+def _eval_cost(plan: RankCorrPlan, as_run: SupernetRun, metric_of: Any) -> list[dict[str, Any]]:
+    """Per evaluator variant (:func:`~nasplug.rankcorr.supernets.eval_cost_variants`), the
+    supernet's scores on the first b held-out batches and their cost per arch, for each b."""
+    out = []
+    for tag, description, kwargs in eval_cost_variants(plan):
+        run = as_run if tag == "as-run" else score_supernet(plan, plan.supernets[0], kwargs, f"supernet-{tag}")
+        curve = [{"batches": b, "values": [metric_of(p[:b]) for p in run.parts],
+                  "seconds_per_arch": run.setup_seconds + sum(run.batch_seconds[:b])}
+                 for b in batch_grid(len(run.batch_seconds))]
+        out.append({"tag": tag, "description": description, "curve": curve})
+    return out

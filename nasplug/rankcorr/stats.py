@@ -125,3 +125,83 @@ def top_k_agreement(standalone: Sequence[float], supernet: Sequence[float],
         "top1_standalone_rank": by_standalone.index(pick) + 1,
         "overlap": {str(k): len(set(by_standalone[:k]) & set(by_supernet[:k])) / k for k in ks},
     }
+
+
+def noise_ceiling(per_seed: Sequence[Sequence[float]], *, resamples: int = 2000, seed: int = 0,
+                  confidence: float = 0.95) -> dict[str, Any]:
+    """How well standalone training agrees with itself: the mean Kendall tau-b between the
+    scores of every pair of seeds (K seeds: K (K - 1) / 2 pairs), with a bootstrap percentile
+    interval over the archs (each resample draws N archs with replacement, the same draws for
+    every pair; resamples where a pair's scores are constant are skipped and counted).
+
+    No predictor can be expected to agree with one seed's ranking better than another seed
+    does: this is the ceiling a predictor's tau against a single seed is judged by.
+
+    Args:
+        per_seed: ``per_seed[k][i]``: the standalone score of arch i trained with seed k.
+
+    Returns:
+        ``{"estimate", "ci_low", "ci_high", "pairs": [{"seeds": [j, k], "tau": ...}],
+        "bootstrap": {...}}``; NaN estimates with fewer than two seeds or constant scores.
+    """
+    from itertools import combinations
+
+    y = np.asarray(per_seed, dtype=float)
+    pairs = list(combinations(range(len(y)), 2))
+    if not pairs or y.shape[1] < 3:
+        return {"estimate": math.nan, "ci_low": math.nan, "ci_high": math.nan, "pairs": [],
+                "bootstrap": {"resamples": 0, "used": 0, "skipped_constant": 0, "confidence": confidence,
+                              "seed": seed, "method": "percentile"}}
+
+    def taus(idx: np.ndarray) -> list[float]:
+        return [_tau_rho(y[j][idx], y[k][idx])[0] for j, k in pairs]
+
+    full = taus(np.arange(y.shape[1]))
+    rng = np.random.default_rng(seed)
+    means, skipped = [], 0
+    for _ in range(resamples):
+        sample = taus(rng.integers(0, y.shape[1], size=y.shape[1]))
+        if any(math.isnan(t) for t in sample):
+            skipped += 1
+            continue
+        means.append(float(np.mean(sample)))
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = (np.percentile(means, [tail, 100.0 - tail]) if len(means) >= 10 else (math.nan, math.nan))
+    return {"estimate": float(np.mean(full)), "ci_low": float(low), "ci_high": float(high),
+            "pairs": [{"seeds": [j, k], "tau": t} for (j, k), t in zip(pairs, full)],
+            "bootstrap": {"resamples": resamples, "used": len(means), "skipped_constant": skipped,
+                          "confidence": confidence, "seed": seed, "method": "percentile"}}
+
+
+def ranked_last(values: Sequence[float]) -> tuple[list[float], int]:
+    """``values`` with every non-finite one replaced by a value below all finite ones (a
+    predictor that gives an arch no score ranks it last), and how many were replaced."""
+    finite = [v for v in values if math.isfinite(v)]
+    floor = (min(finite) - 1.0) if finite else 0.0
+    return [v if math.isfinite(v) else floor for v in values], len(values) - len(finite)
+
+
+def predictor_stats(predicted: Sequence[float], reference: Sequence[float], per_seed: Sequence[Sequence[float]],
+                    ceiling: float, *, resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """A predictor against the standalone scores, every vector "higher is better".
+
+    Args:
+        predicted: the predictor's score of each arch (non-finite ones rank last).
+        reference: the standalone score of each arch (the mean over seeds).
+        per_seed: the standalone scores of each seed (``per_seed[k][i]``).
+        ceiling: the noise ceiling's estimate (NaN with one seed).
+
+    Returns:
+        :func:`rank_stats` of (reference, predicted) plus ``top_k`` (:func:`top_k_agreement`),
+        ``tau_vs_seeds`` (the mean tau against each single seed: what the ceiling bounds),
+        ``of_ceiling`` (that mean over the ceiling) and ``unscored`` (archs ranked last).
+    """
+    values, unscored = ranked_last(predicted)
+    out = rank_stats(reference, values, resamples=resamples, seed=seed)
+    out["top_k"] = top_k_agreement(list(reference), values)
+    vs_seeds = [_tau_rho(np.asarray(values), np.asarray(y, dtype=float))[0] for y in per_seed]
+    out["tau_vs_seeds"] = float(np.mean(vs_seeds)) if vs_seeds else math.nan
+    usable = len(per_seed) >= 2 and math.isfinite(ceiling) and ceiling > 0
+    out["of_ceiling"] = out["tau_vs_seeds"] / ceiling if usable else math.nan
+    out["unscored"] = unscored
+    return out

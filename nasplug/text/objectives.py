@@ -94,6 +94,14 @@ def check_interface(model: nn.Module, names: tuple[str, ...], task: str) -> None
                            "interface (nasplug.text.interface)")
 
 
+@runtime_checkable
+class InputEmbeddings(Protocol):
+    """A model whose input embedding is reachable (Hugging Face models): the zero-cost proxies
+    feed the encoder through it (:func:`embedding_input`)."""
+
+    def get_input_embeddings(self) -> nn.Module: ...
+
+
 def build_generator(model: nn.Module, seed: int) -> nn.Module:
     """The ELECTRA generator of ``model`` (``make_generator``), sharing its token embeddings,
     seeded from ``seed``; a supernet's is a supernet the loop routes through the same archs."""
@@ -233,6 +241,31 @@ def score_disc(
         sums["disc_count"] = sums.get("disc_count", 0.0) + float(valid.sum())
 
     return score
+
+
+def embedding_input(model: nn.Module, batch: MicroBatch,
+                    task: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """A text micro-batch's continuous input for the zero-cost proxies: ``x`` the word
+    embeddings of its ids [N, T, E]; ``f`` runs the encoder with the output of the model's
+    input embedding (``get_input_embeddings()``) replaced by its argument's n rows and
+    returns the last hidden states [n, T, H]."""
+    if not isinstance(model, InputEmbeddings):
+        raise NasplugError(f"task {task!r}: {type(model).__name__} has no get_input_embeddings(); SynFlow and "
+                           "Jacobian covariance need it to feed the encoder a continuous input")
+    embedding = model.get_input_embeddings()
+    with torch.no_grad():
+        x = embedding(batch.input_ids)
+
+    def forward(inputs: torch.Tensor) -> torch.Tensor:
+        n = len(inputs)
+        handle = embedding.register_forward_hook(lambda module, args, output: inputs)
+        try:
+            types = None if batch.token_type_ids is None else batch.token_type_ids[:n]
+            return encode(model, batch.input_ids[:n], batch.attention_mask[:n], types)
+        finally:
+            handle.remove()
+
+    return x, forward
 
 
 def run_lanes(lanes: list[Lane], sums: MutableMapping[str, float]) -> None:

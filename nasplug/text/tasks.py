@@ -22,7 +22,7 @@ sees identical inputs. Segment ids of the rows (``packing: electra``) go with ev
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -199,6 +199,11 @@ class TextTask(Task):
             for batch in batches:
                 obj.run_lanes(self.lanes(model, batch, aux or {}, device), sums)
         return sums
+
+    def differentiable_input(self, model: nn.Module,
+                             batch: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """The word embeddings of the micro-batch's ids (:func:`~nasplug.text.objectives.embedding_input`)."""
+        return obj.embedding_input(model, batch, self.name)
 
     def prefix_lanes(self, supernet: nn.Module, batches: Sequence[Any], aux: Mapping[str, nn.Module],
                      device: torch.device) -> list[list[obj.Lane]]:

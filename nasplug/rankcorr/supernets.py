@@ -1,0 +1,117 @@
+"""The supernet side of rank-corr: each supernet's sums for every arch, per held-out batch,
+kept with the settings they were computed with.
+
+``scores/<slug>.json`` in the output folder holds, per arch (canonical key), the task's sums on
+each held-out batch and the seconds they took, under ``settings``: the evaluator's settings
+(held-out batches, precision, BatchNorm recalibration), the SHA-256 of every weights file of
+the supernet, and the space's and the task's settings. A rerun whose settings differ in
+anything (``--batches``, ``--set evaluator.precision=bf16``, a supernet trained again) scores
+every arch again; with the same settings only archs not scored yet are evaluated.
+
+Per-batch sums give the metric on the first b batches for any b (the evaluation-cost curve)
+from the one evaluation, and their total is the evaluator's score exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nasplug.arch import arch_key
+from nasplug.io import atomic_write_json
+from nasplug.runfiles import read_json
+from nasplug.task import Sums
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SupernetRun:
+    """One supernet's sums of every arch of the plan ([arch][batch]) and its cost per arch."""
+
+    parts: list[list[Sums]]
+    batch_seconds: list[float]  # mean seconds per arch spent on each held-out batch
+    setup_seconds: float  # mean seconds per arch before the first batch (BatchNorm recalibration)
+
+
+def weights_digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of each ``*.safetensors`` file of a supernet's folder (the model, ELECTRA's generator)."""
+    out = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        out[path.name] = digest.hexdigest()
+    return out
+
+
+def _settings(plan: Any, plugin: Any, folder: Path) -> dict[str, Any]:
+    from nasplug.rankcorr.standalone import as_json
+
+    recipe = plan.ctx.recipe
+    return as_json({"evaluator": plugin.settings(), "weights": weights_digest(folder),
+                    "space": recipe.space.model_dump(), "task": recipe.task.model_dump() if recipe.task else None})
+
+
+def _usable(entry: Any, batches: int) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("per_batch"), list) and len(entry["per_batch"]) == batches
+            and isinstance(entry.get("batch_seconds"), list) and isinstance(entry.get("setup_seconds"), (int, float)))
+
+
+def score_supernet(plan: Any, source: Any, kwargs: dict[str, Any], slug: str) -> SupernetRun:
+    """Every arch of ``plan`` scored by the supernet ``source`` (a
+    :class:`~nasplug.rankcorr.plan.SupernetSource`) with evaluator settings ``kwargs``."""
+    from nasplug.pipeline.evaluators import SupernetEvaluator
+    from nasplug.registry import build_callable
+
+    plugin = build_callable(SupernetEvaluator, kwargs, field="evaluator")
+    folder = source.folder if source.folder is not None else source.ctx.layout.supernet
+    settings = _settings(plan, plugin, folder)
+    path = plan.layout.supernet_scores(slug)
+    saved = read_json(path, dict, "delete it to score the archs again") or {}
+    cached = saved.get("archs") if saved.get("settings") == settings and isinstance(saved.get("archs"), dict) else {}
+    missing = [a for a in plan.archs if not _usable(cached.get(arch_key(a)), plugin.num_batches)]
+    if missing:
+        log.info("rank-corr: scoring %d archs with %s", len(missing), source.label)
+        other = None if source.ctx is plan.ctx else source.ctx
+        evaluator = plugin.build(plan.ctx, source=other, folder=source.folder)
+        parts = evaluator.evaluate_sums(missing)
+        per_batch = [s / len(missing) for s in evaluator.batch_seconds]
+        setup = evaluator.setup_seconds / len(missing)
+        evaluator.close()
+        for arch, sums in zip(missing, parts):
+            cached[arch_key(arch)] = {"per_batch": sums, "batch_seconds": per_batch, "setup_seconds": setup}
+        atomic_write_json(path, {"settings": settings, "archs": cached})
+    entries = [cached[arch_key(a)] for a in plan.archs]
+    n = len(entries)
+    batch_seconds = [sum(e["batch_seconds"][b] for e in entries) / n for b in range(len(entries[0]["batch_seconds"]))]
+    return SupernetRun([e["per_batch"] for e in entries], batch_seconds, sum(e["setup_seconds"] for e in entries) / n)
+
+
+def eval_cost_variants(plan: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(tag, description, evaluator settings)`` of the evaluation-cost curve: the run's
+    settings, the other precision, and BatchNorm recalibration toggled (on 4 batches when the
+    run has none) where the supernet has BatchNorm layers."""
+    from nasplug.oneshot.recalibrate import batchnorms
+    from nasplug.pipeline.evaluators import SupernetEvaluator
+    from nasplug.pipeline.supernet import trained_supernet_shape
+    from nasplug.registry import build_callable
+
+    base = dict(plan.evaluator_kwargs)
+    plugin = build_callable(SupernetEvaluator, base, field="evaluator")
+    precision, recal = plugin.precision, plugin.num_recalibrate_batches
+
+    def describe(p: str, r: int) -> str:
+        return f"{p}, " + (f"BatchNorm recalibrated on {r} batches" if r else "no recalibration")
+
+    other = "bf16" if precision == "fp32" else "fp32"
+    variants = [("as-run", describe(precision, recal), base),
+                (other, describe(other, recal), {**base, "precision": other})]
+    if batchnorms(trained_supernet_shape(plan.ctx)):
+        flipped = 0 if recal else 4
+        variants.append((f"recalibrate-{flipped}", describe(precision, flipped), {**base, "recalibrate": flipped}))
+    return variants
