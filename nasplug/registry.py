@@ -200,6 +200,7 @@ CONSTRAINTS.register("min_metric", "nasplug.constraints:MinMetric")
 STAGES.register("supernet", "nasplug.pipeline.supernet:SupernetStage")
 STAGES.register("search", "nasplug.pipeline.search:SearchStage")
 STAGES.register("retrain", "nasplug.pipeline.retrain:RetrainStage")
+STAGES.register("rank_corr", "nasplug.rankcorr.stage:RankCorrStage")
 STAGES.register("glue", "nasplug.glue.stage:GlueStage")
 STAGES.register("report", "nasplug.pipeline.report:ReportStage")
 

@@ -89,10 +89,10 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
 
 
 def _print_tables(result: dict) -> None:
-    from nasplug.rankcorr.outputs import _clean
+    from nasplug.rankcorr.outputs import clean_json
     from nasplug.rankcorr.tables import budget_table, eval_cost_table, predictors_table
 
-    clean = _clean(result)
+    clean = clean_json(result)
     for title, wanted, render in (("predictors", len(result["predictors"]) > 1, predictors_table),
                                   ("training budget", bool(result["budget"]), budget_table),
                                   ("evaluation cost", bool(result["eval_cost"]), eval_cost_table)):

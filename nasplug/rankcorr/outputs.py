@@ -9,14 +9,14 @@ from typing import Any
 from nasplug.io import atomic_write_json, atomic_write_text
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     """NaN -> None everywhere, so the JSON is strict (NaN is not JSON)."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
 
 
@@ -86,7 +86,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
     layout = RankCorrLayout(out_dir)
     files = {"json": layout.output("rank_corr", "json"), "md": layout.output("rank_corr", "md"),
              "png": layout.output("rank_corr", "png")}
-    clean = _clean(result)
+    clean = clean_json(result)
     seeds = result.get("seeds", 1)
     md = [f"# Rank correlation: supernet vs standalone ({result['metric']})", "",
           f"Run `{result['run_dir']}`: {result['archs']} archs ({result.get('sample', 'uniform')}, seed "
@@ -101,7 +101,7 @@ def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
     scatter(result, files["png"])
     atomic_write_text(files["md"], "\n".join(md) + "\n")
     out = {**{k: str(v) for k, v in files.items()}, **more}
-    atomic_write_json(files["json"], _clean({**result, "files": out}))
+    atomic_write_json(files["json"], clean_json({**result, "files": out}))
     return out
 
 

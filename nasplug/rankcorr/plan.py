@@ -149,7 +149,7 @@ def _check_numbers(request: RankCorrRequest) -> None:
         raise NasplugError(f"--resamples: must be between 10 and 1,000,000, got {request.resamples}")
 
 
-def _metric(ctx: Any, task: Any, metric: str | None) -> str:
+def compared_metric(ctx: Any, task: Any, metric: str | None) -> str:
     """``--metric``, else the search's first objective the task measures, else the task's primary one."""
     if metric is None:
         objectives = ctx.objectives if ctx.recipe.search is not None else ()
@@ -173,7 +173,7 @@ def plan_rank_corr(request: RankCorrRequest) -> RankCorrPlan:
     _check_numbers(request)
     ctx = _run_context(request.run_dir, request.overrides, request.progress)
     recipe = ctx.recipe
-    metric = _metric(ctx, ctx.task, request.metric)
+    metric = compared_metric(ctx, ctx.task, request.metric)
     train = standalone_train_config(recipe, request.steps, request.train_overrides)
     out_dir = request.out if request.out is not None else ctx.layout.rank_corr
     models_dir = request.models if request.models is not None else out_dir

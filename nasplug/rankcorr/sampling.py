@@ -46,11 +46,8 @@ def stratified_archs(space: Any, n: int, seed: int, metric: str) -> list[Arch]:
     pool = sample_archs(space, POOL_PER_ARCH * n, seed, exhausted_ok=True)
     if len(pool) < n:
         raise NasplugError(f"--archs: only {len(pool)} distinct archs found; the space is too small for {n}")
-    values = [space.metrics(a).get(metric) for a in pool]
-    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
-        allowed = ", ".join(k for k, v in space.metrics(pool[0]).items() if isinstance(v, (int, float)))
-        raise NasplugError(f"--stratify: {metric!r} is not an analytic metric of space {space.name!r}; "
-                           f"allowed: {allowed or 'none (the space measures nothing without training)'}")
+    check_stratify(space, metric, pool[0])
+    values = [float(space.metrics(a)[metric]) for a in pool]
     order = sorted(range(len(pool)), key=lambda i: (values[i], i))
     rng = random.Random(f"{seed}:stratified:{metric}")
     picked = []
@@ -58,3 +55,13 @@ def stratified_archs(space: Any, n: int, seed: int, metric: str) -> list[Arch]:
         low, high = b * len(order) // n, (b + 1) * len(order) // n
         picked.append(pool[order[rng.randrange(low, high)]])
     return picked
+
+
+def check_stratify(space: Any, metric: str, arch: Arch) -> None:
+    """NasplugError unless ``metric`` is a numeric analytic metric of the space (of ``arch``)."""
+    metrics = space.metrics(arch)
+    value = metrics.get(metric)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        allowed = ", ".join(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        raise NasplugError(f"--stratify: {metric!r} is not an analytic metric of space {space.name!r}; "
+                           f"allowed: {allowed or 'none (the space measures nothing without training)'}")

@@ -77,8 +77,7 @@ def score_supernet(plan: Any, source: Any, kwargs: dict[str, Any], slug: str) ->
     missing = [a for a in plan.archs if not _usable(cached.get(arch_key(a)), plugin.num_batches)]
     if missing:
         log.info("rank-corr: scoring %d archs with %s", len(missing), source.label)
-        other = None if source.ctx is plan.ctx else source.ctx
-        evaluator = plugin.build(plan.ctx, source=other, folder=source.folder)
+        evaluator = _build(plan, plugin, source)
         parts = evaluator.evaluate_sums(missing)
         per_batch = [s / len(missing) for s in evaluator.batch_seconds]
         setup = evaluator.setup_seconds / len(missing)
@@ -90,6 +89,19 @@ def score_supernet(plan: Any, source: Any, kwargs: dict[str, Any], slug: str) ->
     n = len(entries)
     batch_seconds = [sum(e["batch_seconds"][b] for e in entries) / n for b in range(len(entries[0]["batch_seconds"]))]
     return SupernetRun([e["per_batch"] for e in entries], batch_seconds, sum(e["setup_seconds"] for e in entries) / n)
+
+
+def _build(plan: Any, plugin: Any, source: Any) -> Any:
+    """The evaluator of ``source``'s weights on the plan's held-out batches."""
+    from nasplug.errors import NasplugError, UnloadableWeights
+
+    try:
+        return plugin.build(plan.ctx, source=None if source.ctx is plan.ctx else source.ctx, folder=source.folder)
+    except UnloadableWeights as exc:
+        raise NasplugError(
+            f"{exc} (the run's recipe.yaml builds another supernet than the one trained; if the "
+            "recipe had null keys such as space.size: null, pass them again: --set space.size=null)"
+        ) from None
 
 
 def eval_cost_variants(plan: Any) -> list[tuple[str, str, dict[str, Any]]]:

@@ -73,7 +73,8 @@ def _plot(path: Path, series: list[tuple[str, list[float], list[dict[str, Any]]]
     from nasplug.io import atomic_write
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, xs, rows in series:
+    for i, (label, xs, rows) in enumerate(series):
+        xs = [x * (1.0 + 0.025 * (i - (len(series) - 1) / 2)) for x in xs]  # side by side: bars do not overlap
         est = [r["kendall_tau"]["estimate"] for r in rows]
         low = [r["kendall_tau"]["ci_low"] for r in rows]
         high = [r["kendall_tau"]["ci_high"] for r in rows]
@@ -85,6 +86,9 @@ def _plot(path: Path, series: list[tuple[str, list[float], list[dict[str, Any]]]
             ax.axhspan(ceiling["ci_low"], ceiling["ci_high"], color="#999999", alpha=0.15)
     if log_x:
         ax.set_xscale("log", base=2)
+    ticks = sorted({x for _, xs, _ in series for x in xs})
+    ax.set_xticks(ticks, [f"{x:,}" for x in ticks])
+    ax.minorticks_off()
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Kendall tau vs standalone (95% CI)")
     ax.set_title(title, fontsize=9)

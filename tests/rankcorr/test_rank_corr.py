@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from nasplug.arch import arch_key
 from nasplug.errors import NasplugError
+from nasplug.layout import RankCorrLayout
 from nasplug.rankcorr.stats import rank_stats, top_k_agreement
 from nasplug.testing import EvaluatorPluginContract
 
@@ -75,31 +77,7 @@ def test_top_k_agreement() -> None:
     assert worst["overlap"]["3"] == pytest.approx(2 / 3)
 
 
-# --------------------------------------------------------------------------- a tiny run
-
-TINY = {
-    "name": "tiny-rank-corr", "seed": 0,
-    "space": {"name": "lvbert", "size": None, "hidden": 32, "heads": 1, "ffn": 64, "embedding": 32, "slots": 3,
-              "vocab_size": 200, "max_positions": 32, "seq_len": 32},
-    "data": {"corpus": {"source": "synthetic", "synthetic_documents": 200}, "tokenizer": {"vocab_size": 200},
-             "seq_len": 32},
-    "supernet": {"steps": 20, "batch_size": 8, "eval_batches": 1, "log_every": 10},
-    "evaluator": {"name": "supernet", "batches": 2, "batch_size": 8},
-    "retrain": {"steps": 100, "batch_size": 8, "warmup_steps": 20, "eval_batches": 1, "checkpoint_every": 3},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(run_dir, cache): the real supernet stage on the tiny recipe."""
-    from nasplug.pipeline import run_recipe
-    from nasplug.recipe import validate_recipe
-
-    root = tmp_path_factory.mktemp("rank_corr")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NASPLUG_CACHE", str(root / "cache"))
-        run_recipe(validate_recipe(TINY), root / "run", stages=["supernet"], progress=False)
-    return root / "run", root / "cache"
+# --------------------------------------------------------------------------- a tiny run (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +91,6 @@ def trained(tiny_run: tuple[Path, Path]) -> dict:
         return rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=300, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    if "tiny_run" in request.fixturenames:
-        monkeypatch.setenv("NASPLUG_CACHE", str(request.getfixturevalue("tiny_run")[1]))
-
-
 def _strict_json(path: Path) -> dict:
     def no_nan(name: str) -> None:
         raise AssertionError(f"{path} holds {name}, which is not JSON")
@@ -129,8 +101,9 @@ def _strict_json(path: Path) -> dict:
 def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(tiny_run: tuple[Path, Path]) -> None:
     from nasplug.pipeline import RunContext
     from nasplug.pipeline.evaluators import SupernetEvaluator
-    from nasplug.rankcorr import load_run_recipe, sample_archs, standalone_metrics
+    from nasplug.rankcorr import heldout_sums, load_run_recipe, sample_archs
     from nasplug.recipe import Component, SearchConfig
+    from nasplug.task import add_sums
 
     run_dir, _ = tiny_run
     ctx = RunContext(recipe=load_run_recipe(run_dir), run_dir=run_dir, progress=False)
@@ -143,8 +116,11 @@ def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(t
     assert plugin.build(ctx).caches[0].keep == 10, "the strategy's settings are not read from the recipe"
     archs = sample_archs(ctx.space, 4, seed=5)
     assert len({ctx.space.format(a) for a in archs}) == 4 and all(ctx.space.is_valid(a) for a in archs)
-    for arch, expected in zip(archs, evaluator.evaluate_batch(archs)):
-        got = standalone_metrics(evaluator.supernet.extract(arch, head="mlm"), evaluator)
+    per_batch = evaluator.evaluate_sums(archs)
+    for arch, expected, parts in zip(archs, evaluator.evaluate_batch(archs), per_batch):
+        sums = heldout_sums(ctx.task, evaluator.supernet.extract(arch, head="mlm"), evaluator.batches)
+        assert sums == parts, "an extracted model scores what the supernet gives its arch, batch by batch"
+        got = ctx.task.figures(add_sums(sums))
         assert got["mlm_acc"] == expected["mlm_acc"] and got["mlm_loss"] == expected["mlm_loss"]
 
 
@@ -187,8 +163,8 @@ def test_rank_corr_end_to_end(tiny_run: tuple[Path, Path], trained: dict) -> Non
         best_sn["standalone"] - min(p["standalone"] for p in data["pairs"])
     )
     assert data["top_k"]["top1_regret"] >= 0
-    for i in range(4):
-        folder = out / f"arch-{i:02d}"
+    for pair in data["pairs"]:
+        folder = RankCorrLayout(out).standalone(arch_key(pair["arch_dict"]), 5, 0)
         assert (folder / "model.safetensors").is_file() and (folder / "score.json").is_file()
         assert not (folder / "checkpoint").exists()  # removed once scored
     assert (out / "rank_corr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -203,7 +179,7 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
 
     run_dir, _ = tiny_run
     out = run_dir / "rank_corr"
-    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")}
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("standalone/*/*/*/model.safetensors")}
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("an arch was trained again")
@@ -216,18 +192,19 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
     assert acc["metric"] == "mlm_acc"
     tau = _strict_json(out / "rank_corr.json")["kendall_tau"]
     assert tau["estimate"] is None or -1 <= tau["estimate"] <= 1
-    assert {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in out.glob("standalone/*/*/*/model.safetensors")} == mtimes
     # Other held-out batches (--batches 1, not the recipe's 2): the trained models are scored again, not reused.
     one = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False, num_batches=1)
     for new, old in zip(one["pairs"], trained["pairs"]):
         assert new["supernet"] != old["supernet"] and new["standalone"] != old["standalone"]
-    assert json.loads((out / "arch-00" / "score.json").read_text())["scored_with"]["evaluator"]["batches"] == 1
+    first = RankCorrLayout(out).standalone(arch_key(trained["pairs"][0]["arch_dict"]), 5, 0)
+    assert json.loads((first / "score.json").read_text())["scored_with"]["heldout"]["batches"] == 1
     back = rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False)
     with pytest.raises(NasplugError, match="was trained on other data"):  # other data: refused, not rescored
         rank_correlation(run_dir, archs=4, steps=5, metric="mlm_loss", resamples=50, progress=False,
                          overrides=["task.corpus.synthetic_documents=150"])
     assert [p["standalone"] for p in back["pairs"]] == [p["standalone"] for p in trained["pairs"]]
-    assert {p: p.stat().st_mtime_ns for p in out.glob("arch-*/model.safetensors")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in out.glob("standalone/*/*/*/model.safetensors")} == mtimes
 
     monkeypatch.undo()
     calls = []
@@ -236,7 +213,8 @@ def test_resume_skips_trained_archs_and_a_larger_n_trains_only_the_new_ones(
     bigger = run_dir / "rank_corr_5"
     shutil.copytree(out, bigger)
     five = rank_correlation(run_dir, archs=5, steps=5, metric="mlm_loss", resamples=50, progress=False, out=bigger)
-    assert [Path(c).name for c in calls] == ["arch-04"]
+    new = RankCorrLayout(bigger).standalone(arch_key(five["pairs"][4]["arch_dict"]), 5, 0)
+    assert [Path(c) for c in calls] == [new], "only the new arch is trained"
     assert [p["arch"] for p in five["pairs"][:4]] == [p["arch"] for p in trained["pairs"]]
 
 
@@ -261,8 +239,6 @@ def test_bad_inputs_are_one_line_errors(tiny_run: tuple[Path, Path], trained: di
         rank_correlation(run_dir, archs=4, steps=5, metric="disc_acc")
     with pytest.raises(NasplugError, match="earlier rank-corr"):
         rank_correlation(run_dir, archs=4, steps=5, resume=False)
-    with pytest.raises(NasplugError, match="other settings \\(steps differ"):
-        rank_correlation(run_dir, archs=4, steps=6, progress=False)  # arch-00 holds a 5-step model
     with pytest.raises(NasplugError, match="rank-corr training settings: lr"):
         rank_correlation(run_dir, archs=4, steps=5, train_overrides={"lr": -1})
     # --set reaches the training settings (retrain.lr), and a space unlike the trained one is named.
@@ -284,7 +260,8 @@ def test_cli_prints_the_table_and_errors_are_nasplug_errors(tiny_run: tuple[Path
     args.quiet = True
     assert cmd_rank_corr(args) == 0
     printed = capsys.readouterr().out
-    assert "Kendall tau:" in printed and "supernet mlm_loss" in printed and "rank_corr.png" in printed
+    assert "Kendall tau (supernet vs standalone training):" in printed and "supernet mlm_loss" in printed
+    assert "rank_corr.md" in printed
     bad = parser.parse_args(["rank-corr", str(run_dir), "--archs", "4", "--steps", "5", "--set", "nonsense"])
     with pytest.raises(NasplugError, match="KEY=VALUE"):
         cmd_rank_corr(bad)
