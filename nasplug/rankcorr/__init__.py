@@ -62,7 +62,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
                      keep_checkpoints: bool = False, overrides: Sequence[str] = (),
                      models: str | Path | None = None, seeds: int = 1, predictors: Sequence[str] = (),
                      checkpoints: bool = False, compare: Sequence[str | Path] = (), eval_cost: bool = False,
-                     stratify: str | None = None) -> dict[str, Any]:
+                     stratify: str | None = None, jobs: int = 1) -> dict[str, Any]:
     """Rank correlation between the supernet's scores and standalone training, for one run.
 
     Args:
@@ -94,6 +94,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         compare: other runs of the same space and task whose supernets are ranked too.
         eval_cost: the evaluation-cost curve.
         stratify: draw the archs stratified over this analytic metric (e.g. ``params``).
+        jobs: train the standalone models in this many processes (:mod:`nasplug.rankcorr.parallel`).
 
     Returns:
         The content of ``rank_corr.json`` plus ``files`` (paths of the json, md and png).
@@ -114,7 +115,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         train_overrides=train_overrides, metric=metric, out=None if out is None else Path(out), resamples=resamples,
         keep_checkpoints=keep_checkpoints, overrides=tuple(overrides), models=None if models is None else Path(models),
         seeds=seeds, predictors=tuple(predictors), checkpoints=checkpoints, compare=tuple(Path(c) for c in compare),
-        eval_cost=eval_cost, stratify=stratify)
+        eval_cost=eval_cost, stratify=stratify, jobs=jobs)
     plan = plan_rank_corr(request)
     scores = score_plan(plan)
     result = result_record(plan, scores)

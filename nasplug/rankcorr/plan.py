@@ -44,6 +44,7 @@ class RankCorrRequest:
     compare: tuple[Path, ...] = ()
     eval_cost: bool = False
     stratify: str | None = None
+    jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ def evaluator_kwargs(recipe: Any, num_batches: int | None) -> dict[str, Any]:
 
 
 def _check_numbers(request: RankCorrRequest) -> None:
+    if not 1 <= request.jobs <= 256:
+        raise NasplugError(f"--jobs: must be between 1 and 256, got {request.jobs}")
     if not 1 <= request.seeds <= 100:
         raise NasplugError(f"--seeds: must be between 1 and 100, got {request.seeds}")
     if not 3 <= request.archs <= 10_000:
@@ -149,13 +152,13 @@ def _check_numbers(request: RankCorrRequest) -> None:
         raise NasplugError(f"--resamples: must be between 10 and 1,000,000, got {request.resamples}")
 
 
-def compared_metric(ctx: Any, task: Any, metric: str | None) -> str:
+def compared_metric(ctx: Any, task: Any, metric: str | None, field: str = "--metric") -> str:
     """``--metric``, else the search's first objective the task measures, else the task's primary one."""
     if metric is None:
         objectives = ctx.objectives if ctx.recipe.search is not None else ()
         metric = next((o.metric for o in objectives if o.metric in task.metrics), task.primary_metric())
     if metric not in task.metrics:
-        raise NasplugError(f"--metric: {metric!r} is not measured by task {task.name!r}; "
+        raise NasplugError(f"{field}: {metric!r} is not measured by task {task.name!r}; "
                            f"allowed: {', '.join(task.metrics)}")
     return metric
 

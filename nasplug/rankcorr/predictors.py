@@ -59,9 +59,9 @@ class PredictorScores:
     one_off_s: float | None = None  # a cost paid once for every arch (training a supernet)
 
 
-def parse_predictors(names: Sequence[str], space: Any, steps: int) -> list[Predictor]:
+def parse_predictors(names: Sequence[str], space: Any, steps: int, field: str = "--predictors") -> list[Predictor]:
     """``--predictors`` (names, each maybe a comma-separated list) -> checked predictors;
-    NasplugError naming the bad one and the allowed names."""
+    NasplugError naming ``field``, the bad one and the allowed names."""
     import random
 
     analytic = [m for m in ANALYTIC if isinstance(space.metrics(space.sample(random.Random(0))).get(m), (int, float))]
@@ -75,23 +75,23 @@ def parse_predictors(names: Sequence[str], space: Any, steps: int) -> list[Predi
         elif name in PROXIES:
             out.append(Predictor(name, "proxy"))
         elif name == "short" or name.startswith("short:"):
-            out.append(Predictor("short", "short", _short_steps(name, steps)))
+            out.append(Predictor("short", "short", _short_steps(name, steps, field)))
         else:
             missing = f" (space {space.name!r} gives no analytic {name!r})" if name in ANALYTIC else ""
-            raise NasplugError(f"--predictors: {name!r} is not a predictor{missing}; allowed: "
+            raise NasplugError(f"{field}: {name!r} is not a predictor{missing}; allowed: "
                                f"{', '.join([*analytic, *PROXIES, 'short', 'short:N', 'all'])}")
     if len({p.name for p in out}) != len(out):
-        raise NasplugError("--predictors: short training is named twice")
+        raise NasplugError(f"{field}: short training is named twice")
     return out
 
 
-def _short_steps(name: str, steps: int) -> int:
+def _short_steps(name: str, steps: int, field: str) -> int:
     if name == "short":
         return max(1, steps // 8)
     text = name.removeprefix("short:")
     if not text.isdigit() or not 1 <= int(text) < steps:
-        raise NasplugError(f"--predictors: {name!r}: N must be a whole number of steps from 1 to {steps - 1} "
-                           f"(fewer than --steps {steps})")
+        raise NasplugError(f"{field}: {name!r}: N must be a whole number of steps from 1 to {steps - 1} "
+                           f"(fewer than the {steps} steps of the standalone models)")
     return int(text)
 
 

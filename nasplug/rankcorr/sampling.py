@@ -57,11 +57,11 @@ def stratified_archs(space: Any, n: int, seed: int, metric: str) -> list[Arch]:
     return picked
 
 
-def check_stratify(space: Any, metric: str, arch: Arch) -> None:
+def check_stratify(space: Any, metric: str, arch: Arch, field: str = "--stratify") -> None:
     """NasplugError unless ``metric`` is a numeric analytic metric of the space (of ``arch``)."""
     metrics = space.metrics(arch)
     value = metrics.get(metric)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         allowed = ", ".join(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
-        raise NasplugError(f"--stratify: {metric!r} is not an analytic metric of space {space.name!r}; "
+        raise NasplugError(f"{field}: {metric!r} is not an analytic metric of space {space.name!r}; "
                            f"allowed: {allowed or 'none (the space measures nothing without training)'}")

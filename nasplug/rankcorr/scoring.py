@@ -94,6 +94,12 @@ def score_plan(plan: RankCorrPlan) -> Scores:
     eval_cost = _eval_cost(plan, runs[0], metric_of) if request.eval_cost else []
     models = StandaloneModels(ctx, plan.layout, request.train_overrides, heldout, heldout_id,
                               progress=request.progress, keep_checkpoints=request.keep_checkpoints)
+    if request.jobs > 1:
+        from nasplug.rankcorr.parallel import train_in_workers
+
+        short = [p.steps for p in plan.predictors if p.kind == "short"]
+        todo = [(a, request.steps, k) for a in plan.archs for k in range(request.seeds)]
+        train_in_workers(plan, models, [*todo, *((a, s, 0) for s in short for a in plan.archs)], heldout_id)
     per_seed = _standalone(plan, models, task)
     for predictor in plan.predictors:
         scores = score_predictor(predictor, plan, models, metric_of)

@@ -9,6 +9,7 @@
       checkpoints: true    # every supernet.snapshots step: the training-budget curve
       eval_cost: true      # tau against held-out batches, precision, recalibration
       stratify: params     # archs stratified over an analytic metric (default: uniform draws)
+      jobs: 2              # standalone models trained in 2 processes
 
 The keys are :func:`nasplug.rankcorr.rank_correlation`'s arguments (``batches`` is its
 ``num_batches``). It runs after the supernet stage and writes ``rank_corr/`` in the run.
@@ -45,6 +46,7 @@ class RankCorrConfig(BaseModel):
     stratify: str | None = Field(None, min_length=1, max_length=200)
     resamples: int = Field(2000, ge=10, le=10**6)
     models: str | None = Field(None, min_length=1, max_length=4096)
+    jobs: int = Field(1, ge=1, le=256)
 
 
 def rank_corr_config(raw: Any) -> RankCorrConfig:
@@ -78,8 +80,8 @@ class RankCorrStage(Stage):
         from nasplug.rankcorr.predictors import parse_predictors
 
         cfg = rank_corr_config(ctx.recipe.section("rank_corr"))
-        compared_metric(ctx, ctx.task, cfg.metric)
-        parse_predictors(cfg.predictors, ctx.space, cfg.steps)
+        compared_metric(ctx, ctx.task, cfg.metric, field="rank_corr.metric")
+        parse_predictors(cfg.predictors, ctx.space, cfg.steps, field="rank_corr.predictors")
         evaluator_kwargs(ctx.recipe, cfg.batches)
         if cfg.checkpoints and not ctx.recipe.supernet.snapshots:
             raise NasplugError("rank_corr.checkpoints: the supernet keeps no snapshots; set supernet.snapshots "
@@ -89,7 +91,7 @@ class RankCorrStage(Stage):
 
             from nasplug.rankcorr.sampling import check_stratify
 
-            check_stratify(ctx.space, cfg.stratify, ctx.space.sample(random.Random(0)))
+            check_stratify(ctx.space, cfg.stratify, ctx.space.sample(random.Random(0)), field="rank_corr.stratify")
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from nasplug.rankcorr import rank_correlation
@@ -99,7 +101,7 @@ class RankCorrStage(Stage):
                                   progress=ctx.progress, metric=cfg.metric, resamples=cfg.resamples,
                                   models=cfg.models, seeds=cfg.seeds, predictors=cfg.predictors,
                                   checkpoints=cfg.checkpoints, compare=cfg.compare, eval_cost=cfg.eval_cost,
-                                  stratify=cfg.stratify)
+                                  stratify=cfg.stratify, jobs=cfg.jobs)
         return {"kendall_tau": result["kendall_tau"], "noise_ceiling": {k: result["noise_ceiling"][k] for k in
                                                                          ("estimate", "ci_low", "ci_high")},
                 "of_ceiling": result["of_ceiling"],

@@ -74,6 +74,11 @@ class StandaloneModels:
         cfg = standalone_train_config(self.ctx.recipe, steps, self.overrides)
         return cfg.model_copy(update={"seed": cfg.seed + seed})
 
+    def trained(self, arch: Arch, steps: int, seed: int) -> bool:
+        """Whether this model's training has finished (it may still need scoring)."""
+        folder = self.layout.standalone(arch_key(arch), steps, seed)
+        return (folder / "result.json").is_file() and (folder / "model.safetensors").is_file()
+
     def get(self, arch: Arch, steps: int, seed: int) -> Standalone:
         """The held-out sums of ``arch`` trained for ``steps`` steps with seed ``seed``: read
         back, or the trained model scored again, or trained now and scored."""

@@ -231,3 +231,27 @@ def test_a_run_that_ends_diverged_writes_no_model_and_says_where_to_resume(tmp_p
                    space=space, resume=True, progress=False)
     assert [r["step"] for r in read_metrics(tmp_path) if r.get("event") == "resume"] == [4]
     assert result.steps == 8 and (tmp_path / "model.safetensors").exists() and (tmp_path / "result.json").exists()
+
+
+def test_snapshots_keep_the_weights_of_their_steps(tmp_path: Path) -> None:
+    from nasplug.layout import snapshot_folder
+    from nasplug.oneshot.checkpoint import load_weights
+
+    space = tiny_space()
+    train(tiny_supernet(space), tiny_task("electra"), tiny_cfg(steps=6, checkpoint_every=3), tmp_path, space=space,
+          progress=False, snapshots=[3, 6])
+    kept = snapshot_folder(tmp_path, 3)
+    assert sorted(p.name for p in kept.iterdir()) == ["generator.safetensors", "model.safetensors"]
+    trainable = torch.nn.ModuleDict({"model": tiny_supernet(space)})
+    trainable["generator"] = objectives.build_generator(trainable["model"], 0)
+    load_checkpoint(tmp_path / "checkpoint" / "step-00000003", trainable)  # the loop's own state after step 3
+    snapshot, generator = tiny_supernet(space), objectives.build_generator(tiny_supernet(space), 0)
+    load_weights(snapshot, kept / "model.safetensors")
+    load_weights(generator, kept / "generator.safetensors")
+    for mine, theirs in ((snapshot, trainable["model"]), (generator, trainable["generator"])):
+        assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+    assert weights(snapshot_folder(tmp_path, 6) / "model.safetensors").keys() == weights(
+        tmp_path / "model.safetensors").keys()
+    final, last = weights(tmp_path / "model.safetensors"), weights(snapshot_folder(tmp_path, 6) / "model.safetensors")
+    assert all(torch.equal(final[k], last[k]) for k in final)
+    assert not (tmp_path / "snapshots" / "step-00000001").exists()

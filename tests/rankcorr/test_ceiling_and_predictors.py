@@ -206,3 +206,80 @@ def test_stratified_draws_span_the_metric(tiny_run: tuple[Path, Path]) -> None:
     assert values[0] <= params[third - 1] and values[2] >= params[2 * third], "the extreme bins are drawn from"
     with pytest.raises(NasplugError, match="--stratify: 'mlm_acc' is not an analytic metric .* allowed: params"):
         stratified_archs(space, 3, 0, "mlm_acc")
+
+
+def test_models_trained_in_two_processes_equal_the_serial_ones(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from nasplug.rankcorr import rank_correlation
+
+    run_dir, _ = tiny_run
+    args = {"archs": 3, "steps": 4, "seeds": 2, "resamples": 50, "progress": False, "metric": "mlm_loss",
+            "predictors": ["short:2"]}
+    serial = rank_correlation(run_dir, out=tmp_path / "serial", **args)
+    parallel = rank_correlation(run_dir, out=tmp_path / "parallel", jobs=2, **args)
+    assert [p["standalone_seeds"] for p in parallel["pairs"]] == [p["standalone_seeds"] for p in serial["pairs"]]
+    weights = sorted((tmp_path / "serial").glob("standalone/*/*/*/model.safetensors"))
+    assert len(weights) == 3 * 2 + 3
+    for path in weights:
+        twin = tmp_path / "parallel" / path.relative_to(tmp_path / "serial")
+        assert twin.read_bytes() == path.read_bytes(), "the same weights, bit for bit"
+
+
+def test_the_rank_corr_stage_runs_from_the_recipe_section(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    import yaml
+
+    from nasplug.layout import RunLayout
+    from nasplug.pipeline import run_recipe
+    from nasplug.pipeline.stage import get_stage
+    from nasplug.recipe import validate_recipe
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run, ignore=shutil.ignore_patterns("rank_corr*"))
+    raw = yaml.safe_load((run / "recipe.yaml").read_text())
+    raw["rank_corr"] = {"archs": 3, "steps": 2, "seeds": 2, "metric": "mlm_loss", "predictors": ["params"],
+                        "checkpoints": True, "resamples": 50}
+    run_recipe(validate_recipe(raw), run, resume=True, stages=["rank_corr"], progress=False)
+    result = json.loads((run / "rank_corr" / "rank_corr.json").read_text())
+    assert result["seeds"] == 2 and [r["step"] for r in result["budget"]] == [10, 20]
+    assert [r["label"] for r in result["predictors"]] == ["supernet", "supernet@10", "params"]
+    summary = RunLayout(run).read_stage("rank_corr")["summary"]
+    assert summary["kendall_tau"]["estimate"] == result["kendall_tau"]["estimate"]
+    lines, table = get_stage("rank_corr").report(_view(run))
+    assert any("Noise ceiling" in line for line in lines) and "| params " in table
+
+    def refused(section: dict, match: str) -> None:
+        with pytest.raises(NasplugError, match=match):
+            run_recipe(validate_recipe({**raw, "rank_corr": section}), run, resume=True, stages=["rank_corr"],
+                       progress=False)
+
+    refused({"archs": 2, "steps": 2}, r"rank_corr\.archs")
+    refused({"archs": 3, "steps": 2, "predictors": ["nope"]}, r"rank_corr\.predictors: 'nope'")
+    refused({"archs": 3, "steps": 2, "stratify": "mlm_acc"}, r"rank_corr\.stratify: 'mlm_acc'")
+    refused({"archs": 3, "steps": 2, "metric": "disc_acc"}, r"rank_corr\.metric: 'disc_acc'")
+    refused({"archs": 3, "steps": 2, "colour": "red"}, r"rank_corr\.colour: unknown key")
+    no_snapshots = {**raw, "supernet": {**raw["supernet"], "snapshots": []}}
+    with pytest.raises(NasplugError, match=r"rank_corr\.checkpoints: the supernet keeps no snapshots"):
+        run_recipe(validate_recipe(no_snapshots), run, resume=True, stages=["rank_corr"], progress=False)
+
+
+def _view(run: Path) -> Any:
+    import yaml
+
+    from nasplug.pipeline.stage import RunView
+
+    return RunView(run, yaml.safe_load((run / "recipe.yaml").read_text()))
+
+
+def test_supernet_snapshots_are_checked_in_the_recipe() -> None:
+    from nasplug.recipe import validate_recipe
+
+    base = {"name": "r", "space": {"name": "toy", "slots": 4}, "evaluator": {"name": "toy"}}
+    for snapshots, match in (([0], r"supernet\.snapshots: step 0 is not one of the supernet's steps \(1\.\.100\)"),
+                             ([101], r"supernet\.snapshots: step 101"), ([5, 5], r"supernet\.snapshots: .*twice"),
+                             (["5"], r"supernet\.snapshots\.0")):
+        with pytest.raises(NasplugError, match=match):
+            validate_recipe({**base, "supernet": {"steps": 100, "snapshots": snapshots}})
+    with pytest.raises(NasplugError, match=r"supernet\.snapshots: not available with a few-shot split"):
+        validate_recipe({**base, "supernet": {"steps": 100, "snapshots": [50], "split": {"choice": "L0"}}})
+    assert validate_recipe({**base, "supernet": {"steps": 100, "snapshots": [60, 20]}}).supernet.snapshots == [20, 60]
