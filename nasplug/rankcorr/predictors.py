@@ -117,8 +117,8 @@ def _proxy_scores(name: str, plan: Any, archs: list[Arch]) -> PredictorScores:
     from nasplug.io import atomic_write_json
     from nasplug.pipeline.evaluator_plugin import evaluator_plugin
     from nasplug.rankcorr.standalone import as_json
+    from nasplug.rankcorr.supernets import read_cache
     from nasplug.recipe import Component
-    from nasplug.runfiles import read_json
 
     ctx = plan.ctx
     plugin = evaluator_plugin(Component(name=name), field="--predictors")
@@ -126,15 +126,12 @@ def _proxy_scores(name: str, plan: Any, archs: list[Arch]) -> PredictorScores:
     settings = as_json({**plugin.settings(), "recipe_seed": ctx.recipe.seed, "space": space.model_dump(),
                         "task": task.model_dump() if task is not None else None})
     path = plan.layout.predictor_scores(name)
-    saved = read_json(path, dict, "delete it to compute the proxy again") or {}
-    scores = saved.get("scores") if saved.get("settings") == settings and isinstance(saved.get("scores"), dict) else {}
+    scores = read_cache(path, "scores", settings, _usable)
     evaluator = None
     for arch in archs:
         key = arch_key(arch)
-        entry = scores.get(key)
-        if isinstance(entry, dict) and isinstance(entry.get("value"), (int, float, type(None))) and \
-                isinstance(entry.get("seconds"), (int, float)):
-            continue  # (a value None: the proxy was not finite for this arch)
+        if key in scores:
+            continue
         if evaluator is None:
             log.info("rank-corr: computing %s", name)
             evaluator = plugin.build(ctx)
@@ -144,3 +141,10 @@ def _proxy_scores(name: str, plan: Any, archs: list[Arch]) -> PredictorScores:
         atomic_write_json(path, {"settings": settings, "scores": scores})
     values = [math.nan if scores[arch_key(a)]["value"] is None else float(scores[arch_key(a)]["value"]) for a in archs]
     return PredictorScores(values, True, sum(float(scores[arch_key(a)]["seconds"]) for a in archs) / len(archs))
+
+
+def _usable(entry: Any) -> bool:
+    """A proxy cache entry: its value (None: not finite for this arch) and its seconds."""
+    return (isinstance(entry, dict) and isinstance(entry.get("seconds"), (int, float))
+            and (entry.get("value") is None or (isinstance(entry.get("value"), (int, float))
+                                                and not isinstance(entry.get("value"), bool))))

@@ -76,8 +76,6 @@ def score_plan(plan: RankCorrPlan) -> Scores:
     request, ctx = plan.request, plan.ctx
     task = ctx.prepared_task()
     heldout, heldout_id = _heldout(plan, task)
-    make_run_dir(plan.out_dir, "--out")
-    make_run_dir(plan.models_dir, "--models")
 
     def metric_of(parts: list[Sums]) -> float:
         return task.figures(add_sums(parts))[plan.metric]
@@ -92,6 +90,8 @@ def score_plan(plan: RankCorrPlan) -> Scores:
                      "seconds_per_arch": run.setup_seconds + sum(run.batch_seconds),
                      "one_off_s": _training_seconds(source)})
     eval_cost = _eval_cost(plan, runs[0], metric_of) if request.eval_cost else []
+    make_run_dir(plan.out_dir, "--out")  # (only now: a supernet that does not load leaves the folders as they were)
+    make_run_dir(plan.models_dir, "--models")
     models = StandaloneModels(ctx, plan.layout, request.train_overrides, heldout, heldout_id,
                               progress=request.progress, keep_checkpoints=request.keep_checkpoints)
     if request.jobs > 1:

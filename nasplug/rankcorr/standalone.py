@@ -135,7 +135,7 @@ class StandaloneModels:
         if score is None or score.get("scored_with") != self.scored_with:
             return None  # not scored yet, or on other held-out batches: scored again
         parts = score.get("per_batch")
-        if not (isinstance(parts, list) and len(parts) == len(self.heldout) and all(_is_sums(p) for p in parts)):
+        if not (isinstance(parts, list) and len(parts) == len(self.heldout) and all(is_sums(p) for p in parts)):
             raise NasplugError(f"{folder / 'score.json'}: 'per_batch' is not a list of sums per held-out batch; "
                                "delete it to score the arch again")
         return Standalone(parts, _train_seconds(folder), 0.0)
@@ -153,7 +153,8 @@ def heldout_sums(task: Any, model: torch.nn.Module, batches: list[Any],
         return [task.evaluate(model, [batch], aux or {}, device) for batch in batches]
 
 
-def _is_sums(value: Any) -> bool:
+def is_sums(value: Any) -> bool:
+    """Whether ``value`` is a mapping of names to numbers (one batch's sums)."""
     return isinstance(value, dict) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
 

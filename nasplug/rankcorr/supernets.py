@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.arch import arch_key
+from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
+from nasplug.rankcorr.standalone import is_sums
 from nasplug.runfiles import read_json
 from nasplug.task import Sums
 
@@ -59,7 +61,31 @@ def _settings(plan: Any, plugin: Any, folder: Path) -> dict[str, Any]:
 
 def _usable(entry: Any, batches: int) -> bool:
     return (isinstance(entry, dict) and isinstance(entry.get("per_batch"), list) and len(entry["per_batch"]) == batches
-            and isinstance(entry.get("batch_seconds"), list) and isinstance(entry.get("setup_seconds"), (int, float)))
+            and all(is_sums(p) for p in entry["per_batch"]) and isinstance(entry.get("batch_seconds"), list)
+            and len(entry["batch_seconds"]) == batches and all(_number(t) for t in entry["batch_seconds"])
+            and _number(entry.get("setup_seconds")))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_cache(path: Path, entries: str, settings: dict[str, Any], usable: Any) -> dict[str, Any]:
+    """The entries (arch key -> entry) of a cache file written with ``settings``; {} when there
+    is none or it was written with other settings (everything is computed again); NasplugError
+    naming the file when it is not a cache or an entry is damaged."""
+    hint = "delete it to compute its scores again"
+    saved = read_json(path, dict, hint)
+    if saved is None:
+        return {}
+    if not isinstance(saved.get("settings"), dict) or not isinstance(saved.get(entries), dict):
+        raise NasplugError(f"{path}: not a rank-corr cache (no 'settings' and '{entries}' mappings); {hint}")
+    if saved["settings"] != settings:
+        return {}
+    bad = next((key for key, entry in saved[entries].items() if not usable(entry)), None)
+    if bad is not None:
+        raise NasplugError(f"{path}: the entry of arch {bad[:60]} is damaged; {hint}")
+    return saved[entries]
 
 
 def score_supernet(plan: Any, source: Any, kwargs: dict[str, Any], slug: str) -> SupernetRun:
@@ -72,9 +98,8 @@ def score_supernet(plan: Any, source: Any, kwargs: dict[str, Any], slug: str) ->
     folder = source.folder if source.folder is not None else source.ctx.layout.supernet
     settings = _settings(plan, plugin, folder)
     path = plan.layout.supernet_scores(slug)
-    saved = read_json(path, dict, "delete it to score the archs again") or {}
-    cached = saved.get("archs") if saved.get("settings") == settings and isinstance(saved.get("archs"), dict) else {}
-    missing = [a for a in plan.archs if not _usable(cached.get(arch_key(a)), plugin.num_batches)]
+    cached = read_cache(path, "archs", settings, lambda entry: _usable(entry, plugin.num_batches))
+    missing = [a for a in plan.archs if arch_key(a) not in cached]
     if missing:
         log.info("rank-corr: scoring %d archs with %s", len(missing), source.label)
         evaluator = _build(plan, plugin, source)
@@ -93,7 +118,7 @@ def score_supernet(plan: Any, source: Any, kwargs: dict[str, Any], slug: str) ->
 
 def _build(plan: Any, plugin: Any, source: Any) -> Any:
     """The evaluator of ``source``'s weights on the plan's held-out batches."""
-    from nasplug.errors import NasplugError, UnloadableWeights
+    from nasplug.errors import UnloadableWeights
 
     try:
         return plugin.build(plan.ctx, source=None if source.ctx is plan.ctx else source.ctx, folder=source.folder)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 from cases_base import (
     COMPARE_ARGS,
     COMPARE_RESUME,
@@ -99,4 +102,51 @@ def rank_corr() -> list[Case]:
     weights = [(truncate_half, r"model\.safetensors"), (rng_bytes(12, 1000), r"model\.safetensors")]
     cases += [Case(f"rankcorr-weights-{i}", RANK_CORR, names, base="tiny_run",
                    damage=(("supernet/model.safetensors", t),), data=True) for i, (t, names) in enumerate(weights)]
-    return cases
+    return [*cases, *rank_corr_flags(), *rank_corr_caches()]
+
+
+def with_key(key: str, value: object) -> Callable[[bytes], bytes]:
+    """A JSON file with ``key`` set to ``value`` (the rest as it was)."""
+    return lambda data: json.dumps({**json.loads(data), key: value}).encode()
+
+
+def rank_corr_flags() -> list[Case]:
+    """The flags of issue 25 (seeds, jobs, predictors, stratified draws, snapshots, other runs)."""
+    items = [
+        ((*RANK_CORR, "--seeds", "0"), r"--seeds"),
+        ((*RANK_CORR, "--seeds", "101"), r"--seeds"),
+        ((*RANK_CORR, "--jobs", "0"), r"--jobs"),
+        ((*RANK_CORR, "--jobs", str(10**9)), r"--jobs"),
+        ((*RANK_CORR, "--predictors", "nope"), r"--predictors: 'nope'"),
+        ((*RANK_CORR, "--predictors", "params,,short:0"), r"--predictors: 'short:0'"),
+        ((*RANK_CORR, "--predictors", "short:2"), r"--predictors: 'short:2'"),
+        ((*RANK_CORR, "--predictors", "short:" + "9" * 400), r"--predictors"),
+        ((*RANK_CORR, "--predictors", "short,short:1"), r"--predictors: short training is named twice"),
+        ((*RANK_CORR, "--stratify", "mlm_acc"), r"--stratify: 'mlm_acc'"),
+        ((*RANK_CORR, "--stratify", "\x00"), r"--stratify"),
+        ((*RANK_CORR, "--checkpoints"), r"--checkpoints"),
+        ((*RANK_CORR, "--compare", "@CASE@/nowhere"), r"nowhere"),
+        ((*RANK_CORR, "--compare", "@TOY@"), r"toy\.yaml|RUN_DIR"),
+    ]
+    return [Case(f"rankcorr-flags-{i}", argv, names, base="tiny_run", data=True) for i, (argv, names) in
+            enumerate(items)]
+
+
+def rank_corr_caches() -> list[Case]:
+    """Damaged files rank-corr reads back: one line naming the file, the run as it was."""
+    argv = (*RANK_CORR[:-4], "--archs", "3", "--steps", "2", "--seeds", "2", "--predictors", "synflow")
+    files = [
+        ("rank_corr/scores/supernet.json", rng_bytes(31, 300), r"supernet\.json"),
+        ("rank_corr/scores/supernet.json", truncate_half, r"supernet\.json"),
+        ("rank_corr/scores/supernet.json", b"[1, 2]", r"supernet\.json"),
+        ("rank_corr/standalone/*/steps-2/seed-1/score.json", truncate_half, r"score\.json"),
+        ("rank_corr/standalone/*/steps-2/seed-1/score.json", with_key("per_batch", 3), r"score\.json"),
+        ("rank_corr/scores/supernet.json", with_key("archs", {"x": {"per_batch": [1]}}), r"supernet\.json"),
+        ("rank_corr/standalone/*/steps-2/seed-0/arch.json", rng_bytes(32, 100), r"arch\.json"),
+        ("rank_corr/standalone/*/steps-2/seed-0/arch.json", b'{"arch": "AAA", "arch_dict": {"L00": "attn"}}',
+         r"holds arch"),
+        ("rank_corr/predictors/synflow.json", rng_bytes(33, 200), r"synflow\.json"),
+        ("rank_corr/predictors/synflow.json", b'{"settings": 1, "scores": []}', r"synflow\.json"),
+    ]
+    return [Case(f"rankcorr-cache-{i}", argv, names, base="tiny_rankcorr", damage=((path, t),), data=True)
+            for i, (path, t, names) in enumerate(files)]

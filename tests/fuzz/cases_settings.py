@@ -265,3 +265,52 @@ def arch_strings() -> list[Case]:
     cases += numbered("arch-baseline", baselines,
                       lambda cid, text: recipe_case(cid, tiny(**{"retrain.baselines": {"b": text}}), r"baselines"))
     return cases
+
+
+def recipe_snapshots() -> list[Case]:
+    """``supernet.snapshots`` (issue 25): steps outside the training, repeated, of the wrong type,
+    with a few-shot split; and the zero-cost evaluators' settings."""
+    items = [
+        (tiny(**{"supernet.snapshots": [0]}), r"supernet\.snapshots: step 0"),
+        (tiny(**{"supernet.snapshots": [25]}), r"supernet\.snapshots: step 25"),
+        (tiny(**{"supernet.snapshots": [-3]}), r"supernet\.snapshots"),
+        (tiny(**{"supernet.snapshots": [4, 4]}), r"supernet\.snapshots: .*twice"),
+        (tiny(**{"supernet.snapshots": ["4"]}), r"supernet\.snapshots"),
+        (tiny(**{"supernet.snapshots": [True]}), r"supernet\.snapshots"),
+        (tiny(**{"supernet.snapshots": 4}), r"supernet\.snapshots"),
+        (tiny(**{"supernet.snapshots": list(range(1, 1200))}), r"supernet\.snapshots"),
+        (tiny(**{"supernet.snapshots": [4], "supernet.split": {"choice": "L00"}}), r"supernet\.snapshots"),
+        (toy(**{"evaluator": {"name": "synflow", "batch_size": 1}}), r"evaluator\.batch_size"),
+        (toy(**{"evaluator": {"name": "snip", "batch_seed": -1}}), r"evaluator\.batch_seed"),
+        (toy(**{"evaluator": {"name": "jacov", "device": "tpu"}}), r"evaluator\.device"),
+        (toy(**{"evaluator": {"name": "grad_norm", "colour": 1}}), r"colour"),
+        (tiny(**{"evaluator": {"name": "synflow"}, "search.direction": "minimize", "search.metric": "synflow"}),
+         r"search\.direction: synflow"),
+        (tiny(**{"evaluator": {"name": "grad_norm"}}), r"search\.metric: 'mlm_acc'"),
+    ]
+    return numbered("recipe-snapshots", items, lambda cid, raw, names: recipe_case(cid, raw, names))
+
+
+def recipe_rank_corr() -> list[Case]:
+    """The ``rank_corr:`` section (issue 25): refused naming the key before anything trains."""
+    good = {"archs": 3, "steps": 2}
+    items = [
+        (tiny(rank_corr=5), r"rank_corr"),
+        (tiny(rank_corr={"steps": 2}), r"rank_corr\.archs: required"),
+        (tiny(rank_corr={**good, "archs": 2}), r"rank_corr\.archs"),
+        (tiny(rank_corr={**good, "archs": True}), r"rank_corr\.archs"),
+        (tiny(rank_corr={**good, "steps": 0}), r"rank_corr\.steps"),
+        (tiny(rank_corr={**good, "seeds": 0}), r"rank_corr\.seeds"),
+        (tiny(rank_corr={**good, "seeds": "2"}), r"rank_corr\.seeds"),
+        (tiny(rank_corr={**good, "jobs": 0}), r"rank_corr\.jobs"),
+        (tiny(rank_corr={**good, "predictors": "params"}), r"rank_corr\.predictors"),
+        (tiny(rank_corr={**good, "predictors": ["nope"]}), r"rank_corr\.predictors: 'nope'"),
+        (tiny(rank_corr={**good, "predictors": ["short:2"]}), r"rank_corr\.predictors: 'short:2'"),
+        (tiny(rank_corr={**good, "stratify": "mlm_acc"}), r"rank_corr\.stratify: 'mlm_acc'"),
+        (tiny(rank_corr={**good, "metric": "disc_acc"}), r"rank_corr\.metric: 'disc_acc'"),
+        (tiny(rank_corr={**good, "checkpoints": True}), r"rank_corr\.checkpoints"),
+        (tiny(rank_corr={**good, "resamples": 5}), r"rank_corr\.resamples"),
+        (tiny(rank_corr={**good, "batches": 0}), r"rank_corr\.batches|evaluator\.batches"),
+        (tiny(rank_corr={**good, "colour": "red"}), r"rank_corr\.colour: unknown key"),
+    ]
+    return numbered("recipe-rankcorr", items, lambda cid, raw, names: recipe_case(cid, raw, names))

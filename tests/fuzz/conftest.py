@@ -117,6 +117,16 @@ def tiny_run(fuzz_root: Path, tiny_env: dict[str, str]) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_rankcorr(fuzz_root: Path, tiny_run: Path, tiny_env: dict[str, str]) -> Path:
+    """The tiny run after ``rank-corr --archs 3 --steps 2 --seeds 2 --predictors synflow``: every
+    cache rank-corr reads back (supernet scores, standalone models and scores, proxy scores)."""
+    out = _derive(fuzz_root, tiny_run, "tiny-rankcorr", [])
+    _make_run(["-q", "rank-corr", str(out), "--archs", "3", "--steps", "2", "--seeds", "2", "--predictors",
+               "synflow"], tiny_env, fuzz_root)
+    return out
+
+
 def _derive(fuzz_root: Path, tiny_run: Path, name: str, remove: list[str]) -> Path:
     out = fuzz_root / "bases" / name
     shutil.copytree(tiny_run, out)

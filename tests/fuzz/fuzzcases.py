@@ -28,6 +28,8 @@ from cases_settings import (
     recipe_huge,
     recipe_nonpositive,
     recipe_path_names,
+    recipe_rank_corr,
+    recipe_snapshots,
     recipe_unknown_key,
     recipe_unknown_name,
     recipe_wrong_type,
@@ -42,7 +44,7 @@ def all_cases() -> list[Case]:
              *recipe_unknown_name(), *recipe_code(), *recipe_path_names(), *arch_strings(), *cli_set(), *cli_stages(),
              *cli_out(), *corpora(), *glue_folders(), *trials_logs(), *checkpoints(), *run_files(), *compare_runs(),
              *rank_corr(), *resume_changed(), *no_resume(), *sampler_settings(), *elastic_settings(),
-             *recipe_objectives(), *pareto_files()]
+             *recipe_objectives(), *pareto_files(), *recipe_snapshots(), *recipe_rank_corr()]
     ids = [c.cid for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}
     assert not duplicates, f"duplicate case ids: {sorted(duplicates)}"

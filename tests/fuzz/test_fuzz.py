@@ -221,7 +221,8 @@ def test_the_suite_covers_every_category() -> None:
               "trials-resume", "trials-show", "trials-torn", "trials-blank", "ckpt-supernet", "ckpt-retrain",
               "ckpt-weights", "stagefile", "top", "result", "runrecipe-show", "runrecipe-resume", "runrecipe-rankcorr",
               "runjson", "compare-damaged", "compare-torn", "compare-changed", "compare-args", "rankcorr",
-              "rankcorr-weights", "resume-changed-toy", "resume-changed-tiny", "noresume"}
+              "rankcorr-weights", "rankcorr-flags", "rankcorr-cache", "resume-changed-toy", "resume-changed-tiny",
+              "noresume", "recipe-snapshots", "recipe-rankcorr"}
     assert wanted <= families, sorted(wanted - families)
     assert len(CASES) >= 250
     assert len(SAMPLE) == 20 and len({c.family for c in SAMPLE}) == 20
