@@ -39,6 +39,8 @@ name               quantity
 ``keep``           archs whose hidden states the evaluator keeps between calls
 ``memory_hint``    archs a strategy builds its next proposals on (``Strategy.memory_hint``)
 ``seed``           an explicit seed (``random.Random`` / ``torch.Generator``); no global RNG
+``snapshot``       the weights a training keeps after a chosen step (``supernet.snapshots``)
+``num_seeds``      how many seeded standalone trainings of one arch rank-corr compares (K)
 =================  ==========================================================================
 
 =============================  ===============================  ======================================
@@ -54,6 +56,9 @@ recipe key / flag / file key   read as                          the one place
 ``compare --batch-size``       ``archs_per_ask``                ``plan_comparison`` (compare/plan.py)
 ``rank_corr.json``             the count of held-out batches    written by ``rank_correlation``
 ``heldout_batches``            both scores used                 (an output key)
+``rank-corr --seeds``,         ``num_seeds``                    the parser's ``dest`` (rankcorr/cli.py)
+``rank_corr.seeds``                                             and ``RankCorrConfig``'s alias
+                                                                (rankcorr/stage.py)
 =============================  ===============================  ======================================
 """
 

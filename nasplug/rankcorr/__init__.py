@@ -60,7 +60,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
                      resume: bool = True, progress: bool = True, train_overrides: dict[str, Any] | None = None,
                      metric: str | None = None, out: str | Path | None = None, resamples: int = 2000,
                      keep_checkpoints: bool = False, overrides: Sequence[str] = (),
-                     models: str | Path | None = None, seeds: int = 1, predictors: Sequence[str] = (),
+                     models: str | Path | None = None, num_seeds: int = 1, predictors: Sequence[str] = (),
                      checkpoints: bool = False, compare: Sequence[str | Path] = (), eval_cost: bool = False,
                      stratify: str | None = None, jobs: int = 1) -> dict[str, Any]:
     """Rank correlation between the supernet's scores and standalone training, for one run.
@@ -86,7 +86,7 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         models: where the standalone models are trained and kept (default: ``out``). Runs
             that differ only in how their supernet was trained (sampling rules) share one
             folder: the same archs, data and settings give the same standalone models, trained once.
-        seeds: K, standalone trainings per arch (K >= 2 gives the noise ceiling).
+        num_seeds: K, standalone trainings per arch (``--seeds``; K >= 2 gives the noise ceiling).
         predictors: cheaper predictors ranked beside the supernet
             (:mod:`nasplug.rankcorr.predictors`: params, flops, synflow, grad_norm, snip,
             jacov, short[:N], all).
@@ -114,8 +114,8 @@ def rank_correlation(run_dir: str | Path, archs: int, steps: int, *, seed: int =
         Path(run_dir), archs, steps, seed=seed, num_batches=num_batches, resume=resume, progress=progress,
         train_overrides=train_overrides, metric=metric, out=None if out is None else Path(out), resamples=resamples,
         keep_checkpoints=keep_checkpoints, overrides=tuple(overrides), models=None if models is None else Path(models),
-        seeds=seeds, predictors=tuple(predictors), checkpoints=checkpoints, compare=tuple(Path(c) for c in compare),
-        eval_cost=eval_cost, stratify=stratify, jobs=jobs)
+        num_seeds=num_seeds, predictors=tuple(predictors), checkpoints=checkpoints,
+        compare=tuple(Path(c) for c in compare), eval_cost=eval_cost, stratify=stratify, jobs=jobs)
     plan = plan_rank_corr(request)
     scores = score_plan(plan)
     result = result_record(plan, scores)

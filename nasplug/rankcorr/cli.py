@@ -37,7 +37,7 @@ def add_rank_corr_parser(subparsers: Any, common: argparse.ArgumentParser | None
     p.add_argument("--models", metavar="DIR",
                    help="where the standalone models are trained and kept (default: --out); share it between runs "
                         "whose supernets differ only in training to train each arch once")
-    p.add_argument("--seeds", type=int, default=1, metavar="K",
+    p.add_argument("--seeds", type=int, default=1, metavar="K", dest="num_seeds",
                    help="standalone trainings per arch, seeded (default 1); K >= 2 reports the noise ceiling, the "
                         "tau between seeds, and compares against the mean over seeds")
     p.add_argument("--predictors", action="append", default=[], metavar="LIST",
@@ -79,7 +79,7 @@ def cmd_rank_corr(args: argparse.Namespace) -> int:
     result = rank_correlation(args.run_dir, args.archs, args.steps, seed=args.seed, num_batches=args.batches,
                               progress=not getattr(args, "quiet", False), metric=args.metric, out=args.out,
                               overrides=args.overrides, resamples=args.resamples, models=args.models,
-                              seeds=args.seeds, predictors=args.predictors, checkpoints=args.checkpoints,
+                              num_seeds=args.num_seeds, predictors=args.predictors, checkpoints=args.checkpoints,
                               compare=args.compare, eval_cost=args.eval_cost, stratify=args.stratify,
                               jobs=args.jobs)
     print(table(result))

@@ -33,8 +33,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     conf = round(100 * result["bootstrap"]["confidence"])
     top = result["top_k"]
     overlap = ", ".join(f"top-{k} {v:.2f}" for k, v in top["overlap"].items())
-    seeds = result.get("seeds", 1)
-    against = f"the mean of {seeds} seeds" if seeds > 1 else "standalone training"
+    num_seeds = result.get("num_seeds", 1)
+    against = f"the mean of {num_seeds} seeds" if num_seeds > 1 else "standalone training"
     lines = [
         f"Kendall tau (supernet vs {against}): {_fmt_coef(result['kendall_tau'])}",
         f"Spearman rho: {_fmt_coef(result['spearman_rho'])}",
@@ -43,7 +43,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"Supernet's top pick is standalone rank {top['top1_standalone_rank']} of {result['archs']} "
         f"(regret {top['top1_regret']:.4g}); overlap {overlap}",
     ]
-    if seeds > 1:
+    if num_seeds > 1:
         ceiling = result["noise_ceiling"]
         f = _fmt_coef({**ceiling, "p_value": None}).removesuffix(" (p = nan)")
         pairs = len(ceiling["pairs"])
@@ -66,15 +66,15 @@ def table(result: dict[str, Any]) -> str:
     sa_rank = {
         p["index"]: r for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["standalone"], p["index"])), 1)
     }
-    seeds = result.get("seeds", 1)
+    num_seeds = result.get("num_seeds", 1)
     rows = [[r, sa_rank[p["index"]], p["index"], p["arch"], f"{p['supernet']:.6g}", f"{p['standalone']:.6g}",
-             *([" / ".join(f"{v:.4g}" for v in p["standalone_seeds"])] if seeds > 1 else []),
+             *([" / ".join(f"{v:.4g}" for v in p["standalone_seeds"])] if num_seeds > 1 else []),
              p["supernet_metrics"].get("params")]
             for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["supernet"], p["index"])), 1)]
     m = result["metric"]
-    mean = f"standalone {m}" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+    mean = f"standalone {m}" + (f" (mean of {num_seeds} seeds)" if num_seeds > 1 else "")
     return markdown_table(["supernet rank", "standalone rank", "#", "arch", f"supernet {m}", mean,
-                           *(["per seed"] if seeds > 1 else []), "params"], rows)
+                           *(["per seed"] if num_seeds > 1 else []), "params"], rows)
 
 
 def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
@@ -87,11 +87,11 @@ def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
     files = {"json": layout.output("rank_corr", "json"), "md": layout.output("rank_corr", "md"),
              "png": layout.output("rank_corr", "png")}
     clean = clean_json(result)
-    seeds = result.get("seeds", 1)
+    num_seeds = result.get("num_seeds", 1)
     md = [f"# Rank correlation: supernet vs standalone ({result['metric']})", "",
           f"Run `{result['run_dir']}`: {result['archs']} archs ({result.get('sample', 'uniform')}, seed "
-          f"{result['seed']}), each trained standalone for {result['steps']} steps with {seeds} seed(s); all scored "
-          f"on the same {result['evaluator']['heldout_batches']} pre-masked held-out batches.", ""]
+          f"{result['seed']}), each trained standalone for {result['steps']} steps with {num_seeds} seed(s); all "
+          f"scored on the same {result['evaluator']['heldout_batches']} pre-masked held-out batches.", ""]
     md += [f"- {line}" for line in summary_lines(result)]
     md += ["", "![supernet score vs standalone accuracy](rank_corr.png)", "", table(result), ""]
     if len(result.get("predictors", [])) > 1:

@@ -38,7 +38,7 @@ class RankCorrRequest:
     keep_checkpoints: bool = False
     overrides: tuple[str, ...] = ()
     models: Path | None = None
-    seeds: int = 1
+    num_seeds: int = 1
     predictors: tuple[str, ...] = ()
     checkpoints: bool = False
     compare: tuple[Path, ...] = ()
@@ -142,8 +142,8 @@ def evaluator_kwargs(recipe: Any, num_batches: int | None) -> dict[str, Any]:
 def _check_numbers(request: RankCorrRequest) -> None:
     if not 1 <= request.jobs <= 256:
         raise NasplugError(f"--jobs: must be between 1 and 256, got {request.jobs}")
-    if not 1 <= request.seeds <= 100:
-        raise NasplugError(f"--seeds: must be between 1 and 100, got {request.seeds}")
+    if not 1 <= request.num_seeds <= 100:
+        raise NasplugError(f"--seeds: must be between 1 and 100, got {request.num_seeds}")
     if not 3 <= request.archs <= 10_000:
         raise NasplugError(f"--archs: rank correlation needs between 3 and 10,000 archs, got {request.archs}")
     if not 1 <= request.steps <= 10**9:

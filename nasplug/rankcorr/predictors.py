@@ -12,10 +12,10 @@ name           score of an arch                                                 
 ``short:N``    the arch trained standalone for N steps (``short``: S / 8), seed 0     N steps
 =============  =====================================================================  ==========
 
-``all`` names every one the space supports. The proxies' scores are kept in the models folder
-(``predictors/<name>.json``) with the settings they were computed with (the proxy's, the
-space's, the task's): a changed setting scores every arch again. Short trainings are
-standalone models like the others (``standalone/<arch>/steps-N/seed-0/``).
+``all`` names every one the space supports (with ``short:N`` given, that short training). The
+proxies' scores are kept in the models folder (``predictors/<name>.json``) with the settings
+they were computed with (the proxy's, the space's, the task's): a changed setting scores every
+arch again. Short trainings are standalone models like the others (``standalone/<arch>/steps-N/seed-0/``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def parse_predictors(names: Sequence[str], space: Any, steps: int, field: str = 
     analytic = [m for m in ANALYTIC if isinstance(space.metrics(space.sample(random.Random(0))).get(m), (int, float))]
     wanted = [part.strip() for name in names for part in name.split(",") if part.strip()]
     if "all" in wanted:
-        wanted = [*(w for w in wanted if w != "all"), *analytic, *PROXIES, "short"]
+        short = [] if any(w == "short" or w.startswith("short:") for w in wanted) else ["short"]  # all, short:N
+        wanted = [*(w for w in wanted if w != "all"), *analytic, *PROXIES, *short]
     out: list[Predictor] = []
     for name in dict.fromkeys(wanted):
         if name in analytic:

@@ -53,7 +53,7 @@ def result_record(plan: RankCorrPlan, scores: Scores) -> dict[str, Any]:
                  for v in scores.eval_cost]
     return {
         "run_dir": str(request.run_dir), "metric": metric, "task": plan.ctx.task.name, "archs": n,
-        "steps": request.steps, "seed": request.seed, "seeds": request.seeds,
+        "steps": request.steps, "seed": request.seed, "num_seeds": request.num_seeds,
         "sample": "uniform" if request.stratify is None else f"stratified by {request.stratify}",
         "overrides": list(request.overrides), "train_config": plan.train.model_dump(mode="json"),
         "evaluator": {**plan.evaluator_kwargs, "heldout_batches": scores.heldout_batches},

@@ -98,7 +98,7 @@ def score_plan(plan: RankCorrPlan) -> Scores:
         from nasplug.rankcorr.parallel import train_in_workers
 
         short = [p.steps for p in plan.predictors if p.kind == "short"]
-        todo = [(a, request.steps, k) for a in plan.archs for k in range(request.seeds)]
+        todo = [(a, request.steps, k) for a in plan.archs for k in range(request.num_seeds)]
         train_in_workers(plan, models, [*todo, *((a, s, 0) for s in short for a in plan.archs)], heldout_id)
     per_seed = _standalone(plan, models, task)
     for predictor in plan.predictors:
@@ -115,11 +115,11 @@ def _standalone(plan: RankCorrPlan, models: StandaloneModels, task: Any) -> list
     from nasplug.progress import progress_bar
 
     request = plan.request
-    bar = progress_bar(total=len(plan.archs) * request.seeds, desc="rank-corr", unit="model",
+    bar = progress_bar(total=len(plan.archs) * request.num_seeds, desc="rank-corr", unit="model",
                        enabled=request.progress)
-    per_seed: list[list[Figures]] = [[] for _ in range(request.seeds)]
+    per_seed: list[list[Figures]] = [[] for _ in range(request.num_seeds)]
     for arch in plan.archs:  # every seed of an arch before the next arch: a stop leaves whole archs
-        for k in range(request.seeds):
+        for k in range(request.num_seeds):
             bar.set_postfix_str(f"{plan.ctx.space.format(arch)[:24]} seed {k}")
             per_seed[k].append(task.figures(add_sums(models.get(arch, request.steps, k).parts)))
             bar.update()

@@ -30,11 +30,11 @@ from nasplug.pipeline.stage import RunView, Section, Stage
 class RankCorrConfig(BaseModel):
     """The ``rank_corr:`` section (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
 
     archs: int = Field(ge=3, le=10_000)
     steps: int = Field(ge=1, le=10**9)
-    seeds: int = Field(1, ge=1, le=100)
+    num_seeds: int = Field(1, ge=1, le=100, alias="seeds")  # the recipe key seeds: a count (glossary)
     seed: int = Field(0, ge=0, lt=2**63)
     batches: int | None = Field(None, ge=1, le=10**6)
     metric: str | None = Field(None, min_length=1, max_length=200)
@@ -99,7 +99,7 @@ class RankCorrStage(Stage):
         cfg = rank_corr_config(ctx.recipe.section("rank_corr"))
         result = rank_correlation(ctx.run_dir, cfg.archs, cfg.steps, seed=cfg.seed, num_batches=cfg.batches,
                                   progress=ctx.progress, metric=cfg.metric, resamples=cfg.resamples,
-                                  models=cfg.models, seeds=cfg.seeds, predictors=cfg.predictors,
+                                  models=cfg.models, num_seeds=cfg.num_seeds, predictors=cfg.predictors,
                                   checkpoints=cfg.checkpoints, compare=cfg.compare, eval_cost=cfg.eval_cost,
                                   stratify=cfg.stratify, jobs=cfg.jobs)
         return {"kendall_tau": result["kendall_tau"], "noise_ceiling": {k: result["noise_ceiling"][k] for k in

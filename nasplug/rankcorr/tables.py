@@ -39,8 +39,8 @@ def predictors_table(result: dict[str, Any]) -> str:
              _f(r["of_ceiling"]), _seconds(r["seconds_per_arch"]), _seconds(r.get("one_off_s"))]
             for r in result["predictors"]]
     ceiling = result["noise_ceiling"]
-    if result["seeds"] >= 2:
-        rows.append([f"noise ceiling (seed vs seed, {result['seeds']} seeds)", tau_cell({"kendall_tau": ceiling}),
+    if result["num_seeds"] >= 2:
+        rows.append([f"noise ceiling (seed vs seed, {result['num_seeds']} seeds)", tau_cell({"kendall_tau": ceiling}),
                      "", "", "", "", "1.00", "", ""])
     return markdown_table(["predictor", "Kendall tau [95% CI]", "Spearman rho", "top-k overlap", "top pick",
                            "regret", "tau / ceiling", "s per arch", "one-off s"], rows)
@@ -107,8 +107,8 @@ def _nz(value: float) -> float:
 def write_tables(result: dict[str, Any], layout: Any) -> dict[str, str]:
     """The files of the predictors, budget and evaluation-cost parts the result has."""
     files: dict[str, str] = {}
-    ceiling = result["noise_ceiling"] if result["seeds"] >= 2 else None
-    head = (f"{result['archs']} archs ({result['sample']}), {result['steps']} standalone steps x {result['seeds']} "
+    ceiling = result["noise_ceiling"] if result["num_seeds"] >= 2 else None
+    head = (f"{result['archs']} archs ({result['sample']}), {result['steps']} standalone steps x {result['num_seeds']} "
             f"seed(s), {result['metric']} on {result['evaluator']['heldout_batches']} held-out batches.")
     if len(result["predictors"]) > 1:
         files["predictors_md"] = str(atomic_write_text(layout.output("predictors", "md"), "\n".join([

@@ -39,7 +39,7 @@ def test_noise_ceiling_equals_a_direct_computation_from_the_stored_per_seed_figu
 
     run_dir, _ = tiny_run
     out = tmp_path / "rc"
-    result = rank_correlation(run_dir, archs=5, steps=6, seeds=3, metric="mlm_loss", resamples=200,
+    result = rank_correlation(run_dir, archs=5, steps=6, num_seeds=3, metric="mlm_loss", resamples=200,
                               progress=False, out=out)
     task = _ctx(run_dir).prepared_task()
     layout = RankCorrLayout(out)
@@ -192,6 +192,20 @@ def test_predictors_are_ranked_against_the_same_models_and_cached_with_their_set
         rank_correlation(run_dir, predictors=["short:4"], **args)
 
 
+def test_all_names_every_predictor_and_keeps_an_explicit_short_training(tiny_run: tuple[Path, Path]) -> None:
+    from nasplug.rankcorr.predictors import PROXIES, parse_predictors
+
+    space = _ctx(tiny_run[0]).space
+    default = parse_predictors(["all"], space, steps=16)
+    assert [p.name for p in default if p.kind == "proxy"] == list(PROXIES)
+    assert [(p.kind, p.steps) for p in default if p.kind == "short"] == [("short", 2)]  # S / 8
+    explicit = parse_predictors(["all", "short:4"], space, steps=16)
+    assert [(p.kind, p.steps) for p in explicit if p.kind == "short"] == [("short", 4)]
+    assert [p.name for p in explicit if p.kind != "short"] == [p.name for p in default if p.kind != "short"]
+    with pytest.raises(NasplugError, match="--predictors: short training is named twice"):
+        parse_predictors(["short:4", "short:2"], space, steps=16)
+
+
 def test_stratified_draws_span_the_metric(tiny_run: tuple[Path, Path]) -> None:
     from nasplug.rankcorr import sample_archs, stratified_archs
 
@@ -212,7 +226,7 @@ def test_models_trained_in_two_processes_equal_the_serial_ones(tiny_run: tuple[P
     from nasplug.rankcorr import rank_correlation
 
     run_dir, _ = tiny_run
-    args = {"archs": 3, "steps": 4, "seeds": 2, "resamples": 50, "progress": False, "metric": "mlm_loss",
+    args = {"archs": 3, "steps": 4, "num_seeds": 2, "resamples": 50, "progress": False, "metric": "mlm_loss",
             "predictors": ["short:2"]}
     serial = rank_correlation(run_dir, out=tmp_path / "serial", **args)
     parallel = rank_correlation(run_dir, out=tmp_path / "parallel", jobs=2, **args)
@@ -241,7 +255,7 @@ def test_the_rank_corr_stage_runs_from_the_recipe_section(tiny_run: tuple[Path, 
                         "checkpoints": True, "resamples": 50}
     run_recipe(validate_recipe(raw), run, resume=True, stages=["rank_corr"], progress=False)
     result = json.loads((run / "rank_corr" / "rank_corr.json").read_text())
-    assert result["seeds"] == 2 and [r["step"] for r in result["budget"]] == [10, 20]
+    assert result["num_seeds"] == 2 and [r["step"] for r in result["budget"]] == [10, 20]
     assert [r["label"] for r in result["predictors"]] == ["supernet", "supernet@10", "params"]
     summary = RunLayout(run).read_stage("rank_corr")["summary"]
     assert summary["kendall_tau"]["estimate"] == result["kendall_tau"]["estimate"]
