@@ -75,14 +75,14 @@ def _plot(path: Path, series: list[tuple[str, list[float], list[dict[str, Any]]]
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (label, xs, rows) in enumerate(series):
         xs = [x * (1.0 + 0.025 * (i - (len(series) - 1) / 2)) for x in xs]  # side by side: bars do not overlap
-        est = [r["kendall_tau"]["estimate"] for r in rows]
-        low = [r["kendall_tau"]["ci_low"] for r in rows]
-        high = [r["kendall_tau"]["ci_high"] for r in rows]
+        est = [_num(r["kendall_tau"]["estimate"]) for r in rows]  # written JSON holds null for nan
+        low = [_num(r["kendall_tau"]["ci_low"]) for r in rows]
+        high = [_num(r["kendall_tau"]["ci_high"]) for r in rows]
         ax.errorbar(xs, est, yerr=[[_nz(e - lo) for e, lo in zip(est, low)], [_nz(h - e) for e, h in zip(est, high)]],
                     marker="o", capsize=3, label=label)
-    if ceiling is not None and ceiling["estimate"] is not None and not math.isnan(ceiling["estimate"]):
+    if ceiling is not None and not math.isnan(_num(ceiling["estimate"])):
         ax.axhline(ceiling["estimate"], color="#555555", linestyle="--", label="noise ceiling (seed vs seed)")
-        if not (math.isnan(ceiling["ci_low"]) or math.isnan(ceiling["ci_high"])):
+        if not (math.isnan(_num(ceiling["ci_low"])) or math.isnan(_num(ceiling["ci_high"]))):
             ax.axhspan(ceiling["ci_low"], ceiling["ci_high"], color="#999999", alpha=0.15)
     if log_x:
         ax.set_xscale("log", base=2)
@@ -98,6 +98,10 @@ def _plot(path: Path, series: list[tuple[str, list[float], list[dict[str, Any]]]
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+
+
+def _num(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _nz(value: float) -> float:

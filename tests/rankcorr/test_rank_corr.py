@@ -67,6 +67,23 @@ def test_constant_scores_give_nan_not_an_error_and_short_inputs_are_refused() ->
         rank_stats([0.1, 0.2, float("nan")], [0.3, 0.4, 0.5])
 
 
+def test_budget_plot_and_table_take_a_nan_tau_as_written_to_json(tmp_path: Path) -> None:
+    from nasplug.layout import RankCorrLayout
+    from nasplug.rankcorr.tables import write_tables
+
+    def tau(estimate: float | None) -> dict[str, Any]:
+        return {"estimate": estimate, "ci_low": estimate, "ci_high": estimate, "p_value": None}
+
+    rows = [{"step": s, "kendall_tau": tau(e), "spearman_rho": tau(e), "of_ceiling": e,
+             "top_k": {"top1_standalone_rank": 1, "top1_regret": 0.0}, "one_off_s": 1.0}
+            for s, e in ((10, None), (20, 0.5))]  # None: a constant score
+    result = {"archs": 4, "sample": "uniform", "steps": 8, "num_seeds": 2, "metric": "acc", "predictors": [],
+              "evaluator": {"heldout_batches": 2}, "noise_ceiling": tau(None), "budget": rows, "eval_cost": []}
+    files = write_tables(result, RankCorrLayout(tmp_path))
+    assert Path(files["budget_png"]).stat().st_size > 0
+    assert "| 10            | nan" in Path(files["budget_md"]).read_text()
+
+
 def test_top_k_agreement() -> None:
     standalone = [0.9, 0.1, 0.5, 0.7, 0.3]
     assert top_k_agreement(standalone, [5, 1, 3, 4, 2]) == {
