@@ -41,12 +41,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
 log = logging.getLogger(__name__)
 
 #: Imported when first used (torch, the training loop): building the CLI's parser imports this package.
 _LAZY = {"summary_lines": "outputs", "table": "outputs", "write_outputs": "outputs", "load_run_recipe": "plan",
-         "standalone_train_config": "plan", "sample_archs": "sampling", "stratified_archs": "sampling",
+         "standalone_train_config": "standalone", "sample_archs": "sampling", "stratified_archs": "sampling",
          "result_record": "record", "heldout_sums": "standalone"}
 
 

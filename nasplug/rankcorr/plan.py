@@ -18,6 +18,7 @@ from nasplug.errors import NasplugError
 from nasplug.layout import RankCorrLayout, RunLayout
 from nasplug.rankcorr.predictors import Predictor, parse_predictors
 from nasplug.rankcorr.sampling import sample_archs, stratified_archs
+from nasplug.rankcorr.standalone import standalone_train_config
 
 
 @dataclass(frozen=True)
@@ -92,30 +93,6 @@ def load_run_recipe(run_dir: Path, overrides: Sequence[str] = ()) -> Any:
     for override in overrides:
         apply_override(raw, override)
     return validate_recipe(raw, source=str(RunLayout(run_dir).recipe))
-
-
-def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] | None = None) -> Any:
-    """The recipe's ``retrain`` settings (else ``supernet``'s) for an S-step standalone run.
-
-    ``steps`` = S; an explicit ``warmup_steps`` is scaled by S / the recipe's steps (a
-    ``warmup_fraction`` scales by itself); ``eval_every`` = 0 (the held-out score is computed
-    here, on the evaluator's batches). ``overrides`` (TrainConfig fields) are applied last.
-    """
-    from pydantic import ValidationError
-
-    from nasplug.oneshot.config import TrainConfig
-    from nasplug.recipe import describe_error, training_settings
-
-    base = training_settings(recipe)
-    if base is None:
-        raise NasplugError("rank-corr: the recipe needs a retrain (or supernet) section for the training settings")
-    changes: dict[str, Any] = {"steps": steps, "eval_every": 0}
-    if base.warmup_steps is not None:
-        changes["warmup_steps"] = round(base.warmup_steps * steps / base.steps)
-    try:
-        return TrainConfig.of(base, **{**changes, **(overrides or {})})
-    except ValidationError as exc:
-        raise NasplugError(f"rank-corr training settings: {describe_error(exc)}") from None
 
 
 def evaluator_kwargs(recipe: Any, num_batches: int | None) -> dict[str, Any]:

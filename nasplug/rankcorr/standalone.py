@@ -69,8 +69,6 @@ class StandaloneModels:
 
     def config(self, steps: int, seed: int) -> Any:
         """The training settings of an S-step run with seed ``seed`` (see the module docstring)."""
-        from nasplug.rankcorr.plan import standalone_train_config
-
         cfg = standalone_train_config(self.ctx.recipe, steps, self.overrides)
         return cfg.model_copy(update={"seed": cfg.seed + seed})
 
@@ -163,3 +161,27 @@ def _train_seconds(folder: Path) -> float:
     result = read_json(folder / "result.json")
     wall = result.get("wall_s") if isinstance(result, dict) else None
     return float(wall) if isinstance(wall, (int, float)) else 0.0
+
+
+def standalone_train_config(recipe: Any, steps: int, overrides: dict[str, Any] | None = None) -> Any:
+    """The recipe's ``retrain`` settings (else ``supernet``'s) for an S-step standalone run.
+
+    ``steps`` = S; an explicit ``warmup_steps`` is scaled by S / the recipe's steps (a
+    ``warmup_fraction`` scales by itself); ``eval_every`` = 0 (the held-out score is computed
+    here, on the evaluator's batches). ``overrides`` (TrainConfig fields) are applied last.
+    """
+    from pydantic import ValidationError
+
+    from nasplug.oneshot.config import TrainConfig
+    from nasplug.recipe import describe_error, training_settings
+
+    base = training_settings(recipe)
+    if base is None:
+        raise NasplugError("rank-corr: the recipe needs a retrain (or supernet) section for the training settings")
+    changes: dict[str, Any] = {"steps": steps, "eval_every": 0}
+    if base.warmup_steps is not None:
+        changes["warmup_steps"] = round(base.warmup_steps * steps / base.steps)
+    try:
+        return TrainConfig.of(base, **{**changes, **(overrides or {})})
+    except ValidationError as exc:
+        raise NasplugError(f"rank-corr training settings: {describe_error(exc)}") from None

@@ -104,20 +104,28 @@ class ZeroCostEvaluator(EvaluatorPlugin):
         """What the scores depend on besides the space and the task (for caches)."""
         return {"proxy": self.proxy, "batch_size": self.batch_size, "batch_seed": self.batch_seed, "seed": self.seed}
 
-    def check(self, ctx: Any) -> None:
-        """The search ranks by this proxy (maximised) or by an analytic metric of the space."""
-        search = ctx.recipe.search
-        if search is None:
-            return
-        if search.metric == self.proxy and search.direction != "maximize":
-            raise NasplugError(f"search.direction: {self.proxy} ranks archs with higher values first; use maximize")
-        if search.metric != self.proxy:
-            import random
+    def metric_directions(self, ctx: Any) -> dict[str, str]:
+        """Every proxy here ranks archs with higher values first."""
+        return {self.proxy: "maximize"}
 
-            analytic = ctx.space.metrics(ctx.space.sample(random.Random(0)))
-            if search.metric not in analytic:
-                raise NasplugError(f"search.metric: {search.metric!r} is not measured by the {self.proxy} evaluator; "
-                                   f"allowed: {', '.join([self.proxy, *analytic])}")
+    def check(self, ctx: Any) -> None:
+        """The search's objectives are this proxy (maximised) or analytic metrics of the space."""
+        if ctx.recipe.search is None:
+            return
+        analytic: dict[str, Any] | None = None
+        for objective in ctx.objectives:
+            if objective.metric == self.proxy:
+                if objective.direction != "maximize":
+                    raise NasplugError(f"search.direction: {self.proxy} ranks archs with higher values first; "
+                                       "use maximize")
+                continue
+            if analytic is None:
+                import random
+
+                analytic = ctx.space.metrics(ctx.space.sample(random.Random(0)))
+            if objective.metric not in analytic:
+                raise NasplugError(f"search.metric: {objective.metric!r} is not measured by the {self.proxy} "
+                                   f"evaluator; allowed: {', '.join([self.proxy, *analytic])}")
 
     def build(self, ctx: Any, memory_hint: int | None = None) -> ProxyScore:
         from nasplug import distributed
