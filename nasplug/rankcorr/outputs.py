@@ -27,12 +27,19 @@ def _fmt_coef(entry: dict[str, Any]) -> str:
     return f"{f(entry['estimate'])} [{f(entry['ci_low'])}, {f(entry['ci_high'])}] (p = {f(entry['p_value'])})"
 
 
+def _pick_line(top: dict[str, Any], archs: int, overlap: str) -> str:
+    if top["top1_standalone_rank"] is None:
+        return "Supernet's top pick: undefined (every arch scored alike)"
+    return (f"Supernet's top pick is standalone rank {top['top1_standalone_rank']} of {archs} "
+            f"(regret {top['top1_regret']:.4g}); overlap {overlap}")
+
+
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """Kendall / Spearman / top-1 lines (and the noise ceiling with K >= 2 seeds), for the
     Markdown file and the terminal."""
     conf = round(100 * result["bootstrap"]["confidence"])
     top = result["top_k"]
-    overlap = ", ".join(f"top-{k} {v:.2f}" for k, v in top["overlap"].items())
+    overlap = ", ".join(f"top-{k} {v:.2f}" for k, v in top["overlap"].items() if v is not None)
     num_seeds = result.get("num_seeds", 1)
     against = f"the mean of {num_seeds} seeds" if num_seeds > 1 else "standalone training"
     lines = [
@@ -40,8 +47,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"Spearman rho: {_fmt_coef(result['spearman_rho'])}",
         f"{conf}% bootstrap percentile intervals, {result['bootstrap']['used']} of {result['bootstrap']['resamples']} "
         f"resamples usable ({result['bootstrap']['skipped_constant']} with a constant score skipped)",
-        f"Supernet's top pick is standalone rank {top['top1_standalone_rank']} of {result['archs']} "
-        f"(regret {top['top1_regret']:.4g}); overlap {overlap}",
+        _pick_line(top, result["archs"], overlap),
     ]
     if num_seeds > 1:
         ceiling = result["noise_ceiling"]

@@ -111,13 +111,17 @@ def top_k_agreement(standalone: Sequence[float], supernet: Sequence[float],
     Returns:
         ``{"top1_match": bool, "top1_regret": standalone best minus the standalone score of
         the supernet's top pick, "top1_standalone_rank": 1-based standalone rank of that pick,
-        "overlap": {k: fraction of the supernet's top k that are in the standalone top k}}``.
+        "overlap": {k: fraction of the supernet's top k that are in the standalone top k}}``;
+        every value None when all the supernet's scores are equal (no pick to judge).
     """
     n = len(standalone)
     by_standalone = sorted(range(n), key=lambda i: (-standalone[i], i))
     by_supernet = sorted(range(n), key=lambda i: (-supernet[i], i))
     if ks is None:
         ks = sorted({k for k in (1, 3, 5, n // 4) if 1 <= k < n})
+    if len(set(supernet)) <= 1:  # every arch scored alike: the predictor picks nothing
+        return {"top1_match": None, "top1_regret": None, "top1_standalone_rank": None,
+                "overlap": {str(k): None for k in ks}}
     pick = by_supernet[0]
     return {
         "top1_match": pick == by_standalone[0],

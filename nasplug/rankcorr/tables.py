@@ -27,7 +27,14 @@ def _seconds(value: Any) -> str:
 
 
 def _overlap(row: dict[str, Any]) -> str:
-    return ", ".join(f"{k}: {v:.2f}" for k, v in row["top_k"]["overlap"].items())
+    return ", ".join(f"{k}: {v:.2f}" for k, v in row["top_k"]["overlap"].items() if v is not None)
+
+
+def _pick_cells(top: dict[str, Any], n: int) -> list[str]:
+    """The top pick's standalone rank and regret; "undefined" when every score tied."""
+    if top["top1_standalone_rank"] is None:
+        return ["undefined (all scores equal)", ""]
+    return [f"{top['top1_standalone_rank']} of {n}", f"{top['top1_regret']:.4g}"]
 
 
 def predictors_table(result: dict[str, Any]) -> str:
@@ -35,7 +42,7 @@ def predictors_table(result: dict[str, Any]) -> str:
     of its top pick, tau against single seeds as a fraction of the noise ceiling, cost."""
     n = result["archs"]
     rows = [[r["label"], tau_cell(r), _f(r["spearman_rho"]["estimate"]), _overlap(r),
-             f"{r['top_k']['top1_standalone_rank']} of {n}", f"{r['top_k']['top1_regret']:.4g}",
+             *_pick_cells(r["top_k"], n),
              _f(r["of_ceiling"]), _seconds(r["seconds_per_arch"]), _seconds(r.get("one_off_s"))]
             for r in result["predictors"]]
     ceiling = result["noise_ceiling"]
@@ -48,7 +55,7 @@ def predictors_table(result: dict[str, Any]) -> str:
 
 def budget_table(result: dict[str, Any]) -> str:
     rows = [[r["step"], tau_cell(r), _f(r["spearman_rho"]["estimate"]), _f(r["of_ceiling"]),
-             f"{r['top_k']['top1_standalone_rank']} of {result['archs']}", f"{r['top_k']['top1_regret']:.4g}",
+             *_pick_cells(r["top_k"], result["archs"]),
              _seconds(r.get("one_off_s"))] for r in result["budget"]]
     return markdown_table(["supernet step", "Kendall tau [95% CI]", "Spearman rho", "tau / ceiling", "top pick",
                            "regret", "training s (~)"], rows)

@@ -18,6 +18,7 @@ from nasplug.arch import arch_key
 from nasplug.errors import NasplugError
 from nasplug.layout import RankCorrLayout
 from nasplug.rankcorr.stats import rank_stats, top_k_agreement
+from nasplug.rankcorr.tables import predictors_table
 from nasplug.testing import EvaluatorPluginContract
 
 # --------------------------------------------------------------------------- statistics
@@ -92,6 +93,17 @@ def test_top_k_agreement() -> None:
     assert not worst["top1_match"] and worst["top1_standalone_rank"] == 5
     assert worst["top1_regret"] == pytest.approx(0.8)
     assert worst["overlap"]["3"] == pytest.approx(2 / 3)
+
+
+def test_a_predictor_that_scores_every_arch_alike_picks_nothing() -> None:
+    """A tie-break by position is no pick: all-equal scores give an undefined top pick, not "1 of N"."""
+    tied = top_k_agreement([0.9, 0.1, 0.5, 0.7, 0.3], [0.04] * 5)
+    assert tied["top1_standalone_rank"] is None and tied["top1_regret"] is None and tied["top1_match"] is None
+    none = {"estimate": None, "ci_low": None, "ci_high": None}
+    row = {"label": "short:100", "kendall_tau": none, "spearman_rho": {"estimate": None}, "top_k": tied,
+           "of_ceiling": None, "seconds_per_arch": 1.0, "one_off_s": None}
+    table = predictors_table({"archs": 5, "num_seeds": 1, "noise_ceiling": none, "predictors": [row]})
+    assert "undefined (all scores equal)" in table and "1 of 5" not in table
 
 
 # --------------------------------------------------------------------------- a tiny run (conftest.py)
