@@ -11,6 +11,7 @@ its validated readers; ``nasplug compare`` takes the paths of its output folder 
                                     supernet/snapshots/step-<8 digits>/: the weights kept at supernet.snapshots)
     trials.jsonl  top.json          the search log and its best archs
     pareto.json                     the Pareto front of a search with several objectives
+    latency_table.json              the latency stage's table (``latency_ms`` of the space's archs)
     retrain/<model>[/seed-<k>]/     a retrained model (summary.json over the seeds)
     glue/<model>/<TASK>.json        GLUE fine-tuning (the text plugin)
     tokenizer/                      the text tasks' tokenizer
@@ -50,6 +51,7 @@ class RunLayout:
     TRIALS = "trials.jsonl"
     TOP = "top.json"
     PARETO = "pareto.json"
+    LATENCY_TABLE = "latency_table.json"
     RECIPE = "recipe.yaml"
     INFO = "run.json"
     GLUE = "glue"
@@ -90,6 +92,7 @@ class RunLayout:
         return self.root / name
 
     SEARCH_CURVE_PLOT = "search_curve.png"
+    PARETO_RETRAINED_PLOT = "pareto_retrained.png"
     TOP_CHOICES_PLOT = "top_choices.png"
     SUPERNET_LOSS_PLOT = "supernet_loss.png"
     SUPERNET_HELDOUT_PLOT = "supernet_heldout.png"
@@ -146,6 +149,11 @@ class RunLayout:
         seed (a recipe with ``retrain.seeds`` trains each model once per seed)."""
         folder = self.root / self.RETRAIN / name
         return folder if seed is None else folder / f"seed-{seed}"
+
+    @property
+    def latency_table(self) -> Path:
+        """The latency stage's table of the run's space (:mod:`nasplug.cost.table`)."""
+        return self.root / self.LATENCY_TABLE
 
     def retrain_summary(self, name: str) -> Path:
         """Mean and standard deviation of a model's runs over ``retrain.seeds``."""

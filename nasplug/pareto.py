@@ -169,3 +169,13 @@ def hypervolume_curve(points: Sequence[Point], reference: Point) -> list[float]:
 def nadir(points: Sequence[Point]) -> tuple[float, ...]:
     """The worst value of each coordinate over ``points``: the default hypervolume reference."""
     return tuple(max(c) for c in zip(*points, strict=True))
+
+
+def spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``0..n-1`` (both ends included; all when ``k >= n``):
+    which points of a front of ``n`` (``retrain.pareto``) are retrained."""
+    if k >= n:
+        return list(range(n))
+    if k == 1:
+        return [0]
+    return [round(i * (n - 1) / (k - 1)) for i in range(k)]  # distinct: the step is >= 1

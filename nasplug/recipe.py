@@ -137,9 +137,13 @@ class RetrainConfig(TrainConfig):
     the official int list, or a named order such as ``interleaved``). ``seeds``: train each
     model once per seed (weights and data order) and report mean and standard deviation;
     None trains once, with the recipe's seed for the weights and ``seed`` for the data.
+    ``pareto``: also retrain this many archs spread along a multi-objective search's front
+    (``pareto-1`` .. ``pareto-K``, best first in the first objective; see
+    :mod:`nasplug.pipeline.retrained`).
     """
 
     baselines: dict[str, str] = Field(default_factory=dict)
+    pareto: int | None = Field(None, ge=1, le=1000)
     seeds: list[int] | None = Field(None, min_length=1, max_length=1000)
     task: Component | None = (
         None  # changes to the recipe's task for retraining (e.g. {name: electra} after an MLM supernet)

@@ -45,6 +45,7 @@ def _logging_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from nasplug.cli import commands, official
     from nasplug.compare.cli import add_compare_parser
+    from nasplug.cost.cli import add_latency_parsers
     from nasplug.rankcorr.cli import add_rank_corr_parser
     from nasplug.study.cli import add_study_parser
 
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parsers(sub, common)
     official.add_parser(sub, common)
-    for add in (add_compare_parser, add_rank_corr_parser, add_study_parser):
+    for add in (add_compare_parser, add_rank_corr_parser, add_study_parser, add_latency_parsers):
         add(sub, common)
     return parser
 
@@ -109,12 +110,14 @@ def _one_process_unless_run(command: str) -> None:
 def _command(name: str) -> Callable[[argparse.Namespace], int]:
     from nasplug.cli import commands, official
     from nasplug.compare.cli import cmd_compare
+    from nasplug.cost.cli import cmd_latency_check, cmd_latency_table
     from nasplug.rankcorr.cli import cmd_rank_corr
     from nasplug.study.cli import cmd_study
 
     table: dict[str, Any] = {"run": commands.cmd_run, "list": commands.cmd_list, "show": commands.cmd_show,
                              "export": commands.cmd_export, "import-official": official.cmd_import_official,
-                             "compare": cmd_compare, "rank-corr": cmd_rank_corr, "study": cmd_study}
+                             "compare": cmd_compare, "rank-corr": cmd_rank_corr, "study": cmd_study,
+                             "latency-table": cmd_latency_table, "latency-check": cmd_latency_check}
     return table[name]
 
 

@@ -31,7 +31,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     export = sub.add_parser("export", parents=[common],
                             help="a retrained model of a run as a folder other tools load (Hugging Face for LV-BERT)")
     export.add_argument("run_dir", help="a run directory whose retrain stage has finished")
-    export.add_argument("--model", default="found", help="which retrained model: found (default) or a baseline's name")
+    export.add_argument("--model", help="which retrained model: found (default), pareto-<i> or a baseline's name")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--pareto", action="store_true",
+                       help="every retrained front model (retrain.pareto), each into OUT/<name>")
+    which.add_argument("--max-params", type=float, metavar="N",
+                       help="the best retrained front model with at most N parameters")
+    which.add_argument("--max-latency", type=float, metavar="MS",
+                       help="the best retrained front model with a predicted latency_ms of at most MS")
     export.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
     export.add_argument("--seed", type=int, metavar="N",
                         help="which model of a run with retrain.seeds: the one trained with seed N "
@@ -105,7 +112,28 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nasplug.pipeline.export import export_run
 
+    front = args.pareto or args.max_params is not None or args.max_latency is not None
+    if front:
+        return _export_front(args)
+    args.model = args.model or "found"
     folder = export_run(Path(args.run_dir), args.model, Path(args.out), seed=args.seed)
     which = "" if args.seed is None else f" (seed {args.seed})"
     print(f"exported {args.model}{which} of {args.run_dir} to {folder}")
+    return 0
+
+
+def _export_front(args: argparse.Namespace) -> int:
+    import math
+
+    from nasplug.pipeline.front_export import export_front
+
+    if args.model is not None:
+        raise NasplugError("--model: give either --model or one of --pareto / --max-params / --max-latency")
+    for flag, value in (("--max-params", args.max_params), ("--max-latency", args.max_latency)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise NasplugError(f"{flag}: expected a positive number, got {value}")
+    done = export_front(Path(args.run_dir), Path(args.out), max_params=args.max_params,
+                        max_latency=args.max_latency, seed=args.seed)
+    for name, folder, why in done:
+        print(f"exported {name} of {args.run_dir} to {folder} ({why})")
     return 0

@@ -50,9 +50,12 @@ class RunContext:
     def space(self) -> SearchSpace:
         """The recipe's space (or ``built_space``), with what the task dictates of its models
         (vocabulary size, sequence length) where the recipe leaves it out (see :func:`build_space`)."""
+        from nasplug.pipeline.latency import attach_run_table
+
         if self.built_space is not None:
             return self.built_space
-        return build_space(self.recipe.space, self.task if self.recipe.task is not None else None)
+        space = build_space(self.recipe.space, self.task if self.recipe.task is not None else None)
+        return attach_run_table(space, self.recipe, self.run_dir)  # latency_ms, once the latency stage measured it
 
     @cached_property
     def task(self) -> Task:
@@ -107,6 +110,10 @@ class RunContext:
             sources.append((f"evaluator {self.recipe.evaluator.name!r}",
                             evaluator_plugin(self.recipe.evaluator).metric_directions(self)))
         sources.append((f"space {self.space.name!r}", self.space.metric_directions))
+        if self.recipe.section("latency") is not None:  # the latency stage's table, measured or not yet
+            from nasplug.cost.measure import LATENCY_METRIC
+
+            sources.append(("the latency stage", {LATENCY_METRIC: "minimize"}))
         return merge_declarations(sources)
 
     @cached_property
@@ -147,6 +154,13 @@ def build_space(spec: Component, task: Task | None = None) -> SearchSpace:
     (:meth:`~nasplug.task.Task.model_settings`, e.g. the text tasks' ``vocab_size`` and
     ``seq_len``) is passed to the space's constructor when it takes an argument of that name
     and the recipe leaves it out; a value the recipe sets that disagrees is one clear line."""
+    kwargs = space_spec(spec, task)
+    return build_plugin(SPACES, kwargs.pop("name"), kwargs, field="space", kind=SearchSpace)
+
+
+def space_spec(spec: Component, task: Task | None = None) -> dict[str, Any]:
+    """``{name, **constructor arguments}`` of the space :func:`build_space` builds: what a
+    file (a latency table) stores to rebuild the same space without the recipe."""
     kwargs = spec.kwargs()
     if task is not None and task.model_settings():
         factory, _ = SPACES.resolve(spec.name)
@@ -162,7 +176,7 @@ def build_space(spec: Component, task: Task | None = None) -> SearchSpace:
             elif kwargs[key] != value:
                 raise NasplugError(f"space.{key}: {kwargs[key]!r} disagrees with the task's {key} ({value!r}, "
                                    f"task {task.name!r}); leave space.{key} out to follow the task, or make them equal")
-    return build_plugin(SPACES, spec.name, kwargs, field="space", kind=SearchSpace)
+    return {"name": spec.name, **kwargs}
 
 
 def build_task(spec: Component) -> Task:

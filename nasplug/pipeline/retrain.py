@@ -81,9 +81,11 @@ class RetrainStage(Stage):
         return summary
 
     def report(self, view: RunView) -> Section:
+        from nasplug.report.front_retrain import retrained_front_section
         from nasplug.report.sections import retrain_section
 
-        return retrain_section(view)
+        lines, table = retrain_section(view)
+        return lines + retrained_front_section(view), table
 
 
 def aggregate(runs: list[dict[str, float]]) -> dict[str, Any]:

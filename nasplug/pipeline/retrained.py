@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
+from nasplug.pareto import spread
 from nasplug.pipeline.context import RunContext
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -44,6 +45,9 @@ def baseline_archs(ctx: RunContext) -> dict[str, Arch]:
     archs: dict[str, Arch] = {}
     for name, text in (cfg.baselines if cfg else {}).items():
         check_model_name(name, f"retrain.baselines.{name}")
+        if cfg.pareto is not None and name.startswith("pareto-"):
+            raise NasplugError(f"retrain.baselines.{name}: 'pareto-*' names the front's retrained models "
+                               "(retrain.pareto); call the baseline otherwise")
         if name == "found":
             raise NasplugError(
                 "retrain.baselines.found: 'found' is the searched arch's name; call the baseline otherwise"
@@ -56,8 +60,46 @@ def baseline_archs(ctx: RunContext) -> dict[str, Arch]:
 
 
 def retrain_archs(ctx: RunContext) -> dict[str, Arch]:
-    """Name -> arch of every model the retrain stage trains: ``found`` first, then baselines."""
-    return {"found": found_arch(ctx), **baseline_archs(ctx)}
+    """Name -> arch of every model the retrain stage trains: ``found`` first, then the front's
+    (``retrain.pareto``; an arch equal to ``found`` is not trained twice), then baselines."""
+    found = found_arch(ctx)
+    front = {name: arch for name, arch in pareto_archs(ctx).items() if arch != found}
+    return {"found": found, **front, **baseline_archs(ctx)}
+
+
+def pareto_archs(ctx: RunContext) -> dict[str, Arch]:
+    """``pareto-<i>`` -> arch: ``retrain.pareto`` archs spread along the search's front
+    (``pareto.json``, ordered best first in the first objective); ``i`` counts the picks in
+    that order. Empty without ``retrain.pareto``."""
+    cfg = ctx.recipe.retrain_config()
+    if cfg is None or cfg.pareto is None:
+        return {}
+    if ctx.recipe.arch is not None or ctx.recipe.search is None:
+        raise NasplugError("retrain.pareto: the recipe has no search to take a front from; remove retrain.pareto")
+    data = ctx.layout.read_pareto()
+    if data is None:
+        raise NasplugError(f"retrain.pareto: no front at {ctx.layout.pareto}; it needs a finished search with two or "
+                           "more search.objectives")
+    front = data["front"]
+    free = ctx.space.unconstrained()
+    picks = {}
+    for i, j in enumerate(spread(len(front), cfg.pareto)):
+        try:
+            picks[f"pareto-{i + 1}"] = free.validate(front[j]["arch"])
+        except NasplugError as exc:
+            raise NasplugError(f"{ctx.layout.pareto}: front arch {j + 1} is not in the space ({exc}); delete it "
+                               "and resume: the search stage writes it again from trials.jsonl") from None
+    return picks
+
+
+def front_models(ctx: RunContext) -> dict[str, Arch]:
+    """The retrained models on the front: ``found`` when its arch is on it, and ``pareto-*``."""
+    front = pareto_archs(ctx)
+    if not front:
+        return {}
+    found = found_arch(ctx)
+    on = {"found": found} if found in front.values() else {}
+    return {**on, **{n: a for n, a in front.items() if a != found}}
 
 
 def seed_runs(ctx: RunContext) -> list[tuple[int, int, int | None]]:
@@ -71,6 +113,8 @@ def seed_runs(ctx: RunContext) -> list[tuple[int, int, int | None]]:
 
 
 def retrained_names(ctx: RunContext) -> list[str]:
-    """Names of the retrained models (``found`` and the baselines), without reading any file."""
+    """Names of the retrained models (``found``, ``pareto-1`` .. ``pareto-K`` and the baselines),
+    without reading any file (a short front has fewer ``pareto-*`` models than named here)."""
     cfg = ctx.recipe.retrain_config()
-    return ["found", *(cfg.baselines if cfg else {})]
+    front = [f"pareto-{i + 1}" for i in range(cfg.pareto or 0)] if cfg else []
+    return ["found", *front, *(cfg.baselines if cfg else {})]

@@ -149,6 +149,7 @@ def retrained_archs(view: Any) -> dict[str, Any]:
         top = view.layout.read_top()  # a damaged top.json is one clear line, not a silent gap
         if top:
             archs["found"] = top[0]["arch"]
+    archs.update(front_picks(view, retrain, archs.get("found")))
     baselines = retrain.get("baselines") or {}
     for name, text in (baselines.items() if isinstance(baselines, dict) else []):
         try:
@@ -156,6 +157,19 @@ def retrained_archs(view: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - the run's recipe was validated; a report shows what it can
             continue
     return archs
+
+
+def front_picks(view: Any, retrain: dict[str, Any], found: Any) -> dict[str, Any]:
+    """``pareto-<i>`` -> arch of the ``retrain.pareto`` picks along the front (none equal to found)."""
+    from nasplug.pareto import spread
+
+    k = retrain.get("pareto")
+    data = view.layout.read_pareto() if isinstance(k, int) and k > 0 else None
+    if data is None:
+        return {}
+    front = data["front"]
+    picks = {f"pareto-{i + 1}": front[j]["arch"] for i, j in enumerate(spread(len(front), k))}
+    return {name: arch for name, arch in picks.items() if arch != found}
 
 
 def retrain_seeds(recipe: dict[str, Any]) -> list[int] | None:

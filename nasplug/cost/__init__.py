@@ -1,0 +1,24 @@
+"""Cost: what a model costs to run, beside the analytic ``params`` and ``flops``.
+
+Three sources of rising price (DESIGN.md, "Cost"):
+
+* analytic: ``params``/``flops`` from the arch alone (the space's :meth:`~nasplug.space.SearchSpace.metrics`);
+* a **latency table** (:mod:`nasplug.cost.table`), measured once per device: each option of
+  each choice at its position, alone; an arch's predicted latency is the sum of its options'
+  entries plus one measured constant (what the table's blocks leave out: embeddings, heads,
+  the calls between blocks). Cheap, so a search can use it before any evaluation, as an
+  objective or a constraint;
+* **direct measurement** of the extracted model (:mod:`nasplug.cost.measure`): median of N
+  timed calls after a warm-up, on a named device (CPU threads, batch, sequence length),
+  recorded with the machine's name.
+
+Every latency is ``latency_ms``, declared ``minimize``. This package is generic: it imports
+no space or task. A space offers what the table and the measurement need through the
+:class:`~nasplug.cost.table.LatencyParts` interface (LV-BERT implements it).
+"""
+
+from __future__ import annotations
+
+from nasplug.cost.measure import LATENCY_METRIC, Device, machine_name, measure_many
+
+__all__ = ["LATENCY_METRIC", "Device", "machine_name", "measure_many"]

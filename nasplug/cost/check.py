@@ -1,0 +1,94 @@
+"""``nasplug latency-check``: a table's predictions against direct measurement.
+
+Draws ``n`` distinct random archs of the table's space (not the calibration ones: another
+seed), measures each extracted model on the table's device (interleaved rounds, medians; see
+:func:`~nasplug.cost.measure.measure_many`) and reports Kendall tau and the mean absolute
+percentage error of the predictions, with a scatter plot.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nasplug.cost.measure import machine_name, measure_many
+from nasplug.cost.table import LatencyTable, distinct_archs, parts_of
+from nasplug.errors import NasplugError
+from nasplug.io import atomic_write, atomic_write_json
+from nasplug.space import SearchSpace
+
+
+def table_space(table: LatencyTable) -> SearchSpace:
+    """The space a table was measured for, rebuilt from the spec it stores."""
+    from nasplug.registry import SPACES, build_plugin
+
+    spec = dict(table.space)
+    name = spec.pop("name")
+    return build_plugin(SPACES, name, spec, field="space", kind=SearchSpace)
+
+
+def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace | None = None,
+                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Predicted against measured latency of ``n`` random archs; the figures and the rows."""
+    if not 3 <= n <= 10_000:
+        raise NasplugError(f"--archs: expected 3..10000 archs, got {n}")
+    space = space if space is not None else table_space(table)
+    parts = parts_of(space)
+    archs = distinct_archs(space, n, random.Random(f"check-{seed}"))
+    if len(archs) < 3:
+        raise NasplugError(f"--archs: the space has only {len(archs)} distinct archs; need at least 3")
+    device = table.device
+    measured = measure_many([parts.latency_model(a, device.batch, device.seq_len) for a in archs], device,
+                            seed=seed, progress=progress)
+    predicted = [table.predict(a, space) for a in archs]
+    rows = [{"arch": space.format(a), "predicted_ms": p, "measured_ms": m}
+            for a, p, m in zip(archs, predicted, measured, strict=True)]
+    return {"archs": len(rows), "device": device.to_json(), "table_machine": table.machine,
+            "machine": machine_name(), **agreement(predicted, measured), "rows": rows}
+
+
+def agreement(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    """Kendall tau (tau-b, scipy) and mean absolute % error of ``predicted`` against ``measured``."""
+    from scipy.stats import kendalltau
+
+    tau = float(kendalltau(predicted, measured).statistic)
+    mape = 100.0 * sum(abs(p - m) / m for p, m in zip(predicted, measured, strict=True)) / len(measured)
+    return {"kendall_tau": tau, "mape_pct": mape}
+
+
+def write_check(result: dict[str, Any], folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """``latency_check.json`` and ``latency_check.png`` (measured against predicted, y = x) in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / "latency_check.json", "plot": folder / "latency_check.png"}
+    atomic_write_json(paths["json"], result)
+    _plot(result, paths["plot"])
+    return paths
+
+
+def _plot(result: dict[str, Any], path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pred = [r["predicted_ms"] for r in result["rows"]]
+    meas = [r["measured_ms"] for r in result["rows"]]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(meas, pred, s=18, color="#4C72B0")
+    low, high = min(pred + meas), max(pred + meas)
+    ax.plot([low, high], [low, high], color="#8C8C8C", linewidth=1, linestyle="--")
+    d = result["device"]
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("table-predicted latency (ms)")
+    ax.set_title(f"{d['name']}, {d['threads']} thread(s), batch {d['batch']}, seq {d['seq_len']}\n"
+                 f"Kendall tau {result['kendall_tau']:.3f}, MAPE {result['mape_pct']:.1f}%", fontsize=9)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
