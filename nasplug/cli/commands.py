@@ -32,12 +32,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                             help="a retrained model of a run as a folder other tools load (Hugging Face for LV-BERT)")
     export.add_argument("run_dir", help="a run directory whose retrain stage has finished")
     export.add_argument("--model", help="which retrained model: found (default), pareto-<i> or a baseline's name")
-    which = export.add_mutually_exclusive_group()
-    which.add_argument("--pareto", action="store_true",
+    export.add_argument("--pareto", action="store_true",
                        help="every retrained front model (retrain.pareto), each into OUT/<name>")
-    which.add_argument("--max-params", type=float, metavar="N",
+    export.add_argument("--max-params", type=float, metavar="N",
                        help="the best retrained front model with at most N parameters")
-    which.add_argument("--max-latency", type=float, metavar="MS",
+    export.add_argument("--max-latency", type=float, metavar="MS",
                        help="the best retrained front model with a predicted latency_ms of at most MS")
     export.add_argument("--out", required=True, help="the folder to write (must not exist, or be empty)")
     export.add_argument("--seed", type=int, metavar="N",
@@ -129,6 +128,8 @@ def _export_front(args: argparse.Namespace) -> int:
 
     if args.model is not None:
         raise NasplugError("--model: give either --model or one of --pareto / --max-params / --max-latency")
+    if sum((args.pareto, args.max_params is not None, args.max_latency is not None)) > 1:
+        raise NasplugError("--pareto: give one of --pareto (every front model), --max-params or --max-latency")
     for flag, value in (("--max-params", args.max_params), ("--max-latency", args.max_latency)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise NasplugError(f"{flag}: expected a positive number, got {value}")

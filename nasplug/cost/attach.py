@@ -19,6 +19,7 @@ from nasplug.space import SearchSpace
 def with_latency(space: SearchSpace, table: LatencyTable) -> SearchSpace:
     """``space`` whose :meth:`~nasplug.space.SearchSpace.metrics` add the table's predicted
     ``latency_ms`` (returns ``space`` itself; calling it again replaces the table)."""
+    table.check_space(space)
     own = vars(space)
     inner = own.get("_metrics_without_latency") or space.metrics
 

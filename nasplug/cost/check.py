@@ -36,6 +36,7 @@ def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace |
     if not 3 <= n <= 10_000:
         raise NasplugError(f"--archs: expected 3..10000 archs, got {n}")
     space = space if space is not None else table_space(table)
+    table.check_space(space)
     parts = parts_of(space)
     archs = distinct_archs(space, n, random.Random(f"check-{seed}"))
     if len(archs) < 3:

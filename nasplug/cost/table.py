@@ -78,6 +78,17 @@ class LatencyTable:
         raise NasplugError(f"latency table: no entry for {choice}={option!r}; the table was measured for another "
                            f"space ({self.space.get('name')!r}); measure it again with nasplug latency-table")
 
+    def check_space(self, space: SearchSpace, where: str = "latency table") -> None:
+        """NasplugError (one line) unless the table has an entry for every option of ``space``."""
+        choices = space.choices()
+        for choice, options in choices.items():
+            for option in options:
+                self.entry(choice, option)
+        extra = [k for k in self.entries if k not in choices]
+        if extra:
+            raise NasplugError(f"{where}: entry {extra[0]!r} is no choice of space {space.name!r}; the table was "
+                               "measured for another space; measure it again with nasplug latency-table")
+
     def blocks_ms(self, arch: Arch, space: SearchSpace | None = None) -> float:
         """Sum of the entries of ``arch``'s options (only the active choices when ``space`` has conditions)."""
         on: Mapping[str, bool] = {}
@@ -123,7 +134,7 @@ def build_table(space: SearchSpace, device: Device, spec: Mapping[str, Any], cal
     for (choice, option), ms, call in zip(keys, times, calls, strict=True):
         entries.setdefault(choice, []).append((option, 0.0 if call is _nothing else ms))
     table = LatencyTable(space=dict(spec), device=device, machine=machine_name(), entries=entries, constant_ms=0.0,
-                         measured_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+                         measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     archs = distinct_archs(space, calibrate, random.Random(f"calibrate-{seed}"))
     if progress:
         progress(f"measuring {len(archs)} calibration archs")

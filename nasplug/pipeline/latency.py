@@ -89,7 +89,13 @@ class LatencyStage(Stage):
         from nasplug.cost.table import parts_of
 
         cfg = latency_config(ctx.recipe.section("latency"))
-        self.device(cfg, ctx.space)
+        if cfg.clock == "thread" and cfg.threads != 1:
+            raise NasplugError(f"latency.clock: thread measures one thread's CPU time; it needs threads: 1, got "
+                               f"{cfg.threads}")
+        seq_len = self.device(cfg, ctx.space).seq_len
+        limit = getattr(getattr(ctx.space, "dims", None), "max_positions", None)
+        if limit is not None and seq_len > limit:
+            raise NasplugError(f"latency.seq_len: {seq_len} is longer than the space's max_positions ({limit})")
         parts_of(ctx.space)
         if cfg.table is not None and not Path(cfg.table).is_file():
             raise NasplugError(f"latency.table: {cfg.table}: no such file; write one with nasplug latency-table")

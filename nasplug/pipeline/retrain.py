@@ -45,6 +45,10 @@ class RetrainStage(Stage):
         if seeds is not None and len(set(seeds)) != len(seeds):
             raise NasplugError(f"retrain.seeds: {seeds} repeats a seed")
         baseline_archs(ctx)
+        if ctx.recipe.retrain_config().pareto is not None and (ctx.recipe.search is None or ctx.recipe.arch is not None
+                                                               or len(ctx.objectives) < 2):
+            raise NasplugError("retrain.pareto: needs a search with two or more search.objectives (a Pareto front); "
+                               "remove retrain.pareto or name the objectives")
 
     def models(self, ctx: RunContext) -> dict[str, tuple[Any, Any]]:
         """A fresh standalone model (of a sampled arch: the found one is not known yet)."""

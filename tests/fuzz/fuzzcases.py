@@ -16,6 +16,7 @@ import random
 from cases_base import COMPARE_ARGS, TINY_RECIPE, TOY, Case
 from cases_cli import cli_out, cli_set, cli_stages
 from cases_compare import compare_runs, rank_corr
+from cases_cost import cli_export_front, cli_latency, recipe_latency
 from cases_data import corpora, glue_folders
 from cases_elastic import elastic_settings, sampler_settings
 from cases_objectives import pareto_files, recipe_objectives
@@ -44,7 +45,8 @@ def all_cases() -> list[Case]:
              *recipe_unknown_name(), *recipe_code(), *recipe_path_names(), *arch_strings(), *cli_set(), *cli_stages(),
              *cli_out(), *corpora(), *glue_folders(), *trials_logs(), *checkpoints(), *run_files(), *compare_runs(),
              *rank_corr(), *resume_changed(), *no_resume(), *sampler_settings(), *elastic_settings(),
-             *recipe_objectives(), *pareto_files(), *recipe_snapshots(), *recipe_rank_corr()]
+             *recipe_objectives(), *pareto_files(), *recipe_snapshots(), *recipe_rank_corr(), *recipe_latency(),
+             *cli_latency(), *cli_export_front()]
     ids = [c.cid for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}
     assert not duplicates, f"duplicate case ids: {sorted(duplicates)}"

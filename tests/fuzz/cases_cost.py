@@ -1,0 +1,87 @@
+"""Fuzz cases of issue 23 part B: the ``latency:`` section and ``retrain.pareto`` of a recipe,
+the flags of ``nasplug latency-table`` / ``latency-check`` / ``export --pareto --max-params
+--max-latency``, and a damaged latency table read back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cases_base import Case, numbered, recipe_case, tiny, toy
+
+GOOD_TABLE: dict[str, Any] = {
+    "version": 1, "space": {"name": "lvbert", "size": None, "hidden": 32, "heads": 1, "ffn": 64, "embedding": 32,
+                            "slots": 3, "vocab_size": 320, "max_positions": 32, "seq_len": 32},
+    "device": {"name": "cpu", "threads": 1, "batch": 1, "seq_len": 32, "warmup": 0, "repeats": 1, "calls": 1,
+               "clock": "wall"},
+    "machine": "m", "measured_at": "", "constant_ms": 0.5, "calibration": [],
+    "entries": {f"L{i}": [["conv", 0.1], ["attn", 0.2], ["ffn", 0.3]] for i in range(3)},
+}
+
+
+def recipe_latency() -> list[Case]:
+    """``latency:`` and ``retrain.pareto`` settings that cannot be used: one line naming the key."""
+    two = {"search.metric": None, "search.objectives": ["mlm_acc", "latency_ms"]}
+    items = [
+        (tiny(latency=5), r"latency"),
+        (tiny(latency={"threads": 0}), r"latency\.threads"),
+        (tiny(latency={"clock": "sundial"}), r"latency\.clock"),
+        (tiny(latency={"clock": "thread", "threads": 2}), r"latency\.clock"),
+        (tiny(latency={"seq_len": 4096}), r"latency\.seq_len"),
+        (tiny(latency={"repeats": "many"}), r"latency\.repeats"),
+        (tiny(latency={"nope": 1}), r"latency\.nope"),
+        (tiny(latency={"table": "@CASE@/missing.json"}), r"latency\.table"),
+        (tiny(latency={"device": "gpu"}), r"latency\.device"),
+        (toy(latency={}), r"latency|space 'toy'"),
+        (tiny(**{"retrain.pareto": 0}), r"retrain\.pareto"),
+        (tiny(**{"retrain.pareto": "three"}), r"retrain\.pareto"),
+        (tiny(**{"retrain.pareto": 2}), r"retrain\.pareto: needs a search with two or more"),
+        (tiny(**two), r"search\.(objectives|directions)"),
+        (tiny(**two, latency={}, **{"retrain.pareto": 2, "retrain.baselines": {"pareto-1": "interleaved"}}),
+         r"retrain\.baselines\.pareto-1"),
+    ]
+    return numbered("recipe-latency", items, lambda cid, raw, names: recipe_case(cid, raw, names))
+
+
+def cli_latency() -> list[Case]:
+    """Bad flags of ``latency-table`` and ``latency-check``, and damaged tables read back."""
+    table = ("-q", "latency-table", "@TINY@", "--out", "@CASE@/lut.json", "--repeats", "1", "--warmup", "0")
+    flags = [(("--threads", "0"), r"--threads"), (("--clock", "sundial"), r"--clock"),
+             (("--clock", "thread", "--threads", "2"), r"--clock"), (("--seq-len", "100000"), r"--seq-len"),
+             (("--batch", "-1"), r"--batch"), (("--calibrate", "0"), r"--calibrate"),
+             (("--device", "tpu"), r"--device")]
+    cases = numbered("latency-table", flags, lambda cid, more, names: Case(cid, (*table, *more), names))
+    cases.append(Case("latency-table-toy", ("-q", "latency-table", "@TOY@", "--out", "@CASE@/lut.json"),
+                      r"space 'toy'"))
+    cases.append(Case("latency-table-dir", ("-q", "latency-table", "@TINY@", "--out", "@CASE@/d"), r"--out",
+                      files=(("d/keep", "x"),)))
+
+    def damaged(**changes: Any) -> str:
+        return json.dumps({**GOOD_TABLE, **changes})
+
+    bad = [("garbage{", r"lut\.json"), ("[1, 2]", r"lut\.json"), (damaged(version=7), r"version"),
+           (damaged(entries={}), r"entries"), (damaged(entries={"L0": [["conv", -1]]}), r"entries\.L0"),
+           (damaged(entries={"L0": [["conv"]]}), r"entries\.L0"), (damaged(constant_ms="fast"), r"constant_ms"),
+           (damaged(constant_ms=float("inf")), r"constant_ms"), (damaged(device={"name": "cpu", "threads": 0}),
+                                                               r"device"),
+           (damaged(device={"spin": 1}), r"device\.spin"), (damaged(space={"name": "nope"}), r"space|nope"),
+           (damaged(space=[]), r"space"), (damaged(entries={"Z9": [["conv", 1.0]]}), r"Z9|no entry|entry")]
+    cases += numbered("latency-check", bad, lambda cid, content, names: Case(
+        cid, ("-q", "latency-check", "@CASE@/lut.json", "--archs", "3", "--out", "@CASE@/o"), names,
+        files=(("lut.json", content),)))
+    good = (("lut.json", json.dumps(GOOD_TABLE)),)
+    cases.append(Case("latency-check-archs", ("-q", "latency-check", "@CASE@/lut.json", "--archs", "1"), r"--archs",
+                      files=good))
+    cases.append(Case("latency-check-missing", ("-q", "latency-check", "@CASE@/none.json"), r"none\.json"))
+    return cases
+
+
+def cli_export_front() -> list[Case]:
+    """``export --pareto / --max-params / --max-latency`` that cannot be done."""
+    out = ("--out", "@CASE@/e")
+    items = [(("--max-params", "-5"), r"--max-params"), (("--max-params", "nan"), r"--max-params"),
+             (("--max-latency", "0"), r"--max-latency"),
+             (("--pareto", "--max-params", "5"), r"--pareto: give one of"),
+             (("--pareto", "--model", "found"), r"--model"), (("--pareto",), r"retrain\.pareto")]
+    return numbered("export-front", items, lambda cid, more, names: Case(
+        cid, ("-q", "export", "@RUN@", *more, *out), names, base="pareto_run"))
