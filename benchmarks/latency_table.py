@@ -38,7 +38,7 @@ def main() -> None:
     space = LVBertSpace(size="small")
     print(f"LV-BERT small dims: {space.dims}")
     for clock in args.clocks.split(","):
-        device = Device(threads=1, batch=1, seq_len=128, repeats=args.repeats, clock=clock)
+        device = Device(threads=1, batch_size=1, seq_len=128, repeats=args.repeats, clock=clock)
         print(f"\n== clock {clock}: {load()}", flush=True)
         start = time.perf_counter()
         table = build_table(space, device, {"name": "lvbert", "size": "small"}, calibrate=5)

@@ -36,6 +36,10 @@ name               quantity
 ``values``         one value per objective, in the metrics' own units (what a
                    ``vector_tell`` strategy is told)
 ``front``          the non-dominated distinct scored trials of a search (``pareto.json``)
+``front models``   the retrained archs of a front (``retrain.pareto``: ``pareto-<i>``, and
+                   ``found`` when it is on the front)
+``latency_ms``     milliseconds per forward call of one batch on a named device (measured, or
+                   predicted by a latency table: each option at each position, plus a constant)
 ``keep``           archs whose hidden states the evaluator keeps between calls
 ``memory_hint``    archs a strategy builds its next proposals on (``Strategy.memory_hint``)
 ``seed``           an explicit seed (``random.Random`` / ``torch.Generator``); no global RNG
@@ -54,6 +58,8 @@ recipe key / flag / file key   read as                          the one place
 ``eval_batches``               figures during training          (``oneshot/train.py``)
 ``search.batch_size``          ``archs_per_ask``                ``SearchConfig.archs_per_ask``
 ``compare --batch-size``       ``archs_per_ask``                ``plan_comparison`` (compare/plan.py)
+``latency-table --batch``      ``batch_size`` (sequences per    ``add_latency_parsers``
+                               forward call)                    (cost/cli.py)
 ``rank_corr.json``             the count of held-out batches    written by ``rank_correlation``
 ``heldout_batches``            both scores used                 (an output key)
 ``rank-corr --seeds``,         ``num_seeds``                    the parser's ``dest`` (rankcorr/cli.py)

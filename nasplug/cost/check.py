@@ -42,7 +42,7 @@ def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace |
     if len(archs) < 3:
         raise NasplugError(f"--archs: the space has only {len(archs)} distinct archs; need at least 3")
     device = table.device
-    measured = measure_many([parts.latency_model(a, device.batch, device.seq_len) for a in archs], device,
+    measured = measure_many([parts.latency_model(a, device.batch_size, device.seq_len) for a in archs], device,
                             seed=seed, progress=progress)
     predicted = [table.predict(a, space) for a in archs]
     rows = [{"arch": space.format(a), "predicted_ms": p, "measured_ms": m}
@@ -87,7 +87,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     d = result["device"]
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("table-predicted latency (ms)")
-    ax.set_title(f"{d['name']}, {d['threads']} thread(s), batch {d['batch']}, seq {d['seq_len']}\n"
+    ax.set_title(f"{d['name']}, {d['threads']} thread(s), batch {d['batch_size']}, seq {d['seq_len']}\n"
                  f"Kendall tau {result['kendall_tau']:.3f}, MAPE {result['mape_pct']:.1f}%", fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")

@@ -15,7 +15,8 @@ from nasplug.errors import NasplugError
 def _device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="where to measure: cpu (default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads during the measurement (default 1)")
-    p.add_argument("--batch", type=int, default=1, help="sequences per forward call (default 1)")
+    p.add_argument("--batch", dest="batch_size", type=int, default=1,
+                   help="sequences per forward call (default 1; read as batch_size)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per item first (default 3)")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds; the latency is their median (default 15)")
@@ -62,7 +63,7 @@ def cmd_latency_table(args: argparse.Namespace) -> int:
                         progress=None if args.quiet else lambda msg: print(msg, flush=True))
     table.save(out)
     d = table.device
-    print(f"latency table of {len(table.entries)} choices, {d.name} ({d.threads} thread(s), batch {d.batch}, "
+    print(f"latency table of {len(table.entries)} choices, {d.name} ({d.threads} thread(s), batch {d.batch_size}, "
           f"seq {d.seq_len}, {d.clock} clock) on {table.machine}: constant {table.constant_ms:.3f} ms")
     print(f"written: {out}")
     return 0
@@ -71,7 +72,7 @@ def cmd_latency_table(args: argparse.Namespace) -> int:
 def _device(args: argparse.Namespace) -> Any:
     from nasplug.cost.measure import Device
 
-    return Device(name=args.device, threads=args.threads, batch=args.batch, seq_len=args.seq_len,
+    return Device(name=args.device, threads=args.threads, batch_size=args.batch_size, seq_len=args.seq_len,
                   warmup=args.warmup, repeats=args.repeats, calls=args.calls, clock=args.clock)
 
 
@@ -83,8 +84,8 @@ def cmd_latency_check(args: argparse.Namespace) -> int:
     result = check_table(table, args.archs, seed=args.seed)
     paths = write_check(result, Path(args.out) if args.out else Path(args.table).parent)
     d = result["device"]
-    print(f"{result['archs']} archs, {d['name']} ({d['threads']} thread(s), batch {d['batch']}, seq {d['seq_len']}, "
-          f"{d['clock']} clock) on {result['machine']}")
+    print(f"{result['archs']} archs, {d['name']} ({d['threads']} thread(s), batch {d['batch_size']}, "
+          f"seq {d['seq_len']}, {d['clock']} clock) on {result['machine']}")
     print(f"Kendall tau {result['kendall_tau']:.3f}   MAPE {result['mape_pct']:.1f}%")
     print(f"written: {paths['json']}, {paths['plot']}")
     return 0

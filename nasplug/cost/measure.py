@@ -34,7 +34,7 @@ class Device:
     Args:
         name: ``cpu`` (the only device measured so far).
         threads: torch intra-op threads during the measurement.
-        batch: sequences per forward call.
+        batch_size: sequences per forward call (the CLI's ``--batch``).
         seq_len: tokens per sequence.
         warmup: untimed calls per item before its first timed round.
         repeats: timed rounds; the latency is their median.
@@ -44,7 +44,7 @@ class Device:
 
     name: str = "cpu"
     threads: int = 1
-    batch: int = 1
+    batch_size: int = 1
     seq_len: int = 128
     warmup: int = 3
     repeats: int = 15
@@ -56,7 +56,7 @@ class Device:
             raise NasplugError(f"--device: {self.name!r} is not measured; allowed: {', '.join(DEVICES)}")
         if self.clock not in CLOCKS:
             raise NasplugError(f"--clock: {self.clock!r} is not a clock; allowed: {', '.join(CLOCKS)}")
-        bounds = {"threads": (1, 1024), "batch": (1, 65536), "seq_len": (1, 1 << 20), "warmup": (0, 10_000),
+        bounds = {"threads": (1, 1024), "batch_size": (1, 65536), "seq_len": (1, 1 << 20), "warmup": (0, 10_000),
                   "repeats": (1, 10_000), "calls": (1, 10_000)}
         for field, (low, high) in bounds.items():
             value = getattr(self, field)

@@ -40,14 +40,14 @@ class LatencyParts(Protocol):
     once (so timing it measures the model, not the input); the callable's result is ignored.
     """
 
-    def latency_block(self, choice: str, option: Value, batch: int, seq_len: int) -> Call | None:
+    def latency_block(self, choice: str, option: Value, batch_size: int, seq_len: int) -> Call | None:
         """Called once per (choice, option) when a table is measured: the block that ``option``
-        puts at ``choice``'s position, alone, on inputs of ``batch`` x ``seq_len`` tokens
+        puts at ``choice``'s position, alone, on inputs of ``batch_size`` x ``seq_len`` tokens
         (None: the option runs nothing, e.g. a skipped layer; its entry is 0)."""
         ...
 
-    def latency_model(self, arch: Arch, batch: int, seq_len: int) -> Call:
-        """The extracted model of ``arch`` on ``batch`` x ``seq_len`` tokens (direct measurement)."""
+    def latency_model(self, arch: Arch, batch_size: int, seq_len: int) -> Call:
+        """The extracted model of ``arch`` on ``batch_size`` x ``seq_len`` tokens (direct measurement)."""
         ...
 
 
@@ -124,7 +124,7 @@ def build_table(space: SearchSpace, device: Device, spec: Mapping[str, Any], cal
     calls: list[Call] = []
     for choice, options in space.choices().items():
         for option in options:
-            call = parts.latency_block(choice, option, device.batch, device.seq_len)
+            call = parts.latency_block(choice, option, device.batch_size, device.seq_len)
             keys.append((choice, option))
             calls.append(call if call is not None else _nothing)
     if progress:
@@ -138,7 +138,8 @@ def build_table(space: SearchSpace, device: Device, spec: Mapping[str, Any], cal
     archs = distinct_archs(space, calibrate, random.Random(f"calibrate-{seed}"))
     if progress:
         progress(f"measuring {len(archs)} calibration archs")
-    measured = measure_many([parts.latency_model(a, device.batch, device.seq_len) for a in archs], device, seed=seed)
+    models = [parts.latency_model(a, device.batch_size, device.seq_len) for a in archs]
+    measured = measure_many(models, device, seed=seed)
     sums = [table.blocks_ms(a, space) for a in archs]
     table.constant_ms = statistics.median(m - s for m, s in zip(measured, sums, strict=True))
     table.calibration = [{"arch": space.format(a), "measured_ms": m, "blocks_ms": s}

@@ -4,7 +4,7 @@ A recipe's ``latency:`` section turns it on::
 
     latency:
       threads: 1         # the device settings of nasplug.cost.Device (cpu)
-      batch: 1
+      batch_size: 1
       seq_len: 64        # default: the space's seq_len
       repeats: 15
       clock: wall        # or thread (steadier on a shared, loaded machine)
@@ -40,7 +40,7 @@ class LatencyConfig(BaseModel):
 
     device: Literal["cpu"] = "cpu"
     threads: Annotated[int, Field(ge=1, le=1024)] = 1
-    batch: Count = 1
+    batch_size: Count = 1
     seq_len: Count | None = None
     warmup: Annotated[int, Field(ge=0, le=10_000)] = 3
     repeats: Count = 15
@@ -105,8 +105,8 @@ class LatencyStage(Stage):
         from nasplug.cost.measure import Device
 
         seq_len = cfg.seq_len or getattr(space, "seq_len", None) or 128
-        return Device(name=cfg.device, threads=cfg.threads, batch=cfg.batch, seq_len=seq_len, warmup=cfg.warmup,
-                      repeats=cfg.repeats, calls=cfg.calls, clock=cfg.clock)
+        return Device(name=cfg.device, threads=cfg.threads, batch_size=cfg.batch_size, seq_len=seq_len,
+                      warmup=cfg.warmup, repeats=cfg.repeats, calls=cfg.calls, clock=cfg.clock)
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from nasplug.cost.attach import with_latency
@@ -137,7 +137,7 @@ class LatencyStage(Stage):
         d = table.device
         lines = ["## Latency table", "",
                  f"`{LATENCY_METRIC}` is predicted from a table measured on {table.machine} ({d.name}, "
-                 f"{d.threads} thread(s), batch {d.batch}, sequence {d.seq_len}, {d.clock} clock, median of "
+                 f"{d.threads} thread(s), batch {d.batch_size}, sequence {d.seq_len}, {d.clock} clock, median of "
                  f"{d.repeats} rounds): the sum of each chosen option's entry plus a constant of "
                  f"{table.constant_ms:.3f} ms fitted on {len(table.calibration)} archs measured whole. "
                  "Check it with `nasplug latency-check latency_table.json`.", ""]

@@ -18,8 +18,8 @@ def _check_len(space: Any, seq_len: int) -> None:
                            f"({space.dims.max_positions})")
 
 
-def block(space: Any, choice: str, option: Value, batch: int, seq_len: int) -> Any:
-    """Sub-layer ``option`` (conv / attn / ffn) on hidden states [batch, seq_len, H]; every
+def block(space: Any, choice: str, option: Value, batch_size: int, seq_len: int) -> Any:
+    """Sub-layer ``option`` (conv / attn / ffn) on hidden states [batch_size, seq_len, H]; every
     slot holds the same modules, so each position's entry is measured on its own copy."""
     _check_len(space, seq_len)
     if choice not in space.choices():
@@ -28,14 +28,14 @@ def block(space: Any, choice: str, option: Value, batch: int, seq_len: int) -> A
     layer = make_layer(str(option), config).eval()
     generator = torch.Generator().manual_seed(0)
     layer.apply(lambda m: init_module(m, config.initializer_range, generator))
-    hidden = torch.randn(batch, seq_len, config.hidden_size, generator=generator)
+    hidden = torch.randn(batch_size, seq_len, config.hidden_size, generator=generator)
     return lambda: layer(hidden, None)
 
 
-def model(space: Any, arch: Arch, batch: int, seq_len: int) -> Any:
+def model(space: Any, arch: Arch, batch_size: int, seq_len: int) -> Any:
     """The encoder of ``arch`` (``LVBertModel``: embeddings, projection, sub-layers; no head),
-    as the search extracts it, on token ids [batch, seq_len] without padding."""
+    as the search extracts it, on token ids [batch_size, seq_len] without padding."""
     _check_len(space, seq_len)
     encoder = space.build(arch, seed=0).eval()
-    ids = torch.randint(space.dims.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(space.dims.vocab_size, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
     return lambda: encoder(ids, return_dict=True)

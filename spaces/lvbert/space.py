@@ -295,17 +295,17 @@ class LVBertSpace(SearchSpace):
         glue = glue_scores(RunLayout(facts["run_dir"]).glue(str(facts.get("model")))) if tuned else {}
         model_card(folder, {**facts, "glue": glue})
 
-    def latency_block(self, choice: str, option: Value, batch: int, seq_len: int) -> Any:
+    def latency_block(self, choice: str, option: Value, batch_size: int, seq_len: int) -> Any:
         """One sub-layer alone (:class:`~nasplug.cost.table.LatencyParts`; see ``latency.py``)."""
         from nasplug.spaces.lvbert.latency import block
 
-        return block(self, choice, option, batch, seq_len)
+        return block(self, choice, option, batch_size, seq_len)
 
-    def latency_model(self, arch: Arch, batch: int, seq_len: int) -> Any:
+    def latency_model(self, arch: Arch, batch_size: int, seq_len: int) -> Any:
         """The extracted encoder of ``arch`` (:class:`~nasplug.cost.table.LatencyParts`)."""
         from nasplug.spaces.lvbert.latency import model
 
-        return model(self, self.validate(arch), batch, seq_len)
+        return model(self, self.validate(arch), batch_size, seq_len)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "valid": self.num_valid(), "size_name": self.size_name,

@@ -12,7 +12,7 @@ from cases_base import Case, numbered, recipe_case, tiny, toy
 GOOD_TABLE: dict[str, Any] = {
     "version": 1, "space": {"name": "lvbert", "size": None, "hidden": 32, "heads": 1, "ffn": 64, "embedding": 32,
                             "slots": 3, "vocab_size": 320, "max_positions": 32, "seq_len": 32},
-    "device": {"name": "cpu", "threads": 1, "batch": 1, "seq_len": 32, "warmup": 0, "repeats": 1, "calls": 1,
+    "device": {"name": "cpu", "threads": 1, "batch_size": 1, "seq_len": 32, "warmup": 0, "repeats": 1, "calls": 1,
                "clock": "wall"},
     "machine": "m", "measured_at": "", "constant_ms": 0.5, "calibration": [],
     "entries": {f"L{i}": [["conv", 0.1], ["attn", 0.2], ["ffn", 0.3]] for i in range(3)},
