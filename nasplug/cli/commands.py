@@ -19,7 +19,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                      help="override a recipe key, e.g. --set search.budget=200 (repeatable)")
     run.add_argument("--out", help="run directory (default: runs/<recipe name>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out (also to add stages to it)")
-    run.add_argument("--stages", help="comma-separated subset of: supernet,search,retrain,glue,report")
+    run.add_argument("--stages", help="comma-separated subset of: latency,supernet,search,retrain,glue,report")
 
     lst = sub.add_parser("list", parents=[common], help="list shipped recipes or registered plugins, with a line each")
     lst.add_argument("what", choices=LISTABLE)

@@ -8,11 +8,13 @@ it before any evaluation, like ``params``. Only this instance changes (its ``met
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nasplug.arch import Arch
 from nasplug.cost.measure import LATENCY_METRIC
 from nasplug.cost.table import LatencyTable
+from nasplug.layout import RunLayout
 from nasplug.space import SearchSpace
 
 
@@ -31,3 +33,16 @@ def with_latency(space: SearchSpace, table: LatencyTable) -> SearchSpace:
     own["metric_directions"] = {**type(space).metric_directions, LATENCY_METRIC: "minimize"}
     own["latency_table"] = table
     return space
+
+
+def attach_run_table(space: Any, recipe: Any, run_dir: Path) -> Any:
+    """``space`` with the run's stored table attached (itself when the recipe has no latency
+    section or the latency stage, :mod:`nasplug.pipeline.latency`, has not written it yet)."""
+    if recipe.section("latency") is None:
+        return space
+    path = RunLayout(run_dir).latency_table
+    if not path.is_file():
+        return space
+    from nasplug.cost.table import load_table
+
+    return with_latency(space, load_table(path))

@@ -50,7 +50,7 @@ class RunContext:
     def space(self) -> SearchSpace:
         """The recipe's space (or ``built_space``), with what the task dictates of its models
         (vocabulary size, sequence length) where the recipe leaves it out (see :func:`build_space`)."""
-        from nasplug.pipeline.latency import attach_run_table
+        from nasplug.cost.attach import attach_run_table
 
         if self.built_space is not None:
             return self.built_space

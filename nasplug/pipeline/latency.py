@@ -60,22 +60,6 @@ def latency_config(section: Any) -> LatencyConfig:
         raise NasplugError(f"latency.{where}: {err['msg']}") from None
 
 
-def attach_run_table(space: Any, recipe: Any, run_dir: Path) -> Any:
-    """``space`` with the run's stored table attached (itself when the recipe has no latency
-    section or the stage has not written the table yet)."""
-    if recipe.section("latency") is None:
-        return space
-    from nasplug.layout import RunLayout
-
-    path = RunLayout(run_dir).latency_table
-    if not path.is_file():
-        return space
-    from nasplug.cost.attach import with_latency
-    from nasplug.cost.table import load_table
-
-    return with_latency(space, load_table(path))
-
-
 class LatencyStage(Stage):
     name = "latency"
     position = 5.0  # before the supernet: the search's objectives and constraints read it
