@@ -56,7 +56,7 @@ def render_report(run_dir: str | Path, k: int = 10, draw: bool = False) -> tuple
 
     run_dir = Path(run_dir)
     recipe, _ = load_run(run_dir)
-    view = RunView(run_dir, recipe, _space(recipe), k, _task(recipe), draw=draw)
+    view = RunView(run_dir, recipe, _space(recipe, run_dir), k, _task(recipe), draw=draw)
     parts = [f"# nasplug run: {recipe.get('name', run_dir.name)}", ""]
     if recipe.get("description"):
         parts += [str(recipe["description"]), ""]
@@ -77,15 +77,24 @@ def render_report(run_dir: str | Path, k: int = 10, draw: bool = False) -> tuple
     return "\n".join(parts), "\n\n".join(printed)
 
 
-def _space(recipe: dict[str, Any]) -> Any:
-    """The run's space if it can be built (for its arch format and metrics), else None."""
+def _space(recipe: dict[str, Any], run_dir: Path) -> Any:
+    """The run's space if it can be built (for its arch format and metrics), else None; with
+    the run's latency table when it has one (``latency_ms`` among its metrics)."""
     try:
+        from nasplug.layout import RunLayout
         from nasplug.pipeline.context import build_space
         from nasplug.recipe import Component
 
-        return build_space(Component.model_validate(recipe["space"]), _task(recipe) if recipe.get("task") else None)
+        space = build_space(Component.model_validate(recipe["space"]), _task(recipe) if recipe.get("task") else None)
     except Exception:
         return None
+    table = RunLayout(run_dir).latency_table
+    if recipe.get("latency") is not None and table.is_file():
+        from nasplug.cost.attach import with_latency
+        from nasplug.cost.table import load_table
+
+        with_latency(space, load_table(table))  # a damaged table is one line naming it
+    return space
 
 
 def _task(recipe: dict[str, Any]) -> Any:
