@@ -20,6 +20,7 @@ try:
 except ImportError:  # the suites are pytest classes; the rest of nasplug does not need pytest
     raise ImportError("nasplug.testing needs pytest (pip install pytest, or nasplug[dev])") from None
 
+from nasplug.testing.cost import LatencyPartsContract
 from nasplug.testing.evaluators import EvaluatorPluginContract
 from nasplug.testing.spaces import (
     BRUTE_FORCE_LIMIT,
@@ -32,6 +33,6 @@ from nasplug.testing.spaces import (
 )
 from nasplug.testing.strategies import MultiObjectiveStrategyContract, StrategyContract
 
-__all__ = ["BRUTE_FORCE_LIMIT", "EvaluatorPluginContract", "MultiObjectiveStrategyContract", "SpaceContract",
-           "StrategyContract", "archs_covering_every_option", "check_canonical_models", "check_extract_matches",
-           "randomize_state", "renamed"]
+__all__ = ["BRUTE_FORCE_LIMIT", "EvaluatorPluginContract", "LatencyPartsContract", "MultiObjectiveStrategyContract",
+           "SpaceContract", "StrategyContract", "archs_covering_every_option", "check_canonical_models",
+           "check_extract_matches", "randomize_state", "renamed"]
