@@ -182,7 +182,7 @@ def load_table(path: str | os.PathLike[str]) -> LatencyTable:
         raise NasplugError(f"{where}: space: expected a mapping with a name")
     entries = _read_entries(data.get("entries"), where)
     constant = data.get("constant_ms")
-    if not _finite(constant):
+    if not isinstance(constant, (int, float)) or not _finite(constant):
         raise NasplugError(f"{where}: constant_ms: expected a finite number, got {constant!r}")
     calibration = data.get("calibration", [])
     if not isinstance(calibration, list):
