@@ -42,7 +42,7 @@ def _value(objective: Objective, predicted: dict[str, Any], figures: dict[str, f
 
 def retrained_front_section(view: Any) -> list[str]:
     """Markdown lines (empty when the run retrains no front)."""
-    from nasplug.report.sections import retrained_archs
+    from nasplug.report.sections import _drawn, retrained_archs
 
     retrain = view.recipe.get("retrain")
     if not isinstance(retrain, dict) or not retrain.get("pareto"):
@@ -74,7 +74,7 @@ def retrained_front_section(view: Any) -> list[str]:
              for name, e, values in rows]
     lines += [markdown_table(headers, table), ""]
     lines += _agreement(objectives, rows)
-    if _plot(view, objectives, data, rows, baselines):
+    if len(objectives) >= 2 and _drawn(view, PLOT, lambda path: _plot(path, objectives, data, rows, baselines)):
         lines += [f"![predicted and retrained front]({PLOT})", ""]
     return lines
 
@@ -99,10 +99,8 @@ def _agreement(objectives: list[Objective], rows: list[Any]) -> list[str]:
     return lines + [""] if lines else []
 
 
-def _plot(view: Any, objectives: list[Objective], data: dict[str, Any], rows: list[Any],
-          baselines: list[Any]) -> bool:
-    if len(objectives) < 2:
-        return False
+def _plot(path: Any, objectives: list[Objective], data: dict[str, Any], rows: list[Any], baselines: list[Any]) -> None:
+    """Draw ``pareto_retrained.png`` (the report stage only: ``nasplug show`` writes nothing)."""
     from nasplug.report.plots import _save, plt
 
     x, y = objectives[1], objectives[0]
@@ -126,5 +124,4 @@ def _plot(view: Any, objectives: list[Objective], data: dict[str, Any], rows: li
     ax.set_ylabel(f"{y.metric} ({y.direction})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    _save(fig, view.layout.plot(PLOT))
-    return True
+    _save(fig, path)
