@@ -183,6 +183,7 @@ class Recipe(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field("", max_length=100_000)
     seed: int = Field(0, ge=0, lt=2**63)
+    threads: int | None = Field(None, ge=1, le=1024)  # CPU threads (None: $OMP_NUM_THREADS, else 1; nasplug.hardware)
     space: Component
     task: Component | None = None  # data + objective (mlm, electra, or a user's)
     supernet: SupernetConfig | None = None  # single-path one-shot pre-training of the supernet

@@ -39,8 +39,9 @@ class ResumePolicy:
     #: Recipe sections that hold training settings (each may change :attr:`training`).
     training_sections: tuple[str, ...] = ("supernet", "retrain")
     #: Other dotted recipe keys (or prefixes) that cannot alter what a run wrote already.
+    #: (``threads``: the CPU thread count, recorded in run.json; it changes results in their last bits only.)
     recipe: tuple[str, ...] = ("description", "expected", "search.budget", "search.top_k", "tracking",
-                               "supernet.snapshots")
+                               "supernet.snapshots", "threads")
     #: Allowed changes a study refuses: its models must all train alike, so the remedies a
     #: single run may change (lr, precision, glue.lr) would mix two trainings in one table.
     study_fixed: tuple[str, ...] = ("retrain.", "supernet.", "glue.lr")

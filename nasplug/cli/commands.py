@@ -20,6 +20,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     run.add_argument("--out", help="run directory (default: runs/<recipe name>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out (also to add stages to it)")
     run.add_argument("--stages", help="comma-separated subset of: latency,supernet,search,retrain,glue,report")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="CPU threads (the recipe key threads; default $OMP_NUM_THREADS, else 1: see README)")
 
     lst = sub.add_parser("list", parents=[common], help="list shipped recipes or registered plugins, with a line each")
     lst.add_argument("what", choices=LISTABLE)
@@ -50,7 +52,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasplug.pipeline import parse_stages, run_recipe
     from nasplug.recipe import load_recipe, resolve_recipe
 
-    recipe = load_recipe(resolve_recipe(args.recipe), args.overrides)
+    threads = [] if args.threads is None else [f"threads={args.threads}"]
+    recipe = load_recipe(resolve_recipe(args.recipe), [*args.overrides, *threads])
     stages = parse_stages(args.stages)
     out = Path(args.out) if args.out else default_out(recipe.name)
     info = distributed.init()  # a no-op outside torchrun

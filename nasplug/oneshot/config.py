@@ -7,6 +7,7 @@ Recipe keys under ``supernet:`` and ``retrain:`` map 1:1 onto :class:`TrainConfi
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +25,9 @@ class TrainConfig(BaseModel):
     many fixed sampled archs a supernet's held-out figures average over. ``optimizer``:
     ``adamw`` (torch AdamW, linear warm-up then decay) or ``official`` (BERT/ELECTRA's
     AdamWeightDecay without bias correction, warm-up multiplying the linear decay: the
-    LV-BERT recipe; see :mod:`nasplug.oneshot.optim`).
+    LV-BERT recipe; see :mod:`nasplug.oneshot.optim`). ``precision``: ``bf16`` (autocast) or
+    ``fp32``; ``auto`` is bf16 where the device has fast bf16 matrix units, else fp32
+    (:mod:`nasplug.hardware`; a run resolves it once and records it in ``run.json``).
     """
 
     # strict: a recipe's `steps: true` or `lr: "1e-3"` is an error, not 1 or a guess
@@ -41,7 +44,7 @@ class TrainConfig(BaseModel):
     clip: float | None = Field(1.0, gt=0, allow_inf_nan=False)
     betas: tuple[float, float] = Field((0.9, 0.999), strict=False)  # a YAML list is fine here
     eps: float = Field(1e-6, gt=0, allow_inf_nan=False)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
     eval_every: int = Field(0, ge=0, le=10**9)
     eval_batches: int = Field(20, ge=1, le=10**6)
@@ -64,3 +67,27 @@ class TrainConfig(BaseModel):
     def warmup(self) -> int:
         """Warm-up length in optimizer steps."""
         return self.warmup_steps if self.warmup_steps is not None else round(self.warmup_fraction * self.steps)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (also written to ``run_dir/result.json``).
+
+    ``metrics`` holds the last step's training figures (the task's, plus ``lr`` and
+    ``grad_norm``); ``heldout`` the last evaluation (``heldout_<metric>`` for each of the
+    task's metrics, the mean over the eval archs, and ``per_arch``); ``baseline`` the task's
+    trivial-predictor figures; ``throughput`` the task's units (tokens, examples) per second.
+    """
+
+    steps: int
+    metrics: dict[str, Any]
+    heldout: dict[str, Any]
+    baseline: dict[str, float]
+    throughput: float
+    unit: str
+    wall_s: float
+    run_dir: str
+    eval_archs: list[Any] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
+from nasplug.hardware import resolve_precision
 from nasplug.oneshot.prefix_cache import PrefixCache, Route
 from nasplug.oneshot.recalibrate import BatchNormRecalibration
 from nasplug.registry import checked
@@ -85,8 +86,9 @@ class InheritedWeights:
         batches: the task's fixed held-out batches (``task.heldout_batches``).
         space: adds its analytic metrics (``params``, ``flops``) to every result.
         aux: the task's trained auxiliary modules (ELECTRA: the generator supernet).
-        precision: "fp32", or "bf16" autocast (check with ``nasplug rank-corr`` that it
-            leaves rankings unchanged).
+        precision: "fp32", "bf16" (autocast), or "auto": bf16 where the device has fast bf16
+            matrix units (:mod:`nasplug.hardware`). ``benchmarks/eval_throughput.py`` prints the
+            Kendall tau between the bf16 and fp32 rankings of the same candidates.
         prefix_sharing: share hidden states of common prefixes within and across
             ``evaluate_batch`` calls, where the supernet and task allow (False: every arch alone).
         keep: keep the hidden states of this many best archs between calls (0: none).
@@ -103,11 +105,13 @@ class InheritedWeights:
 
     @checked("evaluator")
     def __init__(self, supernet: Any, task: Task, batches: Sequence[Any], space: SearchSpace | None = None,
-                 aux: Mapping[str, Any] | None = None, precision: Literal["fp32", "bf16"] = "fp32",
+                 aux: Mapping[str, Any] | None = None, precision: Literal["auto", "fp32", "bf16"] = "fp32",
                  prefix_sharing: bool = True, keep: Annotated[int, Field(ge=0)] = 10,
                  cache_mb: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 4096, rank_metric: str | None = None,
                  rank_direction: Literal["maximize", "minimize"] | None = None,
                  recalibration: BatchNormRecalibration | None = None) -> None:
+        device = next(supernet.parameters()).device
+        resolved = str(resolve_precision(precision, device, "evaluator.precision").value)
         self.rank_metric = rank_metric or task.primary_metric()
         if self.rank_metric not in task.metrics:
             raise NasplugError(f"evaluator.rank_metric: {self.rank_metric!r} is not measured here; "
@@ -115,9 +119,9 @@ class InheritedWeights:
         direction = rank_direction or task.metrics[self.rank_metric]
         self.supernet = supernet.eval()
         self.aux = {k: m.eval() for k, m in (aux or {}).items()}
-        self.task, self.batches, self.space, self.precision = task, list(batches), space, precision
+        self.task, self.batches, self.space, self.precision = task, list(batches), space, resolved
         self.recalibration = recalibration
-        self.device = next(supernet.parameters()).device
+        self.device = device
         self.prefix_sharing = (prefix_sharing and recalibration is None and isinstance(supernet, LayeredSupernet)
                                and isinstance(task, PrefixLaneTask))
         budget = cache_mb * 2**20 / max(len(self.batches), 1)

@@ -15,6 +15,10 @@ the RNG states and the data position). Dropout draws from the global torch RNG, 
 (step, rank) inside ``torch.random.fork_rng`` (the caller's RNG is untouched); it therefore
 differs between a 1-process and an N-process run: equivalence holds with dropout 0.
 
+``precision: auto`` resolves on the training device (:mod:`nasplug.hardware`; the pipeline
+passes the run's resolved value instead); a resumed run keeps the precision its checkpoint
+was trained with unless the settings name one.
+
 Held-out evaluation of a supernet scores a fixed list of ``eval_archs`` archs sampled from
 the space with a seed of their own (the same list at every evaluation) and reports the mean;
 a fixed arch or a standalone model is scored alone. Figures are the task's metrics, prefixed
@@ -34,7 +38,6 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +47,11 @@ from torch import nn
 from nasplug import distributed
 from nasplug.arch import Arch
 from nasplug.errors import NasplugError
+from nasplug.hardware import resolve_precision
 from nasplug.io import append_jsonl, atomic_write_json
 from nasplug.layout import snapshot_folder
 from nasplug.oneshot import checkpoint as ckpt
-from nasplug.oneshot.config import TrainConfig
+from nasplug.oneshot.config import TrainConfig, TrainResult
 from nasplug.oneshot.health import Health, divergence_error
 from nasplug.oneshot.optim import compile_model, lr_factor, make_optimizer, shard
 from nasplug.oneshot.samplers import PathLosses, UniformSampler
@@ -56,30 +60,6 @@ from nasplug.supernet import is_supernet
 from nasplug.task import Task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns (also written to ``run_dir/result.json``).
-
-    ``metrics`` holds the last step's training figures (the task's, plus ``lr`` and
-    ``grad_norm``); ``heldout`` the last evaluation (``heldout_<metric>`` for each of the
-    task's metrics, the mean over the eval archs, and ``per_arch``); ``baseline`` the task's
-    trivial-predictor figures; ``throughput`` the task's units (tokens, examples) per second.
-    """
-
-    steps: int
-    metrics: dict[str, Any]
-    heldout: dict[str, Any]
-    baseline: dict[str, float]
-    throughput: float
-    unit: str
-    wall_s: float
-    run_dir: str
-    eval_archs: list[Any] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def train(
@@ -141,6 +121,11 @@ class _Run:
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, space: Any, arch: Arch | None,
                  sampler: Any, info: distributed.DistInfo, device: torch.device, snapshots: Sequence[int] = ()) -> None:
         validate_inputs(model, task, cfg, space, arch, info.world)
+        self.auto = cfg.precision == "auto"  # resolved here, or to what a resumed checkpoint trained with
+        precision = resolve_precision(cfg.precision, device)
+        if self.auto:
+            log.info("precision: %s (%s)", precision.value, precision.reason)
+        cfg = cfg.model_copy(update={"precision": precision.value})
         self.cfg, self.task, self.run_dir, self.space, self.info, self.device = cfg, task, run_dir, space, info, device
         self.fixed_arch = None if arch is None else dict(arch)
         self.sampler = None if space is None else (sampler or UniformSampler(space, cfg.seed))
@@ -372,6 +357,8 @@ class _Run:
         if not isinstance(state["config"], dict):
             raise NasplugError(f"checkpoint: {path} holds no training settings; it was not written by this loop")
         ckpt.check_resume_config(state["config"], self.cfg)
+        if self.auto and state["config"].get("precision") in ("fp32", "bf16"):  # auto goes on as it started
+            self.cfg = self.cfg.model_copy(update={"precision": state["config"]["precision"]})
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])

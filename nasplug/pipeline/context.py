@@ -20,6 +20,7 @@ from typing import Any
 from nasplug.errors import NasplugError
 from nasplug.layout import RunLayout
 from nasplug.objectives import Objectives, merge_declarations, resolve, resolved_fields
+from nasplug.pipeline.machine import Machine, resolve_machine
 from nasplug.recipe import Component, Recipe, refuse_reserved
 from nasplug.registry import CONSTRAINTS, SPACES, STRATEGIES, TASKS, build_plugin
 from nasplug.space import SearchSpace
@@ -45,6 +46,12 @@ class RunContext:
     extras: dict[str, Any] = field(default_factory=dict)  # stage-to-stage objects in memory
     #: The recipe's space when the caller built it already (``nasplug compare``): not built twice.
     built_space: SearchSpace | None = field(default=None, repr=False)
+
+    @cached_property
+    def machine(self) -> Machine:
+        """What ``precision: auto`` means in this run and its thread count (recorded in
+        ``run.json``; a run directory keeps what it started with)."""
+        return resolve_machine(self.recipe, self.run_dir)
 
     @cached_property
     def space(self) -> SearchSpace:

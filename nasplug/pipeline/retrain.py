@@ -73,8 +73,8 @@ class RetrainStage(Stage):
                     log.info("retrain %s%s: %s", name, sub, ctx.space.format(arch))
                     model = build_model(free, arch, task, seed=init_seed)
                     check_fit(task, model, free)
-                    train_model(model, task, TrainConfig.of(cfg, seed=train_seed), folder, state=state,
-                                progress=ctx.progress)
+                    train_cfg = TrainConfig.of(cfg, seed=train_seed, precision=ctx.machine.precision_for(cfg.precision))
+                    train_model(model, task, train_cfg, folder, state=state, progress=ctx.progress)
                     # also when only the export is missing (a kill during the last one); rank 0 writes
                     distributed.on_main(export_folder, ctx, name, arch, model, folder, seeds=(init_seed, train_seed))
                 runs.append(read_run(folder))

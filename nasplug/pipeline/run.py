@@ -9,6 +9,8 @@ a directory that holds a run is refused; with it, the stored recipe is compared 
 one and any change that would alter results is refused, naming the first differing key.
 Every stage's settings are checked before the first stage runs. Only then are
 ``recipe.yaml`` and ``run.json`` written, so a refused command leaves the run as it was.
+``run.json`` also records what ``precision: auto`` resolved to and the CPU thread count
+(:mod:`nasplug.pipeline.machine`); the run sets that count for its duration.
 Under torchrun every rank checks the directory, then all wait for each other, and only then
 does rank 0 write: a slower rank never mistakes the new run for an old one.
 """
@@ -21,11 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json, atomic_write_text, remove_leftovers
 from nasplug.layout import RunLayout
 from nasplug.pipeline.context import RunContext, with_objectives
 from nasplug.pipeline.identity import check_run_dir, has_run
+from nasplug.pipeline.machine import Machine
 from nasplug.pipeline.preflight import preflight
 from nasplug.pipeline.stage import ORDER, Stage, get_stage
 from nasplug.recipe import Recipe, dump_recipe
@@ -50,9 +55,9 @@ def parse_stages(text: str | None) -> list[str] | None:
     return [n for n in ORDER if n in names]
 
 
-def _start_run(run_dir: Path, recipe: Recipe) -> None:
+def _start_run(run_dir: Path, recipe: Recipe, machine: Machine) -> None:
     make_run_dir(run_dir)
-    _write_identity(run_dir, recipe)
+    _write_identity(run_dir, recipe, machine)
 
 
 def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, stages: Sequence[str] | None = None,
@@ -79,12 +84,16 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
         _check_plugin_code(ctx)
     created = not run_dir.exists()
     extended = set() if fresh else _extended(ctx, wanted)
+    machine = ctx.machine  # precision auto and the threads: from run.json when the run has one
+    if main:
+        log.info("%s", machine.describe(recipe))
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
     if fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds (rank 0 writes)
-        distributed.on_main(_start_run, run_dir, recipe)
+        distributed.on_main(_start_run, run_dir, recipe, machine)
     else:  # temp files of writes a kill cut short: nothing reads them, so they would stay forever
         distributed.on_main(remove_leftovers, run_dir)
     tracker = _tracker(ctx) if main else None
+    threads = machine.apply()
     try:
         for stage in wanted:
             _run_stage(ctx, stage, explicit=stages is not None, main=main, extend=stage.name in extended)
@@ -97,8 +106,9 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     finally:
         if tracker is not None:
             tracker.close()
+        torch.set_num_threads(threads)  # the caller's thread count again
     if main and not fresh:
-        _write_identity(run_dir, recipe)  # the resumed run succeeded: record its (allowed) changes
+        _write_identity(run_dir, recipe, machine)  # the resumed run succeeded: record its (allowed) changes
     return ctx
 
 
@@ -124,10 +134,11 @@ def _check_plugin_code(ctx: RunContext) -> None:
                            "restore the file, or use --out for a new run")
 
 
-def _write_identity(run_dir: Path, recipe: Recipe) -> None:
+def _write_identity(run_dir: Path, recipe: Recipe, machine: Machine) -> None:
     layout = RunLayout(run_dir)
     atomic_write_text(layout.recipe, dump_recipe(recipe))
-    atomic_write_json(layout.info, run_info(recipe.seed, _recipe_dir(layout, recipe), plugin_sources(recipe)))
+    info = run_info(recipe.seed, _recipe_dir(layout, recipe), plugin_sources(recipe))
+    atomic_write_json(layout.info, {**info, "machine": machine.record(recipe)})
 
 
 def make_run_dir(run_dir: Path, field: str = "--out") -> None:

@@ -117,7 +117,7 @@ class SupernetStage(Stage):
         check_fit(task, supernet, ctx.space)
         ctx.space.warm_start(supernet, task)
         folder = ctx.layout.supernet
-        train_cfg = TrainConfig.of(cfg)
+        train_cfg = TrainConfig.of(cfg, precision=ctx.machine.precision_for(cfg.precision))
         sampler = build_sampler(cfg.sampler, ctx.space, cfg.seed)
         if cfg.split is not None:  # few-shot: the one-shot supernet first, then a copy per option
             supernet, task, sampler, train_cfg = self._one_shot_phase(ctx, supernet, task, sampler, train_cfg)

@@ -155,6 +155,7 @@ def plan_rank_corr(request: RankCorrRequest) -> RankCorrPlan:
     recipe = ctx.recipe
     metric = compared_metric(ctx, ctx.task, request.metric)
     train = standalone_train_config(recipe, request.steps, request.train_overrides)
+    train = train.model_copy(update={"precision": ctx.machine.precision_for(train.precision)})  # the run's auto
     out_dir = request.out if request.out is not None else ctx.layout.rank_corr
     models_dir = request.models if request.models is not None else out_dir
     check_out_path(out_dir, "--out")

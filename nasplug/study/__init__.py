@@ -51,7 +51,13 @@ def run_study(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, prog
     archs: dict[str, list[Arch]] = {}
     for name, row in cfg.rows.items():
         archs[name] = _row_archs(ctx, name, row)
-    results = train_rows(ctx, cfg, archs)
+    import torch
+
+    threads = ctx.machine.apply()  # the run's thread count for the rows' training too
+    try:
+        results = train_rows(ctx, cfg, archs)
+    finally:
+        torch.set_num_threads(threads)
     return write_study(ctx, cfg, archs, results, ctx.layout.study)
 
 

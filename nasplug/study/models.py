@@ -48,7 +48,9 @@ def _one_run(ctx: Any, cfg: Any, task: Any, row: str, arch: Arch, seed: int, fol
     if not (state["trained"] and state["tested"]):
         log.info("study: %s seed %d: %s", row, seed, ctx.space.format(arch))
         model = build_model(ctx.space.unconstrained(), arch, task, seed=seed)
-        train_model(model, task, train_config(ctx.recipe, cfg, seed), folder, progress=False, state=state)
+        train_cfg = train_config(ctx.recipe, cfg, seed)
+        train_cfg = train_cfg.model_copy(update={"precision": ctx.machine.precision_for(train_cfg.precision)})
+        train_model(model, task, train_cfg, folder, progress=False, state=state)
     figures = read_run(folder)
     if downstream:
         scores = read_json(folder / "downstream.json")

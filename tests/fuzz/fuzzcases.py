@@ -19,6 +19,7 @@ from cases_compare import compare_runs, rank_corr
 from cases_cost import cli_export_front, cli_latency, recipe_latency
 from cases_data import corpora, glue_folders
 from cases_elastic import elastic_settings, sampler_settings
+from cases_machine import machine_record, machine_settings
 from cases_objectives import pareto_files, recipe_objectives
 from cases_recipes import recipe_alias, recipe_deep, recipe_dup_key, recipe_garbage, recipe_tags
 from cases_rundirs import checkpoints, no_resume, resume_changed, run_files, trials_logs
@@ -46,7 +47,8 @@ def all_cases() -> list[Case]:
              *cli_out(), *corpora(), *glue_folders(), *trials_logs(), *checkpoints(), *run_files(), *compare_runs(),
              *rank_corr(), *resume_changed(), *no_resume(), *sampler_settings(), *elastic_settings(),
              *recipe_objectives(), *pareto_files(), *recipe_snapshots(), *recipe_rank_corr(), *recipe_latency(),
-             *cli_latency(), *cli_export_front()]
+             *cli_latency(), *cli_export_front(),
+             *machine_settings(), *machine_record()]
     ids = [c.cid for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}
     assert not duplicates, f"duplicate case ids: {sorted(duplicates)}"

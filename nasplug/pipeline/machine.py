@@ -1,0 +1,124 @@
+"""A run's machine settings: what ``precision: auto`` means here, and the CPU thread count.
+
+Resolved once per run directory (see :mod:`nasplug.hardware` for the rules) and recorded in
+``run.json`` under ``machine``, with the reason; every later command on the run directory
+(``--resume``, ``compare --from-run``, ``rank-corr``) reads the record instead of asking the
+hardware again, so a run started in fp32 goes on in fp32 on any machine, and its figures stay
+comparable with those it logged before. A run directory from before this record (the default
+precision was then fp32) reads as fp32. An explicit ``precision: fp32|bf16`` or ``threads:``
+in the recipe always wins: changing them on resume is a remedy the recipe check allows
+(``supernet.precision``, ``retrain.precision``, ``threads``), and the new values are recorded
+when the resumed run succeeds. What ``identity`` compares on resume is the recipe's own
+setting (``auto`` stays ``auto``); the record pins what it resolved to.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasplug.errors import NasplugError
+from nasplug.hardware import Choice, check_threads, default_threads, fast_bf16
+
+log = logging.getLogger(__name__)
+
+#: Sections of a recipe whose ``precision`` the machine resolves.
+SECTIONS = ("supernet", "retrain", "evaluator")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The precision ``auto`` resolves to in this run, and its thread count (each with why)."""
+
+    precision: Choice
+    threads: Choice
+    device: str
+    recorded: bool = False  # read from run.json (the run started earlier), not from this machine
+
+    def precision_for(self, setting: str) -> str:
+        """The precision a section uses: its own setting, or the run's choice for ``auto``."""
+        return str(self.precision.value) if setting == "auto" else setting
+
+    def record(self, recipe: Any) -> dict[str, Any]:
+        """What ``run.json`` stores under ``machine``."""
+        used = {name: self.precision_for(setting) for name, setting in section_precisions(recipe).items()}
+        return {"device": self.device, "precision": {"auto": self.precision.value, "reason": self.precision.reason,
+                                                     **used},
+                "threads": {"value": self.threads.value, "reason": self.threads.reason}}
+
+    def describe(self, recipe: Any) -> str:
+        used = {name: self.precision_for(s) for name, s in section_precisions(recipe).items()}
+        where = ", ".join(f"{k} {v}" for k, v in used.items()) or "no section uses it"
+        kept = ", kept from the run's start" if self.recorded else ""
+        return (f"precision: {where} (auto means {self.precision.value}{kept}: {self.precision.reason}); "
+                f"threads: {self.threads.value} ({self.threads.reason})")
+
+    def apply(self) -> int:
+        """Set torch's CPU thread count; returns the count it had (to restore afterwards)."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(self.threads.value))
+        return before
+
+
+def section_precisions(recipe: Any) -> dict[str, str]:
+    """The ``precision`` setting of each section the recipe has (the evaluator's when it takes one)."""
+    out = {name: getattr(recipe, name).precision for name in ("supernet", "retrain")
+           if getattr(recipe, name, None) is not None}
+    if recipe.evaluator is not None:
+        kwargs = recipe.evaluator.kwargs()
+        if "precision" in kwargs or recipe.evaluator.name == "supernet":
+            out["evaluator"] = str(kwargs.get("precision", "auto"))
+    return out
+
+
+def training_device(recipe: Any) -> torch.device:
+    """The device the run trains on (the supernet's, else the retrained models')."""
+    from nasplug import distributed
+
+    section = recipe.supernet if recipe.supernet is not None else recipe.retrain
+    return distributed.device_for(section.device if section is not None else "auto")
+
+
+def resolve_machine(recipe: Any, run_dir: Path) -> Machine:
+    """The run's machine settings: from ``run_dir/run.json`` when the run has one (a run
+    directory keeps what it started with), else from this machine."""
+    device = training_device(recipe)
+    recorded = recorded_machine(run_dir)
+    if recorded is None:
+        fast = fast_bf16(device)
+        precision, threads = Choice("bf16" if fast.value else "fp32", fast.reason), default_threads()
+    else:
+        precision, threads = recorded
+    if recipe.threads is not None:
+        threads = Choice(recipe.threads, "set in the recipe or with --threads")
+    return Machine(precision=precision, threads=threads, device=str(device), recorded=recorded is not None)
+
+
+def recorded_machine(run_dir: Path) -> tuple[Choice, Choice] | None:
+    """``(precision, threads)`` recorded by the run in ``run_dir``; None when it has no run.json.
+    A run.json without the record (written before it existed) means fp32 and the default threads."""
+    from nasplug.layout import RunLayout
+    from nasplug.runfiles import read_json
+
+    path = RunLayout(run_dir).info
+    info = read_json(path, what="restore it from a backup, or start a new run directory")
+    if info is None:
+        return None
+    record = info.get("machine")
+    if record is None:
+        return (Choice("fp32", "recorded: the run started before precision auto, when fp32 was the default"),
+                default_threads())
+    try:
+        value, reason = record["precision"]["auto"], record["precision"]["reason"]
+        threads = check_threads(record["threads"]["value"], f"{path}: machine.threads.value")
+    except (KeyError, TypeError):
+        raise NasplugError(f"{path}: machine: expected precision.auto, precision.reason and threads.value; restore "
+                           "run.json from a backup, or start a new run directory") from None
+    if value not in ("fp32", "bf16") or not isinstance(reason, str):
+        raise NasplugError(f"{path}: machine.precision.auto: {value!r} is not allowed; allowed: fp32, bf16")
+    threads_reason = record["threads"].get("reason") if isinstance(record["threads"], dict) else None
+    return Choice(value, reason), Choice(threads, threads_reason if isinstance(threads_reason, str) else "recorded")

@@ -1,0 +1,114 @@
+"""A run's machine settings: precision ``auto`` resolved once and recorded in run.json with
+the reason, kept on resume whatever the machine says then; the thread count set for the run,
+recorded, and the caller's restored afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import nasplug.hardware as hw
+from nasplug.cli import main
+from nasplug.pipeline import run_recipe
+from nasplug.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+DIGITS = REPO / "examples" / "digits" / "recipe.yaml"
+ARCH = '{"op0": "conv3", "op1": "pool", "op2": "skip", "width": 8}'
+RETRAIN = [f"arch='{ARCH}'", "retrain.baselines={}", "retrain.steps=4", "retrain.seeds=[0,1]", "retrain.batch_size=32",
+           "retrain.checkpoint_every=2", "retrain.log_every=2", "retrain.eval_batches=1"]
+TOY = REPO / "recipes" / "toy-evolution.yaml"
+
+
+def cpu_with(monkeypatch: pytest.MonkeyPatch, *flags: str) -> None:
+    monkeypatch.setattr(hw, "_cpu_flag", lambda name: name in flags)
+
+
+def machine(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())["machine"]
+
+
+def start_config(folder: Path) -> dict:
+    return json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])["config"]
+
+
+def test_auto_is_recorded_and_kept_on_resume_on_another_machine(tmp_path: Path, monkeypatch) -> None:
+    import nasplug.pipeline.retrain as retrain
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpu_with(monkeypatch, "_is_amx_tile_supported")  # started where bf16 is fast
+    real = retrain.export_folder
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the first model")
+
+    monkeypatch.setattr(retrain, "export_folder", killed)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(load_recipe(DIGITS, RETRAIN), out, stages=["retrain"], progress=False)
+    record = machine(out)
+    assert record["precision"]["auto"] == "bf16" and "AMX" in record["precision"]["reason"]
+    assert record["precision"]["retrain"] == "bf16" and record["threads"]["value"] == 1
+    assert start_config(out / "retrain" / "found" / "seed-0")["precision"] == "bf16"
+
+    cpu_with(monkeypatch, "_is_avx512_bf16_supported")  # resumed where auto would mean fp32
+    monkeypatch.setattr(retrain, "export_folder", real)
+    run_recipe(load_recipe(DIGITS, RETRAIN), out, resume=True, stages=["retrain"], progress=False)
+    assert start_config(out / "retrain" / "found" / "seed-1")["precision"] == "bf16", "the run changed precision"
+    assert machine(out)["precision"] == record["precision"]
+
+    fresh = tmp_path / "fresh"  # a new run directory on that machine resolves afresh
+    run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]"]), fresh, stages=["retrain"], progress=False)
+    assert machine(fresh)["precision"]["auto"] == "fp32"
+    assert "avx512_bf16 but no AMX" in machine(fresh)["precision"]["reason"]
+    assert start_config(fresh / "retrain" / "found" / "seed-0")["precision"] == "fp32"
+
+
+def test_an_explicit_precision_wins_and_an_old_run_reads_as_fp32(tmp_path: Path, monkeypatch) -> None:
+    cpu_with(monkeypatch, "_is_amx_tile_supported")
+    out = tmp_path / "run"
+    recipe = load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]", "retrain.precision=fp32"])
+    run_recipe(recipe, out, stages=["retrain"], progress=False)
+    record = machine(out)
+    assert record["precision"]["auto"] == "bf16" and record["precision"]["retrain"] == "fp32"
+    assert start_config(out / "retrain" / "found" / "seed-0")["precision"] == "fp32"
+
+    info = json.loads((out / "run.json").read_text())  # a run directory from before the record
+    del info["machine"]
+    (out / "run.json").write_text(json.dumps(info))
+    from nasplug.pipeline.machine import resolve_machine
+
+    old = resolve_machine(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]"]), out)
+    assert old.precision.value == "fp32" and old.recorded
+
+
+def test_threads_are_set_for_the_run_recorded_and_restored(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    calls: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n)))
+    before = torch.get_num_threads()
+    out = tmp_path / "toy"
+    assert main(["-q", "run", str(TOY), "--out", str(out), "--threads", "2", "--set", "search.budget=20"]) == 0
+    assert calls == [2, before] and torch.get_num_threads() == before
+    assert machine(out)["threads"] == {"value": 2, "reason": "set in the recipe or with --threads"}
+    assert "threads: 2" in (out / "recipe.yaml").read_text()
+
+    calls.clear()  # resumed without the flag: the recorded count, not the default
+    assert main(["-q", "run", str(TOY), "--out", str(out), "--resume", "--set", "search.budget=20"]) == 0
+    assert calls == [2, before]
+    capsys.readouterr()
+
+
+def test_the_choice_is_logged_once(tmp_path: Path, monkeypatch, caplog) -> None:
+    cpu_with(monkeypatch, "_is_avx512_bf16_supported")
+    with caplog.at_level("INFO", logger="nasplug"):
+        run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]"]), tmp_path / "run", stages=["retrain"],
+                   progress=False)
+    lines = [r.getMessage() for r in caplog.records if "auto means" in r.getMessage() or "precision:" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("precision: supernet fp32, retrain fp32, evaluator fp32 (auto means fp32: the CPU has "
+                               "avx512_bf16 but no AMX")
