@@ -1,136 +1,151 @@
-"""Candidates per second for one evolution generation: shared-prefix vs one-by-one evaluation.
+"""Candidates per second of a whole evolution search: shared-prefix (fp32, bf16) against one-by-one fp32.
 
-The evolution strategy runs as in a search: a random first population of 50 is scored
-(by both evaluators, timed and printed as "first population"), then 50 children of its
-top-10 (25 mutants + 25 crossovers, mutation probability 0.1) are scored -- the timed
-generation the target is about. Scoring uses weights inherited from a supernet at
-ELECTRA-small sizes (hidden 256, 24 slots, vocab 30522) on fixed pre-masked held-out
-batches (default 2 x 32 x 128). The shared-prefix evaluator walks each call's routes as a
-prefix tree and keeps the hidden states of the 10 best archs between calls (as it does in a
-search), so children start from their parents' states; the one-by-one evaluator runs every
-arch alone. Both run interleaved in each repeat, from fresh evaluators; metrics must match
-exactly. Target: speed-up of at least 1.5 on the children's generation. Also printed: the
-layers each way computes per candidate (24 one by one), and with --nothing-kept a third
-evaluator that shares prefixes within a call only (evaluator.keep: 0).
+The evolution strategy (population 50, top-10 parents, 25 mutants + 25 crossovers,
+mutation probability 0.1) runs ``--generations`` generations (default 20: the SPOS search)
+as in a search stage, driven by the fp32 shared-prefix scores. Every generation's candidates
+are scored (an arch asked again is scored once, as the search's cache does), each timed:
 
-    .venv/bin/python benchmarks/eval_throughput.py [--repeats 3] [--batches 2] [--threads 2]
-        [--generations 1] [--nothing-kept] [--seed 0]
+* ``shared fp32``: the inherited-weights evaluator with shared prefixes (``precision: fp32``),
+  keeping the hidden states of the 10 best archs between generations, as the search does;
+* ``shared bf16``: the same evaluator under bf16 autocast, on the same candidates;
+* ``one-by-one fp32``: every arch alone, on a sample of ``--sample`` candidates per generation
+  (its cost per candidate does not depend on what came before), checked to give exactly the
+  shared fp32 metrics.
 
-benchmarks/prefix_reuse_bound.py prints the most any exact evaluator can gain here.
+It prints candidates/s of each over the whole search, the speed-ups against one-by-one fp32
+(target: the evaluator's default >= 2.5x), and the Kendall tau between the bf16 and fp32
+rankings of all candidates (target >= 0.95 before bf16 becomes the evaluator's default).
+
+Two setups. By default: an ELECTRA-small supernet (hidden 256, 24 slots, vocab 30522) with
+random weights on random pre-masked held-out batches, ranked by MLM loss (random weights
+rank archs by their structure only: use ``--run`` for a ranking that means something).
+With ``--run RUN_DIR``: the run's trained supernet, its evaluator's held-out batches and its
+search metric (e.g. ``runs/demo`` after ``make demo``).
+
+    .venv/bin/python benchmarks/eval_throughput.py [--generations 20] [--batches 1] [--batch-size 16]
+        [--sample 3] [--threads 1] [--run RUN_DIR]
+
+benchmarks/prefix_reuse_bound.py prints the most any exact evaluator can gain from prefixes.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
+from scipy import stats
 
 from nasplug.allocator import keep_freed_memory
-from nasplug.arch import arch_key
-from nasplug.oneshot.evaluator import SupernetEvaluator
+from nasplug.arch import Arch, arch_key
 from nasplug.spaces.lvbert import LVBertSpace
 from nasplug.strategies.evolution import Evolution
 from nasplug.text.masking import MaskedBatch
+from nasplug.text.tasks import text_evaluator
 
 POPULATION = 50
-METRIC = "mlm_loss"  # random weights: accuracy is ~0 for every arch, the loss still ranks them
 
 
-def held_out(batches: int, rows: int, length: int, vocab: int) -> list[MaskedBatch]:
+def random_setup(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
+    """ELECTRA-small, random weights and held-out batches: ``(space, make(precision, sharing), metric, direction)``."""
+    space = LVBertSpace(size="small", slots=24)
+    supernet = space.build_supernet().eval()
     gen = torch.Generator().manual_seed(0)
     data = []
-    for _ in range(batches):
-        ids = torch.randint(5, vocab, (rows, length), generator=gen)
+    for _ in range(args.batches):
+        ids = torch.randint(5, supernet.config.vocab_size, (args.batch_size, args.seq_len), generator=gen)
         picked = torch.rand(ids.shape, generator=gen) < 0.15
         data.append(MaskedBatch(torch.where(picked, torch.full_like(ids, 4), ids), torch.where(picked, ids, -100)))
-    return data
+
+    def make(precision: str, sharing: bool) -> Any:
+        return text_evaluator(supernet, data, space=space, precision=precision, prefix_sharing=sharing,
+                              rank_metric="mlm_loss", rank_direction="minimize")
+
+    return space, make, "mlm_loss", "minimize"
 
 
-def count_layers(supernet) -> list[int]:
-    """Count the layers run through ``supernet.run_layer`` or its plain forward (slot modules)."""
-    counter = [0]
+def run_setup(run_dir: Path) -> tuple[Any, Any, str, str]:
+    """A finished run's trained supernet, evaluator batches and search metric."""
+    from nasplug.pipeline import RunContext
+    from nasplug.pipeline.evaluators import SupernetEvaluator
+    from nasplug.rankcorr import load_run_recipe
 
-    def count(*_):
-        counter[0] += 1
+    recipe = load_run_recipe(run_dir)
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=False)
+    settings = {k: v for k, v in recipe.evaluator.kwargs().items() if k not in ("precision", "prefix_sharing")}
+    keep = getattr(recipe.search.strategy, "kwargs", dict)().get("parents", 10)  # evolution's memory hint
 
-    for slot in supernet.slots:
-        for layer in slot.values():
-            layer.register_forward_hook(count)
-    return counter
+    def make(precision: str, sharing: bool) -> Any:
+        return SupernetEvaluator(precision=precision, prefix_sharing=sharing, **settings).build(ctx, keep)
+
+    return ctx.space, make, recipe.search.metric, recipe.search.direction
 
 
-def summary(values: list[float]) -> str:
-    values = sorted(values)
-    return f"min {values[0]:.2f}  median {statistics.median(values):.2f}  max {values[-1]:.2f}"
+def search(args: argparse.Namespace, space: Any, make: Any, metric: str, direction: str) -> dict[str, Any]:
+    """The whole search, timed per evaluator; the scores of every candidate."""
+    evaluators = {"shared fp32": make("fp32", True), "shared bf16": make("bf16", True)}
+    alone = make("fp32", False)
+    evo = Evolution(space, seed=args.seed, population=POPULATION, parents=10, mutation_prob=0.1,
+                    generations=args.generations)
+    times = {name: 0.0 for name in [*evaluators, "one-by-one fp32"]}
+    scores: dict[str, list[float]] = {name: [] for name in evaluators}
+    alone_count, seen = 0, {}
+    sign = 1.0 if direction == "maximize" else -1.0
+    for generation in range(args.generations):
+        asked: list[Arch] = evo.ask(POPULATION)
+        archs = [a for a in asked if arch_key(a) not in seen]  # a search scores each arch once (its cache)
+        results = {}
+        for name, evaluator in evaluators.items():
+            start = time.perf_counter()
+            results[name] = evaluator.evaluate_batch(archs)
+            times[name] += time.perf_counter() - start
+            scores[name] += [r[metric] for r in results[name]]
+        picked = list(range(0, len(archs), max(1, len(archs) // args.sample)))[: args.sample]
+        start = time.perf_counter()
+        single = alone.evaluate_batch([archs[i] for i in picked])
+        times["one-by-one fp32"] += time.perf_counter() - start
+        alone_count += len(picked)
+        assert single == [results["shared fp32"][i] for i in picked], "shared-prefix must equal one-by-one exactly"
+        seen.update({arch_key(a): r[metric] for a, r in zip(archs, results["shared fp32"])})
+        for arch in asked:
+            evo.tell(arch, sign * seen[arch_key(arch)])
+        print(f"  generation {generation + 1:2d}: " + ", ".join(f"{n} {t:7.1f} s" for n, t in times.items()),
+              flush=True)
+    return {"times": times, "scores": scores, "candidates": len(seen), "alone": alone_count}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batches", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--generations", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--generations", type=int, default=1, help="children generations timed after the first")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--seed", type=int, default=0, help="evolution seed of the first repeat (+1 per repeat)")
-    parser.add_argument("--nothing-kept", action="store_true", help="also time prefix sharing within calls only")
-    parser.add_argument("--default-malloc", action="store_true", help="leave glibc malloc as it is (the CLI tunes it)")
+    parser.add_argument("--sample", type=int, default=3, help="candidates per generation scored one by one")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="evolution seed")
+    parser.add_argument("--run", type=Path, help="a finished run directory: its trained supernet and batches")
     args = parser.parse_args()
-    tuned = False if args.default_malloc else keep_freed_memory()
+    tuned = keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    space = LVBertSpace(size="small", slots=24)
-    supernet = space.build_supernet().eval()
-    layers = count_layers(supernet)
-    data = held_out(args.batches, args.batch_size, args.seq_len, supernet.config.vocab_size)
-    labels = ["first population"] + [f"children, generation {g}" for g in range(1, args.generations + 1)]
-    names = ["one-by-one", "shared-prefix"] + (["nothing kept"] if args.nothing_kept else [])
-    times: dict[str, dict[str, list[float]]] = {label: {name: [] for name in names} for label in labels}
-    depth: dict[str, dict[str, list[float]]] = {label: {name: [] for name in names} for label in labels}
-    cache_mb = []
-    for rep in range(args.repeats):
-        shared = SupernetEvaluator(supernet, data, rank_metric=METRIC, rank_direction="minimize")
-        alone = SupernetEvaluator(supernet, data, prefix_sharing=False)
-        within = SupernetEvaluator(supernet, data, keep=0)
-        evaluators = {"one-by-one": alone, "shared-prefix": shared, "nothing kept": within}
-        evo = Evolution(space, seed=args.seed + rep, population=POPULATION, parents=10, mutation_prob=0.1,
-                        generations=args.generations + 1)
-        for label in labels:
-            archs = evo.ask(POPULATION)
-            assert len({arch_key(a) for a in archs}) == POPULATION
-            results = {}
-            for name in names:
-                layers[0] = 0
-                t0 = time.perf_counter()
-                results[name] = evaluators[name].evaluate_batch(archs)
-                times[label][name].append(time.perf_counter() - t0)
-                depth[label][name].append(layers[0] / POPULATION / args.batches)
-            assert all(results[name] == results["one-by-one"] for name in names), "metrics must equal one-by-one"
-            for arch, metrics in zip(archs, results["shared-prefix"]):
-                evo.tell(arch, -metrics[METRIC])
-        cache_mb.append(shared.cache_bytes / 2**20)
-    print(f"evolution (population {POPULATION}, top-10 parents, 25 mutants + 25 crossovers, p=0.1) at "
-          f"ELECTRA-small sizes, {args.batches} held-out batches of {args.batch_size}x{args.seq_len}, "
-          f"{args.threads} threads, {args.repeats} repeats, glibc malloc keeps freed memory: {tuned}")
-    for label in labels:
-        print(f"{label}:")
-        for name, values in times[label].items():
-            print(f"  {name:14s} candidates/s {summary([POPULATION / t for t in values])}   "
-                  f"layers per candidate {summary(depth[label][name])}")
-        for name in names[1:]:
-            ratios = [a / b for a, b in zip(times[label]["one-by-one"], times[label][name])]
-            target = "" if label == labels[0] or name != "shared-prefix" else "   [target >= 1.5]"
-            print(f"  speed-up, one-by-one time / {name} time, per repeat: {summary(ratios)}{target}")
-    if args.generations > 1:
-        children = labels[1:]
-        print(f"all {args.generations} children generations together:")
-        for name in names[1:]:
-            ratios = [sum(times[label]["one-by-one"][rep] for label in children)
-                      / sum(times[label][name][rep] for label in children) for rep in range(args.repeats)]
-            print(f"  speed-up, one-by-one time / {name} time, per repeat: {summary(ratios)}")
-    print(f"hidden states kept between calls: {summary(cache_mb)} MiB")
+    space, make, metric, direction = run_setup(args.run) if args.run else random_setup(args)
+    where = (f"run {args.run}" if args.run else f"ELECTRA-small random weights, {args.batches} held-out batches "
+             f"of {args.batch_size}x{args.seq_len}")
+    print(f"evolution (population {POPULATION}, top-10 parents, p=0.1), {args.generations} generations, {where}, "
+          f"metric {metric} ({direction}), {args.threads} threads, glibc malloc keeps freed memory: {tuned}")
+    out = search(args, space, make, metric, direction)
+    rate = {name: (out["alone"] if name.startswith("one") else out["candidates"]) / t
+            for name, t in out["times"].items()}
+    print(f"\nwhole search, {out['candidates']} candidates ({out['alone']} of them one by one):")
+    for name, value in rate.items():
+        speed_up = value / rate["one-by-one fp32"]
+        print(f"  {name:<16} {value:7.3f} candidates/s   x{speed_up:.2f} against one-by-one fp32")
+    tau = stats.kendalltau(out["scores"]["shared fp32"], out["scores"]["shared bf16"]).statistic
+    print(f"Kendall tau, bf16 vs fp32 {metric} of the same {out['candidates']} candidates: {tau:.4f} "
+          f"(target >= 0.95: {'ok' if tau >= 0.95 else 'MISSED'})")
+    print("target: the default evaluator >= 2.5x one-by-one fp32")
 
 
 if __name__ == "__main__":

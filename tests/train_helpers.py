@@ -60,8 +60,9 @@ def tiny_task(objective: str = "mlm", data: PackedData | None = None, **settings
 
 
 def tiny_cfg(**kw: Any) -> TrainConfig:
+    # fp32 pinned: the tests compare exact figures, on any machine (precision auto is bf16 on AMX CPUs)
     base: dict[str, Any] = dict(steps=6, batch_size=8, lr=2e-3, warmup_steps=1, eval_batches=2, eval_archs=2,
-                                log_every=1, device="cpu", seed=0)
+                                log_every=1, device="cpu", seed=0, precision="fp32")
     return TrainConfig(**{**base, **kw})
 
 

@@ -52,10 +52,10 @@ class Machine:
 
     def describe(self, recipe: Any) -> str:
         used = {name: self.precision_for(s) for name, s in section_precisions(recipe).items()}
-        where = ", ".join(f"{k} {v}" for k, v in used.items()) or "no section uses it"
         kept = ", kept from the run's start" if self.recorded else ""
-        return (f"precision: {where} (auto means {self.precision.value}{kept}: {self.precision.reason}); "
-                f"threads: {self.threads.value} ({self.threads.reason})")
+        where = ", ".join(f"{k} {v}" for k, v in used.items())
+        precision = f"precision: {where} (auto means {self.precision.value}{kept}: {self.precision.reason}); "
+        return f"{precision if used else ''}threads: {self.threads.value} ({self.threads.reason})"
 
     def apply(self) -> int:
         """Set torch's CPU thread count; returns the count it had (to restore afterwards)."""

@@ -85,14 +85,14 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     created = not run_dir.exists()
     extended = set() if fresh else _extended(ctx, wanted)
     machine = ctx.machine  # precision auto and the threads: from run.json when the run has one
-    if main:
-        log.info("%s", machine.describe(recipe))
     distributed.barrier()  # every rank has judged the directory before rank 0 writes to it
     if fresh:  # a new run: its identity first; a resumed one keeps it until it succeeds (rank 0 writes)
         distributed.on_main(_start_run, run_dir, recipe, machine)
     else:  # temp files of writes a kill cut short: nothing reads them, so they would stay forever
         distributed.on_main(remove_leftovers, run_dir)
     tracker = _tracker(ctx) if main else None
+    if main:
+        log.info("%s", machine.describe(recipe))  # once per run, after its identity is written
     threads = machine.apply()
     try:
         for stage in wanted:

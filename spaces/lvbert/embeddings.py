@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from nasplug.errors import NasplugError
+from nasplug.nn.dropout import Dropout
 
 if TYPE_CHECKING:
     from nasplug.spaces.lvbert.config import LVBertConfig
@@ -30,7 +31,7 @@ class LVBertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, e)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, e)
         self.layer_norm = nn.LayerNorm(e, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         t = input_ids.shape[1]

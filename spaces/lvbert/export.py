@@ -7,7 +7,7 @@ and transformers only, relative imports between the two), so that::
     AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)
 
 works in an environment without nasplug. The two files are generated from this package's own
-sources (codec, sizes, config; embeddings, layers, heads, model) at export time: the code that
+sources (codec, sizes, config; nasplug.nn.dropout, embeddings, layers, heads, model) at export time: the code that
 trained the model is the code that loads it. :func:`model_card` writes ``README.md``.
 """
 
@@ -22,7 +22,7 @@ from nasplug.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 CONFIG_SOURCES = ("codec", "sizes", "config")
-MODEL_SOURCES = ("embeddings", "layers", "heads", "model")
+MODEL_SOURCES = ("nasplug.nn.dropout", "embeddings", "layers", "heads", "model")  # dotted: a module elsewhere
 AUTO_CLASSES = {
     "AutoConfig": "configuration_lvbert.LVBertConfig",
     "AutoModel": "modeling_lvbert.LVBertModel",
@@ -71,8 +71,19 @@ def _bundle(title: str, modules: Sequence[str], preamble: str = "") -> str:
              "from __future__ import annotations\n", preamble]
     for name in modules:
         parts.append(f"\n# ---- {name}.py " + "-" * (70 - len(name)) + "\n")
-        parts.append(_strip((HERE / f"{name}.py").read_text()))
+        parts.append(_strip(_source_path(name).read_text()))
     return "\n".join(parts)
+
+
+def _source_path(name: str) -> Path:
+    """A module of this package by file name, or any module by dotted name."""
+    if "." not in name:
+        return HERE / f"{name}.py"
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None, name
+    return Path(spec.origin)
 
 
 def configuration_source() -> str:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
+from nasplug.nn.dropout import Dropout
 from nasplug.spaces.lvbert.layers import glorot
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class LVBertClassificationHead(nn.Module):
     def __init__(self, config: LVBertConfig, num_labels: int | None = None) -> None:
         super().__init__()
         dropout = config.classifier_dropout
-        self.dropout = nn.Dropout(config.hidden_dropout_prob if dropout is None else dropout)
+        self.dropout = Dropout(config.hidden_dropout_prob if dropout is None else dropout)
         self.out_proj = glorot(nn.Linear(config.hidden_size, num_labels or config.num_labels))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 
+from nasplug.nn.dropout import Dropout, attention
+
 if TYPE_CHECKING:
     from nasplug.spaces.lvbert.config import LVBertConfig
 
@@ -60,7 +62,7 @@ class LVBertSelfAttention(nn.Module):
         self.value = nn.Linear(h, h)
         self.output = nn.Linear(h, h)
         self.layer_norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
         self.attention_dropout = config.attention_probs_dropout_prob
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,9 +75,9 @@ class LVBertSelfAttention(nn.Module):
         # Key padding mask [B, 1, 1, T]: padded keys get no weight; padded queries still
         # attend to the real tokens (never a fully masked row), and their output is ignored.
         attn_mask = None if mask is None else mask[:, None, None, :]
-        context = F.scaled_dot_product_attention(
+        context = attention(  # SDPA's fused kernel without dropout; in bf16 under autocast with it
             heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden)),
-            attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0,
+            attn_mask, self.attention_dropout if self.training else 0.0,
         )  # [B, N, T, H/N]
         context = context.transpose(1, 2).reshape(b, t, h)
         return self.layer_norm(hidden + self.dropout(self.output(context)))
@@ -90,7 +92,7 @@ class LVBertFeedForward(nn.Module):
         self.act = ACT2FN[config.hidden_act]
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         # Position-wise: the mask is not needed (padding never leaks across positions).
@@ -129,7 +131,7 @@ class LVBertDynamicConv(nn.Module):
         self.kernel = glorot(nn.Linear(h, self.num_heads * k))  # official conv_attn_kernel: no initializer
         self.output = nn.Linear(h, h)
         self.layer_norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, h = hidden.shape

@@ -41,21 +41,26 @@ def children(space, n=30, seed=0):
     return [space.mutate(rng.choice(parents), rng, 0.2) for _ in range(n)] + parents
 
 
-def test_shared_prefix_equals_one_by_one_exactly(setup):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_shared_prefix_equals_one_by_one_exactly(setup, precision):
     space, supernet = setup
     archs = children(space)
-    shared = text_evaluator(supernet, batches(), space=space).evaluate_batch(archs)
-    alone = text_evaluator(supernet, batches(), space=space, prefix_sharing=False).evaluate_batch(archs)
+    shared = text_evaluator(supernet, batches(), space=space, precision=precision).evaluate_batch(archs)
+    alone = text_evaluator(supernet, batches(), space=space, prefix_sharing=False,
+                           precision=precision).evaluate_batch(archs)
     assert shared == alone  # exact float equality, every metric
-    single = [text_evaluator(supernet, batches(), space=space)(a) for a in archs[:5]]
+    single = [text_evaluator(supernet, batches(), space=space, precision=precision)(a) for a in archs[:5]]
     assert single == shared[:5]
+    if precision == "bf16":  # the bf16 path really ran: its figures are not fp32's
+        fp32 = text_evaluator(supernet, batches(), space=space, precision="fp32").evaluate_batch(archs)
+        assert [r["mlm_loss"] for r in fp32] != [r["mlm_loss"] for r in shared]
 
 
 def test_metrics_match_a_plain_forward(setup):
     space, supernet = setup
     arch = space.sample(random.Random(3))
     data = batches(num=1)
-    got = text_evaluator(supernet, data, space=space)(arch)
+    got = text_evaluator(supernet, data, space=space, precision="fp32")(arch)  # against an fp32 forward
     model = supernet.extract(arch, head="mlm").eval()
     with torch.no_grad():
         out = model(input_ids=data[0].input_ids, labels=data[0].labels)
