@@ -12,6 +12,8 @@ the supernet routed through the arch, the standalone extracted model and
 (b) standalone / BERT, train step, like for like: bf16 / bf16 (target <= 0.25) and fp32 / fp32
     (target <= 0.6; ours computes vocabulary logits only at masked positions);
 (c) the same ratios for a forward pass (with the MLM loss) in eval mode;
+(e) with ``--torch-dropout``: the standalone step with the cheap dropout masks and written-out
+    attention (:mod:`nasplug.nn.dropout`) / the same model with torch's dropout and SDPA;
 (d) achieved matrix-product FLOP/s of every train step, as a fraction of the peak of its
     precision, the best of large matrix products measured in the same run before and after
     the steps (target: standalone bf16 >= 50% of the bf16 peak). FLOPs are counted
@@ -37,11 +39,13 @@ import contextlib
 import statistics
 import time
 from collections.abc import Callable
+from unittest import mock
 
 import torch
 import transformers
 from transformers import BertConfig, BertForMaskedLM
 
+import nasplug.nn.dropout
 from nasplug.spaces.lvbert import LVBertConfig, LVBertSupernet, arch_from_string, interleaved, mlm_loss
 
 MASK_ID = 103
@@ -143,9 +147,11 @@ def measure(args: argparse.Namespace, modules: dict, losses: dict) -> dict[str, 
 
     def train_step(variant: str) -> None:
         model = variant.split()[0]
-        with precision(variant):
+        torch_dropout = model == "torchdrop"  # the standalone model with torch's dropout and SDPA (the old path)
+        model = "standalone" if torch_dropout else model
+        with precision(variant), mock.patch.object(nasplug.nn.dropout, "_cheap", lambda x: not torch_dropout):
             loss = losses[model]()
-        loss.backward()
+            loss.backward()
         optimizers[model].step()
         optimizers[model].zero_grad(set_to_none=True)  # unused supernet candidates stay at None
 
@@ -154,11 +160,13 @@ def measure(args: argparse.Namespace, modules: dict, losses: dict) -> dict[str, 
             losses[variant.split()[0]]()
 
     variants = [f"{m} {p}" for p in args.precisions for m in modules]
-    results: dict[str, dict[str, list[float]]] = {"train": {v: [] for v in variants},
+    extra = [f"torchdrop {p}" for p in args.precisions] if args.torch_dropout else []
+    results: dict[str, dict[str, list[float]]] = {"train": {v: [] for v in variants + extra},
                                                   "eval": {v: [] for v in variants}}
     for phase, step, train in (("train", train_step, True), ("eval", eval_step, False)):
         for module in modules.values():
             module.train(train)
+        variants = list(results[phase])
         for variant in variants:  # warm-up: allocator, optimizer state, kernel choice
             step(variant)
         for _ in range(args.repeats):
@@ -168,7 +176,8 @@ def measure(args: argparse.Namespace, modules: dict, losses: dict) -> dict[str, 
 
 
 def report(args: argparse.Namespace, results: dict, info: dict, peaks: dict[str, float]) -> None:
-    labels = {"supernet": "supernet routed", "standalone": "standalone extracted", "bert": "BertForMaskedLM"}
+    labels = {"supernet": "supernet routed", "standalone": "standalone extracted", "bert": "BertForMaskedLM",
+              "torchdrop": "standalone, torch drop"}
     for phase, title in (("train", "train step (fwd + bwd + AdamW)"), ("eval", "forward, eval mode (with MLM loss)")):
         print(f"\n{title}, seconds  min / median / max")
         for variant, values in results[phase].items():
@@ -182,6 +191,9 @@ def report(args: argparse.Namespace, results: dict, info: dict, peaks: dict[str,
                   0.25 if p == "bf16" else 0.6),
                  (f"(c) supernet / standalone, eval fwd, {p}", "eval", f"supernet {p}", f"standalone {p}", 1.05),
                  (f"(c) standalone / BERT, eval fwd, {p}", "eval", f"standalone {p}", f"bert {p}", 0.6)]
+    if args.torch_dropout:
+        rows += [(f"(e) standalone / torch's dropout, train, {p}", "train", f"standalone {p}", f"torchdrop {p}", None)
+                 for p in args.precisions]
     if len(args.precisions) == 2:
         rows += [(f"bf16 / fp32, train, {m}", "train", f"{m} bf16", f"{m} fp32", None) for m in ("standalone", "bert")]
     for title, phase, num, den, target in rows:
@@ -189,16 +201,19 @@ def report(args: argparse.Namespace, results: dict, info: dict, peaks: dict[str,
         verdict = ""
         if target is not None:
             verdict = f"target <= {target}  [{'ok' if statistics.median(ratios) <= target else 'MISSED'} on the median]"
-        print(f"  {title:<42} {stats(ratios)}   {verdict}")
-    print("\n(d) achieved matrix-product FLOP/s of the train step (median step), fraction of the measured peak")
+        print(f"  {title:<47} {stats(ratios)}   {verdict}")
+    print("\n(d) achieved matrix-product FLOP/s of the train step, fraction of the measured peak: median step "
+          "(fastest step)")
     for p in args.precisions:
         print(f"  {p} matrix-product peak: {peaks[p]:.0f} GFLOP/s (best of {PEAK_SHAPES}, before and after)")
     for variant, values in results["train"].items():
         model, precision = variant.split()
-        gflops = 3 * info["flops"][model] / statistics.median(values) / 1e9
+        flops = 3 * info["flops"]["standalone" if model == "torchdrop" else model]
+        gflops, best = flops / statistics.median(values) / 1e9, flops / min(values) / 1e9
         target = "   target >= 50%" if variant == "standalone bf16" else ""
-        print(f"  {labels[model]:<22} {precision:<5} {3 * info['flops'][model] / 1e9:6.1f} GFLOP/step  "
-              f"{gflops:6.1f} GFLOP/s  {100 * gflops / peaks[precision]:5.1f}% of peak{target}")
+        print(f"  {labels[model]:<22} {precision:<5} {flops / 1e9:6.1f} GFLOP/step  {gflops:6.1f} GFLOP/s "
+              f"{100 * gflops / peaks[precision]:5.1f}% of peak  ({best:6.1f}, {100 * best / peaks[precision]:5.1f}%)"
+              f"{target}")
 
 
 def main() -> None:
@@ -209,6 +224,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch default)")
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16 (default both)")
+    parser.add_argument("--torch-dropout", action="store_true",
+                        help="also time the standalone step with torch's dropout and SDPA attention (the old path)")
     args = parser.parse_args()
     args.precisions = [p for p in ("fp32", "bf16") if p in args.precisions.split(",")]
     if args.threads:

@@ -18,7 +18,7 @@ repeats) and the ratio N threads / 1 thread per load.
 with one busy process to finish within 1.5x of its idle time at the default thread count.
 
     .venv/bin/python benchmarks/threads.py [--repeats 5] [--busy 1] [--threads N]
-    NASPLUG_DATA_DIR=../shared/data .venv/bin/python benchmarks/threads.py --demo [--thread-counts 1,2]
+    NASPLUG_DATA_DIR=../shared/data .venv/bin/python benchmarks/threads.py --demo [--thread-counts 1,2] [--out DIR]
 
 On a quiet machine both parts are what to rerun before changing ``DEFAULT_THREADS``
 (``nasplug/hardware.py``).
@@ -119,8 +119,9 @@ def demo(args: argparse.Namespace) -> None:
             with tempfile.TemporaryDirectory() as tmp, busy(n_busy):
                 env = {**os.environ, "NASPLUG_CACHE": os.environ.get("NASPLUG_CACHE", str(Path(tmp) / "cache"))}
                 env.pop("OMP_NUM_THREADS", None)
+                out = (Path(args.out) if args.out else Path(tmp)) / f"{load}-t{threads}"
                 cmd = [sys.executable, "-m", "nasplug", "-q", "run", str(REPO / "recipes" / "quickstart.yaml"),
-                       "--out", str(Path(tmp) / "demo"), "--threads", str(threads)]
+                       "--out", str(out), "--threads", str(threads)]
                 start = time.perf_counter()
                 try:
                     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, timeout=args.timeout).returncode
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="time the whole demo instead of train steps")
     parser.add_argument("--thread-counts", default="1,2", help="with --demo: the thread counts to run")
     parser.add_argument("--timeout", type=float, default=1800, help="with --demo: seconds before a run is cut")
+    parser.add_argument("--out", help="with --demo: keep the run directories here (<load>-t<threads>)")
     args = parser.parse_args()
     if args.demo:
         demo(args)
