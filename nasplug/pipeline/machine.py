@@ -14,7 +14,6 @@ setting (``auto`` stays ``auto``); the record pins what it resolved to.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,6 @@ import torch
 
 from nasplug.errors import NasplugError
 from nasplug.hardware import Choice, check_threads, default_threads, fast_bf16
-
-log = logging.getLogger(__name__)
-
-#: Sections of a recipe whose ``precision`` the machine resolves.
-SECTIONS = ("supernet", "retrain", "evaluator")
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ def section_precisions(recipe: Any) -> dict[str, str]:
     if recipe.evaluator is not None:
         kwargs = recipe.evaluator.kwargs()
         if "precision" in kwargs or recipe.evaluator.name == "supernet":
-            out["evaluator"] = str(kwargs.get("precision", "auto"))
+            out["evaluator"] = str(kwargs.get("precision", "fp32"))  # the supernet evaluator's default
     return out
 
 
@@ -110,8 +104,7 @@ def recorded_machine(run_dir: Path) -> tuple[Choice, Choice] | None:
         return None
     record = info.get("machine")
     if record is None:
-        return (Choice("fp32", "recorded: the run started before precision auto, when fp32 was the default"),
-                default_threads())
+        return Choice("fp32", "the run started before precision auto existed (fp32 was the default)"), default_threads()
     try:
         value, reason = record["precision"]["auto"], record["precision"]["reason"]
         threads = check_threads(record["threads"]["value"], f"{path}: machine.threads.value")

@@ -52,6 +52,7 @@ def test_auto_is_recorded_and_kept_on_resume_on_another_machine(tmp_path: Path, 
     record = machine(out)
     assert record["precision"]["auto"] == "bf16" and "AMX" in record["precision"]["reason"]
     assert record["precision"]["retrain"] == "bf16" and record["threads"]["value"] == 1
+    assert record["precision"]["evaluator"] == "fp32", "the evaluator is fp32 unless the recipe says auto or bf16"
     assert start_config(out / "retrain" / "found" / "seed-0")["precision"] == "bf16"
 
     cpu_with(monkeypatch, "_is_avx512_bf16_supported")  # resumed where auto would mean fp32
@@ -112,3 +113,25 @@ def test_the_choice_is_logged_once(tmp_path: Path, monkeypatch, caplog) -> None:
     assert len(lines) == 1, lines
     assert lines[0].startswith("precision: supernet fp32, retrain fp32, evaluator fp32 (auto means fp32: the CPU has "
                                "avx512_bf16 but no AMX")
+    caplog.clear()
+    cpu_with(monkeypatch, "_is_amx_tile_supported")  # where auto is bf16, the evaluator stays fp32 unless told
+    with caplog.at_level("INFO", logger="nasplug"):
+        run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]", "evaluator.precision=auto"]),
+                   tmp_path / "amx", stages=["retrain"], progress=False)
+    assert "precision: supernet bf16, retrain bf16, evaluator bf16 (auto means bf16" in caplog.text
+    assert machine(tmp_path / "amx")["precision"]["evaluator"] == "bf16"
+
+
+def test_the_evaluator_resolves_auto_to_the_runs_choice(tmp_path: Path, monkeypatch) -> None:
+    from nasplug.pipeline import RunContext
+    from nasplug.pipeline.evaluators import SupernetEvaluator
+
+    cpu_with(monkeypatch, "_is_amx_tile_supported")
+    out = tmp_path / "run"
+    steps = ["supernet.steps=2", "supernet.eval_every=0", "supernet.checkpoint_every=0", "supernet.log_every=1"]
+    recipe = load_recipe(DIGITS, steps)
+    run_recipe(recipe, out, stages=["supernet"], progress=False)
+    cpu_with(monkeypatch)  # later commands read the run's record, not this machine
+    ctx = RunContext(recipe=recipe, run_dir=out, resume=True, progress=False)
+    assert SupernetEvaluator(precision="auto", batches=1).build(ctx).precision == "bf16"
+    assert SupernetEvaluator(batches=1).build(ctx).precision == "fp32"
