@@ -188,3 +188,41 @@ def test_config_rejects_bad_layers_and_dims_in_one_line():
         LVBertConfig(layers=["conv", "rnn"])
     with pytest.raises(NasplugError, match=r"heads: 3 does not divide hidden=256"):
         LVBertConfig(num_attention_heads=3)
+
+
+# ---------------------------------------------------------------------------- bf16 training path
+MATRIX_OPS = ("mm", "bmm", "addmm", "baddbmm", "convolution", "convolution_backward")
+
+
+def test_bf16_train_step_multiplies_in_bf16_with_cheap_masks_and_an_fp32_loss():
+    """Under bf16 autocast in training (dropout on), every matrix product of a conv + attention
+    + FFN model, forward and backward, takes bf16 operands (SDPA's math path would run attention
+    in fp32), no mask is drawn element by element (``bernoulli_``), and the MLM loss's
+    log-softmax is fp32."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[str, tuple[torch.dtype, ...]]] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            dtypes = tuple(a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point())
+            self.seen.append((func.overloadpacket.__name__, dtypes))
+            return func(*args, **(kwargs or {}))
+
+    from nasplug.spaces.lvbert import LVBertSupernet
+
+    model = LVBertSupernet(tiny("CAF"), seed=0, discriminator_head=False).extract(arch_from_string("CAF"), head="mlm")
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 100, (2, 16), generator=gen)
+    labels = torch.where(torch.rand(2, 16, generator=gen) < 0.3, ids, torch.full_like(ids, -100))
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16), Ops() as ops:
+        model.train()(ids, torch.ones_like(ids), labels=labels).loss.backward()
+    products = [(name, dtypes) for name, dtypes in ops.seen if name in MATRIX_OPS]
+    assert {name for name, _ in products} >= {"mm", "bmm", "addmm", "convolution"}
+    assert all(set(dtypes) == {torch.bfloat16} for _, dtypes in products), products
+    names = [name for name, _ in ops.seen]
+    assert "bernoulli_" not in names and "random_" in names
+    assert [dtypes for name, dtypes in ops.seen if name == "_log_softmax"] == [(torch.float32,)]
