@@ -118,7 +118,7 @@ def test_a_strategy_without_memory_hint_and_a_plain_function_evaluator_still_wor
     ({"cache_mb": float("inf")}, r"^evaluator\.cache_mb: Input should be a finite number"),
     ({"recalibrate": 10**5}, r"^evaluator\.recalibrate: Input should be less than or equal to 10000"),
     ({"recalibrate_batch_size": 0}, r"^evaluator\.recalibrate_batch_size: Input should be greater"),
-    ({"precision": "fp16"}, r"^evaluator\.precision: Input should be 'fp32' or 'bf16'"),
+    ({"precision": "fp16"}, r"^evaluator\.precision: Input should be 'auto', 'fp32' or 'bf16'"),
     ({"batchez": 3}, r"^evaluator\.batchez: unknown argument; allowed: batches, batch_size"),
 ])
 def test_supernet_evaluator_settings_out_of_range_name_the_field(settings, message):
