@@ -37,6 +37,7 @@ from nasplug.errors import NasplugError
 from nasplug.io import atomic_write_json
 from nasplug.layout import RunLayout
 from nasplug.runfiles import read_json, read_log_leniently
+from nasplug.yamlio import flatten
 
 log = logging.getLogger(__name__)
 
@@ -281,18 +282,10 @@ class Tracker:
         previous: dict[str, Any] = stored if isinstance(stored, dict) else {}
         run_id = previous.get("run_id") if previous.get("uri") == uri else None  # another store: a new run
         params = {key: json.dumps(value) if not isinstance(value, str) else value
-                  for key, value in _flatten(self.settings).items()}
+                  for key, value in flatten(self.settings).items()}
         return _MLflow(uri, self.cfg.experiment or self.recipe_name, run_id, params, self.recipe_name)
 
     def _close(self) -> None:
         for backend in self.backends.values():
             backend.close()
 
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}

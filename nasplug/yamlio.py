@@ -149,3 +149,13 @@ def parse_override_value(text: str, key: str) -> Any:
         return text
     except RecursionError:
         raise NasplugError(f"--set {key}: nested too deeply") from None
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists are leaves)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}

@@ -19,6 +19,7 @@ from nasplug.errors import NasplugError
 from nasplug.layout import RunLayout
 from nasplug.recipe import Recipe
 from nasplug.resume import RESUME
+from nasplug.yamlio import flatten
 
 
 def check_out_path(run_dir: Path, field: str = "--out") -> None:
@@ -68,15 +69,6 @@ def stored_recipe(run_dir: Path) -> Recipe | None:
     raw = layout.read_recipe("restore it from your recipe file or start a new run directory")
     return None if raw is None else validate_recipe(raw, source=str(layout.recipe))
 
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists are leaves)."""
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): value}
 
 
 def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
