@@ -50,12 +50,17 @@ class LatencyParts(Protocol):
         """The extracted model of ``arch`` on ``batch_size`` x ``seq_len`` tokens (direct measurement)."""
         ...
 
+    def latency_lengths(self) -> tuple[int, int]:
+        """The sequence length measured when the recipe names none, and the longest the model takes."""
+        ...
+
 
 def parts_of(space: SearchSpace) -> LatencyParts:
     """``space`` as :class:`LatencyParts` (NasplugError naming the space when it is not)."""
     if not isinstance(space, LatencyParts):
-        raise NasplugError(f"space {space.name!r}: has no latency parts (latency_block, latency_model); latency "
-                           "tables and measurement work for spaces built from layer choices (lvbert)")
+        raise NasplugError(f"space {space.name!r}: has no latency parts (latency_block, latency_model, "
+                           "latency_lengths); latency tables and measurement work for spaces built from layer "
+                           "choices (lvbert)")
     return space
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nasplug.cost.measure import LATENCY_METRIC
 from nasplug.errors import NasplugError
+from nasplug.layout import RunLayout
 from nasplug.pipeline.stage import RunView, Section, Stage
 
 Count = Annotated[int, Field(ge=1, le=100_000)]
@@ -64,7 +65,7 @@ class LatencyStage(Stage):
     name = "latency"
     position = 5.0  # before the supernet: the search's objectives and constraints read it
     section = True
-    outputs = ("latency_table.json",)
+    outputs = (RunLayout.LATENCY_TABLE,)
 
     def applies(self, recipe: Any) -> bool:
         return recipe.section("latency") is not None
@@ -76,19 +77,19 @@ class LatencyStage(Stage):
         if cfg.clock == "thread" and cfg.threads != 1:
             raise NasplugError(f"latency.clock: thread measures one thread's CPU time; it needs threads: 1, got "
                                f"{cfg.threads}")
-        seq_len = self.device(cfg, ctx.space).seq_len
-        limit = getattr(getattr(ctx.space, "dims", None), "max_positions", None)
-        if limit is not None and seq_len > limit:
+        seq_len = self.device(cfg, ctx.space).seq_len  # a space without latency parts is refused here
+        limit = parts_of(ctx.space).latency_lengths()[1]
+        if seq_len > limit:
             raise NasplugError(f"latency.seq_len: {seq_len} is longer than the space's max_positions ({limit})")
-        parts_of(ctx.space)
         if cfg.table is not None and not Path(cfg.table).is_file():
             raise NasplugError(f"latency.table: {cfg.table}: no such file; write one with nasplug latency-table")
 
     @staticmethod
     def device(cfg: LatencyConfig, space: Any) -> Any:
         from nasplug.cost.measure import Device
+        from nasplug.cost.table import parts_of
 
-        seq_len = cfg.seq_len or getattr(space, "seq_len", None) or 128
+        seq_len = cfg.seq_len or parts_of(space).latency_lengths()[0]
         return Device(name=cfg.device, threads=cfg.threads, batch_size=cfg.batch_size, seq_len=seq_len,
                       warmup=cfg.warmup, repeats=cfg.repeats, calls=cfg.calls, clock=cfg.clock)
 

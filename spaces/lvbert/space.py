@@ -295,6 +295,10 @@ class LVBertSpace(SearchSpace):
         glue = glue_scores(RunLayout(facts["run_dir"]).glue(str(facts.get("model")))) if tuned else {}
         model_card(folder, {**facts, "glue": glue})
 
+    def latency_lengths(self) -> tuple[int, int]:
+        """The FLOPs' sequence length and ``max_positions`` (:class:`~nasplug.cost.table.LatencyParts`)."""
+        return self.seq_len, self.dims.max_positions
+
     def latency_block(self, choice: str, option: Value, batch_size: int, seq_len: int) -> Any:
         """One sub-layer alone (:class:`~nasplug.cost.table.LatencyParts`; see ``latency.py``)."""
         from nasplug.spaces.lvbert.latency import block
