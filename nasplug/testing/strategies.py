@@ -14,8 +14,8 @@ from nasplug.space import SearchSpace
 from nasplug.strategy import Strategy
 
 
-class StrategyContract:
-    """Promises every Strategy keeps. Provide ``make_strategy(space, seed)`` and ``space``."""
+class _StrategyFixtures:
+    """The fixtures both strategy contracts take: a small toy space, and the subclass's factory."""
 
     @pytest.fixture
     def space(self) -> SearchSpace:
@@ -26,6 +26,10 @@ class StrategyContract:
     @pytest.fixture
     def make_strategy(self) -> Callable[[SearchSpace, int], Strategy]:
         raise NotImplementedError("define a `make_strategy` fixture: (space, seed) -> Strategy")
+
+
+class StrategyContract(_StrategyFixtures):
+    """Promises every Strategy keeps. Provide ``make_strategy(space, seed)`` and ``space``."""
 
     @staticmethod
     def _drive(strategy: Strategy, space: SearchSpace, rounds: int, batch: int) -> list[str]:
@@ -76,23 +80,13 @@ class StrategyContract:
         assert result.best is not None and result.best.score is not None
 
 
-class MultiObjectiveStrategyContract:
+class MultiObjectiveStrategyContract(_StrategyFixtures):
     """Promises every Strategy keeps when a search has two objectives (the toy space's
     ``score``, maximised, against its ``params``, minimised). Provide ``make_strategy(space,
     seed)``. A strategy that optimises one objective (``vector_tell = False``) must refuse two
     in one line (:meth:`Strategy.set_objectives`); the other promises are then skipped."""
 
     OBJECTIVES = (Objective("score", "maximize"), Objective("params", "minimize"))
-
-    @pytest.fixture
-    def space(self) -> SearchSpace:
-        from nasplug.spaces.toy import ToySpace
-
-        return ToySpace(slots=6, seed=0)
-
-    @pytest.fixture
-    def make_strategy(self) -> Callable[[SearchSpace, int], Strategy]:
-        raise NotImplementedError("define a `make_strategy` fixture: (space, seed) -> Strategy")
 
     def _search(self, make: Callable[..., Strategy], space: SearchSpace, seed: int, log: Any = None,
                 resume: bool = False, budget: int = 40, reject: bool = False) -> Any:
