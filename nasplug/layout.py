@@ -12,6 +12,7 @@ its validated readers; ``nasplug compare`` takes the paths of its output folder 
     trials.jsonl  top.json          the search log and its best archs
     pareto.json                     the Pareto front of a search with several objectives
     latency_table.json              the latency stage's table (``latency_ms`` of the space's archs)
+    latency_measured.jsonl          ``latency.measure: direct``: each arch's measured ``latency_ms``
     retrain/<model>[/seed-<k>]/     a retrained model (summary.json over the seeds)
     glue/<model>/<TASK>.json        GLUE fine-tuning (the text plugin)
     tokenizer/                      the text tasks' tokenizer
@@ -52,6 +53,7 @@ class RunLayout:
     TOP = "top.json"
     PARETO = "pareto.json"
     LATENCY_TABLE = "latency_table.json"
+    LATENCY_MEASURED = "latency_measured.jsonl"
     RECIPE = "recipe.yaml"
     INFO = "run.json"
     GLUE = "glue"
@@ -154,6 +156,11 @@ class RunLayout:
     def latency_table(self) -> Path:
         """The latency stage's table of the run's space (:mod:`nasplug.cost.table`)."""
         return self.root / self.LATENCY_TABLE
+
+    @property
+    def latency_measured(self) -> Path:
+        """``latency.measure: direct``: the latency of each arch measured so far (:mod:`nasplug.cost.direct`)."""
+        return self.root / self.LATENCY_MEASURED
 
     def retrain_summary(self, name: str) -> Path:
         """Mean and standard deviation of a model's runs over ``retrain.seeds``."""

@@ -57,12 +57,12 @@ class RunContext:
     def space(self) -> SearchSpace:
         """The recipe's space (or ``built_space``), with what the task dictates of its models
         (vocabulary size, sequence length) where the recipe leaves it out (see :func:`build_space`)."""
-        from nasplug.cost.attach import attach_run_table
+        from nasplug.pipeline.latency import attach_run_latency
 
         if self.built_space is not None:
             return self.built_space
         space = build_space(self.recipe.space, self.task if self.recipe.task is not None else None)
-        return attach_run_table(space, self.recipe, self.run_dir)  # latency_ms, once the latency stage measured it
+        return attach_run_latency(space, self.recipe, self.run_dir)  # latency_ms: the stage's table or measured
 
     @cached_property
     def task(self) -> Task:

@@ -10,12 +10,18 @@ A recipe's ``latency:`` section turns it on::
       clock: wall        # or thread (steadier on a shared, loaded machine)
       calibrate: 5       # random archs measured whole to fit the constant
       table: null        # or a lut.json written by `nasplug latency-table` (measured for this space)
+      measure: table     # or direct: no table; each arch's extracted model is measured when a
+                         # search (or a constraint) first asks (nasplug.cost.direct)
 
 The stage writes ``latency_table.json`` in the run directory (or copies ``table``); from then
 on the run's space predicts ``latency_ms`` (declared ``minimize``) from it, so a search may
 name it as an objective or bound it with a constraint, before any evaluation. A resumed run
 reads the stored table back: it is measured once per run, and the search replays the same
 values.
+
+With ``measure: direct`` there is no stage: the run's space times the extracted model of each
+arch it is asked about (exact, but a measurement per arch, and as noisy as the machine) and
+keeps every value in ``latency_measured.jsonl``, which a resumed run reads back.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class LatencyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    measure: Literal["table", "direct"] = "table"
     device: Literal["cpu"] = "cpu"
     threads: Annotated[int, Field(ge=1, le=1024)] = 1
     batch_size: Count = 1
@@ -52,13 +59,63 @@ class LatencyConfig(BaseModel):
     table: str | None = None
 
 
+def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool = False) -> Any:
+    """``space`` with the run's latency attached (``recipe``: a Recipe or the stored mapping):
+    its stored table (``space`` itself when the recipe has no ``latency:`` section or the stage
+    has not written the table yet), or with ``measure: direct`` its measurements
+    (``read_only``: none made here, for the report)."""
+    section = recipe.get("latency") if isinstance(recipe, dict) else recipe.section("latency")
+    if section is None:
+        return space
+    cfg = latency_config(section)
+    layout = RunLayout(run_dir)
+    if cfg.measure == "direct":
+        from nasplug.cost.attach import with_measured_latency
+        from nasplug.cost.direct import MeasuredLatencies
+
+        measured = MeasuredLatencies(space, checked_device(cfg, space), layout.latency_measured,
+                                     started=layout.info.is_file, read_only=read_only)
+        return with_measured_latency(space, measured)
+    if not layout.latency_table.is_file():
+        return space
+    from nasplug.cost.attach import with_latency
+    from nasplug.cost.table import load_table
+
+    return with_latency(space, load_table(layout.latency_table))
+
+
+def checked_device(cfg: LatencyConfig, space: Any) -> Any:
+    """The :class:`~nasplug.cost.measure.Device` of ``cfg`` for ``space`` (NasplugError, one
+    line naming the key, when the space has no latency parts or cannot take the settings)."""
+    from nasplug.cost.table import parts_of
+
+    if cfg.clock == "thread" and cfg.threads != 1:
+        raise NasplugError(f"latency.clock: thread measures one thread's CPU time; it needs threads: 1, got "
+                           f"{cfg.threads}")
+    device = LatencyStage.device(cfg, space)  # a space without latency parts is refused here
+    limit = parts_of(space).latency_lengths()[1]
+    if device.seq_len > limit:
+        raise NasplugError(f"latency.seq_len: {device.seq_len} is longer than the space's max_positions ({limit})")
+    return device
+
+
 def latency_config(section: Any) -> LatencyConfig:
     try:
-        return LatencyConfig.model_validate(section or {})
+        cfg = LatencyConfig.model_validate(section or {})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise NasplugError(f"latency.{where}: {err['msg']}") from None
+    if cfg.measure == "direct":
+        for name in TABLE_ONLY:
+            if name in cfg.model_fields_set:
+                raise NasplugError(f"latency.{name}: belongs to a latency table; not used with latency.measure: "
+                                   "direct (each arch's model is measured)")
+    return cfg
+
+
+#: Keys of the ``latency:`` section that only a table uses.
+TABLE_ONLY = ("calibrate", "seed", "table")
 
 
 class LatencyStage(Stage):
@@ -71,16 +128,8 @@ class LatencyStage(Stage):
         return recipe.section("latency") is not None
 
     def check(self, ctx: Any) -> None:
-        from nasplug.cost.table import parts_of
-
         cfg = latency_config(ctx.recipe.section("latency"))
-        if cfg.clock == "thread" and cfg.threads != 1:
-            raise NasplugError(f"latency.clock: thread measures one thread's CPU time; it needs threads: 1, got "
-                               f"{cfg.threads}")
-        seq_len = self.device(cfg, ctx.space).seq_len  # a space without latency parts is refused here
-        limit = parts_of(ctx.space).latency_lengths()[1]
-        if seq_len > limit:
-            raise NasplugError(f"latency.seq_len: {seq_len} is longer than the space's max_positions ({limit})")
+        checked_device(cfg, ctx.space)
         if cfg.table is not None and not Path(cfg.table).is_file():
             raise NasplugError(f"latency.table: {cfg.table}: no such file; write one with nasplug latency-table")
 
@@ -99,6 +148,11 @@ class LatencyStage(Stage):
         from nasplug.pipeline.context import space_spec
 
         cfg = latency_config(ctx.recipe.section("latency"))
+        if cfg.measure == "direct":  # nothing to build: the space measures each arch it is asked about
+            from nasplug.cost.measure import machine_name
+
+            return {"measure": "direct", "machine": machine_name(),
+                    "device": checked_device(cfg, ctx.space).to_json()}
         path = ctx.layout.latency_table
         if cfg.table is not None:
             table = load_table(cfg.table)
@@ -115,6 +169,8 @@ class LatencyStage(Stage):
     def report(self, view: RunView) -> Section:
         from nasplug.cost.table import load_table
 
+        if latency_config(view.recipe.get("latency")).measure == "direct":
+            return _report_direct(view), ""
         path = view.layout.latency_table
         if not path.is_file():
             return [], ""
@@ -127,3 +183,20 @@ class LatencyStage(Stage):
                  f"{table.constant_ms:.3f} ms fitted on {len(table.calibration)} archs measured whole. "
                  "Check it with `nasplug latency-check latency_table.json`.", ""]
         return lines, ""
+
+
+def _report_direct(view: RunView) -> list[str]:
+    """The report's section on ``measure: direct``: how many archs were measured, where, how."""
+    from nasplug.cost.direct import read_measurements
+
+    records = read_measurements(view.layout.latency_measured)
+    if not records:
+        return []
+    machines = sorted({r["machine"] for r in records})
+    d = records[-1]["device"]
+    values = [r["latency_ms"] for r in records]
+    return ["## Latency measured", "",
+            f"`{LATENCY_METRIC}` was measured on the extracted model of each of the {len(records)} archs the run "
+            f"asked about ({min(values):.3f}-{max(values):.3f} ms), on {', '.join(machines)} ({d.get('name')}, "
+            f"{d.get('threads')} thread(s), batch {d.get('batch_size')}, sequence {d.get('seq_len')}, "
+            f"{d.get('clock')} clock, median of {d.get('repeats')} rounds): `latency_measured.jsonl`.", ""]

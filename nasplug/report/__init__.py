@@ -79,22 +79,17 @@ def render_report(run_dir: str | Path, k: int = 10, draw: bool = False) -> tuple
 
 def _space(recipe: dict[str, Any], run_dir: Path) -> Any:
     """The run's space if it can be built (for its arch format and metrics), else None; with
-    the run's latency table when it has one (``latency_ms`` among its metrics)."""
+    the run's latency table or measured latencies when it has them (``latency_ms`` among its metrics)."""
     try:
-        from nasplug.layout import RunLayout
         from nasplug.pipeline.context import build_space
         from nasplug.recipe import Component
 
         space = build_space(Component.model_validate(recipe["space"]), _task(recipe) if recipe.get("task") else None)
     except Exception:
         return None
-    table = RunLayout(run_dir).latency_table
-    if recipe.get("latency") is not None and table.is_file():
-        from nasplug.cost.attach import with_latency
-        from nasplug.cost.table import load_table
+    from nasplug.pipeline.latency import attach_run_latency
 
-        with_latency(space, load_table(table))  # a damaged table is one line naming it
-    return space
+    return attach_run_latency(space, recipe, run_dir, read_only=True)  # a damaged table is one line naming it
 
 
 def _task(recipe: dict[str, Any]) -> Any:

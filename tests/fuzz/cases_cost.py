@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cases_base import Case, numbered, recipe_case, tiny, toy
+from cases_base import SHOW, Case, edit_line, numbered, recipe_case, tiny, torn, toy
 
 GOOD_TABLE: dict[str, Any] = {
     "version": 1, "space": {"name": "lvbert", "size": None, "hidden": 32, "heads": 1, "ffn": 64, "embedding": 32,
@@ -33,6 +33,11 @@ def recipe_latency() -> list[Case]:
         (tiny(latency={"table": "@CASE@/missing.json"}), r"latency\.table"),
         (tiny(latency={"device": "gpu"}), r"latency\.device"),
         (toy(latency={}), r"latency|space 'toy'"),
+        (tiny(latency={"measure": "sometimes"}), r"latency\.measure"),
+        (tiny(latency={"measure": "direct", "calibrate": 3}), r"latency\.calibrate: belongs to a latency table"),
+        (tiny(latency={"measure": "direct", "table": "lut.json"}), r"latency\.table: belongs to a latency table"),
+        (tiny(latency={"measure": "direct", "seq_len": 4096}), r"latency\.seq_len"),
+        (toy(latency={"measure": "direct"}), r"latency|space 'toy'"),
         (tiny(**{"retrain.pareto": 0}), r"retrain\.pareto"),
         (tiny(**{"retrain.pareto": "three"}), r"retrain\.pareto"),
         (tiny(**{"retrain.pareto": 2}), r"retrain\.pareto: needs a search with two or more"),
@@ -85,3 +90,16 @@ def cli_export_front() -> list[Case]:
              (("--pareto", "--model", "found"), r"--model"), (("--pareto",), r"retrain\.pareto")]
     return numbered("export-front", items, lambda cid, more, names: Case(
         cid, ("-q", "export", "@RUN@", *more, *out), names, base="pareto_run"))
+
+
+def measured_latencies() -> list[Case]:
+    """A damaged ``latency_measured.jsonl`` (``latency.measure: direct``) met by ``show``: one
+    line naming the file and the line; a torn last line (a kill mid-write) is shown as it is."""
+    log = "latency_measured.jsonl"
+    damage = [edit_line(0, lambda r: r.update(latency_ms=-3)), edit_line(0, lambda r: r.update(latency_ms="fast")),
+              edit_line(0, lambda r: r.update(device=[1])), edit_line(0, lambda r: r.pop("key")),
+              lambda data: b"not json\n" + data]
+    cases = [Case(f"latency-measured-{i}", SHOW, r"latency_measured\.jsonl: line 1", base="tiny_direct",
+                  damage=((log, transform),)) for i, transform in enumerate(damage)]
+    cases.append(Case("latency-measured-torn", SHOW, base="tiny_direct", damage=((log, torn),), contract="read-only"))
+    return cases

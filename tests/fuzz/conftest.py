@@ -118,6 +118,19 @@ def tiny_run(fuzz_root: Path, tiny_env: dict[str, str]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_direct(fuzz_root: Path, tiny_env: dict[str, str]) -> Path:
+    """The tiny run searched for accuracy against directly measured latency (latency, supernet
+    and search stages): it has a ``latency_measured.jsonl``."""
+    out = fuzz_root / "bases" / "tiny-direct"
+    sets = ["search.metric=null", "search.objectives=[mlm_acc, latency_ms]", "search.budget=6",
+            "latency={measure: direct, seq_len: 8, warmup: 0, repeats: 1, calls: 1}"]
+    _make_run(["-q", "run", str(TINY_RECIPE), "--out", str(out), "--stages", "latency,supernet,search",
+               *(a for s in sets for a in ("--set", s))], tiny_env, fuzz_root)
+    assert (out / "latency_measured.jsonl").is_file()
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_rankcorr(fuzz_root: Path, tiny_run: Path, tiny_env: dict[str, str]) -> Path:
     """The tiny run after ``rank-corr --archs 3 --steps 2 --seeds 2 --predictors synflow``: every
     cache rank-corr reads back (supernet scores, standalone models and scores, proxy scores)."""

@@ -16,7 +16,7 @@ import random
 from cases_base import COMPARE_ARGS, TINY_RECIPE, TOY, Case
 from cases_cli import cli_out, cli_set, cli_stages
 from cases_compare import compare_runs, rank_corr
-from cases_cost import cli_export_front, cli_latency, recipe_latency
+from cases_cost import cli_export_front, cli_latency, measured_latencies, recipe_latency
 from cases_data import corpora, glue_folders
 from cases_elastic import elastic_settings, sampler_settings
 from cases_machine import machine_record, machine_settings
@@ -47,7 +47,7 @@ def all_cases() -> list[Case]:
              *cli_out(), *corpora(), *glue_folders(), *trials_logs(), *checkpoints(), *run_files(), *compare_runs(),
              *rank_corr(), *resume_changed(), *no_resume(), *sampler_settings(), *elastic_settings(),
              *recipe_objectives(), *pareto_files(), *recipe_snapshots(), *recipe_rank_corr(), *recipe_latency(),
-             *cli_latency(), *cli_export_front(),
+             *cli_latency(), *cli_export_front(), *measured_latencies(),
              *machine_settings(), *machine_record()]
     ids = [c.cid for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}
