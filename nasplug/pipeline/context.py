@@ -100,6 +100,10 @@ class RunContext:
             task.prepared_for_run = True
         return task
 
+    def space_spec(self) -> dict[str, Any]:
+        """How to rebuild the run's space without the recipe (:func:`space_spec`)."""
+        return space_spec(self.recipe.space, self.task if self.recipe.task is not None else None)
+
     @cached_property
     def layout(self) -> RunLayout:
         """Where each file of the run lives."""

@@ -145,8 +145,6 @@ class LatencyStage(Stage):
     def run(self, ctx: Any) -> dict[str, Any]:
         from nasplug.cost.attach import with_latency
         from nasplug.cost.table import build_table, load_table
-        from nasplug.pipeline.context import space_spec
-
         cfg = latency_config(ctx.recipe.section("latency"))
         if cfg.measure == "direct":  # nothing to build: the space measures each arch it is asked about
             from nasplug.cost.measure import machine_name
@@ -159,8 +157,8 @@ class LatencyStage(Stage):
             shutil.copyfile(cfg.table, path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)
         else:
-            spec = space_spec(ctx.recipe.space, ctx.task if ctx.recipe.task is not None else None)
-            table = build_table(ctx.space, self.device(cfg, ctx.space), spec, calibrate=cfg.calibrate, seed=cfg.seed)
+            table = build_table(ctx.space, self.device(cfg, ctx.space), ctx.space_spec(), calibrate=cfg.calibrate,
+                                seed=cfg.seed)
             table.save(path)
         with_latency(ctx.space, table)  # the stages after this one, in this process
         return {"machine": table.machine, "device": table.device.to_json(), "constant_ms": table.constant_ms,
