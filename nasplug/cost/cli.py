@@ -63,8 +63,10 @@ def cmd_latency_table(args: argparse.Namespace) -> int:
                         progress=None if args.quiet else lambda msg: print(msg, flush=True))
     table.save(out)
     d = table.device
-    print(f"latency table of {len(table.entries)} choices, {d.name} ({d.threads} thread(s), batch {d.batch_size}, "
-          f"seq {d.seq_len}, {d.clock} clock) on {table.machine}: constant {table.constant_ms:.3f} ms")
+    per = f" x {len(table.groups)} values of {', '.join(table.context)}" if table.context else ""
+    print(f"latency table of {len(table.choice_names())} choices{per}, {d.name} ({d.threads} thread(s), "
+          f"batch {d.batch_size}, seq {d.seq_len}, {d.clock} clock) on {table.machine}: constant "
+          f"{table.constant_ms:.3f} ms")
     print(f"written: {out}")
     return 0
 

@@ -162,7 +162,7 @@ class LatencyStage(Stage):
             table.save(path)
         with_latency(ctx.space, table)  # the stages after this one, in this process
         return {"machine": table.machine, "device": table.device.to_json(), "constant_ms": table.constant_ms,
-                "choices": len(table.entries)}
+                "choices": len(table.choice_names())}
 
     def report(self, view: RunView) -> Section:
         from nasplug.cost.table import load_table
