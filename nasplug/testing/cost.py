@@ -7,8 +7,10 @@ is built and run)::
         def space(self):
             return MySpace(hidden=32, slots=3)
 
-Timings are never checked (the machine may be loaded): only that everything runs and that
-the table's prediction is its entries' sum plus its constant.
+Timings are never checked (the machine may be loaded): only that everything runs (under
+every combination of a declared latency context) and that the table's prediction is the sum
+of the active choices' entries under the arch's context values plus its constant, never
+below 0.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import random
 
 import pytest
 
+from nasplug.conditions import active
 from nasplug.cost.measure import Device
-from nasplug.cost.table import LatencyParts, build_table
+from nasplug.cost.table import LatencyParts, block_calls, build_table, context_of
 from nasplug.space import SearchSpace
 
 #: One untimed-cheap measurement per item: enough to run everything once.
@@ -36,12 +39,15 @@ class LatencyPartsContract:
         assert isinstance(space, LatencyParts), "latency_block and latency_model are both needed"
 
     def test_every_option_at_every_position_runs_alone(self, space: SearchSpace) -> None:
-        for choice, options in space.choices().items():
-            for option in options:
-                call = space.latency_block(choice, option, QUICK.batch_size, QUICK.seq_len)  # type: ignore[attr-defined]
-                assert call is None or callable(call), f"latency_block({choice}, {option!r}) is no callable or None"
-                if call is not None:
-                    call()
+        rows = block_calls(space, QUICK.batch_size, QUICK.seq_len)  # every context value, if one is declared
+        names = context_of(space)
+        expected = sum(len(o) for k, o in space.choices().items() if k not in names)
+        assert len(rows) == expected * len({tuple(w.items()) for w, *_ in rows}), "one block per option per context"
+        for where, choice, option, call in rows:
+            assert set(where) == set(names), f"latency_block({choice}, {option!r}) measured without its context"
+            assert call is None or callable(call), f"latency_block({choice}, {option!r}) is no callable or None"
+            if call is not None:
+                call()
 
     def test_the_extracted_model_runs_for_sampled_archs(self, space: SearchSpace) -> None:
         rng = random.Random(0)
@@ -50,11 +56,12 @@ class LatencyPartsContract:
             assert callable(call), "latency_model returns a no-argument callable"
             call()
 
-    def test_a_table_predicts_its_entries_sum_plus_its_constant(self, space: SearchSpace) -> None:
+    def test_a_table_predicts_its_active_entries_sum_plus_its_constant(self, space: SearchSpace) -> None:
         table = build_table(space, QUICK, {"name": space.name}, calibrate=2)
         table.check_space(space)
-        arch = space.sample(random.Random(1))
-        blocks = sum(table.entry(k, arch[k]) for k in table.entries)
-        if not space.conditions():
-            assert table.predict(arch, space) == pytest.approx(blocks + table.constant_ms)
         assert len(table.calibration) == 2
+        for seed in range(3):
+            arch = space.sample(random.Random(seed))
+            on = active(space, arch)
+            blocks = sum(table.entry(k, arch[k], arch) for k in table.choice_names() if on[k])
+            assert table.predict(arch, space) == pytest.approx(max(0.0, blocks + table.constant_ms))

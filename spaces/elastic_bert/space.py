@@ -14,7 +14,7 @@ layers kept), or the arch's JSON.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nasplug.arch import Arch, Value
@@ -158,6 +158,32 @@ class ElasticBertSpace(SearchSpace):
         from nasplug.spaces.elastic_bert.hf import export_model
 
         export_model(model, folder, {**facts, "arch_json": arch})
+
+    # ------------------------------------------------------------------ latency
+    def latency_lengths(self) -> tuple[int, int]:
+        """The space's ``seq_len``, twice: it is also the longest the model takes
+        (:class:`~nasplug.cost.table.LatencyParts`)."""
+        return self.seq_len, self.seq_len
+
+    def latency_context(self) -> tuple[str, ...]:
+        """``("hidden",)``: every layer runs at the shared hidden width, so a layer's heads and
+        FFN entries are measured per width (:class:`~nasplug.cost.table.LatencyContext`)."""
+        from nasplug.spaces.elastic_bert.latency import CONTEXT
+
+        return CONTEXT
+
+    def latency_block(self, choice: str, option: Value, batch_size: int, seq_len: int,
+                      context: Mapping[str, Value] | None = None) -> Any:
+        """Half a layer alone at the context's width; None for depth and hidden (see ``latency.py``)."""
+        from nasplug.spaces.elastic_bert.latency import block
+
+        return block(self, choice, option, batch_size, seq_len, context)
+
+    def latency_model(self, arch: Arch, batch_size: int, seq_len: int) -> Any:
+        """The extracted encoder of ``arch`` (:class:`~nasplug.cost.table.LatencyParts`)."""
+        from nasplug.spaces.elastic_bert.latency import model
+
+        return model(self, self.validate(arch), batch_size, seq_len)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "layers": self.depths[-1], "hidden": list(self.hidden), "heads": list(self.heads),
