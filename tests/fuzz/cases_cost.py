@@ -1,6 +1,7 @@
 """Fuzz cases of issue 23 part B: the ``latency:`` section and ``retrain.pareto`` of a recipe,
 the flags of ``nasplug latency-table`` / ``latency-check`` / ``export --pareto --max-params
---max-latency``, and a damaged latency table read back."""
+--max-latency``, and a damaged latency table read back (version 1, and version 2 with a
+latency context: its ``context`` and each ``entries[i].context`` / ``entries[i].entries``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ GOOD_TABLE: dict[str, Any] = {
                "clock": "wall"},
     "machine": "m", "measured_at": "", "constant_ms": 0.5, "calibration": [],
     "entries": {f"L{i}": [["conv", 0.1], ["attn", 0.2], ["ffn", 0.3]] for i in range(3)},
+}
+
+_LAYERS = {f"{kind}{i}": [[1, 0.1], [2, 0.2]] if kind == "heads" else [[32, 0.1], [64, 0.3]]
+           for i in range(3) for kind in ("heads", "ffn")}
+GOOD_TABLE_V2: dict[str, Any] = {
+    **GOOD_TABLE, "version": 2,
+    "space": {"name": "elastic-bert", "layers": 3, "depths": [2, 3], "hidden": [32, 64], "heads": [1, 2],
+              "ffn": [32, 64], "head_size": 16, "vocab_size": 100, "seq_len": 16},
+    "device": {**GOOD_TABLE["device"], "seq_len": 16}, "context": ["hidden"],
+    "entries": [{"context": {"hidden": h}, "entries": {"depth": [[2, 0.0], [3, 0.0]], **_LAYERS}} for h in (32, 64)],
 }
 
 
@@ -74,11 +85,45 @@ def cli_latency() -> list[Case]:
     cases += numbered("latency-check", bad, lambda cid, content, names: Case(
         cid, ("-q", "latency-check", "@CASE@/lut.json", "--archs", "3", "--out", "@CASE@/o"), names,
         files=(("lut.json", content),)))
+    cases += numbered("latency-check-v2", _damaged_v2(), lambda cid, content, names: Case(
+        cid, ("-q", "latency-check", "@CASE@/lut.json", "--archs", "3", "--out", "@CASE@/o"), names,
+        files=(("lut.json", content),)))
     good = (("lut.json", json.dumps(GOOD_TABLE)),)
     cases.append(Case("latency-check-archs", ("-q", "latency-check", "@CASE@/lut.json", "--archs", "1"), r"--archs",
                       files=good))
     cases.append(Case("latency-check-missing", ("-q", "latency-check", "@CASE@/none.json"), r"none\.json"))
     return cases
+
+
+def _damaged_v2() -> list[tuple[str, str]]:
+    """Version 2 tables (a latency context) damaged one field at a time, and tables of another context."""
+    first, second = GOOD_TABLE_V2["entries"]
+
+    def v2(**changes: Any) -> str:
+        return json.dumps({**GOOD_TABLE_V2, **changes})
+
+    def group(**changes: Any) -> dict[str, Any]:
+        return {**first, **changes}
+
+    no_context = {k: v for k, v in GOOD_TABLE_V2.items() if k != "context"}
+    return [
+        (json.dumps(no_context), r"context"), (v2(context=[]), r"context"), (v2(context=["hidden", "hidden"]),
+                                                                            r"context"),
+        (v2(context=[3]), r"context"), (v2(context="hidden"), r"context"),
+        (v2(entries={"hidden": 1}), r"entries: expected a non-empty list"), (v2(entries=[]), r"entries"),
+        (v2(entries=[5]), r"entries\[0\]"), (v2(entries=[{"context": {"hidden": 32}}]), r"entries\[0\]"),
+        (v2(entries=[group(context={"width": 32})]), r"entries\[0\]\.context"),
+        (v2(entries=[group(context={"hidden": [32]})]), r"entries\[0\]\.context"),
+        (v2(entries=[first, first]), r"entries\[1\]\.context: .* twice"),
+        (v2(entries=[first, {**second, "entries": {"depth": [[2, 0.0]]}}]), r"entries\[1\]\.entries"),
+        (v2(entries=[group(entries={**first["entries"], "heads0": [[1, -0.1]]})]), r"entries\[0\]\.entries\.heads0"),
+        (v2(entries=[group(entries={**first["entries"], "hidden": [[32, 0.1]]})]), r"context choice"),
+        (v2(entries=[first]), r"no entries for hidden=64"),
+        (v2(context=["depth"], entries=[{"context": {"depth": d}, "entries": _LAYERS} for d in (2, 3)]),
+         r"measured with the context \['depth'\]"),
+        (json.dumps({**GOOD_TABLE, "context": ["hidden"]}), r"context: only a version 2 table"),
+        (json.dumps({**GOOD_TABLE, "space": GOOD_TABLE_V2["space"]}), r"measured with the context \[\]"),
+    ]
 
 
 def cli_export_front() -> list[Case]:
