@@ -128,7 +128,7 @@ def parts_of(space: SearchSpace) -> LatencyParts:
     if not isinstance(space, LatencyParts):
         raise NasplugError(f"space {space.name!r}: has no latency parts (latency_block, latency_model, "
                            "latency_lengths); latency tables and measurement work for spaces built from layer "
-                           "choices (lvbert)")
+                           "choices (lvbert, elastic-bert)")
     return space
 
 

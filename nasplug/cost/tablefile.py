@@ -5,7 +5,7 @@ the field."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from nasplug.arch import Value
 from nasplug.errors import NasplugError
@@ -70,5 +70,6 @@ def _types(values: dict[str, Value]) -> dict[str, type]:
     return {k: type(v) for k, v in values.items()}
 
 
-def finite(value: Any) -> bool:
+def finite(value: Any) -> TypeGuard[int | float]:
+    """True for a finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

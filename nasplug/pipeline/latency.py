@@ -174,10 +174,11 @@ class LatencyStage(Stage):
             return [], ""
         table = load_table(path)
         d = table.device
+        per = f" (entries measured per value of {', '.join(table.context)})" if table.context else ""
         lines = ["## Latency table", "",
                  f"`{LATENCY_METRIC}` is predicted from a table measured on {table.machine} ({d.name}, "
                  f"{d.threads} thread(s), batch {d.batch_size}, sequence {d.seq_len}, {d.clock} clock, median of "
-                 f"{d.repeats} rounds): the sum of each chosen option's entry plus a constant of "
+                 f"{d.repeats} rounds): the sum of each chosen option's entry{per} plus a constant of "
                  f"{table.constant_ms:.3f} ms fitted on {len(table.calibration)} archs measured whole. "
                  "Check it with `nasplug latency-check latency_table.json`.", ""]
         return lines, ""
