@@ -230,3 +230,19 @@ def test_a_prediction_is_never_negative_and_the_build_warns_once(monkeypatch, ca
         calm = build_table(ToyLatency(clock), Device(warmup=0, repeats=1, calls=1), {"name": "toy"}, calibrate=1)
     assert calm.constant_ms + calm.calibration[0]["blocks_ms"] == pytest.approx(0.5)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING], "no warning when every arch predicts > 0"
+
+
+class BadContext(ToyLatency):
+    def latency_context(self) -> tuple[str, ...]:
+        return ("s9",)
+
+
+def test_a_context_that_is_no_choice_of_the_space_is_one_line() -> None:
+    with pytest.raises(NasplugError, match=r"^space 'toy': latency_context names 's9', which is no unconditional "
+                                           r"choice; allowed: s0, s1, s2$"):
+        build_table(BadContext(), QUICK, {"name": "toy"}, calibrate=1)
+    conditional = tiny_space()
+    assert "heads2" in conditional.conditions()
+    conditional.latency_context = lambda: ("heads2",)  # an instance attribute: this space only
+    with pytest.raises(NasplugError, match="latency_context names 'heads2', which is no unconditional choice"):
+        build_table(conditional, QUICK, SPEC, calibrate=1)
