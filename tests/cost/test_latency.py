@@ -100,7 +100,7 @@ def test_the_table_has_every_option_at_every_position_and_a_fitted_constant(tabl
     arch = space.parse("CAF")
     keys = list(space.choices())
     expected = sum(table.entry(k, v) for k, v in zip(keys, ("conv", "attn", "ffn"))) + table.constant_ms
-    assert table.predict(arch) == pytest.approx(expected)
+    assert table.predict(arch) == pytest.approx(max(0.0, expected))  # never negative (a tiny model, a fitted constant)
     assert "CPUs" in table.machine and table.device == QUICK
     table.save(tmp_path / "lut.json")
     again = load_table(tmp_path / "lut.json")
