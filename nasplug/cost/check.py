@@ -2,8 +2,11 @@
 
 Draws ``n`` distinct random archs of the table's space (not the calibration ones: another
 seed), measures each extracted model on the table's device (interleaved rounds, medians; see
-:func:`~nasplug.cost.measure.measure_many`) and reports Kendall tau and the mean absolute
-percentage error of the predictions, with a scatter plot.
+:func:`~nasplug.cost.measure.measure_many`) in two passes or more, and reports Kendall tau and
+the mean absolute percentage error of the predictions against the mean measurement, with a
+scatter plot, and the measurement's own repeatability (tau between the passes): random archs
+of a space often differ by a few per cent, and when two measurements of the same models
+disagree on their order, so does any table.
 """
 
 from __future__ import annotations
@@ -31,10 +34,18 @@ def table_space(table: LatencyTable) -> SearchSpace:
 
 
 def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace | None = None,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Predicted against measured latency of ``n`` random archs; the figures and the rows."""
+                progress: Callable[[int], None] | None = None, passes: int = 2) -> dict[str, Any]:
+    """Predicted against measured latency of ``n`` random archs; the figures and the rows.
+
+    The archs are measured ``passes`` times, each pass on freshly built models (their own
+    memory), and compared with the mean over passes. With two passes or more the result also
+    holds ``repeatability_tau``: Kendall tau between the passes (their mean over pairs), the
+    agreement the measurement has with itself, which bounds what any predictor can show.
+    """
     if not 3 <= n <= 10_000:
         raise NasplugError(f"--archs: expected 3..10000 archs, got {n}")
+    if isinstance(passes, bool) or not isinstance(passes, int) or not 1 <= passes <= 100:
+        raise NasplugError(f"--passes: expected an integer in 1..100, got {passes!r}")
     space = space if space is not None else table_space(table)
     table.check_space(space)
     parts = parts_of(space)
@@ -42,13 +53,30 @@ def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace |
     if len(archs) < 3:
         raise NasplugError(f"--archs: the space has only {len(archs)} distinct archs; need at least 3")
     device = table.device
-    measured = measure_many([parts.latency_model(a, device.batch_size, device.seq_len) for a in archs], device,
-                            seed=seed, progress=progress)
+    runs = []
+    for k in range(passes):
+        models = [parts.latency_model(a, device.batch_size, device.seq_len) for a in archs]
+        runs.append(measure_many(models, device, seed=seed + k, progress=progress))
+        del models
+    measured = [sum(values) / passes for values in zip(*runs, strict=True)]
     predicted = [table.predict(a, space) for a in archs]
-    rows = [{"arch": space.format(a), "predicted_ms": p, "measured_ms": m}
-            for a, p, m in zip(archs, predicted, measured, strict=True)]
-    return {"archs": len(rows), "device": device.to_json(), "table_machine": table.machine,
-            "machine": machine_name(), **agreement(predicted, measured), "rows": rows}
+    rows = [{"arch": space.format(a), "predicted_ms": p, "measured_ms": m, "passes_ms": [r[i] for r in runs]}
+            for i, (a, p, m) in enumerate(zip(archs, predicted, measured, strict=True))]
+    result = {"archs": len(rows), "passes": passes, "device": device.to_json(), "table_machine": table.machine,
+              "machine": machine_name(), **agreement(predicted, measured)}
+    if passes >= 2:
+        result["repeatability_tau"] = repeatability(runs)
+    return {**result, "rows": rows}
+
+
+def repeatability(runs: list[list[float]]) -> float:
+    """Mean Kendall tau between every two passes of the same archs' measurements."""
+    from itertools import combinations
+
+    from scipy.stats import kendalltau
+
+    taus = [float(kendalltau(a, b).statistic) for a, b in combinations(runs, 2)]
+    return sum(taus) / len(taus)
 
 
 def agreement(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -87,8 +115,10 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     d = result["device"]
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("table-predicted latency (ms)")
+    ceiling = (f"; between {result['passes']} passes {result['repeatability_tau']:.3f}"
+               if "repeatability_tau" in result else "")
     ax.set_title(f"{d['name']}, {d['threads']} thread(s), batch {d['batch_size']}, seq {d['seq_len']}\n"
-                 f"Kendall tau {result['kendall_tau']:.3f}, MAPE {result['mape_pct']:.1f}%", fontsize=9)
+                 f"Kendall tau {result['kendall_tau']:.3f}, MAPE {result['mape_pct']:.1f}%{ceiling}", fontsize=9)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)

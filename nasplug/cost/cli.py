@@ -43,6 +43,9 @@ def add_latency_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     check.add_argument("table", help="a table written by nasplug latency-table")
     check.add_argument("--archs", type=int, default=30, metavar="N", help="random archs to measure (default 30)")
     check.add_argument("--seed", type=int, default=0, help="seed of the arch draws (default 0)")
+    check.add_argument("--passes", type=int, default=2, metavar="K",
+                       help="measure the archs K times on fresh models (default 2): the predictions are compared "
+                            "with the mean, and the passes with each other (the measurement's repeatability)")
     check.add_argument("--out", help="folder for latency_check.json/.png (default: beside the table)")
 
 
@@ -83,11 +86,15 @@ def cmd_latency_check(args: argparse.Namespace) -> int:
     from nasplug.cost.table import load_table
 
     table = load_table(args.table)
-    result = check_table(table, args.archs, seed=args.seed)
+    result = check_table(table, args.archs, seed=args.seed, passes=args.passes)
     paths = write_check(result, Path(args.out) if args.out else Path(args.table).parent)
     d = result["device"]
     print(f"{result['archs']} archs, {d['name']} ({d['threads']} thread(s), batch {d['batch_size']}, "
           f"seq {d['seq_len']}, {d['clock']} clock) on {result['machine']}")
-    print(f"Kendall tau {result['kendall_tau']:.3f}   MAPE {result['mape_pct']:.1f}%")
+    print(f"Kendall tau {result['kendall_tau']:.3f}   MAPE {result['mape_pct']:.1f}%   (against the mean of "
+          f"{result['passes']} measurement pass(es))")
+    if "repeatability_tau" in result:
+        print(f"repeatability: Kendall tau {result['repeatability_tau']:.3f} between the passes (what two "
+              "measurements of the same models agree on: no table can be checked beyond it)")
     print(f"written: {paths['json']}, {paths['plot']}")
     return 0

@@ -146,6 +146,41 @@ def test_check_table_measures_other_archs_than_the_calibration(table: LatencyTab
     assert result["kendall_tau"] == expected["kendall_tau"] and result["mape_pct"] == expected["mape_pct"]
 
 
+def test_the_check_compares_with_the_mean_of_fresh_passes_and_the_passes_with_each_other(
+        table: LatencyTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasplug.cost import check
+
+    passes = [[1.0, 2.0, 3.0, 4.0], [1.5, 1.0, 3.5, 4.5], [2.0, 1.5, 3.0, 5.0]]  # ms per arch, per pass
+    built: list[int] = []
+    parts = check.parts_of
+
+    def counting_parts(space):  # every pass builds its own models
+        real = parts(space)
+
+        class Counted:
+            def latency_model(self, *args):
+                built.append(1)
+                return real.latency_model(*args)
+        return Counted()
+
+    monkeypatch.setattr(check, "parts_of", counting_parts)
+    monkeypatch.setattr(check, "measure_many", lambda models, device, seed=0, progress=None: passes[seed])
+    result = check_table(table, 4, seed=0, space=tiny_space(), passes=3)
+    assert len(built) == 12, "three passes of four freshly built models"
+    mean = [sum(p[i] for p in passes) / 3 for i in range(4)]
+    assert [r["measured_ms"] for r in result["rows"]] == pytest.approx(mean)
+    assert [r["passes_ms"] for r in result["rows"]] == [list(x) for x in zip(*passes, strict=True)]
+    expected = agreement([r["predicted_ms"] for r in result["rows"]], mean)
+    assert result["kendall_tau"] == pytest.approx(expected["kendall_tau"])
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    taus = [agreement(passes[a], passes[b])["kendall_tau"] for a, b in pairs]  # tau is symmetric
+    assert result["repeatability_tau"] == pytest.approx(sum(taus) / 3) and result["passes"] == 3
+    single = check_table(table, 4, seed=0, space=tiny_space(), passes=1)
+    assert "repeatability_tau" not in single and [r["measured_ms"] for r in single["rows"]] == passes[0]
+    with pytest.raises(NasplugError, match=r"^--passes: expected an integer in 1\.\.100, got 0$"):
+        check_table(table, 4, space=tiny_space(), passes=0)
+
+
 def test_the_commands_write_a_table_and_check_it(tmp_path: Path, capsys) -> None:
     lut = tmp_path / "lut.json"
     quick = ["--seq-len", "16", "--warmup", "0", "--repeats", "1", "--calls", "1"]
@@ -154,7 +189,7 @@ def test_the_commands_write_a_table_and_check_it(tmp_path: Path, capsys) -> None
     assert data["space"]["name"] == "lvbert" and data["space"]["slots"] == 3 and data["device"]["seq_len"] == 16
     assert main(["-q", "latency-check", str(lut), "--archs", "3", "--out", str(tmp_path / "check")]) == 0
     out = capsys.readouterr().out
-    assert "Kendall tau" in out and "MAPE" in out
+    assert "Kendall tau" in out and "MAPE" in out and "repeatability: Kendall tau" in out
     check = json.loads((tmp_path / "check" / "latency_check.json").read_text())
     assert check["archs"] == 3 and (tmp_path / "check" / "latency_check.png").stat().st_size > 0
     assert main(["-q", "latency-table", str(TINY), "--seq-len", "64", "--out", str(tmp_path / "x.json")]) == 2

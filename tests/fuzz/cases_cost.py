@@ -91,6 +91,10 @@ def cli_latency() -> list[Case]:
     good = (("lut.json", json.dumps(GOOD_TABLE)),)
     cases.append(Case("latency-check-archs", ("-q", "latency-check", "@CASE@/lut.json", "--archs", "1"), r"--archs",
                       files=good))
+    for i, passes in enumerate(("0", "101", "-1")):
+        cases.append(Case(f"latency-check-passes-{i}", ("-q", "latency-check", "@CASE@/lut.json", "--archs", "3",
+                                                         "--passes", passes, "--out", "@CASE@/o"), r"--passes",
+                          files=good))
     cases.append(Case("latency-check-missing", ("-q", "latency-check", "@CASE@/none.json"), r"none\.json"))
     return cases
 
