@@ -14,6 +14,10 @@ DEMO_OUT ?= runs/demo
 # reports the GLUE tasks as missing; nothing is downloaded either way.
 export NASPLUG_DATA_DIR ?= $(abspath ../shared/data)
 PYTEST_ARGS ?=
+# The suite runs in one process per core (pytest-xdist; each test file stays in one process, so
+# module fixtures are built once), one torch thread each: 2 cores run it in about half the time.
+# At most 4 processes (each imports torch: ~0.5 GB), at most one per core this process may use.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
 FLOORS_VENV ?= .venv-floors
 FLOOR_PACKAGES := transformers optuna datasets
 FLOOR_TESTS ?= tests/strategies/test_optuna.py tests/text tests/glue tests/spaces/test_lvbert_export.py \
@@ -36,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/nasplug run $(DEMO_RECIPE) --out $(DEMO_OUT) --resume
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The pins are read off pyproject.toml ("name>=X" -> "name==X"), so the target tests what is declared.
 floors:
