@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 # The suite runs in one process per core (pytest-xdist; each test file stays in one process, so
 # module fixtures are built once), one torch thread each: 2 cores run it in about half the time.
 # At most 4 processes (each imports torch: ~0.5 GB), at most one per core this process may use.
-TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(getattr(os, "sched_getaffinity", lambda _: range(os.cpu_count() or 1))(0))))')
 FLOORS_VENV ?= .venv-floors
 FLOOR_PACKAGES := transformers optuna datasets
 FLOOR_TESTS ?= tests/strategies/test_optuna.py tests/text tests/glue tests/spaces/test_lvbert_export.py \

@@ -135,6 +135,7 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
     if request.ground_truth:
         check_ground_truth_size(space, request.max_ground_truth)
     objectives = _objectives(request, space)
+    _check_no_latency(recipe, objectives)
     multi = len(objectives) > 1
     reference_values(objectives, cfg.reference_point)  # checked: one value per objective
     specs = resolve_strategies(request.strategies, request.strategy_args, cfg.strategy)
@@ -162,6 +163,20 @@ def plan_comparison(request: CompareRequest) -> ComparisonPlan:
     _check_out_dir(layout, request.resume, fingerprint, config["strategy_specs"])
     return ComparisonPlan(request, space, specs, seed_list, batch, cfg, constraints, config, fingerprint, layout,
                           objectives, memory_hint=max((h for h in hints if h is not None), default=None))
+
+
+def _check_no_latency(recipe: Any, objectives: Objectives) -> None:
+    """``latency_ms`` comes from a run's latency stage or its own measurements, which a
+    comparison has neither: one line before any search starts, rather than at its first trial."""
+    from nasplug.cost.measure import LATENCY_METRIC
+
+    search = recipe.search
+    named = [o.metric for o in objectives] + [str(c.kwargs().get("metric")) for c in
+                                              (search.constraints if search is not None else [])]
+    if recipe.section("latency") is not None and LATENCY_METRIC in named:
+        raise NasplugError(f"latency: nasplug compare measures no {LATENCY_METRIC} (no latency table, no direct "
+                           "measurement); compare strategies on other objectives and constraints, or search "
+                           "with nasplug run")
 
 
 def _objectives(request: CompareRequest, space: Any) -> Objectives:

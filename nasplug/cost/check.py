@@ -6,11 +6,12 @@ seed), measures each extracted model on the table's device (interleaved rounds, 
 the mean absolute percentage error of the predictions against the mean measurement, with a
 scatter plot, and the measurement's own repeatability (tau between the passes): random archs
 of a space often differ by a few per cent, and when two measurements of the same models
-disagree on their order, so does any table.
+disagree on their order, no table can be shown to order them much better.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Callable
@@ -40,7 +41,8 @@ def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace |
     The archs are measured ``passes`` times, each pass on freshly built models (their own
     memory), and compared with the mean over passes. With two passes or more the result also
     holds ``repeatability_tau``: Kendall tau between the passes (their mean over pairs), the
-    agreement the measurement has with itself, which bounds what any predictor can show.
+    agreement of single measurements with each other: a rough noise floor (the mean of K passes
+    is less noisy than one, so a table may score above it against the mean, but not far).
     """
     if not 3 <= n <= 10_000:
         raise NasplugError(f"--archs: expected 3..10000 archs, got {n}")
@@ -65,7 +67,8 @@ def check_table(table: LatencyTable, n: int, seed: int = 0, space: SearchSpace |
     result = {"archs": len(rows), "passes": passes, "device": device.to_json(), "table_machine": table.machine,
               "machine": machine_name(), **agreement(predicted, measured)}
     if passes >= 2:
-        result["repeatability_tau"] = repeatability(runs)
+        tau = repeatability(runs)
+        result["repeatability_tau"] = tau if math.isfinite(tau) else None  # None: a pass with every value tied
     return {**result, "rows": rows}
 
 
@@ -116,7 +119,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("measured latency (ms)")
     ax.set_ylabel("table-predicted latency (ms)")
     ceiling = (f"; between {result['passes']} passes {result['repeatability_tau']:.3f}"
-               if "repeatability_tau" in result else "")
+               if result.get("repeatability_tau") is not None else "")
     ax.set_title(f"{d['name']}, {d['threads']} thread(s), batch {d['batch_size']}, seq {d['seq_len']}\n"
                  f"Kendall tau {result['kendall_tau']:.3f}, MAPE {result['mape_pct']:.1f}%{ceiling}", fontsize=9)
     buffer = io.BytesIO()

@@ -11,8 +11,10 @@ measurement is appended (flushed and fsynced) to ``latency_measured.jsonl`` in t
 directory with its arch, device settings and machine, and read back by a resumed run, whose
 search then replays the values it saw, constraints included. Values asked for before the run
 has started (a check on a sampled arch) are kept in memory and written with the first value
-asked for once it has. A torn last line (a crash mid-write) is dropped; lines measured with
-other device settings are ignored.
+asked for once it has. A torn last line (a crash mid-write) is dropped, and cut just before the
+next append; lines measured with other device settings are ignored. Only the run measures, on
+one process (``nasplug rank-corr``, ``export`` and the report read its values); under torchrun
+use a table.
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ class MeasuredLatencies:
         self.values: dict[str, float] = {}
         self.machines: set[str] = set()
         self._pending: list[dict[str, Any]] = []
+        self._repaired = False
         self._load()
 
     def _load(self) -> None:
-        records = read_measurements(self.path, repair=not self.read_only)
+        records = read_measurements(self.path)  # repaired (a torn line cut) only before the first append
         mine = self.device.to_json()
         other = [r for r in records if r["device"] != mine]
         if other:
@@ -78,6 +81,9 @@ class MeasuredLatencies:
                                   "device": self.device.to_json(), "machine": machine_name()})
             self.machines.add(self._pending[-1]["machine"])
         if self._pending and not self.read_only and self.started():
+            if not self._repaired:
+                read_measurements(self.path, repair=True)
+                self._repaired = True
             for record in self._pending:
                 append_jsonl(self.path, record)
             self._pending.clear()

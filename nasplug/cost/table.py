@@ -13,7 +13,8 @@ at the arch's shared ``hidden`` width), the space declares those choices as its 
 context** (:class:`LatencyContext`); the table then measures each option at each position
 once per combination of context values, and looks an arch's entries up under its own context
 values. The context choices themselves have no entries. A space without the declaration
-(LV-BERT) has one set of entries.
+(LV-BERT) has one set of entries. The constant is one for all context values (fitted on
+calibration archs of mixed widths), although embeddings too grow with the width.
 
 A space offers what the table needs through :class:`LatencyParts`; the table file
 (``lut.json``) records the space it was measured for, the device settings, the machine's
@@ -161,6 +162,10 @@ class LatencyTable:
 
     def group(self, where: Mapping[str, Value]) -> Entries:
         """The entries measured under the context values ``where`` (extra keys are ignored)."""
+        missing = [name for name in self.context if name not in where]
+        if missing:
+            raise NasplugError(f"latency table: its entries depend on {', '.join(missing)}; give the arch's value "
+                               f"(the table's context: {', '.join(self.context)})")
         want = {name: where[name] for name in self.context}
         for values, entries in self.groups:
             if all(_same(values[k], v) for k, v in want.items()):

@@ -46,6 +46,12 @@ class RunContext:
     extras: dict[str, Any] = field(default_factory=dict)  # stage-to-stage objects in memory
     #: The recipe's space when the caller built it already (``nasplug compare``): not built twice.
     built_space: SearchSpace | None = field(default=None, repr=False)
+    #: ``latency.measure: direct``: this context may measure archs (``run_recipe`` on rank 0);
+    #: every other context (rank-corr, export, report) only reads what the run measured.
+    measures_latency: bool = False
+    #: Set by ``run_recipe`` once its checks passed and its stages run: measured latencies are
+    #: written to the run from then on (until then they wait in memory).
+    stages_running: bool = False
 
     @cached_property
     def machine(self) -> Machine:
@@ -62,7 +68,8 @@ class RunContext:
         if self.built_space is not None:
             return self.built_space
         space = build_space(self.recipe.space, self.task if self.recipe.task is not None else None)
-        return attach_run_latency(space, self.recipe, self.run_dir)  # latency_ms: the stage's table or measured
+        return attach_run_latency(space, self.recipe, self.run_dir, read_only=not self.measures_latency,
+                                  started=lambda: self.stages_running)  # latency_ms: the stage's table or measured
 
     @cached_property
     def task(self) -> Task:

@@ -97,7 +97,7 @@ class SupernetEvaluator(EvaluatorPlugin):
         import random
 
         analytic = ctx.space.metrics(ctx.space.sample(random.Random(0)))
-        if ctx.recipe.section("latency") is not None:  # measured by the latency stage before this one runs
+        if ctx.recipe.section("latency") is not None:  # the latency stage's table (written later) or measured
             analytic.setdefault("latency_ms", 0.0)
         for metric in missing:
             if metric not in analytic:

@@ -5,7 +5,8 @@ The retrained front models are :func:`~nasplug.pipeline.retrained.front_models` 
 is the one with the best retrained held-out value of the search's first objective that the
 retrained models measure (mean over ``retrain.seeds``), in that objective's direction (ties:
 the cheaper by the budget's metric); the
-budget reads the space's analytic metric (``params``, or the table-predicted ``latency_ms``).
+budget reads the space's analytic metric (``params``, or ``latency_ms``: table-predicted or,
+with ``latency.measure: direct``, as the run measured it).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ keeps every value in ``latency_measured.jsonl``, which a resumed run reads back.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -59,11 +60,13 @@ class LatencyConfig(BaseModel):
     table: str | None = None
 
 
-def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool = False) -> Any:
+def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool = True,
+                       started: Callable[[], bool] | None = None) -> Any:
     """``space`` with the run's latency attached (``recipe``: a Recipe or the stored mapping):
     its stored table (``space`` itself when the recipe has no ``latency:`` section or the stage
-    has not written the table yet), or with ``measure: direct`` its measurements
-    (``read_only``: none made here, for the report)."""
+    has not written the table yet), or with ``measure: direct`` its measurements: read-only
+    (an arch the run did not measure has no ``latency_ms``) unless ``read_only`` is False (the
+    run itself, on one process), whose values are written once ``started()`` says so."""
     section = recipe.get("latency") if isinstance(recipe, dict) else recipe.section("latency")
     if section is None:
         return space
@@ -73,8 +76,11 @@ def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool =
         from nasplug.cost.attach import with_measured_latency
         from nasplug.cost.direct import MeasuredLatencies
 
+        if not read_only and _world_size() > 1:
+            raise NasplugError("latency.measure: direct measures each arch in one process; under torchrun use "
+                               "measure: table (a table measured once, read by every rank)")
         measured = MeasuredLatencies(space, checked_device(cfg, space), layout.latency_measured,
-                                     started=layout.info.is_file, read_only=read_only)
+                                     started=started, read_only=read_only)
         return with_measured_latency(space, measured)
     if not layout.latency_table.is_file():
         return space
@@ -82,6 +88,15 @@ def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool =
     from nasplug.cost.table import load_table
 
     return with_latency(space, load_table(layout.latency_table))
+
+
+def _world_size() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
 
 
 def checked_device(cfg: LatencyConfig, space: Any) -> Any:
@@ -186,16 +201,19 @@ class LatencyStage(Stage):
 
 def _report_direct(view: RunView) -> list[str]:
     """The report's section on ``measure: direct``: how many archs were measured, where, how."""
+    if view.space is None:
+        return []
     from nasplug.cost.direct import read_measurements
 
-    records = read_measurements(view.layout.latency_measured)
+    device = checked_device(latency_config(view.recipe.get("latency")), view.space).to_json()
+    records = {r["key"]: r for r in read_measurements(view.layout.latency_measured) if r["device"] == device}
     if not records:
         return []
-    machines = sorted({r["machine"] for r in records})
-    d = records[-1]["device"]
-    values = [r["latency_ms"] for r in records]
+    machines = sorted({r["machine"] for r in records.values()})
+    values = [r["latency_ms"] for r in records.values()]
+    d = device
     return ["## Latency measured", "",
             f"`{LATENCY_METRIC}` was measured on the extracted model of each of the {len(records)} archs the run "
-            f"asked about ({min(values):.3f}-{max(values):.3f} ms), on {', '.join(machines)} ({d.get('name')}, "
-            f"{d.get('threads')} thread(s), batch {d.get('batch_size')}, sequence {d.get('seq_len')}, "
-            f"{d.get('clock')} clock, median of {d.get('repeats')} rounds): `latency_measured.jsonl`.", ""]
+            f"asked about ({min(values):.3f}-{max(values):.3f} ms), on {', '.join(machines)} ({d['name']}, "
+            f"{d['threads']} thread(s), batch {d['batch_size']}, sequence {d['seq_len']}, {d['clock']} clock, "
+            f"median of {d['repeats']} rounds): `latency_measured.jsonl`.", ""]

@@ -67,7 +67,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
 
     main = distributed.info().is_main  # under torchrun only rank 0 writes files
     run_dir = Path(run_dir)
-    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=resume, progress=progress)
+    ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=resume, progress=progress, measures_latency=main)
     recipe = ctx.recipe = with_objectives(ctx)  # stored and compared with every direction spelt out
     check_run_dir(run_dir, recipe, resume)
     wanted = _wanted(recipe, stages)
@@ -94,6 +94,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path, *, resume: bool = False, sta
     if main:
         log.info("%s", machine.describe(recipe))  # once per run, after its identity is written
     threads = machine.apply()
+    ctx.stages_running = True  # from here on measured latencies are written to the run
     try:
         for stage in wanted:
             _run_stage(ctx, stage, explicit=stages is not None, main=main, extend=stage.name in extended)

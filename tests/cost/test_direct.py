@@ -78,8 +78,12 @@ def test_a_torn_last_line_is_dropped_and_a_damaged_one_is_one_line(tmp_path: Pat
     MeasuredLatencies(space, DEVICE, path).get(space.parse("CAF"))
     good = path.read_bytes()
     path.write_bytes(good + b'{"key": "x", "arch"')  # a crash mid-write
-    assert MeasuredLatencies(space, DEVICE, path).get(space.parse("CAF")) == 10.0
-    assert path.read_bytes() == good, "the torn line is cut before the next append"
+    again = MeasuredLatencies(space, DEVICE, path)
+    assert again.get(space.parse("CAF")) == 10.0
+    assert path.read_bytes() == good + b'{"key": "x", "arch"', "reading repairs nothing"
+    assert again.get(space.parse("FFA")) == 11.0
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert lines[0] == good and json.loads(lines[1])["arch"] == "FFA", "the torn line is cut before the next append"
     record = json.loads(good)
     for field, value in (("latency_ms", -1), ("latency_ms", "fast"), ("device", 3), ("arch", None)):
         path.write_text(json.dumps({**record, field: value}) + "\n" + good.decode())
@@ -127,6 +131,48 @@ def test_a_search_on_measured_latency_replays_the_same_values_on_resume(tmp_path
 
     text = render_report(out)[0]
     assert "## Latency measured" in text and f"each of the {len(kept)} archs" in text
+
+
+def test_only_the_run_measures_other_commands_read(tmp_path: Path, fake_clock: list[int],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from nasplug.pipeline.context import RunContext
+
+    sets = ["search.metric=null", "search.objectives=[mlm_acc, latency_ms]", "search.budget=6",
+            "latency={measure: direct, seq_len: 16, warmup: 0, repeats: 1, calls: 1}"]
+    out = tmp_path / "run"
+    run_recipe(load_recipe(TINY, sets), out, stages=["latency", "supernet", "search"], progress=False)
+    log = out / "latency_measured.jsonl"
+    before, measured = log.read_bytes(), sum(fake_clock)
+    reader = RunContext(recipe=load_recipe(TINY, sets), run_dir=out, progress=False)  # rank-corr, export
+    kept = json.loads(before.splitlines()[0])
+    assert reader.space.metrics(reader.space.parse(kept["arch"]))["latency_ms"] == kept["latency_ms"]
+    unseen = next(a for a in ("AAA", "CCC", "FFF", "ACA", "CFC") if a.encode() not in before)
+    assert "latency_ms" not in reader.space.metrics(reader.space.parse(unseen))
+    log.write_bytes(before + b'{"key": "torn')
+    with pytest.raises(NasplugError, match="--resume"):  # refused: the run's files stay as they were
+        run_recipe(load_recipe(TINY, sets), out, stages=["latency", "supernet", "search"], progress=False)
+    assert log.read_bytes() == before + b'{"key": "torn' and sum(fake_clock) == measured
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(NasplugError, match=r"^latency\.measure: direct measures each arch in one process"):
+        _ = RunContext(recipe=load_recipe(TINY, sets), run_dir=out, measures_latency=True).space
+
+
+def test_compare_refuses_a_latency_objective_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nasplug.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    import yaml
+
+    raw = yaml.safe_load(TINY.read_text())
+    raw["search"] = {**{k: v for k, v in raw["search"].items() if k != "metric"},
+                     "objectives": ["mlm_acc", "latency_ms"]}
+    raw["latency"] = {"measure": "direct", "seq_len": 16}
+    recipe.write_text(yaml.safe_dump(raw))
+    assert main(["-q", "compare", str(recipe), "--strategies", "random", "--seeds", "1", "--budget", "4",
+                 "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nasplug: error: latency: nasplug compare measures no latency_ms"), err
+    assert not (tmp_path / "c").exists()
 
 
 @pytest.mark.parametrize("key", ["calibrate: 3", "table: lut.json", "seed: 1"])

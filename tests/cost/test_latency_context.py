@@ -113,6 +113,8 @@ def test_a_table_of_another_hidden_set_is_refused_in_one_line(table: LatencyTabl
     with pytest.raises(NasplugError, match=r"no entry for heads0=4"):
         with_latency(tiny_space(heads=[1, 2, 4]), table)
     assert "\n" not in str(missing.value)
+    with pytest.raises(NasplugError, match=r"^latency table: its entries depend on hidden; give the arch's value"):
+        table.entry("heads0", 1)  # looked up without the arch's width
     space = with_latency(tiny_space(), table)
     assert space.metrics(space.parse("d2 h32 a1.2 f64.32"))["latency_ms"] == table.predict(
         space.parse("d2 h32 a1.2 f64.32"), space)

@@ -177,6 +177,10 @@ def rng_text(seed: int, n: int) -> str:
 # ---------------------------------------------------------------------- commands on a copied run directory
 RESUME_TOY = ("-q", "run", "@TOY@", "--out", "@RUN@", "--resume")
 RESUME_TINY = ("-q", "run", "@TINY@", "--out", "@RUN@", "--resume")
+#: The tiny run searched against directly measured latency (the ``tiny_direct`` base run).
+DIRECT_SETS = ("search.metric=null", "search.objectives=[mlm_acc, latency_ms]", "search.budget=6",
+               "latency={measure: direct, seq_len: 8, warmup: 0, repeats: 1, calls: 1}")
+DIRECT_STAGES = ("--stages", "latency,supernet,search", *(a for s in DIRECT_SETS for a in ("--set", s)))
 SHOW = ("-q", "show", "@RUN@")
 RANK_CORR = ("-q", "rank-corr", "@RUN@", "--archs", "3", "--steps", "2")
 COMPARE_RESUME = ("-q", "compare", "@TOY@", *COMPARE_ARGS, "--out", "@RUN@", "--resume")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cases_base import SHOW, Case, edit_line, numbered, recipe_case, tiny, torn, toy
+from cases_base import DIRECT_STAGES, RESUME_TINY, SHOW, Case, edit_line, numbered, recipe_case, tiny, torn, toy
 
 GOOD_TABLE: dict[str, Any] = {
     "version": 1, "space": {"name": "lvbert", "size": None, "hidden": 32, "heads": 1, "ffn": 64, "embedding": 32,
@@ -48,7 +48,7 @@ def recipe_latency() -> list[Case]:
         (tiny(latency={"measure": "direct", "calibrate": 3}), r"latency\.calibrate: belongs to a latency table"),
         (tiny(latency={"measure": "direct", "table": "lut.json"}), r"latency\.table: belongs to a latency table"),
         (tiny(latency={"measure": "direct", "seq_len": 4096}), r"latency\.seq_len"),
-        (toy(latency={"measure": "direct"}), r"latency|space 'toy'"),
+        (toy(latency={"measure": "direct"}), r"space 'toy': has no latency parts"),
         (tiny(**{"retrain.pareto": 0}), r"retrain\.pareto"),
         (tiny(**{"retrain.pareto": "three"}), r"retrain\.pareto"),
         (tiny(**{"retrain.pareto": 2}), r"retrain\.pareto: needs a search with two or more"),
@@ -150,5 +150,7 @@ def measured_latencies() -> list[Case]:
               lambda data: b"not json\n" + data]
     cases = [Case(f"latency-measured-{i}", SHOW, r"latency_measured\.jsonl: line 1", base="tiny_direct",
                   damage=((log, transform),)) for i, transform in enumerate(damage)]
+    cases += [Case(f"latency-measured-resume-{i}", (*RESUME_TINY, *DIRECT_STAGES), r"latency_measured\.jsonl: line 1",
+                   base="tiny_direct", damage=((log, transform),)) for i, transform in enumerate(damage[:2])]
     cases.append(Case("latency-measured-torn", SHOW, base="tiny_direct", damage=((log, torn),), contract="read-only"))
     return cases

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from cases_base import DIRECT_STAGES
 from fuzzcases import COMPARE_ARGS, TINY_RECIPE, TOY
 from fuzzkit import run_inprocess, warm_imports
 
@@ -122,10 +123,7 @@ def tiny_direct(fuzz_root: Path, tiny_env: dict[str, str]) -> Path:
     """The tiny run searched for accuracy against directly measured latency (latency, supernet
     and search stages): it has a ``latency_measured.jsonl``."""
     out = fuzz_root / "bases" / "tiny-direct"
-    sets = ["search.metric=null", "search.objectives=[mlm_acc, latency_ms]", "search.budget=6",
-            "latency={measure: direct, seq_len: 8, warmup: 0, repeats: 1, calls: 1}"]
-    _make_run(["-q", "run", str(TINY_RECIPE), "--out", str(out), "--stages", "latency,supernet,search",
-               *(a for s in sets for a in ("--set", s))], tiny_env, fuzz_root)
+    _make_run(["-q", "run", str(TINY_RECIPE), "--out", str(out), *DIRECT_STAGES], tiny_env, fuzz_root)
     assert (out / "latency_measured.jsonl").is_file()
     return out
 
