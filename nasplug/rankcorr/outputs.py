@@ -75,7 +75,7 @@ def table(result: dict[str, Any]) -> str:
     num_seeds = result.get("num_seeds", 1)
     rows = [[r, sa_rank[p["index"]], p["index"], p["arch"], f"{p['supernet']:.6g}", f"{p['standalone']:.6g}",
              *([" / ".join(f"{v:.4g}" for v in p["standalone_seeds"])] if num_seeds > 1 else []),
-             p["supernet_metrics"].get("params")]
+             p.get("params", p["supernet_metrics"].get("params"))]
             for r, p in enumerate(sorted(pairs, key=lambda p: (-sign * p["supernet"], p["index"])), 1)]
     m = result["metric"]
     mean = f"standalone {m}" + (f" (mean of {num_seeds} seeds)" if num_seeds > 1 else "")

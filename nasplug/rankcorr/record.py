@@ -40,7 +40,9 @@ def result_record(plan: RankCorrPlan, scores: Scores) -> dict[str, Any]:
     judge = _Judge(plan, per_seed)
     x = [s[metric] for s in scores.supernet]
     rows = [{**row, **judge(row["values"], row["higher_is_better"])} for row in scores.rows]
+    space = plan.ctx.space
     pairs = [{"index": i, "arch": scores.texts[i], "arch_dict": scores.archs[i], "supernet": x[i],
+              "params": space.metrics(scores.archs[i]).get("params"),
               "standalone": judge.reference[i], "standalone_seeds": [seed[i] for seed in per_seed],
               "supernet_metrics": scores.supernet[i],
               "standalone_metrics": {k: sum(seed[i][k] for seed in scores.per_seed) / len(scores.per_seed)

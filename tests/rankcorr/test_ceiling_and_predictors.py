@@ -5,6 +5,7 @@ on the tiny run of conftest.py (each test in folders of its own)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,11 @@ def test_noise_ceiling_equals_a_direct_computation_from_the_stored_per_seed_figu
     assert ceiling["estimate"] == pytest.approx(np.mean(direct), abs=1e-12)
     assert [p["tau"] for p in ceiling["pairs"]] == pytest.approx(direct, abs=1e-12)
     assert ceiling["ci_low"] <= ceiling["estimate"] <= ceiling["ci_high"]
+    space = _ctx(run_dir).space
+    table = (out / "rank_corr.md").read_text()
     for i, pair in enumerate(result["pairs"]):  # the reference is the mean over the seeds
+        assert pair["params"] == space.metrics(pair["arch_dict"])["params"] > 0
+        assert re.search(rf"\|\s*{pair['arch']}\s*\|.*\|\s*{int(pair['params']):,}\s*\|$", table, re.M), "params shown"
         assert pair["standalone_seeds"] == pytest.approx([-s[i] for s in per_seed], abs=0)
         assert pair["standalone"] == pytest.approx(-np.mean([s[i] for s in per_seed]), rel=1e-12)
     supernet = [-p["supernet"] for p in result["pairs"]]
