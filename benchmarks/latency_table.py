@@ -36,13 +36,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--clocks", default="wall,thread")
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--statistic", default="median", help="median or min of the timed rounds")
     parser.add_argument("--out", default="runs/bench-latency")
     args = parser.parse_args()
     space = LVBertSpace(size="small")
     print(f"LV-BERT small dims: {space.dims}")
     for clock in args.clocks.split(","):
-        device = Device(threads=1, batch_size=1, seq_len=128, repeats=args.repeats, clock=clock)
-        print(f"\n== clock {clock}: {load()}", flush=True)
+        device = Device(threads=1, batch_size=1, seq_len=128, repeats=args.repeats, clock=clock,
+                        statistic=args.statistic)
+        print(f"\n== clock {clock}, {args.statistic} of {args.repeats} rounds: {load()}", flush=True)
         start = time.perf_counter()
         table = build_table(space, device, {"name": "lvbert", "size": "small"}, calibrate=5)
         table.save(Path(args.out) / clock / "lut.json")

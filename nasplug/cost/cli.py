@@ -21,6 +21,8 @@ def _device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per item first (default 3)")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds; the latency is their median (default 15)")
     p.add_argument("--calls", type=int, default=3, help="forward calls per timed round (default 3)")
+    p.add_argument("--statistic", default="median",
+                   help="median (default) or min of the timed rounds (min: steadier on a shared machine)")
     p.add_argument("--clock", default="wall",
                    help="wall (elapsed, default) or thread (the thread's CPU time, --threads 1: steadier on a "
                         "shared, loaded machine)")
@@ -78,7 +80,8 @@ def _device(args: argparse.Namespace) -> Any:
     from nasplug.cost.measure import Device
 
     return Device(name=args.device, threads=args.threads, batch_size=args.batch_size, seq_len=args.seq_len,
-                  warmup=args.warmup, repeats=args.repeats, calls=args.calls, clock=args.clock)
+                  warmup=args.warmup, repeats=args.repeats, calls=args.calls, clock=args.clock,
+                  statistic=args.statistic)
 
 
 def cmd_latency_check(args: argparse.Namespace) -> int:

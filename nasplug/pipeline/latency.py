@@ -8,6 +8,7 @@ A recipe's ``latency:`` section turns it on::
       seq_len: 64        # default: the space's seq_len
       repeats: 15
       clock: wall        # or thread (steadier on a shared, loaded machine)
+      statistic: median  # or min: the fastest round (steadier on a shared machine)
       calibrate: 5       # random archs measured whole to fit the constant
       table: null        # or a lut.json written by `nasplug latency-table` (measured for this space)
       measure: table     # or direct: no table; each arch's extracted model is measured when a
@@ -55,6 +56,7 @@ class LatencyConfig(BaseModel):
     repeats: Count = 15
     calls: Count = 3
     clock: Literal["wall", "thread"] = "wall"
+    statistic: Literal["median", "min"] = "median"
     calibrate: Annotated[int, Field(ge=1, le=1000)] = 5
     seed: int = 0
     table: str | None = None
@@ -155,7 +157,8 @@ class LatencyStage(Stage):
 
         seq_len = cfg.seq_len or parts_of(space).latency_lengths()[0]
         return Device(name=cfg.device, threads=cfg.threads, batch_size=cfg.batch_size, seq_len=seq_len,
-                      warmup=cfg.warmup, repeats=cfg.repeats, calls=cfg.calls, clock=cfg.clock)
+                      warmup=cfg.warmup, repeats=cfg.repeats, calls=cfg.calls, clock=cfg.clock,
+                      statistic=cfg.statistic)
 
     def run(self, ctx: Any) -> dict[str, Any]:
         from nasplug.cost.attach import with_latency
@@ -192,8 +195,8 @@ class LatencyStage(Stage):
         per = f" (entries measured per value of {', '.join(table.context)})" if table.context else ""
         lines = ["## Latency table", "",
                  f"`{LATENCY_METRIC}` is predicted from a table measured on {table.machine} ({d.name}, "
-                 f"{d.threads} thread(s), batch {d.batch_size}, sequence {d.seq_len}, {d.clock} clock, median of "
-                 f"{d.repeats} rounds): the sum of each chosen option's entry{per} plus a constant of "
+                 f"{d.threads} thread(s), batch {d.batch_size}, sequence {d.seq_len}, {d.clock} clock, "
+                 f"{d.statistic} of {d.repeats} rounds): the sum of each chosen option's entry{per} plus a constant of "
                  f"{table.constant_ms:.3f} ms fitted on {len(table.calibration)} archs measured whole. "
                  "Check it with `nasplug latency-check latency_table.json`.", ""]
         return lines, ""
@@ -216,4 +219,4 @@ def _report_direct(view: RunView) -> list[str]:
             f"`{LATENCY_METRIC}` was measured on the extracted model of each of the {len(records)} archs the run "
             f"asked about ({min(values):.3f}-{max(values):.3f} ms), on {', '.join(machines)} ({d['name']}, "
             f"{d['threads']} thread(s), batch {d['batch_size']}, sequence {d['seq_len']}, {d['clock']} clock, "
-            f"median of {d['repeats']} rounds): `latency_measured.jsonl`.", ""]
+            f"{d.get('statistic', 'median')} of {d['repeats']} rounds): `latency_measured.jsonl`.", ""]

@@ -66,6 +66,20 @@ def test_measure_many_is_the_median_over_rounds_of_each_call_s_mean(clock: str, 
     assert fake.runs == {0: 11, 1: 11, 2: 11}
 
 
+def test_the_min_statistic_is_the_fastest_round(monkeypatch) -> None:
+    fake = FakeClock()
+    monkeypatch.setattr(measure.time, "perf_counter", fake)
+    device = Device(warmup=1, repeats=5, calls=2, statistic="min")
+    got = measure_many([fake.call(0), fake.call(1)], device, seed=3)
+    for i, ms in enumerate(got):
+        samples = [(i + 1) * ((1 + (1 + 2 * r) % 3) + (1 + (2 + 2 * r) % 3)) / 2 for r in range(5)]
+        assert ms == pytest.approx(min(samples)) and min(samples) < statistics.median(samples)
+    assert "statistic" not in Device().to_json(), "the default leaves files as they were"
+    assert Device.from_json(Device(statistic="min").to_json(), "f").statistic == "min"
+    with pytest.raises(NasplugError, match=r"^--statistic: 'mean' is not allowed; allowed: median, min$"):
+        Device(statistic="mean")
+
+
 def test_device_settings_are_checked() -> None:
     with pytest.raises(NasplugError, match="--clock: thread measures one thread's CPU time"):
         Device(threads=2, clock="thread")

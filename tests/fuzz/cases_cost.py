@@ -43,6 +43,7 @@ def recipe_latency() -> list[Case]:
         (tiny(latency={"nope": 1}), r"latency\.nope"),
         (tiny(latency={"table": "@CASE@/missing.json"}), r"latency\.table"),
         (tiny(latency={"device": "gpu"}), r"latency\.device"),
+        (tiny(latency={"statistic": "mean"}), r"latency\.statistic"),
         (toy(latency={}), r"latency|space 'toy'"),
         (tiny(latency={"measure": "sometimes"}), r"latency\.measure"),
         (tiny(latency={"measure": "direct", "calibrate": 3}), r"latency\.calibrate: belongs to a latency table"),
@@ -65,7 +66,7 @@ def cli_latency() -> list[Case]:
     flags = [(("--threads", "0"), r"--threads"), (("--clock", "sundial"), r"--clock"),
              (("--clock", "thread", "--threads", "2"), r"--clock"), (("--seq-len", "100000"), r"--seq-len"),
              (("--batch", "-1"), r"--batch"), (("--calibrate", "0"), r"--calibrate"),
-             (("--device", "tpu"), r"--device")]
+             (("--device", "tpu"), r"--device"), (("--statistic", "mean"), r"--statistic")]
     cases = numbered("latency-table", flags, lambda cid, more, names: Case(cid, (*table, *more), names))
     cases.append(Case("latency-table-toy", ("-q", "latency-table", "@TOY@", "--out", "@CASE@/lut.json"),
                       r"space 'toy'"))
@@ -80,7 +81,9 @@ def cli_latency() -> list[Case]:
            (damaged(entries={"L0": [["conv"]]}), r"entries\.L0"), (damaged(constant_ms="fast"), r"constant_ms"),
            (damaged(constant_ms=float("inf")), r"constant_ms"), (damaged(device={"name": "cpu", "threads": 0}),
                                                                r"device"),
-           (damaged(device={"spin": 1}), r"device\.spin"), (damaged(space={"name": "nope"}), r"space|nope"),
+           (damaged(device={"spin": 1}), r"device\.spin"),
+           (damaged(device={**GOOD_TABLE["device"], "statistic": "mean"}), r"device.*statistic"),
+           (damaged(space={"name": "nope"}), r"space|nope"),
            (damaged(space=[]), r"space"), (damaged(entries={"Z9": [["conv", 1.0]]}), r"Z9|no entry|entry")]
     cases += numbered("latency-check", bad, lambda cid, content, names: Case(
         cid, ("-q", "latency-check", "@CASE@/lut.json", "--archs", "3", "--out", "@CASE@/o"), names,
