@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--clocks", default="wall,thread")
     parser.add_argument("--passes", type=int, default=2)
-    parser.add_argument("--statistic", default="median", help="median or min of the timed rounds")
+    parser.add_argument("--statistic", default="min", help="min or median of the timed rounds")
     parser.add_argument("--out", default="runs/bench-latency")
     args = parser.parse_args()
     space = LVBertSpace(size="small")

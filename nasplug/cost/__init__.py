@@ -10,7 +10,7 @@ Three sources of rising price (DESIGN.md, "Cost"):
   (a shared width), the space declares them as its latency context and the table holds
   entries per context value. Cheap, so a search can use it before any evaluation, as an
   objective or a constraint;
-* **direct measurement** of the extracted model (:mod:`nasplug.cost.measure`): median of N
+* **direct measurement** of the extracted model (:mod:`nasplug.cost.measure`): the fastest of N
   timed calls after a warm-up, on a named device (CPU threads, batch, sequence length),
   recorded with the machine's name.
 

@@ -1,7 +1,7 @@
 """``nasplug latency-check``: a table's predictions against direct measurement.
 
 Draws ``n`` distinct random archs of the table's space (not the calibration ones: another
-seed), measures each extracted model on the table's device (interleaved rounds, medians; see
+seed), measures each extracted model on the table's device (interleaved rounds, the fastest of each; see
 :func:`~nasplug.cost.measure.measure_many`) in two passes or more, and reports Kendall tau and
 the mean absolute percentage error of the predictions against the mean measurement, with a
 scatter plot, and the measurement's own repeatability (tau between the passes): random archs

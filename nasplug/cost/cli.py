@@ -19,10 +19,10 @@ def _device_options(p: argparse.ArgumentParser) -> None:
                    help="sequences per forward call (default 1; read as batch_size)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per item first (default 3)")
-    p.add_argument("--repeats", type=int, default=15, help="timed rounds; the latency is their median (default 15)")
+    p.add_argument("--repeats", type=int, default=15, help="timed rounds; the latency is their minimum (default 15)")
     p.add_argument("--calls", type=int, default=3, help="forward calls per timed round (default 3)")
-    p.add_argument("--statistic", default="median",
-                   help="median (default) or min of the timed rounds (min: steadier on a shared machine)")
+    p.add_argument("--statistic", default="min",
+                   help="min (default: the fastest round, steadier on a shared machine) or median of the timed rounds")
     p.add_argument("--clock", default="wall",
                    help="wall (elapsed, default) or thread (the thread's CPU time, --threads 1: steadier on a "
                         "shared, loaded machine)")

@@ -2,7 +2,7 @@
 
 With ``latency: {measure: direct}`` a run's space gives ``latency_ms`` by timing the extracted
 model of each arch it is asked about (:meth:`~nasplug.cost.table.LatencyParts.latency_model`,
-median of the device's rounds), instead of predicting it from a table: exact for the archs it
+the fastest of the device's rounds), instead of predicting it from a table: exact for the archs it
 sees, but it costs a measurement per arch (a few dozen forward calls) and is as noisy as the
 machine is.
 

@@ -8,7 +8,7 @@ A recipe's ``latency:`` section turns it on::
       seq_len: 64        # default: the space's seq_len
       repeats: 15
       clock: wall        # or thread (steadier on a shared, loaded machine)
-      statistic: median  # or min: the fastest round (steadier on a shared machine)
+      statistic: min     # the fastest round (steadier on a shared machine), or median
       calibrate: 5       # random archs measured whole to fit the constant
       table: null        # or a lut.json written by `nasplug latency-table` (measured for this space)
       measure: table     # or direct: no table; each arch's extracted model is measured when a
@@ -56,7 +56,7 @@ class LatencyConfig(BaseModel):
     repeats: Count = 15
     calls: Count = 3
     clock: Literal["wall", "thread"] = "wall"
-    statistic: Literal["median", "min"] = "median"
+    statistic: Literal["median", "min"] = "min"
     calibrate: Annotated[int, Field(ge=1, le=1000)] = 5
     seed: int = 0
     table: str | None = None
