@@ -102,10 +102,7 @@ class RankCorrStage(Stage):
                                   models=cfg.models, num_seeds=cfg.num_seeds, predictors=cfg.predictors,
                                   checkpoints=cfg.checkpoints, compare=cfg.compare, eval_cost=cfg.eval_cost,
                                   stratify=cfg.stratify, jobs=cfg.jobs)
-        return {"kendall_tau": result["kendall_tau"], "noise_ceiling": {k: result["noise_ceiling"][k] for k in
-                                                                         ("estimate", "ci_low", "ci_high")},
-                "of_ceiling": result["of_ceiling"],
-                "predictors": {r["label"]: r["kendall_tau"]["estimate"] for r in result["predictors"]}}
+        return stage_summary(result)
 
     def report(self, view: RunView) -> Section:
         from nasplug.layout import RankCorrLayout
@@ -120,3 +117,14 @@ class RankCorrStage(Stage):
         lines += [f"- {line}" for line in summary_lines(result)]
         table = predictors_table(result) if len(result.get("predictors") or []) > 1 else ""
         return [*lines, "", table, "", "Details: `rank_corr/rank_corr.md`.", ""], table
+
+
+def stage_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What ``stages/rank_corr.json`` keeps of a result: the headline figures, as strict JSON
+    (an undefined tau, e.g. of a predictor scoring every arch alike, is null, not NaN)."""
+    from nasplug.rankcorr.outputs import clean_json
+
+    return clean_json({"kendall_tau": result["kendall_tau"],
+                       "noise_ceiling": {k: result["noise_ceiling"][k] for k in ("estimate", "ci_low", "ci_high")},
+                       "of_ceiling": result["of_ceiling"],
+                       "predictors": {r["label"]: r["kendall_tau"]["estimate"] for r in result["predictors"]}})

@@ -5,6 +5,7 @@ on the tiny run of conftest.py (each test in folders of its own)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,11 @@ def test_the_rank_corr_stage_runs_from_the_recipe_section(tiny_run: tuple[Path, 
     assert [r["label"] for r in result["predictors"]] == ["supernet", "supernet@10", "params"]
     summary = RunLayout(run).read_stage("rank_corr")["summary"]
     assert summary["kendall_tau"]["estimate"] == result["kendall_tau"]["estimate"]
+    from nasplug.rankcorr.stage import stage_summary
+
+    tied = {**result, "predictors": [*result["predictors"], {"label": "short", "kendall_tau": {"estimate": math.nan}}]}
+    strict = json.dumps(stage_summary(tied), allow_nan=False)  # ValueError on a NaN
+    assert json.loads(strict)["predictors"]["short"] is None
     lines, table = get_stage("rank_corr").report(_view(run))
     assert any("Noise ceiling" in line for line in lines) and "| params " in table
 
