@@ -52,7 +52,6 @@ class MeasuredLatencies:
         self.space, self.device, self.path, self.read_only = space, device, Path(path), read_only
         self.started = started if started is not None else (lambda: True)
         self.values: dict[str, float] = {}
-        self.machines: set[str] = set()
         self._pending: list[dict[str, Any]] = []
         self._repaired = False
         self._load()
@@ -63,10 +62,7 @@ class MeasuredLatencies:
         other = [r for r in records if r["device"] != mine]
         if other:
             log.warning("%s: %d measurement(s) made with other device settings are ignored", self.path, len(other))
-        for record in records:
-            if record["device"] == mine:
-                self.values[record["key"]] = record["latency_ms"]
-                self.machines.add(record["machine"])
+        self.values = {r["key"]: r["latency_ms"] for r in records if r["device"] == mine}
 
     def get(self, arch: Arch) -> float | None:
         """The arch's measured latency in ms (measured now when nobody has; None when read-only)."""
@@ -79,7 +75,6 @@ class MeasuredLatencies:
             self.values[key] = measure_many([call], self.device)[0]
             self._pending.append({"key": key, "arch": self.space.format(arch), "latency_ms": self.values[key],
                                   "device": self.device.to_json(), "machine": machine_name()})
-            self.machines.add(self._pending[-1]["machine"])
         if self._pending and not self.read_only and self.started():
             if not self._repaired:
                 read_measurements(self.path, repair=True)
@@ -88,9 +83,6 @@ class MeasuredLatencies:
                 append_jsonl(self.path, record)
             self._pending.clear()
         return self.values[key]
-
-    def __len__(self) -> int:
-        return len(self.values)
 
 
 def read_measurements(path: Path, repair: bool = False) -> list[dict[str, Any]]:
