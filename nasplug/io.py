@@ -8,6 +8,7 @@ ready for the next append.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -127,6 +128,16 @@ def remove_leftovers(root: str | os.PathLike[str]) -> list[Path]:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """A matplotlib figure as a PNG (120 dpi, tight), written atomically; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 from nasplug.cost.measure import machine_name, measure_many
 from nasplug.cost.table import LatencyTable, distinct_archs, parts_of
 from nasplug.errors import NasplugError
-from nasplug.io import atomic_write, atomic_write_json
+from nasplug.io import atomic_write_json, save_png
 from nasplug.space import SearchSpace
 
 
@@ -102,7 +102,6 @@ def write_check(result: dict[str, Any], folder: str | os.PathLike[str]) -> dict[
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
-    import io
 
     import matplotlib
 
@@ -122,7 +121,4 @@ def _plot(result: dict[str, Any], path: Path) -> None:
                if result.get("repeatability_tau") is not None else "")
     ax.set_title(f"{d['name']}, {d['threads']} thread(s), batch {d['batch_size']}, seq {d['seq_len']}\n"
                  f"Kendall tau {result['kendall_tau']:.3f}, MAPE {result['mape_pct']:.1f}%{ceiling}", fontsize=9)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    save_png(fig, path)

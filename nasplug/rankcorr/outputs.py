@@ -113,7 +113,6 @@ def write_outputs(result: dict[str, Any], out_dir: Path) -> dict[str, str]:
 
 def scatter(result: dict[str, Any], path: Path) -> Path:
     """Supernet score (x) against standalone score (y), each point labelled by its index."""
-    import io
 
     import matplotlib
 
@@ -142,9 +141,6 @@ def scatter(result: dict[str, Any], path: Path) -> Path:
 
     ax.xaxis.set_major_locator(MaxNLocator(5))  # close scores: long tick labels must not overlap
     ax.tick_params(axis="x", labelrotation=30)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    from nasplug.io import atomic_write
+    from nasplug.io import save_png
 
-    return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    return save_png(fig, path)

@@ -70,14 +70,13 @@ def eval_cost_table(result: dict[str, Any]) -> str:
 
 def _plot(path: Path, series: list[tuple[str, list[float], list[dict[str, Any]]]], xlabel: str, title: str,
           ceiling: dict[str, Any] | None, log_x: bool = False) -> None:
-    import io
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nasplug.io import atomic_write
+    from nasplug.io import save_png
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (label, xs, rows) in enumerate(series):
@@ -101,10 +100,7 @@ def _plot(path: Path, series: list[tuple[str, list[float], list[dict[str, Any]]]
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    save_png(fig, path)
 
 
 def _num(value: float | None) -> float:

@@ -101,7 +101,8 @@ def _agreement(objectives: list[Objective], rows: list[Any]) -> list[str]:
 
 def _plot(path: Any, objectives: list[Objective], data: dict[str, Any], rows: list[Any], baselines: list[Any]) -> None:
     """Draw ``pareto_retrained.png`` (the report stage only: ``nasplug show`` writes nothing)."""
-    from nasplug.report.plots import _save, plt
+    from nasplug.io import save_png
+    from nasplug.report.plots import plt
 
     x, y = objectives[1], objectives[0]
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -124,4 +125,4 @@ def _plot(path: Any, objectives: list[Objective], data: dict[str, Any], rows: li
     ax.set_ylabel(f"{y.metric} ({y.direction})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    _save(fig, path)
+    save_png(fig, path)

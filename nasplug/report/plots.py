@@ -6,7 +6,6 @@ atomically. Plots are generic over archs (dicts of choices), so any space gets t
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from nasplug.arch import Arch  # noqa: E402
-from nasplug.io import atomic_write  # noqa: E402
+from nasplug.io import save_png  # noqa: E402
 from nasplug.search import SearchResult  # noqa: E402
 
 #: The palette: an option takes the colour of its place among the plot's options sorted by
@@ -26,11 +25,6 @@ from nasplug.search import SearchResult  # noqa: E402
 CYCLE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
 
-def _save(fig: Any, path: str | Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
 
 
 def _color(option: Any, options: Sequence[Any], colors: Mapping[str, str] | None = None) -> str:
@@ -48,7 +42,7 @@ def search_curve(result: SearchResult, path: str | Path, title: str = "search") 
     ax.set_title(title)
     ax.legend(loc="lower right" if result.direction == "maximize" else "upper right")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]], path: str | Path,
@@ -72,7 +66,7 @@ def choice_frequency(archs: Sequence[Arch], choices: Mapping[str, Sequence[Any]]
     ax.legend(
         ncol=len(options), loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(keys) > 12 else -0.1), frameon=False
     )
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def arch_strips(rows: Mapping[str, Arch], choices: Mapping[str, Sequence[Any]], path: str | Path,
@@ -98,7 +92,7 @@ def arch_strips(rows: Mapping[str, Arch], choices: Mapping[str, Sequence[Any]], 
     handles = [plt.Rectangle((0, 0), 1, 1, color=_color(o, options, colors)) for o in options]
     ax.legend(handles, [str(o) for o in options], ncol=len(options), loc="upper center",
               bbox_to_anchor=(0.5, -0.35 - 0.05 * len(rows)), frameon=False)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def training_curves(series: Mapping[str, Sequence[Mapping[str, Any]]], metric: str, path: str | Path,
@@ -114,7 +108,7 @@ def training_curves(series: Mapping[str, Sequence[Mapping[str, Any]]], metric: s
     ax.set_title(title or metric)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def pareto_front(points: Sequence[Sequence[float]], on_front: Sequence[bool], objectives: Sequence[Any],
@@ -141,7 +135,7 @@ def pareto_front(points: Sequence[Sequence[float]], on_front: Sequence[bool], ob
         ax.set_visible(False)
     axes.flat[0].legend(fontsize="small")
     fig.suptitle(f"{sum(on_front)} non-dominated of {len(points)} evaluated architectures")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def anytime(curve: Sequence[float], path: str | Path, ylabel: str, title: str) -> Path:
@@ -152,4 +146,4 @@ def anytime(curve: Sequence[float], path: str | Path, ylabel: str, title: str) -
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -11,14 +11,13 @@ with that in mind.
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 from nasplug.arch import Arch
-from nasplug.io import atomic_write, atomic_write_json, atomic_write_text
+from nasplug.io import atomic_write_json, atomic_write_text, save_png
 from nasplug.report.table import markdown_table
 from nasplug.study.plan import downstream_figures
 
@@ -135,10 +134,7 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
         _panel(ax, summary, names, key)
         if i:  # the rows are named once, on the left: later panels share the axis
             ax.tick_params(axis="y", labelleft=False)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    return save_png(fig, path)
 
 
 def _panel(ax: Any, summary: dict[str, Any], names: list[str], key: str) -> None:
