@@ -58,6 +58,12 @@ def _env_int(name: str, default: int) -> int:
         raise NasplugError(f"{name}: expected an integer in the environment, got {value!r}") from e
 
 
+def launched_world_size() -> int:
+    """How many processes the launcher started (``WORLD_SIZE``; 1 outside torchrun), known
+    before :func:`init` joins the group."""
+    return _env_int("WORLD_SIZE", 1)
+
+
 def init(backend: str | None = None, timeout_s: float = 1800.0) -> DistInfo:
     """Join the process group torchrun describes in the environment, once.
 
@@ -70,7 +76,7 @@ def init(backend: str | None = None, timeout_s: float = 1800.0) -> DistInfo:
     """
     if dist.is_available() and dist.is_initialized():
         return info()
-    world = _env_int("WORLD_SIZE", 1)
+    world = launched_world_size()
     if world <= 1:
         return DistInfo()
     if not dist.is_available():

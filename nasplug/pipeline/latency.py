@@ -77,8 +77,9 @@ def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool =
     if cfg.measure == "direct":
         from nasplug.cost.attach import with_measured_latency
         from nasplug.cost.direct import MeasuredLatencies
+        from nasplug.distributed import launched_world_size
 
-        if not read_only and _world_size() > 1:
+        if not read_only and launched_world_size() > 1:
             raise NasplugError("latency.measure: direct measures each arch in one process; under torchrun use "
                                "measure: table (a table measured once, read by every rank)")
         measured = MeasuredLatencies(space, checked_device(cfg, space), layout.latency_measured,
@@ -90,15 +91,6 @@ def attach_run_latency(space: Any, recipe: Any, run_dir: Path, read_only: bool =
     from nasplug.cost.table import load_table
 
     return with_latency(space, load_table(layout.latency_table))
-
-
-def _world_size() -> int:
-    import os
-
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return 1
 
 
 def checked_device(cfg: LatencyConfig, space: Any) -> Any:
