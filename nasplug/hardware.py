@@ -5,10 +5,13 @@ evaluator) resolves once to ``bf16`` where the device multiplies bf16 matrices f
 fp32 ones, and to ``fp32`` elsewhere:
 
 * CUDA: a GPU with native bf16 (compute capability 8.0 or later: A100, H100, ...);
-* CPU: AMX (``amx_tile``, Sapphire Rapids and later). A CPU with ``avx512_bf16`` but no AMX
-  does *not* qualify: on such a Xeon (the 2-core development machine) bf16 matrix products
-  run at about half of fp32's speed and a bf16 train step is slower than an fp32 one
-  (``benchmarks/step.py`` prints both peaks and both steps side by side).
+* CPU with AMX (``amx_tile``, Sapphire Rapids and later): bf16;
+* CPU with ``avx512_bf16`` but no AMX: measured, once per process (:func:`cpu_bf16_speedup`,
+  about a tenth of a second): bf16 when its matrix products run at least
+  :data:`BF16_MIN_SPEEDUP` times as fast as fp32's. The flag alone does not tell: on the
+  Xeon development machines of earlier stops bf16 products ran at about half of fp32's speed,
+  on the AMD EPYC (Zen 4) ones at 2.3 times (``benchmarks/step.py`` prints both peaks);
+* any other CPU: fp32.
 
 ``threads`` (the recipe's top-level key, ``--threads``) is the number of CPU threads torch
 uses; by default 1 (or ``$OMP_NUM_THREADS`` when it is set): ``benchmarks/threads.py``
@@ -25,7 +28,9 @@ evaluator call when they are given ``auto`` directly.
 
 from __future__ import annotations
 
+import functools
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +42,10 @@ PRECISION_SETTINGS = ("auto", "fp32", "bf16")
 #: Threads when neither the recipe, ``--threads`` nor ``$OMP_NUM_THREADS`` says (benchmarks/threads.py).
 DEFAULT_THREADS = 1
 MAX_THREADS = 1024
+#: ``auto`` picks bf16 on a CPU without AMX when its bf16 products are at least this much faster.
+BF16_MIN_SPEEDUP = 1.25
+#: The matrix product the CPU probe times in both precisions: (m, k, n), about 1 GFLOP.
+BF16_PROBE_SHAPE = (1024, 512, 1024)
 
 
 @dataclass(frozen=True)
@@ -62,10 +71,39 @@ def fast_bf16(device: torch.device | str) -> Choice:
         if amx:
             return Choice(True, "the CPU has AMX (bf16 tile matrix units)")
         if _cpu_flag("_is_avx512_bf16_supported"):
-            return Choice(False, "the CPU has avx512_bf16 but no AMX: bf16 matrix products run at about half of "
-                                 "fp32's speed on such a CPU (benchmarks/step.py)")
+            speedup = cpu_bf16_speedup()
+            fast = speedup >= BF16_MIN_SPEEDUP
+            return Choice(fast, f"the CPU has avx512_bf16 but no AMX, and its bf16 matrix products ran "
+                                f"{speedup:.2f}x as fast as fp32's here ({'at least' if fast else 'under'} "
+                                f"{BF16_MIN_SPEEDUP}x)")
         return Choice(False, "the CPU has neither AMX nor avx512_bf16")
     return Choice(False, f"no bf16 speed rule for device type {device.type!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_speedup() -> float:
+    """bf16 / fp32 throughput of a :data:`BF16_PROBE_SHAPE` matrix product on one core of this
+    CPU: the best of five timings of each, after a warm-up (one thread, so that a busy second
+    core does not decide). Measured once per process."""
+    m, k, n = BF16_PROBE_SHAPE
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=gen), torch.randn(k, n, generator=gen)
+    best = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            x, y = a.to(dtype), b.to(dtype)
+            x @ y  # warm-up: kernel choice, packing buffers
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                x @ y
+                times.append(time.perf_counter() - start)
+            best[dtype] = min(times)
+    finally:
+        torch.set_num_threads(threads)
+    return best[torch.float32] / max(best[torch.bfloat16], 1e-9)
 
 
 def _cpu_flag(name: str) -> bool:

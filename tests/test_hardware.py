@@ -21,20 +21,54 @@ def test_explicit_settings_are_kept_whatever_the_hardware(monkeypatch: pytest.Mo
     assert hw.resolve_precision("bf16", "cpu").value == "bf16"
 
 
-def test_auto_is_bf16_with_amx_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_is_bf16_with_amx_or_measured_fast_avx512_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    def probe_must_not_run() -> float:
+        raise AssertionError("the flags decide without measuring")
+
+    monkeypatch.setattr(hw, "cpu_bf16_speedup", probe_must_not_run)
     cpu_with(monkeypatch, "_is_amx_tile_supported", "_is_avx512_bf16_supported")
     amx = hw.resolve_precision("auto", torch.device("cpu"))
     assert amx.value == "bf16" and "AMX" in amx.reason
-    cpu_with(monkeypatch, "_is_avx512_bf16_supported")
-    avx = hw.resolve_precision("auto", "cpu")
-    assert avx.value == "fp32" and "avx512_bf16 but no AMX" in avx.reason and avx.reason.startswith("auto: ")
     cpu_with(monkeypatch)
     assert hw.resolve_precision("auto", "cpu").value == "fp32"
+    cpu_with(monkeypatch, "_is_avx512_bf16_supported")
+    for speedup, expected in ((2.3, "bf16"), (1.25, "bf16"), (1.2, "fp32"), (0.5, "fp32")):
+        monkeypatch.setattr(hw, "cpu_bf16_speedup", lambda s=speedup: s)
+        avx = hw.resolve_precision("auto", "cpu")
+        assert avx.value == expected, speedup
+        assert avx.reason.startswith("auto: ") and "avx512_bf16 but no AMX" in avx.reason
+        assert f"{speedup:.2f}x as fast as fp32's" in avx.reason
 
 
-def test_this_machine_resolves_to_its_flags() -> None:
+def test_the_probe_times_both_precisions_on_one_thread_and_restores_the_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[torch.dtype, int]] = []
+    real_matmul = torch.Tensor.__matmul__
+
+    def spy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        seen.append((a.dtype, torch.get_num_threads()))
+        return real_matmul(a, b)
+
+    hw.cpu_bf16_speedup.cache_clear()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+        speedup = hw.cpu_bf16_speedup()
+    finally:
+        monkeypatch.undo()
+        torch.set_num_threads(before)
+        hw.cpu_bf16_speedup.cache_clear()
+    assert 0 < speedup < 100
+    assert [d for d, _ in seen] == [torch.float32] * 6 + [torch.bfloat16] * 6  # warm-up + 5 timings each
+    assert {t for _, t in seen} == {1}
+
+
+def test_this_machine_resolves_to_its_flags_and_probe() -> None:
     amx = bool(torch.cpu._is_amx_tile_supported())
-    assert hw.resolve_precision("auto", "cpu").value == ("bf16" if amx else "fp32")
+    avx = bool(torch.cpu._is_avx512_bf16_supported())
+    fast = amx or (avx and hw.cpu_bf16_speedup() >= hw.BF16_MIN_SPEEDUP)
+    assert hw.resolve_precision("auto", "cpu").value == ("bf16" if fast else "fp32")
 
 
 @pytest.mark.parametrize("bad", ["fp16", "BF16", "", None, True])

@@ -65,7 +65,7 @@ def section_precisions(recipe: Any) -> dict[str, str]:
     if recipe.evaluator is not None:
         kwargs = recipe.evaluator.kwargs()
         if "precision" in kwargs or recipe.evaluator.name == "supernet":
-            out["evaluator"] = str(kwargs.get("precision", "fp32"))  # the supernet evaluator's default
+            out["evaluator"] = str(kwargs.get("precision", "auto"))  # the supernet evaluator's default
     return out
 
 

@@ -140,7 +140,8 @@ def eval_cost_variants(plan: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
     base = dict(plan.evaluator_kwargs)
     plugin = build_callable(SupernetEvaluator, base, field="evaluator")
-    precision, recal = plugin.precision, plugin.num_recalibrate_batches
+    precision = plan.ctx.machine.precision_for(plugin.precision)  # what the run's ``auto`` means
+    recal = plugin.num_recalibrate_batches
 
     def describe(p: str, r: int) -> str:
         return f"{p}, " + (f"BatchNorm recalibrated on {r} batches" if r else "no recalibration")

@@ -12,6 +12,7 @@ supernet routed through an arch and a standalone model are called the same way.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -218,10 +219,20 @@ class Lane:
         return (self.mask,)
 
 
+def full_precision(hidden: torch.Tensor) -> contextlib.AbstractContextManager[object]:
+    """Autocast off on ``hidden``'s device: a held-out score's head runs in fp32 under a bf16
+    evaluation. Its output decides the metrics: vocabulary logits rounded to bf16's 8 bits
+    (0.03 apart at a logit of 8) tie and flip argmaxes, which reorders archs whose held-out
+    accuracies differ by a few tokens; the head is a few per cent of an evaluation's products."""
+    return torch.autocast(hidden.device.type, enabled=False)
+
+
 def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
-    """Adds ``mlm_correct``, ``mlm_count``, ``mlm_loss_sum`` of the masked positions."""
+    """Adds ``mlm_correct``, ``mlm_count``, ``mlm_loss_sum`` of the masked positions (the head
+    in fp32: :func:`full_precision`)."""
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
-        logits = mlm_logits(net, hidden, labels).float()  # [N_masked, V]
+        with full_precision(hidden):
+            logits = mlm_logits(net, hidden.float(), labels).float()  # [N_masked, V]
         target = labels[labels != IGNORE_INDEX]
         # max(-1).indices: the first maximal index, as argmax, at half its cost on CPU
         sums["mlm_correct"] = sums.get("mlm_correct", 0) + int((logits.max(-1).indices == target).sum())
@@ -234,9 +245,10 @@ def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, f
 def score_disc(
     net: Any, is_replaced: torch.Tensor, valid: torch.Tensor
 ) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
-    """Adds ``disc_correct``, ``disc_count`` over the real tokens."""
+    """Adds ``disc_correct``, ``disc_count`` over the real tokens (the head in fp32)."""
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
-        pred = (discriminator_logits(net, hidden).float() > 0).float()
+        with full_precision(hidden):
+            pred = (discriminator_logits(net, hidden.float()).float() > 0).float()
         sums["disc_correct"] = sums.get("disc_correct", 0.0) + float(((pred == is_replaced) & valid).sum())
         sums["disc_count"] = sums.get("disc_count", 0.0) + float(valid.sum())
 

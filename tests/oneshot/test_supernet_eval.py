@@ -56,6 +56,27 @@ def test_shared_prefix_equals_one_by_one_exactly(setup, precision):
         assert [r["mlm_loss"] for r in fp32] != [r["mlm_loss"] for r in shared]
 
 
+def test_bf16_scoring_runs_the_layers_in_bf16_and_the_head_in_fp32(setup):
+    space, supernet = setup
+    seen: dict[str, set] = {"layers": set(), "head": set()}
+
+    def spy(where):
+        def hook(module, args, output):
+            seen[where].add((args[0].dtype, output.dtype))
+        return hook
+
+    handles = [supernet.mlm_head.decoder.register_forward_hook(spy("head")),
+               *(m.register_forward_hook(spy("layers")) for name, m in supernet.named_modules()
+                 if isinstance(m, torch.nn.Linear) and not name.startswith("mlm_head"))]
+    try:
+        text_evaluator(supernet, batches(), space=space, precision="bf16").evaluate_batch(children(space, n=3))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert (torch.bfloat16, torch.bfloat16) in seen["layers"], "the layers' products run in bf16"
+    assert seen["head"] == {(torch.float32, torch.float32)}, "the logits that decide the metrics are fp32"
+
+
 def test_metrics_match_a_plain_forward(setup):
     space, supernet = setup
     arch = space.sample(random.Random(3))

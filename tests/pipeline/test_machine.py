@@ -23,8 +23,11 @@ RETRAIN = [f"arch='{ARCH}'", "retrain.baselines={}", "retrain.steps=4", "retrain
 TOY = REPO / "recipes" / "toy-evolution.yaml"
 
 
-def cpu_with(monkeypatch: pytest.MonkeyPatch, *flags: str) -> None:
+def cpu_with(monkeypatch: pytest.MonkeyPatch, *flags: str, bf16_speedup: float = 0.5) -> None:
+    """Pretend the CPU has exactly ``flags``, and (where it has avx512_bf16 without AMX) that
+    its bf16 products measured ``bf16_speedup`` times fp32's: slower by default."""
     monkeypatch.setattr(hw, "_cpu_flag", lambda name: name in flags)
+    monkeypatch.setattr(hw, "cpu_bf16_speedup", lambda: bf16_speedup)
 
 
 def machine(run: Path) -> dict:
@@ -52,7 +55,7 @@ def test_auto_is_recorded_and_kept_on_resume_on_another_machine(tmp_path: Path, 
     record = machine(out)
     assert record["precision"]["auto"] == "bf16" and "AMX" in record["precision"]["reason"]
     assert record["precision"]["retrain"] == "bf16" and record["threads"]["value"] == 1
-    assert record["precision"]["evaluator"] == "fp32", "the evaluator is fp32 unless the recipe says auto or bf16"
+    assert record["precision"]["evaluator"] == "bf16", "the evaluator's default is the run's auto"
     assert start_config(out / "retrain" / "found" / "seed-0")["precision"] == "bf16"
 
     cpu_with(monkeypatch, "_is_avx512_bf16_supported")  # resumed where auto would mean fp32
@@ -88,6 +91,7 @@ def test_an_explicit_precision_wins_and_an_old_run_reads_as_fp32(tmp_path: Path,
 
 def test_threads_are_set_for_the_run_recorded_and_restored(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(hw, "cpu_bf16_speedup", lambda: 1.0)  # the bf16 probe sets threads too, on one thread
     calls: list[int] = []
     real = torch.set_num_threads
     monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(n)))
@@ -114,12 +118,24 @@ def test_the_choice_is_logged_once(tmp_path: Path, monkeypatch, caplog) -> None:
     assert lines[0].startswith("precision: supernet fp32, retrain fp32, evaluator fp32 (auto means fp32: the CPU has "
                                "avx512_bf16 but no AMX")
     caplog.clear()
-    cpu_with(monkeypatch, "_is_amx_tile_supported")  # where auto is bf16, the evaluator stays fp32 unless told
+    cpu_with(monkeypatch, "_is_amx_tile_supported")  # where auto is bf16, the evaluator follows unless told
     with caplog.at_level("INFO", logger="nasplug"):
-        run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]", "evaluator.precision=auto"]),
-                   tmp_path / "amx", stages=["retrain"], progress=False)
+        run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]"]), tmp_path / "amx", stages=["retrain"],
+                   progress=False)
     assert "precision: supernet bf16, retrain bf16, evaluator bf16 (auto means bf16" in caplog.text
     assert machine(tmp_path / "amx")["precision"]["evaluator"] == "bf16"
+    caplog.clear()
+    with caplog.at_level("INFO", logger="nasplug"):
+        run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]", "evaluator.precision=fp32"]),
+                   tmp_path / "amx-fp32", stages=["retrain"], progress=False)
+    assert "precision: supernet bf16, retrain bf16, evaluator fp32 (auto means bf16" in caplog.text
+    cpu_with(monkeypatch, "_is_avx512_bf16_supported", bf16_speedup=2.3)  # measured fast without AMX
+    caplog.clear()
+    with caplog.at_level("INFO", logger="nasplug"):
+        run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]"]), tmp_path / "zen4", stages=["retrain"],
+                   progress=False)
+    assert "evaluator bf16 (auto means bf16: the CPU has avx512_bf16 but no AMX, and its bf16 matrix products " \
+           "ran 2.30x as fast as fp32's here (at least 1.25x))" in caplog.text
 
 
 def test_the_evaluator_resolves_auto_to_the_runs_choice(tmp_path: Path, monkeypatch) -> None:
@@ -134,4 +150,5 @@ def test_the_evaluator_resolves_auto_to_the_runs_choice(tmp_path: Path, monkeypa
     cpu_with(monkeypatch)  # later commands read the run's record, not this machine
     ctx = RunContext(recipe=recipe, run_dir=out, resume=True, progress=False)
     assert SupernetEvaluator(precision="auto", batches=1).build(ctx).precision == "bf16"
-    assert SupernetEvaluator(batches=1).build(ctx).precision == "fp32"
+    assert SupernetEvaluator(batches=1).build(ctx).precision == "bf16", "auto by default"
+    assert SupernetEvaluator(precision="fp32", batches=1).build(ctx).precision == "fp32"

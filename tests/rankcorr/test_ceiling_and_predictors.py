@@ -152,7 +152,10 @@ def test_the_eval_cost_curve_comes_from_one_evaluation_per_variant(tiny_run: tup
     result = rank_correlation(run_dir, archs=4, steps=3, eval_cost=True, resamples=50, progress=False, out=out,
                               metric="mlm_loss")
     variants = {v["tag"]: v for v in result["eval_cost"]}
-    assert set(variants) == {"as-run", "bf16"}, "LV-BERT has no BatchNorm: no recalibration variant"
+    as_run = _ctx(run_dir).machine.precision_for("auto")  # the evaluator's default: the run's auto
+    other = "bf16" if as_run == "fp32" else "fp32"
+    assert set(variants) == {"as-run", other}, "LV-BERT has no BatchNorm: no recalibration variant"
+    assert variants["as-run"]["description"].startswith(as_run) and variants[other]["description"].startswith(other)
     curve = variants["as-run"]["curve"]
     assert [p["batches"] for p in curve] == [1, 2]
     assert curve[-1]["values"] == [p["supernet"] for p in result["pairs"]], "all batches: the supernet's score"
@@ -160,10 +163,10 @@ def test_the_eval_cost_curve_comes_from_one_evaluation_per_variant(tiny_run: tup
     first = SupernetEvaluator(batches=1, batch_size=8).build(ctx).evaluate_batch(sample_archs(ctx.space, 4, 0))
     assert curve[0]["values"] == [m["mlm_loss"] for m in first], "the first batch alone, from the same evaluation"
     assert 0 < curve[0]["seconds_per_arch"] <= curve[1]["seconds_per_arch"]
-    bf16 = SupernetEvaluator(batches=2, batch_size=8, precision="bf16").build(ctx).evaluate_batch(
+    flipped = SupernetEvaluator(batches=2, batch_size=8, precision=other).build(ctx).evaluate_batch(
         sample_archs(ctx.space, 4, 0))
-    assert variants["bf16"]["curve"][-1]["values"] == [m["mlm_loss"] for m in bf16]
-    assert variants["bf16"]["curve"][-1]["values"] != curve[-1]["values"]
+    assert variants[other]["curve"][-1]["values"] == [m["mlm_loss"] for m in flipped]
+    assert variants[other]["curve"][-1]["values"] != curve[-1]["values"]
     assert (out / "eval_cost.png").is_file() and "bf16" in (out / "eval_cost.md").read_text()
 
 

@@ -136,7 +136,7 @@ def test_standalone_scoring_equals_the_supernet_evaluator_on_inherited_weights(t
 
     run_dir, _ = tiny_run
     ctx = RunContext(recipe=load_run_recipe(run_dir), run_dir=run_dir, progress=False)
-    plugin = SupernetEvaluator(batches=2, batch_size=8)
+    plugin = SupernetEvaluator(batches=2, batch_size=8, precision="fp32")  # as heldout_sums scores
     evaluator = plugin.build(ctx)
     assert evaluator.caches[0].keep == 10 and len(evaluator.batches) == 2
     assert plugin.build(ctx, memory_hint=3).caches[0].keep == 3, "keeps as many states as the strategy has parents"
