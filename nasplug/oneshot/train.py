@@ -122,7 +122,8 @@ class _Run:
                  sampler: Any, info: distributed.DistInfo, device: torch.device, snapshots: Sequence[int] = ()) -> None:
         validate_inputs(model, task, cfg, space, arch, info.world)
         self.auto = cfg.precision == "auto"  # resolved here, or to what a resumed checkpoint trained with
-        precision = resolve_precision(cfg.precision, device)
+        # rank 0's choice on every rank: a CPU's bf16 speed is measured, and ranks could measure apart
+        precision = distributed.broadcast_object(resolve_precision(cfg.precision, device))
         if self.auto:
             log.info("precision: %s (%s)", precision.value, precision.reason)
         cfg = cfg.model_copy(update={"precision": precision.value})

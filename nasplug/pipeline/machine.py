@@ -82,8 +82,10 @@ def resolve_machine(recipe: Any, run_dir: Path) -> Machine:
     directory keeps what it started with), else from this machine."""
     device = training_device(recipe)
     recorded = recorded_machine(run_dir)
-    if recorded is None:
-        fast = fast_bf16(device)
+    if recorded is None:  # every rank resolves here at the run's start; rank 0's measurement decides for all
+        from nasplug import distributed
+
+        fast = distributed.broadcast_object(fast_bf16(device))
         precision, threads = Choice("bf16" if fast.value else "fp32", fast.reason), default_threads()
     else:
         precision, threads = recorded

@@ -152,3 +152,44 @@ def test_the_evaluator_resolves_auto_to_the_runs_choice(tmp_path: Path, monkeypa
     assert SupernetEvaluator(precision="auto", batches=1).build(ctx).precision == "bf16"
     assert SupernetEvaluator(batches=1).build(ctx).precision == "bf16", "auto by default"
     assert SupernetEvaluator(precision="fp32", batches=1).build(ctx).precision == "fp32"
+
+
+RANKS_RUNNER = '''
+import json, os, sys
+import torch.distributed as dist
+import nasplug.hardware as hw
+from nasplug import distributed
+from nasplug.hardware import resolve_precision
+from nasplug.pipeline.machine import resolve_machine
+from nasplug.recipe import load_recipe
+
+distributed.init("gloo")
+rank = dist.get_rank()
+hw._cpu_flag = lambda name: name == "_is_avx512_bf16_supported"
+hw.cpu_bf16_speedup = lambda: 2.0 if rank == 0 else 0.5  # the two ranks measure apart
+machine = resolve_machine(load_recipe(sys.argv[1]), __import__("pathlib").Path(sys.argv[2]))
+out = {"machine": machine.precision.value, "reason": machine.precision.reason,
+       "own": resolve_precision("auto", "cpu").value}
+with open(os.path.join(sys.argv[2] + f"-rank{rank}.json"), "w") as f:
+    json.dump(out, f)
+distributed.destroy()
+'''
+
+
+@pytest.mark.slow
+def test_every_rank_takes_rank_0s_measured_choice(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    runner = tmp_path / "runner.py"
+    runner.write_text(RANKS_RUNNER)
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(runner), str(DIGITS), str(run_dir)], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    got = [json.loads((tmp_path / f"run-rank{r}.json").read_text()) for r in (0, 1)]
+    assert [g["own"] for g in got] == ["bf16", "fp32"], "the ranks' own measurements disagree"
+    assert [g["machine"] for g in got] == ["bf16", "bf16"] and got[0]["reason"] == got[1]["reason"]
