@@ -148,7 +148,11 @@ def main() -> None:
         tau = stats.kendalltau(fp32, bf16).statistic
         print(f"Kendall tau, bf16 vs fp32 {name} of the same {out['candidates']} candidates: {tau:.4f} "
               f"(target >= 0.95: {'ok' if tau >= 0.95 else 'MISSED'})")
-    print("target: the default evaluator >= 2.5x one-by-one fp32")
+    from nasplug.hardware import resolve_precision
+
+    default = resolve_precision("auto", "cpu")
+    print(f"target: the default evaluator (precision auto: shared {default.value} on this machine, {default.reason}) "
+          ">= 2.5x one-by-one fp32")
 
 
 if __name__ == "__main__":

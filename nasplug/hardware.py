@@ -7,10 +7,10 @@ fp32 ones, and to ``fp32`` elsewhere:
 * CUDA: a GPU with native bf16 (compute capability 8.0 or later: A100, H100, ...);
 * CPU with AMX (``amx_tile``, Sapphire Rapids and later): bf16;
 * CPU with ``avx512_bf16`` but no AMX: measured, once per process (:func:`cpu_bf16_speedup`,
-  about a tenth of a second): bf16 when its matrix products run at least
+  a few tenths of a second at most): bf16 when its matrix products run at least
   :data:`BF16_MIN_SPEEDUP` times as fast as fp32's. The flag alone does not tell: on the
   Xeon development machines of earlier stops bf16 products ran at about half of fp32's speed,
-  on the AMD EPYC (Zen 4) ones at 2.3 times (``benchmarks/step.py`` prints both peaks);
+  on the AMD EPYC (Zen 4) ones at 2.2-2.5 times (``benchmarks/step.py`` prints both peaks);
 * any other CPU: fp32.
 
 ``threads`` (the recipe's top-level key, ``--threads``) is the number of CPU threads torch
@@ -29,6 +29,7 @@ evaluator call when they are given ``auto`` directly.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -73,8 +74,8 @@ def fast_bf16(device: torch.device | str) -> Choice:
         if _cpu_flag("_is_avx512_bf16_supported"):
             speedup = cpu_bf16_speedup()
             fast = speedup >= BF16_MIN_SPEEDUP
-            return Choice(fast, f"the CPU has avx512_bf16 but no AMX, and its bf16 matrix products ran "
-                                f"{speedup:.2f}x as fast as fp32's here ({'at least' if fast else 'under'} "
+            return Choice(fast, f"the CPU has avx512_bf16 but no AMX, and its bf16 matrix products measured "
+                                f"{speedup:.2f}x as fast as fp32's ({'at least' if fast else 'under'} "
                                 f"{BF16_MIN_SPEEDUP}x)")
         return Choice(False, "the CPU has neither AMX nor avx512_bf16")
     return Choice(False, f"no bf16 speed rule for device type {device.type!r}")
@@ -83,24 +84,24 @@ def fast_bf16(device: torch.device | str) -> Choice:
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
     """bf16 / fp32 throughput of a :data:`BF16_PROBE_SHAPE` matrix product on one core of this
-    CPU: the best of five timings of each, after a warm-up (one thread, so that a busy second
-    core does not decide). Measured once per process."""
+    CPU: the best of five timings of each, taken in turns (fp32, bf16, fp32, ...) after a
+    warm-up, so that a burst of other work slows both alike, on one thread, so that a busy
+    second core does not decide. Measured once per process."""
     m, k, n = BF16_PROBE_SHAPE
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(m, k, generator=gen), torch.randn(k, n, generator=gen)
-    best = {}
+    pairs = {dtype: (a.to(dtype), b.to(dtype)) for dtype in (torch.float32, torch.bfloat16)}
+    best = dict.fromkeys(pairs, math.inf)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for dtype in (torch.float32, torch.bfloat16):
-            x, y = a.to(dtype), b.to(dtype)
+        for x, y in pairs.values():
             x @ y  # warm-up: kernel choice, packing buffers
-            times = []
-            for _ in range(5):
+        for _ in range(5):
+            for dtype, (x, y) in pairs.items():
                 start = time.perf_counter()
                 x @ y
-                times.append(time.perf_counter() - start)
-            best[dtype] = min(times)
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
     return best[torch.float32] / max(best[torch.bfloat16], 1e-9)

@@ -55,12 +55,13 @@ def test_the_probe_times_both_precisions_on_one_thread_and_restores_the_count(
     try:
         monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
         speedup = hw.cpu_bf16_speedup()
+        assert torch.get_num_threads() == 2, "the caller's thread count is restored"
     finally:
         monkeypatch.undo()
         torch.set_num_threads(before)
         hw.cpu_bf16_speedup.cache_clear()
     assert 0 < speedup < 100
-    assert [d for d, _ in seen] == [torch.float32] * 6 + [torch.bfloat16] * 6  # warm-up + 5 timings each
+    assert [d for d, _ in seen] == [torch.float32, torch.bfloat16] * 6  # warm-up, then 5 timings each in turns
     assert {t for _, t in seen} == {1}
 
 

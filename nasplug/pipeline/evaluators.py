@@ -65,7 +65,7 @@ class SupernetEvaluator(EvaluatorPlugin):
     ``precision``: ``auto`` (the default): what the run's training sections resolve ``auto``
     to (:mod:`nasplug.pipeline.machine`: bf16 where the device multiplies bf16 faster), or
     ``fp32``, or ``bf16`` (autocast; the head that turns the last hidden states into the
-    metrics runs in fp32 either way, :func:`nasplug.text.objectives.full_precision`).
+    metrics runs in fp32 either way, :func:`nasplug.text.objectives.head_in_fp32`).
     ``benchmarks/eval_throughput.py --run`` on the demo's trained supernet measured a Kendall
     tau of 0.981 between the bf16 and fp32 rankings by held-out MLM accuracy of the same 1,000
     candidates (0.999 by MLM loss; 0.909 / 0.996 while the head ran in bf16), above the 0.95
@@ -134,7 +134,7 @@ class SupernetEvaluator(EvaluatorPlugin):
                                                           derive_seed(self.seed, "recalibrate"), device)
                          if self.num_recalibrate_batches else None)
         machine = getattr(ctx, "machine", None)  # a RunContext: the run's auto; anything else resolves it itself
-        precision = machine.precision_for(self.precision) if machine is not None else self.precision
+        precision = machine.evaluator_precision(self.precision) if machine is not None else self.precision
         return InheritedWeights(supernet, task, held, space=ctx.space, aux=aux, precision=precision,
                                 prefix_sharing=self.prefix_sharing, keep=keep, cache_mb=self.cache_mb,
                                 recalibration=recalibration, **rank)

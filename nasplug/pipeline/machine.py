@@ -32,20 +32,33 @@ class Machine:
     threads: Choice
     device: str
     recorded: bool = False  # read from run.json (the run started earlier), not from this machine
+    evaluator: str | None = None  # the precision the run's evaluator recorded (None: none recorded)
 
     def precision_for(self, setting: str) -> str:
         """The precision a section uses: its own setting, or the run's choice for ``auto``."""
         return str(self.precision.value) if setting == "auto" else setting
 
+    def evaluator_precision(self, setting: str) -> str:
+        """The supernet evaluator's precision: for ``auto`` (its default), what the run's
+        evaluator recorded when it has a record, so a run scores its candidates in one
+        precision from start to end (runs recorded while the default was fp32 stay fp32);
+        else :meth:`precision_for`."""
+        return self.evaluator if setting == "auto" and self.evaluator is not None else self.precision_for(setting)
+
+    def used(self, recipe: Any) -> dict[str, str]:
+        """The precision each section of ``recipe`` uses in this run."""
+        return {name: self.evaluator_precision(setting) if name == "evaluator" else self.precision_for(setting)
+                for name, setting in section_precisions(recipe).items()}
+
     def record(self, recipe: Any) -> dict[str, Any]:
         """What ``run.json`` stores under ``machine``."""
-        used = {name: self.precision_for(setting) for name, setting in section_precisions(recipe).items()}
+        used = self.used(recipe)
         return {"device": self.device, "precision": {"auto": self.precision.value, "reason": self.precision.reason,
                                                      **used},
                 "threads": {"value": self.threads.value, "reason": self.threads.reason}}
 
     def describe(self, recipe: Any) -> str:
-        used = {name: self.precision_for(s) for name, s in section_precisions(recipe).items()}
+        used = self.used(recipe)
         kept = ", kept from the run's start" if self.recorded else ""
         where = ", ".join(f"{k} {v}" for k, v in used.items())
         precision = f"precision: {where} (auto means {self.precision.value}{kept}: {self.precision.reason}); "
@@ -82,21 +95,28 @@ def resolve_machine(recipe: Any, run_dir: Path) -> Machine:
     directory keeps what it started with), else from this machine."""
     device = training_device(recipe)
     recorded = recorded_machine(run_dir)
-    if recorded is None:  # every rank resolves here at the run's start; rank 0's measurement decides for all
+    evaluator = None
+    if recorded is None:
+        # A new run: every rank gets here before rank 0 writes run.json (run_recipe's barrier),
+        # so all take this branch; rank 0 alone measures (a CPU's bf16 speed is timed, and
+        # ranks timing at once would slow each other) and its choice is every rank's.
         from nasplug import distributed
 
-        fast = distributed.broadcast_object(fast_bf16(device))
+        fast = distributed.broadcast_object(fast_bf16(device) if distributed.is_main() else None)
+        assert fast is not None
         precision, threads = Choice("bf16" if fast.value else "fp32", fast.reason), default_threads()
     else:
-        precision, threads = recorded
+        precision, threads, evaluator = recorded
     if recipe.threads is not None:
         threads = Choice(recipe.threads, "set in the recipe or with --threads")
-    return Machine(precision=precision, threads=threads, device=str(device), recorded=recorded is not None)
+    return Machine(precision=precision, threads=threads, device=str(device), recorded=recorded is not None,
+                   evaluator=evaluator)
 
 
-def recorded_machine(run_dir: Path) -> tuple[Choice, Choice] | None:
-    """``(precision, threads)`` recorded by the run in ``run_dir``; None when it has no run.json.
-    A run.json without the record (written before it existed) means fp32 and the default threads."""
+def recorded_machine(run_dir: Path) -> tuple[Choice, Choice, str | None] | None:
+    """``(precision, threads, evaluator precision or None)`` recorded by the run in ``run_dir``;
+    None when it has no run.json. A run.json without the record (written before it existed)
+    means fp32 (the evaluator's too) and the default threads."""
     from nasplug.layout import RunLayout
     from nasplug.runfiles import read_json
 
@@ -106,14 +126,19 @@ def recorded_machine(run_dir: Path) -> tuple[Choice, Choice] | None:
         return None
     record = info.get("machine")
     if record is None:
-        return Choice("fp32", "the run started before precision auto existed (fp32 was the default)"), default_threads()
+        return (Choice("fp32", "the run started before precision auto existed (fp32 was the default)"),
+                default_threads(), "fp32")
     try:
         value, reason = record["precision"]["auto"], record["precision"]["reason"]
+        evaluator = record["precision"].get("evaluator")
         threads = check_threads(record["threads"]["value"], f"{path}: machine.threads.value")
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         raise NasplugError(f"{path}: machine: expected precision.auto, precision.reason and threads.value; restore "
                            "run.json from a backup, or start a new run directory") from None
     if value not in ("fp32", "bf16") or not isinstance(reason, str):
         raise NasplugError(f"{path}: machine.precision.auto: {value!r} is not allowed; allowed: fp32, bf16")
+    if evaluator not in (None, "fp32", "bf16"):
+        raise NasplugError(f"{path}: machine.precision.evaluator: {evaluator!r} is not allowed; allowed: fp32, bf16")
     threads_reason = record["threads"].get("reason") if isinstance(record["threads"], dict) else None
-    return Choice(value, reason), Choice(threads, threads_reason if isinstance(threads_reason, str) else "recorded")
+    return (Choice(value, reason), Choice(threads, threads_reason if isinstance(threads_reason, str) else "recorded"),
+            evaluator)

@@ -70,7 +70,9 @@ class StandaloneModels:
     def config(self, steps: int, seed: int) -> Any:
         """The training settings of an S-step run with seed ``seed`` (see the module docstring)."""
         cfg = standalone_train_config(self.ctx.recipe, steps, self.overrides)
-        return cfg.model_copy(update={"seed": cfg.seed + seed})
+        # "auto" as the run recorded it: every model in the same precision, whichever process
+        # trains it (a worker measuring the CPU's bf16 speed under load could decide otherwise)
+        return cfg.model_copy(update={"seed": cfg.seed + seed, "precision": self.ctx.machine.precision_for(cfg.precision)})
 
     def trained(self, arch: Arch, steps: int, seed: int) -> bool:
         """Whether this model's training has finished (it may still need scoring)."""

@@ -39,6 +39,10 @@ class SupernetRun:
     setup_seconds: float  # mean seconds per arch before the first batch (BatchNorm recalibration)
 
 
+#: How held-out scores are computed; a cache of scores made otherwise is not read.
+SCORING_VERSION = 2
+
+
 def weights_digest(folder: Path) -> dict[str, str]:
     """SHA-256 of each ``*.safetensors`` file of a supernet's folder (the model, ELECTRA's generator)."""
     out = {}
@@ -55,7 +59,10 @@ def _settings(plan: Any, plugin: Any, folder: Path) -> dict[str, Any]:
     from nasplug.rankcorr.standalone import as_json
 
     recipe = plan.ctx.recipe
-    return as_json({"evaluator": plugin.settings(), "weights": weights_digest(folder),
+    # what "auto" meant, and how held-out scores are made (2: the scoring head in fp32 under bf16,
+    # stop 31): scores cached before either changed are computed again, never mixed with new ones
+    used = {"precision": plan.ctx.machine.evaluator_precision(plugin.precision), "scoring": SCORING_VERSION}
+    return as_json({"evaluator": plugin.settings(), "used": used, "weights": weights_digest(folder),
                     "space": recipe.space.model_dump(), "task": recipe.task.model_dump() if recipe.task else None})
 
 
@@ -140,7 +147,7 @@ def eval_cost_variants(plan: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
     base = dict(plan.evaluator_kwargs)
     plugin = build_callable(SupernetEvaluator, base, field="evaluator")
-    precision = plan.ctx.machine.precision_for(plugin.precision)  # what the run's ``auto`` means
+    precision = plan.ctx.machine.evaluator_precision(plugin.precision)  # what the run's evaluator used
     recal = plugin.num_recalibrate_batches
 
     def describe(p: str, r: int) -> str:

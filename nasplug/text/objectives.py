@@ -12,7 +12,6 @@ supernet routed through an arch and a standalone model are called the same way.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -219,25 +218,54 @@ class Lane:
         return (self.mask,)
 
 
-def full_precision(hidden: torch.Tensor) -> contextlib.AbstractContextManager[object]:
-    """Autocast off on ``hidden``'s device: a held-out score's head runs in fp32 under a bf16
-    evaluation. Its output decides the metrics: vocabulary logits rounded to bf16's 8 bits
-    (0.03 apart at a logit of 8) tie and flip argmaxes, which reorders archs whose held-out
-    accuracies differ by a few tokens; the head is a few per cent of an evaluation's products."""
-    return torch.autocast(hidden.device.type, enabled=False)
+def head_in_fp32(head: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Tensor) -> torch.Tensor:
+    """``head(hidden)`` as fp32 logits; under autocast (a bf16 evaluation of fp32 weights) with
+    autocast off and ``hidden`` widened, so the head's products run in fp32 too. Its output
+    decides the metrics: vocabulary logits rounded to bf16's 8 bits (0.03 apart at a logit of
+    8) tie and flip argmaxes, which reorders archs whose held-out accuracies differ by a few
+    tokens (``benchmarks/eval_throughput.py``: Kendall tau between bf16 and fp32 rankings by
+    MLM accuracy 0.909 with a bf16 head, 0.981 with this). Outside autocast the head runs as
+    it is (a model kept in bf16 throughout stays so)."""
+    device = hidden.device.type
+    if not torch.is_autocast_enabled(device):
+        return head(hidden).float()
+    with torch.autocast(device, enabled=False):
+        return head(hidden.float()).float()
+
+
+#: Masked positions whose logits are scored at once: (1 << 22) / V of them, about 16 MB of fp32
+#: logits, under glibc's 32 MiB mmap ceiling, so each block reuses heap memory instead of
+#: page-faulting a fresh mapping in (the whole [N, V] matrix was 37 MB at ELECTRA-small sizes).
+SCORE_CHUNK_ELEMENTS = 1 << 22
+FIRST_CHUNK_ROWS = 128  # before the vocabulary size is known
 
 
 def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
-    """Adds ``mlm_correct``, ``mlm_count``, ``mlm_loss_sum`` of the masked positions (the head
-    in fp32: :func:`full_precision`)."""
+    """Adds ``mlm_correct``, ``mlm_count``, ``mlm_loss_sum`` of the masked positions.
+
+    The head runs in fp32 (:func:`head_in_fp32`) on blocks of masked positions
+    (:data:`SCORE_CHUNK_ELEMENTS`); a block's cross-entropies are its log-sum-exps less the
+    targets' logits, both taken from the row maxima, whose positions are the argmaxes."""
+    masked = labels != IGNORE_INDEX
+    target = labels[masked]  # [N], row-major (b, t) order
+
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
-        with full_precision(hidden):
-            logits = mlm_logits(net, hidden.float(), labels).float()  # [N_masked, V]
-        target = labels[labels != IGNORE_INDEX]
-        # max(-1).indices: the first maximal index, as argmax, at half its cost on CPU
-        sums["mlm_correct"] = sums.get("mlm_correct", 0) + int((logits.max(-1).indices == target).sum())
+        rows = hidden[masked]  # [N, H], the same order
+        correct, loss_sum, start, step = 0, 0.0, 0, FIRST_CHUNK_ROWS
+        while start < len(rows):
+            block, goal = rows[start:start + step], target[start:start + step]
+            every = torch.zeros(1, len(block), dtype=torch.long, device=labels.device)  # no -100: all scored
+            logits = head_in_fp32(lambda h, e=every: mlm_logits(net, h, e), block[None])  # [n, V]
+            top = logits.max(-1)  # first maximal index, as argmax
+            correct += int((top.indices == goal).sum())
+            picked = logits.gather(1, goal[:, None]).squeeze(1) - top.values
+            log_sum = logits.sub_(top.values[:, None]).exp_().sum(-1).log_()
+            loss_sum += float((log_sum - picked).sum())
+            start += len(block)
+            step = max(1, SCORE_CHUNK_ELEMENTS // max(logits.shape[-1], 1))
+        sums["mlm_correct"] = sums.get("mlm_correct", 0) + correct
         sums["mlm_count"] = sums.get("mlm_count", 0) + int(target.numel())
-        sums["mlm_loss_sum"] = sums.get("mlm_loss_sum", 0.0) + float(F.cross_entropy(logits, target, reduction="sum"))
+        sums["mlm_loss_sum"] = sums.get("mlm_loss_sum", 0.0) + loss_sum
 
     return score
 
@@ -247,8 +275,7 @@ def score_disc(
 ) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
     """Adds ``disc_correct``, ``disc_count`` over the real tokens (the head in fp32)."""
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
-        with full_precision(hidden):
-            pred = (discriminator_logits(net, hidden.float()).float() > 0).float()
+        pred = (head_in_fp32(lambda h: discriminator_logits(net, h), hidden) > 0).float()
         sums["disc_correct"] = sums.get("disc_correct", 0.0) + float(((pred == is_replaced) & valid).sum())
         sums["disc_count"] = sums.get("disc_count", 0.0) + float(valid.sum())
 

@@ -39,6 +39,9 @@ def machine_record() -> list[Case]:
         {"machine": {"precision": {"auto": "bf16", "reason": "x"}, "threads": {"value": 0}}},
         {"machine": {"precision": {"auto": "bf16", "reason": "x"}, "threads": {"value": True}}},
         {"machine": {"precision": {"auto": "bf16", "reason": "x"}}},
+        {"machine": {"precision": {"auto": "bf16", "reason": "x", "evaluator": "fp16"}, "threads": {"value": 1}}},
+        {"machine": {"precision": {"auto": "bf16", "reason": "x", "evaluator": 3}, "threads": {"value": 1}}},
+        {"machine": {"precision": "bf16", "threads": {"value": 1}}},
     ]
     cases = [Case(f"machine-runjson-{i}", RESUME_TOY, r"run\.json", base="toy_run",
                   damage=(("run.json", json.dumps(record).encode()),)) for i, record in enumerate(records)]

@@ -128,6 +128,28 @@ def test_electra_metrics(setup):
     assert all(0.0 <= r["gen_mlm_acc"] <= 1.0 and 0.0 <= r["disc_acc"] <= 1.0 for r in shared)
 
 
+def test_bf16_electra_scoring_runs_both_heads_in_fp32(setup):
+    space, supernet = setup
+    generator, data, replacements = electra_inputs(supernet)
+    seen: dict[str, set] = {"gen": set(), "disc": set()}
+
+    def spy(where):
+        def hook(module, args, output):
+            seen[where].add((args[0].dtype, output.dtype))
+        return hook
+
+    handles = [generator.mlm_head.decoder.register_forward_hook(spy("gen")),
+               supernet.discriminator_head.register_forward_hook(spy("disc"))]
+    try:
+        bf16 = text_evaluator(supernet, data, generator=generator, replacements=replacements,
+                              precision="bf16").evaluate_batch(children(space, n=3))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen == {"gen": {(torch.float32, torch.float32)}, "disc": {(torch.float32, torch.float32)}}
+    assert all(0.0 <= r["disc_acc"] <= 1.0 for r in bf16)
+
+
 def test_bad_precision_is_one_line(setup):
     from nasplug.errors import NasplugError
 

@@ -135,7 +135,7 @@ def test_the_choice_is_logged_once(tmp_path: Path, monkeypatch, caplog) -> None:
         run_recipe(load_recipe(DIGITS, [*RETRAIN, "retrain.seeds=[0]"]), tmp_path / "zen4", stages=["retrain"],
                    progress=False)
     assert "evaluator bf16 (auto means bf16: the CPU has avx512_bf16 but no AMX, and its bf16 matrix products " \
-           "ran 2.30x as fast as fp32's here (at least 1.25x))" in caplog.text
+           "measured 2.30x as fast as fp32's (at least 1.25x))" in caplog.text
 
 
 def test_the_evaluator_resolves_auto_to_the_runs_choice(tmp_path: Path, monkeypatch) -> None:
@@ -152,6 +152,20 @@ def test_the_evaluator_resolves_auto_to_the_runs_choice(tmp_path: Path, monkeypa
     assert SupernetEvaluator(precision="auto", batches=1).build(ctx).precision == "bf16"
     assert SupernetEvaluator(batches=1).build(ctx).precision == "bf16", "auto by default"
     assert SupernetEvaluator(precision="fp32", batches=1).build(ctx).precision == "fp32"
+    assert machine(out)["precision"]["evaluator"] == "bf16"
+
+    # a run recorded while the evaluator's default was fp32 keeps scoring in fp32 on resume
+    info = json.loads((out / "run.json").read_text())
+    info["machine"]["precision"]["evaluator"] = "fp32"
+    (out / "run.json").write_text(json.dumps(info))
+    ctx = RunContext(recipe=recipe, run_dir=out, resume=True, progress=False)
+    assert SupernetEvaluator(batches=1).build(ctx).precision == "fp32"
+    assert ctx.machine.record(recipe)["precision"]["evaluator"] == "fp32", "the record is rewritten as it was"
+    assert "evaluator fp32 (auto means bf16, kept from the run's start" in ctx.machine.describe(recipe)
+    del info["machine"]["precision"]["evaluator"]  # none recorded: the run's auto
+    (out / "run.json").write_text(json.dumps(info))
+    ctx = RunContext(recipe=recipe, run_dir=out, resume=True, progress=False)
+    assert SupernetEvaluator(batches=1).build(ctx).precision == "bf16"
 
 
 RANKS_RUNNER = '''

@@ -98,6 +98,8 @@ def test_changing_batches_with_models_rescores_the_supernet_side(tiny_run: tuple
     one = rank_correlation(run_dir, num_batches=1, **args)
     scores = out / "scores" / "supernet.json"
     assert json.loads(scores.read_text())["settings"]["evaluator"]["batches"] == 1
+    used = {"precision": _ctx(run_dir).machine.evaluator_precision("auto"), "scoring": 2}
+    assert json.loads(scores.read_text())["settings"]["used"] == used, "what auto meant and how scores are made"
     # the same settings: read back, nothing evaluated
     real = InheritedWeights.evaluate_sums
     monkeypatch.setattr(InheritedWeights, "evaluate_sums", lambda *a: pytest.fail("scored again"))
@@ -311,3 +313,23 @@ def test_supernet_snapshots_are_checked_in_the_recipe() -> None:
     with pytest.raises(NasplugError, match=r"supernet\.snapshots: not available with a few-shot split"):
         validate_recipe({**base, "supernet": {"steps": 100, "snapshots": [50], "split": {"choice": "L0"}}})
     assert validate_recipe({**base, "supernet": {"steps": 100, "snapshots": [60, 20]}}).supernet.snapshots == [20, 60]
+
+
+@pytest.mark.parametrize("recorded", ["fp32", "bf16"])
+def test_standalone_models_train_in_the_runs_recorded_precision(tiny_run: tuple[Path, Path], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, recorded: str) -> None:
+    import shutil
+
+    import nasplug.hardware as hw
+    from nasplug.layout import RankCorrLayout
+    from nasplug.rankcorr.standalone import StandaloneModels
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run, ignore=shutil.ignore_patterns("rank_corr*", "supernet"))
+    info = json.loads((run / "run.json").read_text())
+    info["machine"]["precision"]["auto"] = recorded
+    (run / "run.json").write_text(json.dumps(info))
+    monkeypatch.setattr(hw, "_cpu_flag", lambda name: name == "_is_avx512_bf16_supported")
+    monkeypatch.setattr(hw, "cpu_bf16_speedup", lambda: 3.0 if recorded == "fp32" else 0.5)  # this process disagrees
+    models = StandaloneModels(_ctx(run), RankCorrLayout(tmp_path / "rc", tmp_path / "rc"), None, [], {})
+    assert models.config(3, 1).precision == recorded, "a worker process trains in the run's precision"
