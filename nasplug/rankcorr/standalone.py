@@ -72,7 +72,8 @@ class StandaloneModels:
         cfg = standalone_train_config(self.ctx.recipe, steps, self.overrides)
         # "auto" as the run recorded it: every model in the same precision, whichever process
         # trains it (a worker measuring the CPU's bf16 speed under load could decide otherwise)
-        return cfg.model_copy(update={"seed": cfg.seed + seed, "precision": self.ctx.machine.precision_for(cfg.precision)})
+        precision = self.ctx.machine.precision_for(cfg.precision)
+        return cfg.model_copy(update={"seed": cfg.seed + seed, "precision": precision})
 
     def trained(self, arch: Arch, steps: int, seed: int) -> bool:
         """Whether this model's training has finished (it may still need scoring)."""
