@@ -56,17 +56,18 @@ def test_shared_prefix_equals_one_by_one_exactly(setup, precision):
         assert [r["mlm_loss"] for r in fp32] != [r["mlm_loss"] for r in shared]
 
 
+def dtype_spy(seen: dict[str, set], where: str):
+    """A forward hook adding ``(input dtype, output dtype)`` of each call to ``seen[where]``."""
+    def hook(module, args, output):
+        seen[where].add((args[0].dtype, output.dtype))
+    return hook
+
+
 def test_bf16_scoring_runs_the_layers_in_bf16_and_the_head_in_fp32(setup):
     space, supernet = setup
     seen: dict[str, set] = {"layers": set(), "head": set()}
-
-    def spy(where):
-        def hook(module, args, output):
-            seen[where].add((args[0].dtype, output.dtype))
-        return hook
-
-    handles = [supernet.mlm_head.decoder.register_forward_hook(spy("head")),
-               *(m.register_forward_hook(spy("layers")) for name, m in supernet.named_modules()
+    handles = [supernet.mlm_head.decoder.register_forward_hook(dtype_spy(seen, "head")),
+               *(m.register_forward_hook(dtype_spy(seen, "layers")) for name, m in supernet.named_modules()
                  if isinstance(m, torch.nn.Linear) and not name.startswith("mlm_head"))]
     try:
         text_evaluator(supernet, batches(), space=space, precision="bf16").evaluate_batch(children(space, n=3))
@@ -132,14 +133,8 @@ def test_bf16_electra_scoring_runs_both_heads_in_fp32(setup):
     space, supernet = setup
     generator, data, replacements = electra_inputs(supernet)
     seen: dict[str, set] = {"gen": set(), "disc": set()}
-
-    def spy(where):
-        def hook(module, args, output):
-            seen[where].add((args[0].dtype, output.dtype))
-        return hook
-
-    handles = [generator.mlm_head.decoder.register_forward_hook(spy("gen")),
-               supernet.discriminator_head.register_forward_hook(spy("disc"))]
+    handles = [generator.mlm_head.decoder.register_forward_hook(dtype_spy(seen, "gen")),
+               supernet.discriminator_head.register_forward_hook(dtype_spy(seen, "disc"))]
     try:
         bf16 = text_evaluator(supernet, data, generator=generator, replacements=replacements,
                               precision="bf16").evaluate_batch(children(space, n=3))
