@@ -108,7 +108,8 @@ class LVBertDynamicConv(nn.Module):
     2. span feature: depthwise conv (K taps, "same" zero padding, no bias) over V, then a
        pointwise H -> H linear with bias (TF ``separable_conv1d``);
     3. kernel generation: ``kernel`` linear H -> N*K on the span feature, softmax over the K taps;
-    4. each head's channels of V are mixed over the window [t - K//2, t + K//2] with that kernel;
+    4. each head's channels of V are mixed over the window [t - K//2, t + K//2] with that kernel
+       (a loop over the K taps, or one band-matrix product where that is faster);
     5. ``output`` linear H -> H, dropout, residual, LayerNorm.
 
     Difference from the official code: padded positions of V are zeroed before steps 2 and 4,
@@ -140,18 +141,68 @@ class LVBertDynamicConv(nn.Module):
         if mask is not None and not self.sees_padding:
             value = value.masked_fill(~mask[:, :, None], 0.0)  # padding acts like the zero border
         # Span feature: depthwise cross-correlation over time ("same" zero padding), [B, T, H].
-        span = F.conv1d(value.transpose(1, 2), self.depthwise, padding=k // 2, groups=h).transpose(1, 2)
+        # (contiguous: a linear layer on the transposed view runs as a batched product with its
+        # weight copied per sequence, 2-4x the time of the copy)
+        span = F.conv1d(value.transpose(1, 2), self.depthwise, padding=k // 2, groups=h)
+        span = span.transpose(1, 2).contiguous()
         logits = self.kernel(self.pointwise(span)).view(b, t, n, k)  # [B, T, N, K]
-        weights = torch.softmax(logits, dim=-1)
-        # Lightweight-conv style: every channel of head n shares that position's kernel.
-        # out[b, t] = sum_j weights[b, t, :, j] * value[b, t + j - K//2]. The loop runs over the
-        # K taps (vectorised over all positions); it is ~5x faster on CPU than an unfold + einsum
-        # because it never materialises the [B, T, H, K] windows.
-        padded = F.pad(value, (0, 0, k // 2, k // 2)).view(b, t + k - 1, n, h // n)  # [B, T+K-1, N, D]
-        mixed = padded[:, 0:t] * weights[..., 0, None]
-        for j in range(1, k):
-            mixed = mixed + padded[:, j:j + t] * weights[..., j, None]  # [B, T, N, D]
-        return self.layer_norm(hidden + self.dropout(self.output(mixed.reshape(b, t, h))))
+        weights = tap_softmax(logits)  # fp32
+        if _mix_as_band(value, t):
+            mixed = _mix_band(value, weights.to(value.dtype), n, k)
+        else:
+            mixed = _mix_taps(value, weights, n, k)
+        return self.layer_norm(hidden + self.dropout(self.output(mixed)))
+
+
+#: Longest sequences whose dynamic convolution mixes as one band-matrix product
+#: (:func:`_mix_band`), in bf16 / fp16 and in fp32: ``benchmarks/conv_mixing.py`` (CPU, one
+#: thread, K = 9) measured the band 1.5-3.5x faster than the tap loop in bf16 up to T = 128
+#: and slower from 256 on; in fp32 2-4x faster at T = 64, slower or even at 128.
+BAND_MAX_LEN = {"reduced": 128, "fp32": 64}
+
+
+def _mix_as_band(value: torch.Tensor, t: int) -> bool:
+    """Whether the band product is the faster way to mix ``value``'s T = ``t`` positions in
+    eager mode. A traced or compiled graph keeps the tap loop: a compiler fuses it into one
+    kernel, and the band's reshapes of a symbolic length defeat export's shape checks."""
+    return not _tracing() and t <= BAND_MAX_LEN["fp32" if value.dtype == torch.float32 else "reduced"]
+
+
+def tap_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``softmax(logits, dim=-1)`` in fp32, written out (max, exp, sum, divide): on a last
+    dimension as short as the K = 9 taps torch's softmax kernel is 2.3-5x slower on CPU
+    (``benchmarks/conv_mixing.py``). The maximum is a constant to autograd, as in softmax's
+    own gradient."""
+    x = logits.float()
+    e = torch.exp(x - x.amax(-1, keepdim=True).detach())
+    return e / e.sum(-1, keepdim=True)
+
+
+def _mix_taps(value: torch.Tensor, weights: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """``out[b, t] = sum_j weights[b, t, :, j] * value[b, t + j - K//2]`` head by head, as a
+    loop over the K taps vectorised over all positions: [B, T, H]. It never materialises the
+    [B, T, H, K] windows (~5x faster on CPU than an unfold + einsum)."""
+    b, t, h = value.shape
+    padded = F.pad(value, (0, 0, k // 2, k // 2)).view(b, t + k - 1, n, h // n)  # [B, T+K-1, N, D]
+    mixed = padded[:, 0:t] * weights[..., 0, None]
+    for j in range(1, k):
+        mixed = mixed + padded[:, j:j + t] * weights[..., j, None]  # [B, T, N, D]
+    return mixed.reshape(b, t, h)
+
+
+def _mix_band(value: torch.Tensor, weights: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """The same mixing as :func:`_mix_taps`, as one batched product per head of the band matrix
+    ``M[t, t + j] = weights[t, j]`` [T, T+K-1] with the zero-bordered values [T+K-1, D]: more
+    multiply-adds (T+K-1 per output instead of K) but one product instead of 2K elementwise
+    passes, and in bf16 one rounding instead of K. The band's diagonals are written through a
+    strided view of a zero matrix (row stride T+K: each row starts one place further right)."""
+    b, t, h = value.shape
+    d, width = h // n, t + k - 1
+    rows = weights.permute(0, 2, 1, 3).reshape(b * n, t, k)  # [B*N, T, K]
+    band = value.new_zeros(b * n, t, width)
+    band.as_strided((b * n, t, k), (t * width, width + 1, 1)).copy_(rows)
+    padded = F.pad(value, (0, 0, k // 2, k // 2)).view(b, width, n, d).transpose(1, 2).reshape(b * n, width, d)
+    return torch.bmm(band, padded).view(b, n, t, d).transpose(1, 2).reshape(b, t, h)
 
 
 LAYER_CLASSES: dict[str, type[nn.Module]] = {

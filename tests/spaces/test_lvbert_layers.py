@@ -97,12 +97,50 @@ def reference_dynamic_conv(layer: LVBertDynamicConv, x: torch.Tensor) -> torch.T
     return layer.layer_norm(x + layer.output(out.reshape(b, t, h)))
 
 
-def test_dynamic_conv_matches_the_position_by_position_algorithm():
+@pytest.mark.parametrize("mixing", ["band", "taps"])
+def test_dynamic_conv_matches_the_position_by_position_algorithm(mixing, monkeypatch):
+    from nasplug.spaces.lvbert import layers
+
+    used = []
+    for name in ("_mix_band", "_mix_taps"):
+        real = getattr(layers, name)
+        monkeypatch.setattr(layers, name, lambda *a, real=real, name=name: used.append(name) or real(*a))
+    limit = 64 if mixing == "band" else 0
+    monkeypatch.setattr(layers, "BAND_MAX_LEN", {"reduced": limit, "fp32": limit})
     torch.manual_seed(0)
     layer = LVBertModel(tiny("C")).layers[0].eval()
     x = torch.randn(2, 11, 32)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), reference_dynamic_conv(layer, x), atol=1e-5, rtol=1e-5)
+    assert used == [f"_mix_{mixing}"]
+
+
+def test_the_conv_mixes_as_a_band_where_that_was_measured_faster(monkeypatch):
+    """bf16 up to T = 128 and fp32 up to 64 (benchmarks/conv_mixing.py); the tap loop beyond,
+    and in a traced graph."""
+    from nasplug.spaces.lvbert import layers
+
+    bf16, fp32 = torch.zeros(1, dtype=torch.bfloat16), torch.zeros(1)
+    assert layers._mix_as_band(bf16, 128) and not layers._mix_as_band(bf16, 129)
+    assert layers._mix_as_band(fp32, 64) and not layers._mix_as_band(fp32, 65)
+    monkeypatch.setattr(layers, "_tracing", lambda: True)
+    assert not layers._mix_as_band(bf16, 8)
+
+
+def test_band_and_tap_mixing_agree_and_the_band_rounds_once_in_bf16():
+    """The two mixings are the same sum: equal in fp32; in bf16 the band (one product, fp32
+    accumulation) is closer to the fp32 result than the loop, which rounds after every tap."""
+    from nasplug.spaces.lvbert.layers import _mix_band, _mix_taps
+
+    gen = torch.Generator().manual_seed(0)
+    value = torch.randn(3, 20, 32, generator=gen)
+    weights = torch.softmax(torch.randn(3, 20, 4, 9, generator=gen), -1)
+    exact = _mix_taps(value.double(), weights.double(), 4, 9)
+    torch.testing.assert_close(_mix_band(value, weights, 4, 9).double(), exact, atol=1e-6, rtol=1e-6)
+    low = (value.bfloat16(), weights.bfloat16())
+    band_error = (_mix_band(*low, 4, 9).double() - exact).abs().mean()
+    taps_error = (_mix_taps(*low, 4, 9).double() - exact).abs().mean()
+    assert band_error < 0.7 * taps_error
 
 
 def test_attention_matches_explicit_softmax_attention():
@@ -197,8 +235,8 @@ MATRIX_OPS = ("mm", "bmm", "addmm", "baddbmm", "convolution", "convolution_backw
 def test_bf16_train_step_multiplies_in_bf16_with_cheap_masks_and_an_fp32_loss():
     """Under bf16 autocast in training (dropout on), every matrix product of a conv + attention
     + FFN model, forward and backward, takes bf16 operands (SDPA's math path would run attention
-    in fp32), no mask is drawn element by element (``bernoulli_``), and the MLM loss's
-    log-softmax is fp32."""
+    in fp32), attention's softmax stays bf16, no mask is drawn element by element
+    (``bernoulli_``), and the MLM loss's log-softmax is fp32."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Ops(TorchDispatchMode):
@@ -226,3 +264,21 @@ def test_bf16_train_step_multiplies_in_bf16_with_cheap_masks_and_an_fp32_loss():
     names = [name for name, _ in ops.seen]
     assert "bernoulli_" not in names and "random_" in names
     assert [dtypes for name, dtypes in ops.seen if name == "_log_softmax"] == [(torch.float32,)]
+    # attention's softmax stays bf16 (the conv's 9-tap softmax is written out in fp32)
+    assert [dtypes for name, dtypes in ops.seen if name == "_softmax"] == [(torch.bfloat16,)]
+    assert not [dtypes for name, dtypes in ops.seen if name == "_softmax_backward_data" and dtypes[0] != torch.bfloat16]
+
+
+def test_tap_softmax_is_softmax_in_fp32_with_its_gradient():
+    from nasplug.spaces.lvbert.layers import tap_softmax
+
+    gen = torch.Generator().manual_seed(0)
+    logits = (5 * torch.randn(4, 7, 2, 9, generator=gen)).requires_grad_()
+    upstream = torch.randn(4, 7, 2, 9, generator=gen)
+    got = tap_softmax(logits)
+    grad, = torch.autograd.grad((got * upstream).sum(), logits)
+    want = torch.softmax(logits.double(), -1)
+    want_grad, = torch.autograd.grad((want * upstream.double()).sum(), logits)
+    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(grad, want_grad, atol=1e-6, rtol=1e-6)
+    assert tap_softmax(logits.detach().bfloat16()).dtype == torch.float32

@@ -97,3 +97,19 @@ def test_mlm_loss_split_over_micro_batches_sums_to_the_batch_loss() -> None:
     parts = [objectives.mlm_step(model, batch(slice(i, i + 2)), n) for i in range(0, 8, 2)]
     assert sum(p[0] for p in parts).item() == pytest.approx(whole.item(), rel=1e-5)
     assert sum(p[1]["mlm_correct"] for p in parts) == stats["mlm_correct"]
+
+
+@pytest.mark.parametrize("vocab", [7, 300])
+def test_argmax_hits_counts_the_rows_whose_first_maximum_is_the_goal(vocab: int) -> None:
+    """Against argmax on logits full of ties (few distinct values), NaN-free, where goals are
+    often a tied maximum that comes after another one (argmax says no) or before (yes)."""
+    gen = torch.Generator().manual_seed(vocab)
+    for trial in range(20):
+        logits = torch.randint(0, 3 if trial % 2 else 1000, (64, vocab), generator=gen).float()
+        goal = torch.where(torch.rand(64, generator=gen) < 0.5, logits.argmax(-1),
+                           torch.randint(0, vocab, (64,), generator=gen))
+        top, picked = logits.amax(-1), logits.gather(1, goal[:, None]).squeeze(1)
+        before = logits.clone()
+        got = objectives.argmax_hits(logits, goal, picked, top)
+        assert got == int((logits.argmax(-1) == goal).sum())
+        assert torch.equal(logits, before)
