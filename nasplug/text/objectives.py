@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasplug.errors import NasplugError
+from nasplug.text import bf16_vocab
 from nasplug.text.interface import missing_methods, text_model
 
 IGNORE_INDEX = -100
@@ -246,16 +247,26 @@ def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, f
     The head runs in fp32 (:func:`head_in_fp32`) on blocks of masked positions
     (:data:`SCORE_CHUNK_ELEMENTS`); a block's cross-entropies are its log-sum-exps less the
     targets' logits, both taken from the row maxima; a position is correct where its target is
-    the argmax (:func:`argmax_hits`)."""
+    the argmax (:func:`argmax_hits`). In a bf16 evaluation of a head ending in a plain decoder,
+    the decoder's product runs in bf16 and the argmax is still decided in fp32
+    (:mod:`nasplug.text.bf16_vocab`)."""
     masked = labels != IGNORE_INDEX
     target = labels[masked]  # [N], row-major (b, t) order
 
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
         rows = hidden[masked]  # [N, H], the same order
         correct, loss_sum, start, step = 0, 0.0, 0, FIRST_CHUNK_ROWS
+        decoder = bf16_vocab.decoder_of(net) if torch.is_autocast_enabled(hidden.device.type) else None
         while start < len(rows):
             block, goal = rows[start:start + step], target[start:start + step]
             every = torch.zeros(1, len(block), dtype=torch.long, device=labels.device)  # no -100: all scored
+            inputs = None if decoder is None else bf16_vocab.decoder_input(
+                lambda h, e=every: mlm_logits(net, h, e), decoder, block[None])
+            if decoder is not None and inputs is not None:  # a bf16 evaluation: bf16 vocabulary product
+                hits, losses = bf16_vocab.score_block(inputs, decoder, goal)
+                correct, loss_sum, start = correct + hits, loss_sum + losses, start + len(block)
+                step = max(1, SCORE_CHUNK_ELEMENTS // max(decoder.out_features, 1))
+                continue
             logits = head_in_fp32(lambda h, e=every: mlm_logits(net, h, e), block[None])  # [n, V]
             top = logits.amax(-1)
             picked = logits.gather(1, goal[:, None]).squeeze(1)

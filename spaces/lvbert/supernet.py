@@ -176,6 +176,11 @@ class LVBertSupernet(Supernet):
         return self.generator(seed=seed).to(self.embeddings.word_embeddings.weight.device)
 
     # ------------------------------------------------------------------ heads
+    def get_output_embeddings(self) -> nn.Linear | None:
+        """The MLM head's decoder (tied to the word embeddings), as transformers models name
+        it; None without an MLM head."""
+        return None if self.mlm_head is None else self.mlm_head.decoder
+
     def mlm_logits(self, hidden: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Vocabulary logits at the masked positions (``labels != -100``): [N_masked, V];
         every position ([B, T, V]) when ``labels`` is None."""

@@ -63,19 +63,32 @@ def dtype_spy(seen: dict[str, set], where: str):
     return hook
 
 
-def test_bf16_scoring_runs_the_layers_in_bf16_and_the_head_in_fp32(setup):
+def test_bf16_scoring_runs_the_vocabulary_product_in_bf16_and_decides_accuracy_in_fp32(setup, monkeypatch):
+    """The layers and the decoder's product run in bf16 (the head's layers before it in fp32);
+    the accuracy is what the fp32 head gives on the same hidden states, exactly, and the loss
+    within rounding."""
+    from nasplug.text import bf16_vocab
+
     space, supernet = setup
+    archs = children(space, n=8)
     seen: dict[str, set] = {"layers": set(), "head": set()}
     handles = [supernet.mlm_head.decoder.register_forward_hook(dtype_spy(seen, "head")),
                *(m.register_forward_hook(dtype_spy(seen, "layers")) for name, m in supernet.named_modules()
                  if isinstance(m, torch.nn.Linear) and not name.startswith("mlm_head"))]
     try:
-        text_evaluator(supernet, batches(), space=space, precision="bf16").evaluate_batch(children(space, n=3))
+        got = text_evaluator(supernet, batches(), space=space, precision="bf16").evaluate_batch(archs)
     finally:
         for handle in handles:
             handle.remove()
     assert (torch.bfloat16, torch.bfloat16) in seen["layers"], "the layers' products run in bf16"
-    assert seen["head"] == {(torch.float32, torch.float32)}, "the logits that decide the metrics are fp32"
+    # the decoder runs once on no rows (its fp32 input is read off) and once in bf16 on fp32 inputs
+    assert seen["head"] == {(torch.float32, torch.float32), (torch.float32, torch.bfloat16)}
+    monkeypatch.setattr(bf16_vocab, "decoder_of", lambda net: None)  # the whole head in fp32
+    fp32_head = text_evaluator(supernet, batches(), space=space, precision="bf16").evaluate_batch(archs)
+    assert [r["mlm_acc"] for r in got] == [r["mlm_acc"] for r in fp32_head]
+    for mine, theirs in zip(got, fp32_head, strict=True):
+        assert mine["mlm_loss"] == pytest.approx(theirs["mlm_loss"], rel=2e-3)
+    assert [r["mlm_loss"] for r in got] != [r["mlm_loss"] for r in fp32_head]  # the bf16 product did run
 
 
 def test_metrics_match_a_plain_forward(setup):
@@ -129,7 +142,7 @@ def test_electra_metrics(setup):
     assert all(0.0 <= r["gen_mlm_acc"] <= 1.0 and 0.0 <= r["disc_acc"] <= 1.0 for r in shared)
 
 
-def test_bf16_electra_scoring_runs_both_heads_in_fp32(setup):
+def test_bf16_electra_scoring_runs_the_discriminator_head_in_fp32(setup):
     space, supernet = setup
     generator, data, replacements = electra_inputs(supernet)
     seen: dict[str, set] = {"gen": set(), "disc": set()}
@@ -141,7 +154,9 @@ def test_bf16_electra_scoring_runs_both_heads_in_fp32(setup):
     finally:
         for handle in handles:
             handle.remove()
-    assert seen == {"gen": {(torch.float32, torch.float32)}, "disc": {(torch.float32, torch.float32)}}
+    # the generator's decoder: read off on no rows in fp32, its product in bf16 (nasplug.text.bf16_vocab)
+    assert seen == {"gen": {(torch.float32, torch.float32), (torch.float32, torch.bfloat16)},
+                    "disc": {(torch.float32, torch.float32)}}
     assert all(0.0 <= r["disc_acc"] <= 1.0 for r in bf16)
 
 
