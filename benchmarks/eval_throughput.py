@@ -15,7 +15,8 @@ are scored (an arch asked again is scored once, as the search's cache does), eac
 It prints candidates/s of each over the whole search, the speed-ups against one-by-one fp32
 (target: the evaluator's default >= 2.5x), and the Kendall tau between the bf16 and fp32
 rankings of all candidates (target >= 0.95: the evaluator's default is ``auto``, bf16 where the
-machine's bf16 is fast; its scoring head runs in fp32 in both).
+machine's bf16 is fast; its scoring head decides in fp32 in both: under bf16 the MLM
+decoder's product runs in bf16 and every argmax it could change is recomputed in fp32).
 
 Two setups. By default: an ELECTRA-small supernet (hidden 256, 24 slots, vocab 30522) with
 random weights on random pre-masked held-out batches, ranked by MLM loss (random weights

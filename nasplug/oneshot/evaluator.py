@@ -90,7 +90,8 @@ class InheritedWeights:
             matrix units (:mod:`nasplug.hardware`). ``benchmarks/eval_throughput.py`` prints the
             Kendall tau between the bf16 and fp32 rankings of the same candidates. fp32 here;
             the pipeline's :class:`nasplug.pipeline.evaluators.SupernetEvaluator` defaults to
-            ``auto``. The task's scoring head runs in fp32 under bf16 too.
+            ``auto``. The task's scoring head decides in fp32 under bf16 too
+            (:mod:`nasplug.text.bf16_vocab`).
         prefix_sharing: share hidden states of common prefixes within and across
             ``evaluate_batch`` calls, where the supernet and task allow (False: every arch alone).
         keep: keep the hidden states of this many best archs between calls (0: none).

@@ -40,7 +40,7 @@ class SupernetRun:
 
 
 #: How held-out scores are computed; a cache of scores made otherwise is not read.
-SCORING_VERSION = 2
+SCORING_VERSION = 3
 
 
 def weights_digest(folder: Path) -> dict[str, str]:
@@ -60,7 +60,9 @@ def _settings(plan: Any, plugin: Any, folder: Path) -> dict[str, Any]:
 
     recipe = plan.ctx.recipe
     # what "auto" meant, and how held-out scores are made (2: the scoring head in fp32 under bf16,
-    # stop 31): scores cached before either changed are computed again, never mixed with new ones
+    # stop 31; 3: the vocabulary product in bf16 with fp32 argmaxes, the convolution mixed as a
+    # band product, stop 32): scores cached before either changed are computed again, never
+    # mixed with new ones
     used = {"precision": plan.ctx.machine.evaluator_precision(plugin.precision), "scoring": SCORING_VERSION}
     return as_json({"evaluator": plugin.settings(), "used": used, "weights": weights_digest(folder),
                     "space": recipe.space.model_dump(), "task": recipe.task.model_dump() if recipe.task else None})

@@ -98,7 +98,7 @@ def test_changing_batches_with_models_rescores_the_supernet_side(tiny_run: tuple
     one = rank_correlation(run_dir, num_batches=1, **args)
     scores = out / "scores" / "supernet.json"
     assert json.loads(scores.read_text())["settings"]["evaluator"]["batches"] == 1
-    used = {"precision": _ctx(run_dir).machine.evaluator_precision("auto"), "scoring": 2}
+    used = {"precision": _ctx(run_dir).machine.evaluator_precision("auto"), "scoring": 3}
     assert json.loads(scores.read_text())["settings"]["used"] == used, "what auto meant and how scores are made"
     # the same settings: read back, nothing evaluated
     real = InheritedWeights.evaluate_sums
