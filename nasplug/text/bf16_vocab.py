@@ -6,9 +6,11 @@ output embeddings, E -> V), the head's layers before the decoder run in fp32 (a 
 ELECTRA-small sizes, in bf16 with fp32 accumulation, as the encoder's products are. What
 each position contributes to the metrics:
 
-* **accuracy**, exactly as fp32 logits would give it: a bf16 logit is within ``delta`` of the
-  fp32 one, with ``delta`` bounded from the operands' sizes (:func:`rounding_bound`: inputs,
-  bias and output each rounded once to bf16's 8 bits, taken twice over). A position whose
+* **accuracy**, as fp32 logits give it (recomputed as fp32 dot products, so logits tied to
+  fp32's last bits may break differently from an fp32 matrix product): a bf16 logit is
+  within ``delta`` of the fp32 one, ``delta`` bounded from the operands' sizes
+  (:func:`rounding_bound`: the inputs, the weights, the bias and the output each rounded once
+  to bf16, whose unit roundoff is 2**-8, the sum stretched ``SAFETY`` times). A position whose
   target's bf16 logit is more than ``2 delta`` below the row's bf16 maximum cannot be an
   argmax; for every other position the logits within ``2 delta`` of the maximum, the only ones
   that can be the fp32 argmax, are recomputed in fp32 and the first maximal index decides.
@@ -16,32 +18,37 @@ each position contributes to the metrics:
   against fp32 by MLM accuracy in ``benchmarks/eval_throughput.py``; see
   :func:`nasplug.text.objectives.head_in_fp32`).
 * **cross-entropy**: the target's logit in fp32, less a log-sum-exp over the bf16 logits
-  (its error is an average of the logits' own, a few 1e-3 per position and smaller over a
-  batch: tau against fp32 by MLM loss 0.996 even with every logit rounded).
+  (its error is a weighted average of the logits' own: tau against fp32 by MLM loss 0.996
+  even with every logit rounded).
 
 :func:`decoder_of` finds the decoder (``get_output_embeddings()``, the transformers
-convention); a head without one, or whose output is not the decoder's own, is scored with
-:func:`nasplug.text.objectives.head_in_fp32` instead.
+convention); a head without one, whose decoder is not called as ``decoder(x)`` on a 2-D
+input, or whose output is not the decoder's own, is scored with
+:func:`nasplug.text.objectives.head_in_fp32` instead. CUDA's reduced-precision bf16 reductions
+are switched off around the product, so its sums are fp32 as the bound assumes.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nasplug.text.interface import HFMaskedLM, text_model
 
-#: bf16 keeps 8 significant bits: rounding moves a value by at most 2**-9 of itself.
-BF16_UNIT = 2.0**-9
-#: How many times the one-rounding error bound ``delta`` stretches (fp32 accumulation and
-#: reduced-precision partial sums on some GPUs stay inside it).
+#: bf16's unit roundoff: 8 significant bits, so rounding to nearest moves a value by at most
+#: 2**-8 of itself.
+BF16_UNIT = 2.0**-8
+#: How many times the first-order rounding bound is stretched (its second-order terms and the
+#: fp32 accumulation's own rounding are far below one such margin).
 SAFETY = 2.0
-
-_ROW_NORMS: weakref.WeakKeyDictionary[nn.Module, tuple[int, int, float]] = weakref.WeakKeyDictionary()
+#: A row with more candidates than this is recomputed whole (one fp32 product) rather than
+#: pair by pair (an [n_pairs, E] gather).
+DENSE_ROW = 64
 
 
 def decoder_of(net: Any) -> nn.Linear | None:
@@ -57,13 +64,17 @@ def decoder_of(net: Any) -> nn.Linear | None:
 def decoder_input(head: Callable[[torch.Tensor], torch.Tensor], decoder: nn.Linear,
                   hidden: torch.Tensor) -> torch.Tensor | None:
     """The fp32 input [n, E] the decoder gets from ``head(hidden)``, the head's other layers
-    run in fp32 and the decoder on no rows at all; None when the head's output is not the
-    decoder's (something runs after it)."""
-    seen: dict[str, Any] = {}
+    run in fp32 and the decoder on no rows at all; None when the decoder is not called as
+    ``decoder(x)`` on a 2-D ``x`` once, or the head's output is not the decoder's (something
+    runs after it)."""
+    seen: dict[str, Any] = {"calls": 0}
 
-    def before(module: nn.Module, args: tuple[Any, ...]) -> tuple[torch.Tensor]:
+    def before(module: nn.Module, args: tuple[Any, ...]) -> tuple[torch.Tensor] | None:
+        seen["calls"] += 1
+        if len(args) != 1 or not isinstance(args[0], torch.Tensor) or args[0].dim() != 2:
+            return None  # left as it is: the caller scores this head in fp32
         seen["input"] = args[0]
-        return (args[0][..., :0, :],)
+        return (args[0][:0],)
 
     def after(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
         seen["output"] = output
@@ -75,33 +86,38 @@ def decoder_input(head: Callable[[torch.Tensor], torch.Tensor], decoder: nn.Line
     finally:
         for handle in handles:
             handle.remove()
-    if out is not seen.get("output") or seen["input"].dim() != 2:
+    if seen["calls"] != 1 or "input" not in seen or out is not seen.get("output"):
         return None
     return seen["input"].float()
 
 
-def rounding_bound(inputs: torch.Tensor, decoder: nn.Linear, top: torch.Tensor) -> torch.Tensor:
-    """Per row, ``SAFETY`` times the most a bf16 logit near the row maximum ``top`` can differ
-    from the fp32 one: the inputs and weights rounded (``|x_k w_k|`` summed, by Cauchy-Schwarz
-    at most ``|x| max_v |w_v|``), the bias rounded, the output rounded."""
-    bias = decoder.bias
-    products = torch.linalg.vector_norm(inputs, dim=-1) * _largest_row_norm(decoder)
-    largest_bias = 0.0 if bias is None else float(bias.detach().abs().max())
-    return SAFETY * BF16_UNIT * (2 * products + largest_bias + top.abs())
+def largest_row_norm(decoder: nn.Linear) -> float:
+    """``max_v |weight[v]|`` of the decoder (one pass over the weight: once per scored batch)."""
+    return float(torch.linalg.vector_norm(decoder.weight.detach().float(), dim=-1).max())
 
 
-def score_block(inputs: torch.Tensor, decoder: nn.Linear, goal: torch.Tensor) -> tuple[int, float]:
+def rounding_bound(inputs: torch.Tensor, decoder: nn.Linear, row_norm: float) -> torch.Tensor:
+    """Per row, ``SAFETY`` times the most a bf16 logit can differ from the fp32 one: inputs and
+    weights rounded (``sum_k |x_k w_k|``, by Cauchy-Schwarz at most ``|x| max_v |w_v|``,
+    ``row_norm``), the bias rounded, the output (at most that sum plus the bias) rounded."""
+    products = torch.linalg.vector_norm(inputs, dim=-1) * row_norm
+    largest_bias = 0.0 if decoder.bias is None else float(decoder.bias.detach().abs().max())
+    return SAFETY * BF16_UNIT * (3 * products + 2 * largest_bias)
+
+
+def score_block(inputs: torch.Tensor, decoder: nn.Linear, goal: torch.Tensor,
+                row_norm: float) -> tuple[int, float]:
     """``(correct, summed cross-entropy)`` of one block: decoder inputs [n, E] in fp32,
-    targets [n] (the module docstring says how)."""
+    targets [n], ``row_norm`` from :func:`largest_row_norm` (the module docstring says how)."""
     weight, bias = decoder.weight.detach(), None if decoder.bias is None else decoder.bias.detach()
-    with torch.autocast(inputs.device.type, dtype=torch.bfloat16):
-        logits = decoder(inputs)  # [n, V] bf16, fp32 accumulation
+    with _fp32_sums(inputs.device), torch.autocast(inputs.device.type, dtype=torch.bfloat16):
+        logits = F.linear(inputs, weight, bias)  # [n, V] bf16, fp32 accumulation
     top = logits.amax(-1).float()
-    threshold = top - 2 * rounding_bound(inputs, decoder, top)
-    goal_weight = weight[goal]  # [n, E]
-    picked = (inputs * goal_weight).sum(-1) + (0.0 if bias is None else bias[goal])  # fp32
+    threshold = top - 2 * rounding_bound(inputs, decoder, row_norm)
     near = (logits.gather(1, goal[:, None]).squeeze(1).float() >= threshold).nonzero().squeeze(1)
-    correct = _fp32_argmax_hits(logits[near], threshold[near], inputs[near], weight, bias, goal[near])
+    with torch.autocast(inputs.device.type, enabled=False):  # the recomputed logits in fp32
+        picked = (inputs * weight[goal]).sum(-1) + (0.0 if bias is None else bias[goal])
+        correct = _fp32_argmax_hits(logits[near], threshold[near], inputs[near], weight, bias, goal[near])
     log_sum = logits.sub_(top[:, None].bfloat16()).exp_().sum(-1, dtype=torch.float32).log_()
     loss_sum = float((log_sum + top - picked).sum())
     return correct, loss_sum
@@ -110,29 +126,43 @@ def score_block(inputs: torch.Tensor, decoder: nn.Linear, goal: torch.Tensor) ->
 def _fp32_argmax_hits(logits: torch.Tensor, threshold: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor | None, goal: torch.Tensor) -> int:
     """Rows whose fp32 argmax is ``goal``, from the columns whose bf16 logit clears the row's
-    ``threshold`` (the only ones that can be the fp32 maximum), recomputed in fp32."""
+    ``threshold`` (the only ones that can be the fp32 maximum), recomputed in fp32: pair by
+    pair, or whole rows where more than :data:`DENSE_ROW` columns clear it."""
     if goal.numel() == 0:
         return 0
     # compared in bf16 against the threshold rounded down (never above it: a wider window)
     lowered = (threshold - threshold.abs() * 2 * BF16_UNIT).bfloat16()
-    rows, cols = (logits >= lowered[:, None]).nonzero(as_tuple=True)
+    window = logits >= lowered[:, None]
+    dense = window.sum(-1) > DENSE_ROW
+    hits = 0
+    if bool(dense.any()):
+        whole = inputs[dense] @ weight.T + (0.0 if bias is None else bias)  # [d, V] fp32
+        hits += int((whole.argmax(-1) == goal[dense]).sum())
+        window[dense] = False
+    rows, cols = window.nonzero(as_tuple=True)
+    if rows.numel() == 0:
+        return hits
     exact = (inputs[rows] * weight[cols]).sum(-1) + (0.0 if bias is None else bias[cols])
     best = torch.full_like(threshold, float("-inf")).scatter_reduce_(0, rows, exact, "amax")
     winner = exact == best[rows]
     first = torch.full_like(goal, logits.shape[-1]).scatter_reduce_(0, rows[winner], cols[winner], "amin")
-    return int((first == goal).sum())
+    return hits + int(((first == goal) & ~dense).sum())
 
 
-def _largest_row_norm(decoder: nn.Linear) -> float:
-    """``max_v |weight[v]|`` of the decoder's weight, kept until the weight changes (a search
-    scores thousands of blocks with one decoder)."""
-    weight = decoder.weight
-    cached = _ROW_NORMS.get(decoder)
-    if cached is not None and cached[:2] == (id(weight), weight._version):
-        return cached[2]
-    value = float(torch.linalg.vector_norm(weight.detach().float(), dim=-1).max())
-    _ROW_NORMS[decoder] = (id(weight), weight._version, value)
-    return value
+@contextlib.contextmanager
+def _fp32_sums(device: torch.device) -> Iterator[None]:
+    """On CUDA, bf16 products with fp32 sums throughout (cuBLAS may otherwise reduce split
+    partial sums in bf16, which the rounding bound does not cover)."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_bf16_reduced_precision_reduction
+    matmul.allow_bf16_reduced_precision_reduction = False
+    try:
+        yield
+    finally:
+        matmul.allow_bf16_reduced_precision_reduction = before
 
 
-__all__ = ["decoder_input", "decoder_of", "rounding_bound", "score_block"]
+__all__ = ["decoder_input", "decoder_of", "largest_row_norm", "rounding_bound", "score_block"]

@@ -225,8 +225,9 @@ def head_in_fp32(head: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Ten
     decides the metrics: vocabulary logits rounded to bf16's 8 bits (0.03 apart at a logit of
     8) tie and flip argmaxes, which reorders archs whose held-out accuracies differ by a few
     tokens (``benchmarks/eval_throughput.py``: Kendall tau between bf16 and fp32 rankings by
-    MLM accuracy 0.909 with a bf16 head, 0.982 with this). Outside autocast the head runs as
-    it is (a model kept in bf16 throughout stays so)."""
+    MLM accuracy 0.909 with a bf16 head, 0.982 with this). The discriminator's head, and MLM
+    heads that :mod:`nasplug.text.bf16_vocab` cannot split, run here; outside autocast the head
+    runs as it is (a model kept in bf16 throughout stays so)."""
     device = hidden.device.type
     if not torch.is_autocast_enabled(device):
         return head(hidden).float()
@@ -257,16 +258,18 @@ def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, f
         rows = hidden[masked]  # [N, H], the same order
         correct, loss_sum, start, step = 0, 0.0, 0, FIRST_CHUNK_ROWS
         decoder = bf16_vocab.decoder_of(net) if torch.is_autocast_enabled(hidden.device.type) else None
+        row_norm = None if decoder is None else bf16_vocab.largest_row_norm(decoder)
         while start < len(rows):
             block, goal = rows[start:start + step], target[start:start + step]
             every = torch.zeros(1, len(block), dtype=torch.long, device=labels.device)  # no -100: all scored
             inputs = None if decoder is None else bf16_vocab.decoder_input(
                 lambda h, e=every: mlm_logits(net, h, e), decoder, block[None])
-            if decoder is not None and inputs is not None:  # a bf16 evaluation: bf16 vocabulary product
-                hits, losses = bf16_vocab.score_block(inputs, decoder, goal)
+            if decoder is not None and row_norm is not None and inputs is not None:  # bf16 vocabulary product
+                hits, losses = bf16_vocab.score_block(inputs, decoder, goal, row_norm)
                 correct, loss_sum, start = correct + hits, loss_sum + losses, start + len(block)
                 step = max(1, SCORE_CHUNK_ELEMENTS // max(decoder.out_features, 1))
                 continue
+            decoder = None  # (not a head this path reads: the rest of the batch in fp32 as well)
             logits = head_in_fp32(lambda h, e=every: mlm_logits(net, h, e), block[None])  # [n, V]
             top = logits.amax(-1)
             picked = logits.gather(1, goal[:, None]).squeeze(1)

@@ -146,26 +146,26 @@ class LVBertDynamicConv(nn.Module):
         span = F.conv1d(value.transpose(1, 2), self.depthwise, padding=k // 2, groups=h)
         span = span.transpose(1, 2).contiguous()
         logits = self.kernel(self.pointwise(span)).view(b, t, n, k)  # [B, T, N, K]
-        weights = tap_softmax(logits)  # fp32
-        if _mix_as_band(value, t):
-            mixed = _mix_band(value, weights.to(value.dtype), n, k)
-        else:
-            mixed = _mix_taps(value, weights, n, k)
+        weights = tap_softmax(logits).to(value.dtype)  # computed in fp32, mixed in the values' dtype
+        mixed = (_mix_band if _mix_as_band(value, t) else _mix_taps)(value, weights, n, k)
         return self.layer_norm(hidden + self.dropout(self.output(mixed)))
 
 
 #: Longest sequences whose dynamic convolution mixes as one band-matrix product
-#: (:func:`_mix_band`), in bf16 / fp16 and in fp32: ``benchmarks/conv_mixing.py`` (CPU, one
-#: thread, K = 9) measured the band 1.5-3.5x faster than the tap loop in bf16 up to T = 128
-#: and slower from 256 on; in fp32 2-4x faster at T = 64, slower or even at 128.
+#: (:func:`_mix_band`) on a CPU, in bf16 / fp16 and in fp32: ``benchmarks/conv_mixing.py``
+#: (one thread, K = 9) measured the band 1.5-3.5x faster than the tap loop in bf16 up to
+#: T = 128 and slower from 256 on; in fp32 faster at T = 64 (forward + backward 2x; a forward
+#: alone about even at hidden 256), slower at 128. Unmeasured on GPUs, which keep the loop.
 BAND_MAX_LEN = {"reduced": 128, "fp32": 64}
 
 
 def _mix_as_band(value: torch.Tensor, t: int) -> bool:
-    """Whether the band product is the faster way to mix ``value``'s T = ``t`` positions in
-    eager mode. A traced or compiled graph keeps the tap loop: a compiler fuses it into one
-    kernel, and the band's reshapes of a symbolic length defeat export's shape checks."""
-    return not _tracing() and t <= BAND_MAX_LEN["fp32" if value.dtype == torch.float32 else "reduced"]
+    """Whether the band product is the faster way to mix ``value``'s T = ``t`` positions: on a
+    CPU in eager mode. A traced or compiled graph keeps the tap loop: a compiler fuses it into
+    one kernel, and the band's reshapes of a symbolic length defeat export's shape checks."""
+    if value.device.type != "cpu" or _tracing():
+        return False
+    return t <= BAND_MAX_LEN["fp32" if value.dtype == torch.float32 else "reduced"]
 
 
 def tap_softmax(logits: torch.Tensor) -> torch.Tensor:

@@ -282,3 +282,17 @@ def test_tap_softmax_is_softmax_in_fp32_with_its_gradient():
     torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(grad, want_grad, atol=1e-6, rtol=1e-6)
     assert tap_softmax(logits.detach().bfloat16()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("length", [16, 129])
+def test_a_conv_held_in_bf16_mixes_in_bf16_either_way(length):
+    """A model kept in bf16 (no autocast) runs both mixings (band up to T = 128, taps beyond)
+    in bf16, and they agree with the fp32 layer to bf16's precision."""
+    torch.manual_seed(0)
+    layer = LVBertModel(tiny("C")).layers[0].eval()
+    x = torch.randn(2, length, 32)
+    with torch.no_grad():
+        want = layer(x)
+        got = layer.bfloat16()(x.bfloat16())
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, atol=0.1, rtol=0.05)

@@ -3,6 +3,7 @@ within rounding, and the fallbacks."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,12 +18,16 @@ def near_tied_decoder(vocab: int = 60, width: int = 16, seed: int = 0) -> nn.Lin
     decoder = nn.Linear(width, vocab)
     base = torch.randn(vocab // 2, width, generator=gen)
     with torch.no_grad():
-        decoder.weight.copy_(torch.cat([base, base * (1 + 1e-4 * torch.randn(vocab // 2, 1, generator=gen))]))
-        decoder.bias.copy_(torch.cat([torch.zeros(vocab // 2), 1e-4 * torch.randn(vocab // 2, generator=gen)]))
+        apart = 1e-4 * (1 + torch.rand(vocab // 2, 1, generator=gen)) * torch.randn(vocab // 2, 1, generator=gen).sign()
+        decoder.weight.copy_(torch.cat([base, base * (1 + apart)]))  # at least 1e-4 apart: fp32 tells them apart
+        decoder.bias.zero_()
     return decoder
 
 
-def test_accuracy_is_fp32s_argmax_exactly_where_bf16_cannot_tell_the_pairs_apart():
+@pytest.mark.parametrize("dense_row", [64, 0])
+def test_accuracy_is_fp32s_argmax_exactly_where_bf16_cannot_tell_the_pairs_apart(dense_row, monkeypatch):
+    """Pair by pair, and with every row recomputed whole (``DENSE_ROW`` 0)."""
+    monkeypatch.setattr(bf16_vocab, "DENSE_ROW", dense_row)
     decoder = near_tied_decoder()
     gen = torch.Generator().manual_seed(1)
     inputs = 3 * torch.randn(400, 16, generator=gen)
@@ -31,39 +36,47 @@ def test_accuracy_is_fp32s_argmax_exactly_where_bf16_cannot_tell_the_pairs_apart
     goal = torch.where(torch.arange(400) % 2 == 0, best, runner_up)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         naive = decoder(inputs).argmax(-1)  # bf16 logits: the pairs tie or flip
-        correct, loss_sum = bf16_vocab.score_block(inputs, decoder, goal)
+        correct, loss_sum = bf16_vocab.score_block(inputs, decoder, goal, bf16_vocab.largest_row_norm(decoder))
     want = int((exact.argmax(-1) == goal).sum())
     assert int((naive == goal).sum()) != want, "the case must defeat a plain bf16 argmax"
     assert correct == want
     # each position's log-sum-exp is off by at most its logits' rounding bound (the target's logit is fp32)
-    top = exact.amax(-1).float()
-    allowed = float(bf16_vocab.rounding_bound(inputs, decoder, top).sum()) / bf16_vocab.SAFETY
+    bound = bf16_vocab.rounding_bound(inputs, decoder, bf16_vocab.largest_row_norm(decoder))
+    allowed = float(bound.sum()) / bf16_vocab.SAFETY
     assert abs(loss_sum - float(F.cross_entropy(exact, goal, reduction="sum"))) <= allowed
 
 
-def test_the_rounding_bound_holds_for_every_logit():
+@pytest.mark.parametrize("case", ["random", "aligned"])
+def test_the_rounding_bound_holds_for_every_logit(case):
+    """Without its safety factor, for random operands and for inputs parallel to weight rows
+    (the products all of one sign, no cancellation of rounding errors)."""
     gen = torch.Generator().manual_seed(2)
     decoder = nn.Linear(64, 500)
     with torch.no_grad():
         decoder.weight.copy_(torch.randn(500, 64, generator=gen) * 0.5)
         decoder.bias.copy_(torch.randn(500, generator=gen) * 3)
     inputs = 4 * torch.randn(300, 64, generator=gen)
+    if case == "aligned":
+        inputs = 7 * decoder.weight.detach()[:300].abs() * (1 + 2**-9)  # values half-way between bf16 steps
+        with torch.no_grad():
+            decoder.weight.abs_()
     exact = (inputs.double() @ decoder.weight.double().T + decoder.bias.double()).detach()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         rounded = decoder(inputs).double()
-    top = rounded.amax(-1).float()
-    bound = bf16_vocab.rounding_bound(inputs, decoder, top).double() / bf16_vocab.SAFETY  # one-rounding bound
-    near_top = rounded >= (top.double() - 2 * bound)[:, None]  # the bound speaks of logits near the maximum
+    bound = bf16_vocab.rounding_bound(inputs, decoder, bf16_vocab.largest_row_norm(decoder)).double()
     error = (rounded - exact).abs()
-    assert bool((error[near_top] <= bound[:, None].expand_as(error)[near_top]).all())
+    assert bool((error <= bound[:, None] / bf16_vocab.SAFETY).all())
     assert float(error.max()) > 0  # the products really were rounded
 
 
-def test_a_head_that_changes_the_decoders_output_is_left_to_fp32():
+def test_a_head_the_decoder_is_not_last_or_plain_in_is_left_to_fp32():
     decoder = nn.Linear(8, 20)
     hidden = torch.randn(5, 8)
     assert bf16_vocab.decoder_input(lambda h: decoder(h), decoder, hidden) is not None
-    assert bf16_vocab.decoder_input(lambda h: decoder(h) * 2, decoder, hidden) is None
+    assert bf16_vocab.decoder_input(lambda h: decoder(h) * 2, decoder, hidden) is None  # something after it
+    assert bf16_vocab.decoder_input(lambda h: decoder(decoder(h)[:, :8]), decoder, hidden) is None  # called twice
+    assert bf16_vocab.decoder_input(lambda h: decoder(h[0]), decoder, hidden) is None  # a 1-D input
+    assert bf16_vocab.decoder_input(lambda h: F.linear(h, decoder.weight), decoder, hidden) is None  # never called
 
 
 def test_only_a_plain_linear_decoder_is_found():
