@@ -96,3 +96,32 @@ def test_only_a_plain_linear_decoder_is_found():
     plain = nn.Linear(4, 9)
     assert bf16_vocab.decoder_of(Model(plain)) is plain
     assert bf16_vocab.decoder_of(Model(ElasticLinear(4, 9, in_key="hidden"))) is None  # slices its weight per arch
+
+
+def test_a_hugging_face_masked_lm_takes_the_bf16_product_and_scores_like_its_fp32_head(monkeypatch):
+    from transformers import BertConfig, BertForMaskedLM
+
+    from nasplug.text import objectives
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64)).eval()
+    assert bf16_vocab.decoder_of(model) is model.cls.predictions.decoder
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 300, (4, 16), generator=gen)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = objectives.encode(model, ids, torch.ones_like(ids))
+        best = model.cls(hidden.float()).argmax(-1)  # half the targets are the head's own argmax
+        labels = torch.where(torch.rand(4, 16, generator=gen) < 0.5, best, ids)
+        labels = torch.where(torch.rand(4, 16, generator=gen) < 0.4, labels, torch.full_like(ids, -100))
+        used: list[int] = []
+        real = bf16_vocab.score_block
+        monkeypatch.setattr(bf16_vocab, "score_block", lambda *a: used.append(1) or real(*a))
+        got: dict = {}
+        objectives.score_mlm(model, labels)(got, hidden)
+        assert used, "the bf16 vocabulary product ran"
+        monkeypatch.setattr(bf16_vocab, "decoder_of", lambda net: None)
+        want: dict = {}
+        objectives.score_mlm(model, labels)(want, hidden)
+    assert got["mlm_correct"] == want["mlm_correct"] > 0
+    assert got["mlm_loss_sum"] == pytest.approx(want["mlm_loss_sum"], rel=1e-3)
