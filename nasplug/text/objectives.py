@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -258,31 +259,37 @@ def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, f
         rows = hidden[masked]  # [N, H], the same order
         correct, loss_sum, start, step = 0, 0.0, 0, FIRST_CHUNK_ROWS
         decoder = bf16_vocab.decoder_of(net) if torch.is_autocast_enabled(hidden.device.type) else None
-        row_norm = None if decoder is None else bf16_vocab.largest_row_norm(decoder)
+        row_norm = 0.0 if decoder is None else bf16_vocab.largest_row_norm(decoder)
         while start < len(rows):
             block, goal = rows[start:start + step], target[start:start + step]
             every = torch.zeros(1, len(block), dtype=torch.long, device=labels.device)  # no -100: all scored
-            inputs = None if decoder is None else bf16_vocab.decoder_input(
-                lambda h, e=every: mlm_logits(net, h, e), decoder, block[None])
-            if decoder is not None and row_norm is not None and inputs is not None:  # bf16 vocabulary product
+            head = partial(mlm_logits, net, labels=every)
+            inputs = None if decoder is None else bf16_vocab.decoder_input(head, decoder, block[None])
+            if decoder is not None and inputs is not None:  # a bf16 evaluation: bf16 vocabulary product
                 hits, losses = bf16_vocab.score_block(inputs, decoder, goal, row_norm)
-                correct, loss_sum, start = correct + hits, loss_sum + losses, start + len(block)
-                step = max(1, SCORE_CHUNK_ELEMENTS // max(decoder.out_features, 1))
-                continue
-            decoder = None  # (not a head this path reads: the rest of the batch in fp32 as well)
-            logits = head_in_fp32(lambda h, e=every: mlm_logits(net, h, e), block[None])  # [n, V]
-            top = logits.amax(-1)
-            picked = logits.gather(1, goal[:, None]).squeeze(1)
-            correct += argmax_hits(logits, goal, picked, top)
-            log_sum = logits.sub_(top[:, None]).exp_().sum(-1).log_()
-            loss_sum += float((log_sum - (picked - top)).sum())
-            start += len(block)
-            step = max(1, SCORE_CHUNK_ELEMENTS // max(logits.shape[-1], 1))
+                vocab = decoder.out_features
+            else:
+                decoder = None  # a head bf16_vocab cannot split: the rest of the batch in fp32 too
+                hits, losses, vocab = _score_fp32_head(head, block, goal)
+            correct, loss_sum, start = correct + hits, loss_sum + losses, start + len(block)
+            step = max(1, SCORE_CHUNK_ELEMENTS // max(vocab, 1))
         sums["mlm_correct"] = sums.get("mlm_correct", 0) + correct
         sums["mlm_count"] = sums.get("mlm_count", 0) + int(target.numel())
         sums["mlm_loss_sum"] = sums.get("mlm_loss_sum", 0.0) + loss_sum
 
     return score
+
+
+def _score_fp32_head(head: Callable[[torch.Tensor], torch.Tensor], block: torch.Tensor,
+                     goal: torch.Tensor) -> tuple[int, float, int]:
+    """``(correct, summed cross-entropy, V)`` of one block of masked positions [n, H] through
+    the head in fp32 (:func:`head_in_fp32`)."""
+    logits = head_in_fp32(head, block[None])  # [n, V]
+    top = logits.amax(-1)
+    picked = logits.gather(1, goal[:, None]).squeeze(1)
+    correct = argmax_hits(logits, goal, picked, top)
+    log_sum = logits.sub_(top[:, None]).exp_().sum(-1).log_()
+    return correct, float((log_sum - (picked - top)).sum()), logits.shape[-1]
 
 
 def argmax_hits(logits: torch.Tensor, goal: torch.Tensor, picked: torch.Tensor, top: torch.Tensor) -> int:
