@@ -46,8 +46,15 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if p >= 1 or not _cheap(x):
         return F.dropout(x, p, training)
+    # Multiplying by a bool mask converts it element by element inside the product, about 7x the
+    # product itself on CPU (2.5 against 0.36 ms for 2M bf16 values); uint8 -> x.dtype is one fast
+    # vectorised pass. The mask holds exactly 0 and 1, so x * keep is exact.
+    keep = keep_mask(x.shape, p, x.device).view(torch.uint8).to(x.dtype)
+    scale = 1.0 / (1.0 - p)
+    if x.dtype == torch.float32:  # the scale rounds once either way: fold it into the mask, one pass over x
+        return x.mul(keep.mul_(scale))
     # two passes over x, each rounding once (a bf16 mask holding the scale would round 1/0.9 to 1.109)
-    return x.mul(keep_mask(x.shape, p, x.device)).mul_(1.0 / (1.0 - p))
+    return x.mul(keep).mul_(scale)
 
 
 def _cheap(x: torch.Tensor) -> bool:

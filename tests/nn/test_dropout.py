@@ -45,6 +45,21 @@ def test_bf16_values_are_scaled_in_fp32_then_rounded_once() -> None:
     assert torch.equal(y[kept], (x[kept].float() * (1 / 0.9)).bfloat16())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_values_and_gradients_are_those_of_the_written_out_formula(dtype: torch.dtype) -> None:
+    """Bit for bit ``x * keep_mask(p) * (1 / (1 - p))`` (the mask as 0/1, the scale rounded once),
+    whatever dtype the mask is converted to on the way."""
+    x = torch.randn(64, 333, generator=torch.Generator().manual_seed(5)).to(dtype).requires_grad_()
+    upstream = torch.randn(64, 333, generator=torch.Generator().manual_seed(6)).to(dtype)
+    torch.manual_seed(3)
+    got = dropout(x, 0.1)
+    (got_grad,) = torch.autograd.grad(got, x, upstream)
+    torch.manual_seed(3)
+    want = x.mul(keep_mask(x.shape, 0.1)).mul_(1 / 0.9)
+    (want_grad,) = torch.autograd.grad(want, x, upstream)
+    assert got.dtype == dtype and torch.equal(got, want) and torch.equal(got_grad, want_grad)
+
+
 def test_gradient_is_the_scaled_mask() -> None:
     torch.manual_seed(3)
     x = torch.randn(32, 32, requires_grad=True)
