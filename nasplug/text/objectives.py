@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasplug.errors import NasplugError
+from nasplug.nn.loss import cross_entropy
 from nasplug.text import bf16_vocab
 from nasplug.text.interface import missing_methods, text_model
 
@@ -115,9 +116,13 @@ def build_generator(model: nn.Module, seed: int) -> nn.Module:
 def _masked_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sum of CE, number correct and the targets at masked positions; logits [N, V]."""
     targets = labels[labels != IGNORE_INDEX]  # [N]
-    logits = logits.float()
-    loss_sum = F.cross_entropy(logits, targets, reduction="sum")
-    correct = (logits.argmax(-1) == targets).sum()
+    loss_sum = cross_entropy(logits, targets, reduction="sum")  # in fp32 (nasplug.nn.loss)
+    with torch.no_grad():
+        if logits.device.type == "cpu":  # no argmax of every row (see argmax_hits); a host sync costs nothing here
+            picked = logits.gather(1, targets[:, None]).squeeze(1)
+            correct = torch.tensor(argmax_hits(logits, targets, picked, logits.amax(-1)))
+        else:
+            correct = (logits.argmax(-1) == targets).sum()
     return loss_sum, correct, targets
 
 

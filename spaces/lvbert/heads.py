@@ -18,6 +18,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from nasplug.nn.dropout import Dropout
+from nasplug.nn.loss import cross_entropy
 from nasplug.spaces.lvbert.layers import glorot
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     targets = labels[labels != IGNORE_INDEX]
     if targets.numel() == 0:
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, targets)
+    return cross_entropy(logits, targets)
 
 
 def discriminator_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
