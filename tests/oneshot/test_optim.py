@@ -82,3 +82,23 @@ def test_training_loop_uses_the_official_optimizer_and_schedule(tmp_path):
     lrs = [r["lr"] for r in read_metrics(tmp_path) if "lr" in r]
     assert lrs == pytest.approx([1e-2 * lr_factor(s, 2, 4, "official") for s in range(4)])
     assert lrs[0] == 0.0  # the official schedule's first step has rate 0 (global_step 0)
+
+
+def test_adamw_takes_torchs_fused_kernel_on_cpu_and_updates_as_the_per_tensor_loop():
+    model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 3))
+    reference = [p.detach().clone().requires_grad_() for p in model.parameters()]
+    cfg = TrainConfig(optimizer="adamw", lr=1e-2, weight_decay=0.01, eps=1e-6)
+    opt = make_optimizer(model, cfg)
+    plain = torch.optim.AdamW([{"params": [q for q in reference if q.ndim >= 2], "weight_decay": 0.01},
+                               {"params": [q for q in reference if q.ndim < 2], "weight_decay": 0.0}],
+                              lr=1e-2, betas=tuple(cfg.betas), eps=1e-6, fused=False)
+    assert opt.defaults["fused"] is True
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in reference]
+        for p, q, g in zip(model.parameters(), reference, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        plain.step()
+    for p, q in zip(model.parameters(), reference):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
