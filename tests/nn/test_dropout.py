@@ -53,12 +53,12 @@ def test_values_and_gradients_are_those_of_the_written_out_formula(dtype: torch.
     upstream = torch.randn(64, 333, generator=torch.Generator().manual_seed(6)).to(dtype)
     torch.manual_seed(3)
     got = dropout(x, 0.1)
+    assert [t.dtype for t in got.grad_fn.saved_tensors] == [torch.uint8]  # one byte a value kept for the backward
     (got_grad,) = torch.autograd.grad(got, x, upstream)
     torch.manual_seed(3)
     want = x.mul(keep_mask(x.shape, 0.1)).mul_(1 / 0.9)
     (want_grad,) = torch.autograd.grad(want, x, upstream)
     assert got.dtype == dtype and torch.equal(got, want) and torch.equal(got_grad, want_grad)
-    assert [t.dtype for t in got.grad_fn.saved_tensors] == [torch.uint8]  # one byte a value kept for the backward
 
 
 def test_gradient_is_the_scaled_mask() -> None:
