@@ -12,7 +12,7 @@ log-sum-exp and, in the backward, the softmax less the one-hot target are comput
 the logits are read once per pass direction from memory and the gradient written once. The
 loss and the gradient are computed in fp32 and the gradient rounded once to the logits' dtype,
 as autocast's fp32 cross-entropy does. Elsewhere (GPUs have fused kernels; compiled graphs fuse
-it themselves) it is ``F.cross_entropy`` on fp32 logits.
+it themselves) it is ``F.cross_entropy`` on the logits in fp32 (fp64 ones stay fp64).
 """
 
 from __future__ import annotations
@@ -27,18 +27,20 @@ BLOCK_VALUES = 1 << 18  # fp32 values per block: 1 MiB
 # cache anyway and the loop's per-block calls cost more than they save. Measured on one core
 # (fwd + bwd, against autocast's fp32 cross-entropy): bf16 30522 x 608 0.38x the time, 8192 x
 # 600 0.83x, 2048 x 1200 1.00x; fp32 30522 x 608 0.66x, 8192 x 600 1.19x, 2048 x 1200 1.22x.
-MIN_VALUES = {torch.float32: 1 << 23, torch.float64: 1 << 62}
+MIN_VALUES = {torch.float32: 1 << 23, torch.float64: 1 << 62}  # fp64: never (the loop computes in fp32)
 MIN_VALUES_REDUCED = 1 << 22  # bf16, fp16
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
                   reduction: Literal["mean", "sum"] = "mean") -> torch.Tensor:
-    """Cross-entropy of ``logits`` [N, V] (any float dtype) against class indices ``targets``
-    [N], in fp32 (a 0-dim fp32 tensor); ``reduction`` "mean" or "sum" over the N rows."""
+    """Cross-entropy of ``logits`` [N, V] against class indices ``targets`` [N], a 0-dim tensor
+    in fp32 (in fp64 for fp64 logits; bf16 and fp16 logits are computed in fp32);
+    ``reduction`` "mean" or "sum" over the N rows."""
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if not _blockwise(logits):
-        return F.cross_entropy(logits.float(), targets, reduction=reduction)
+        wide = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+        return F.cross_entropy(wide, targets, reduction=reduction)
     per_row = _BlockwiseCrossEntropy.apply(logits, targets)
     return per_row.sum() if reduction == "sum" else per_row.mean()
 

@@ -82,3 +82,9 @@ def test_small_logits_and_other_devices_stay_with_torch(monkeypatch: pytest.Monk
 def test_an_unknown_reduction_is_refused() -> None:
     with pytest.raises(ValueError, match="reduction"):
         loss.cross_entropy(_logits(torch.float32), torch.zeros(11, dtype=torch.long), "none")  # type: ignore[arg-type]
+
+
+def test_fp64_logits_stay_in_fp64() -> None:
+    logits = _logits(torch.float64)
+    got = loss.cross_entropy(logits, torch.zeros(11, dtype=torch.long))
+    assert got.dtype == torch.float64
