@@ -8,7 +8,8 @@ on one CPU core (608 masked positions: 18.6 M values).
 
 On the CPU, :func:`cross_entropy` does the same arithmetic on blocks of rows that fit in a
 core's L2 cache (:data:`BLOCK_VALUES`): each block is copied to fp32, and its maximum, the
-log-sum-exp and, in the backward, the softmax less the one-hot target are computed there, so
+log-sum-exp and, in the backward, the softmax less the one-hot target are computed there (the
+exponentials by :func:`nasplug.nn.fastexp.exp_`), so
 the logits are read once per pass direction from memory and the gradient written once. The
 loss and the gradient are computed in fp32 and the gradient rounded once to the logits' dtype,
 as autocast's fp32 cross-entropy does. Elsewhere (GPUs have fused kernels; compiled graphs fuse
@@ -21,6 +22,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+
+from nasplug.nn.fastexp import exp_
 
 BLOCK_VALUES = 1 << 18  # fp32 values per block: 1 MiB
 # Smallest logits (N x V values) the block loop takes, by dtype: below, torch's kernels work in
@@ -70,7 +73,7 @@ class _BlockwiseCrossEntropy(torch.autograd.Function):
             block = buffer[: stop - start]
             block.copy_(logits[start:stop])
             top = block.amax(-1, keepdim=True)
-            torch.add(block.sub_(top).exp_().sum(-1).log_(), top.squeeze(1), out=lse[start:stop])
+            torch.add(exp_(block.sub_(top)).sum(-1).log_(), top.squeeze(1), out=lse[start:stop])
         picked = logits.gather(1, targets[:, None]).squeeze(1).float()
         ctx.save_for_backward(logits, targets, lse)
         return lse - picked
@@ -87,7 +90,7 @@ class _BlockwiseCrossEntropy(torch.autograd.Function):
             stop = min(start + blocks.step, n)
             block, weight = buffer[: stop - start], grad_rows[start:stop, None]
             block.copy_(logits[start:stop])
-            block.sub_(lse[start:stop, None]).exp_().mul_(weight)  # softmax x upstream gradient
+            exp_(block.sub_(lse[start:stop, None])).mul_(weight)  # softmax x upstream gradient
             block.scatter_add_(1, targets[start:stop, None], -weight)  # less the one-hot target
             grad[start:stop].copy_(block)  # rounded once to the logits' dtype
         return grad, None

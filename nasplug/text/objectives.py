@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasplug.errors import NasplugError
+from nasplug.nn.fastexp import exp_
 from nasplug.nn.loss import cross_entropy
 from nasplug.text import bf16_vocab
 from nasplug.text.interface import missing_methods, text_model
@@ -293,7 +294,7 @@ def _score_fp32_head(head: Callable[[torch.Tensor], torch.Tensor], block: torch.
     top = logits.amax(-1)
     picked = logits.gather(1, goal[:, None]).squeeze(1)
     correct = argmax_hits(logits, goal, picked, top)
-    log_sum = logits.sub_(top[:, None]).exp_().sum(-1).log_()
+    log_sum = exp_(logits.sub_(top[:, None])).sum(-1).log_()
     return correct, float((log_sum - (picked - top)).sum()), logits.shape[-1]
 
 
