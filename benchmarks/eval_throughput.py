@@ -48,6 +48,7 @@ from nasplug.text.masking import MaskedBatch
 from nasplug.text.tasks import text_evaluator
 
 POPULATION = 50
+PARENTS = 10  # the evolution below: the evaluator keeps the states of this many best archs, as a search stage does
 
 
 def random_setup(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
@@ -77,10 +78,9 @@ def run_setup(run_dir: Path) -> tuple[Any, Any, str, str]:
     recipe = load_run_recipe(run_dir)
     ctx = RunContext(recipe=recipe, run_dir=run_dir, resume=True, progress=False)
     settings = {k: v for k, v in recipe.evaluator.kwargs().items() if k not in ("precision", "prefix_sharing")}
-    keep = getattr(recipe.search.strategy, "kwargs", dict)().get("parents", 10)  # evolution's memory hint
 
-    def make(precision: str, sharing: bool) -> Any:
-        return SupernetEvaluator(precision=precision, prefix_sharing=sharing, **settings).build(ctx, keep)
+    def make(precision: str, sharing: bool) -> Any:  # the memory hint a search stage passes: its parents
+        return SupernetEvaluator(precision=precision, prefix_sharing=sharing, **settings).build(ctx, PARENTS)
 
     return ctx.space, make, recipe.search.metric, recipe.search.direction
 
@@ -89,7 +89,7 @@ def search(args: argparse.Namespace, space: Any, make: Any, metric: str, directi
     """The whole search, timed per evaluator; the scores of every candidate."""
     evaluators = {"shared fp32": make("fp32", True), "shared bf16": make("bf16", True)}
     alone = make("fp32", False)
-    evo = Evolution(space, seed=args.seed, population=POPULATION, parents=10, mutation_prob=0.1,
+    evo = Evolution(space, seed=args.seed, population=POPULATION, parents=PARENTS, mutation_prob=0.1,
                     generations=args.generations)
     times = {name: 0.0 for name in [*evaluators, "one-by-one fp32"]}
     scores: dict[str, list[dict[str, float]]] = {name: [] for name in evaluators}
