@@ -246,7 +246,7 @@ def head_in_fp32(head: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Ten
 #: logits, under glibc's 32 MiB mmap ceiling, so each block reuses heap memory instead of
 #: page-faulting a fresh mapping in (the whole [N, V] matrix was 37 MB at ELECTRA-small sizes).
 SCORE_CHUNK_ELEMENTS = 1 << 22
-FIRST_CHUNK_ROWS = 128  # before the vocabulary size is known
+FIRST_CHUNK_ROWS = 128  # before the vocabulary size is known (a head without a plain decoder)
 
 
 def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, float], torch.Tensor], None]:
@@ -255,16 +255,21 @@ def score_mlm(net: Any, labels: torch.Tensor) -> Callable[[MutableMapping[str, f
     The head runs in fp32 (:func:`head_in_fp32`) on blocks of masked positions
     (:data:`SCORE_CHUNK_ELEMENTS`); a block's cross-entropies are its log-sum-exps less the
     targets' logits, both taken from the row maxima; a position is correct where its target is
-    the argmax (:func:`argmax_hits`). In a bf16 evaluation of a head ending in a plain decoder,
-    the decoder's product runs in bf16 and the argmax is still decided in fp32
+    the argmax (:func:`argmax_hits`). In a bf16 evaluation of a head ending in a plain decoder
+    big enough to gain from it (:func:`nasplug.text.bf16_vocab.pays_off`), the decoder's product
+    runs in bf16 and the argmax is still decided in fp32
     (:mod:`nasplug.text.bf16_vocab`)."""
     masked = labels != IGNORE_INDEX
     target = labels[masked]  # [N], row-major (b, t) order
+    where = masked.flatten().nonzero().squeeze(1)  # their flat positions, found once
 
     def score(sums: MutableMapping[str, float], hidden: torch.Tensor) -> None:
-        rows = hidden[masked]  # [N, H], the same order
-        correct, loss_sum, start, step = 0, 0.0, 0, FIRST_CHUNK_ROWS
-        decoder = bf16_vocab.decoder_of(net) if torch.is_autocast_enabled(hidden.device.type) else None
+        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, where)  # [N, H], the same order
+        plain = bf16_vocab.decoder_of(net)
+        correct, loss_sum, start = 0, 0.0, 0
+        step = FIRST_CHUNK_ROWS if plain is None else max(1, SCORE_CHUNK_ELEMENTS // max(plain.out_features, 1))
+        autocast = torch.is_autocast_enabled(hidden.device.type)
+        decoder = plain if autocast and plain is not None and bf16_vocab.pays_off(plain) else None
         row_norm = 0.0 if decoder is None else bf16_vocab.largest_row_norm(decoder)
         while start < len(rows):
             block, goal = rows[start:start + step], target[start:start + step]

@@ -103,6 +103,7 @@ def test_a_hugging_face_masked_lm_takes_the_bf16_product_and_scores_like_its_fp3
 
     from nasplug.text import objectives
 
+    monkeypatch.setattr(bf16_vocab, "MIN_DECODER_WEIGHTS", 0)  # this tiny decoder would stay in fp32
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                        intermediate_size=64)).eval()
@@ -125,3 +126,35 @@ def test_a_hugging_face_masked_lm_takes_the_bf16_product_and_scores_like_its_fp3
         objectives.score_mlm(model, labels)(want, hidden)
     assert got["mlm_correct"] == want["mlm_correct"] > 0
     assert got["mlm_loss_sum"] == pytest.approx(want["mlm_loss_sum"], rel=1e-3)
+
+
+
+@pytest.mark.parametrize("minimum", [32 * 300 + 1, 32 * 300])
+def test_a_decoder_below_the_size_keeps_the_whole_head_in_fp32(minimum, monkeypatch):
+    """Below ``MIN_DECODER_WEIGHTS`` (E x V) the decoder runs in fp32 on every masked row and
+    score_block never runs; from that size on the bf16 product takes over."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from nasplug.text import objectives
+
+    monkeypatch.setattr(bf16_vocab, "MIN_DECODER_WEIGHTS", minimum)
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64)).eval()
+    used: list[int] = []
+    real = bf16_vocab.score_block
+    monkeypatch.setattr(bf16_vocab, "score_block", lambda *a: used.append(1) or real(*a))
+    rows: list[tuple[int, torch.dtype]] = []
+    model.cls.predictions.decoder.register_forward_hook(lambda m, args, out: rows.append((len(args[0]), out.dtype)))
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 300, (2, 8), generator=gen)
+    labels = torch.where(torch.rand(2, 8, generator=gen) < 0.5, ids, torch.full_like(ids, -100))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = objectives.encode(model, ids, torch.ones_like(ids))
+        got: dict = {}
+        objectives.score_mlm(model, labels)(got, hidden)
+    assert got["mlm_count"] == int((labels != -100).sum()) > 0
+    if minimum > 32 * 300:
+        assert not used and rows == [(got["mlm_count"], torch.float32)]
+    else:
+        assert used and rows == [(0, torch.float32)]  # read off on no rows; the product ran in bf16 outside it
