@@ -7,8 +7,8 @@ and transformers only, relative imports between the two), so that::
     AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)
 
 works in an environment without nasplug. The two files are generated from this package's own
-sources (codec, sizes, config; nasplug.nn.dropout, embeddings, layers, heads, model) at export time: the code that
-trained the model is the code that loads it. :func:`model_card` writes ``README.md``.
+sources (codec, sizes, config; nasplug.nn.fastexp, nasplug.nn.dropout, embeddings, layers, heads, model) at
+export time: the code that trained the model is the code that loads it. :func:`model_card` writes ``README.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from nasplug.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 CONFIG_SOURCES = ("codec", "sizes", "config")
-MODEL_SOURCES = ("nasplug.nn.dropout", "embeddings", "layers", "heads", "model")  # dotted: a module elsewhere
+# dotted: a module elsewhere
+MODEL_SOURCES = ("nasplug.nn.fastexp", "nasplug.nn.dropout", "embeddings", "layers", "heads", "model")
 AUTO_CLASSES = {
     "AutoConfig": "configuration_lvbert.LVBertConfig",
     "AutoModel": "modeling_lvbert.LVBertModel",

@@ -22,6 +22,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 
 from nasplug.nn.dropout import Dropout, attention
+from nasplug.nn.fastexp import exp_
 
 if TYPE_CHECKING:
     from nasplug.spaces.lvbert.config import LVBertConfig
@@ -32,6 +33,17 @@ def _tracing() -> bool:
     model: the graph must then hold the mask, not a branch on its values."""
     return (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
             or torch.onnx.is_in_onnx_export())
+
+
+def cast_once(hidden: torch.Tensor) -> torch.Tensor:
+    """``hidden`` in autocast's dtype, for a layer that feeds it to several products, when
+    nothing records gradients (evaluation): autocast would cast it once per product, to the
+    same values (50 us per [64, 64, 64] cast on one CPU core). With autograd on, ``hidden`` as
+    it is: each product's cast then sends its gradient back in fp32, summed in fp32."""
+    device = hidden.device.type
+    if torch.is_grad_enabled() or not torch.is_autocast_enabled(device) or hidden.dtype != torch.float32:
+        return hidden
+    return hidden.to(torch.get_autocast_dtype(device))
 
 
 def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -75,8 +87,9 @@ class LVBertSelfAttention(nn.Module):
         # Key padding mask [B, 1, 1, T]: padded keys get no weight; padded queries still
         # attend to the real tokens (never a fully masked row), and their output is ignored.
         attn_mask = None if mask is None else mask[:, None, None, :]
+        x = cast_once(hidden)
         context = attention(  # SDPA's fused kernel without dropout; in bf16 under autocast with it
-            heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden)),
+            heads(self.query(x)), heads(self.key(x)), heads(self.value(x)),
             attn_mask, self.attention_dropout if self.training else 0.0,
         )  # [B, N, T, H/N]
         context = context.transpose(1, 2).reshape(b, t, h)
@@ -137,7 +150,8 @@ class LVBertDynamicConv(nn.Module):
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, t, h = hidden.shape
         n, k = self.num_heads, self.kernel_size
-        value = self.glu_linear(hidden) * torch.sigmoid(self.glu_gate(hidden))  # [B, T, H]
+        x = cast_once(hidden)
+        value = self.glu_linear(x) * torch.sigmoid(self.glu_gate(x))  # [B, T, H]
         if mask is not None and not self.sees_padding:
             # padding acts like the zero border (a product with the 0/1 mask: masked_fill with a
             # broadcast bool mask is 5-10x slower on CPU, forward and backward)
@@ -176,7 +190,7 @@ def tap_softmax(logits: torch.Tensor) -> torch.Tensor:
     (``benchmarks/conv_mixing.py``). The maximum is a constant to autograd, as in softmax's
     own gradient."""
     x = logits.float()
-    e = torch.exp(x - x.amax(-1, keepdim=True).detach())
+    e = exp_(x - x.amax(-1, keepdim=True).detach())  # torch.exp is MKL's, slow on some CPUs (nasplug.nn.fastexp)
     return e / e.sum(-1, keepdim=True)
 
 

@@ -296,3 +296,36 @@ def test_a_conv_held_in_bf16_mixes_in_bf16_either_way(length):
         got = layer.bfloat16()(x.bfloat16())
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("kind", ["attn", "conv"])
+def test_evaluation_casts_a_layers_input_once_with_the_same_outputs(kind, monkeypatch):
+    """Under autocast without autograd the attention and the convolution cast their input to
+    bf16 once for their several products (autocast casts it per product): the same outputs,
+    one cast of the input instead of 3 (attention) or 2 (convolution)."""
+    from nasplug.spaces.lvbert import layers
+
+    cast_once = layers.cast_once
+    torch.manual_seed(0)
+    layer = make_layer(kind, tiny()).eval()
+    hidden = torch.randn(2, 8, 32)
+    casts: list[int] = []
+    real_to = torch.Tensor.to
+
+    def counting_to(self, *args, **kwargs):
+        if self is hidden and torch.bfloat16 in args:
+            casts.append(1)
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", counting_to)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        once = layer(hidden)
+        monkeypatch.setattr(layers, "cast_once", lambda x: x)
+        per_product = layer(hidden)
+    assert casts == [1] and once.dtype == per_product.dtype == torch.float32
+    assert torch.equal(once, per_product)
+    assert cast_once(hidden) is hidden  # no autocast: as it is
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert cast_once(hidden) is hidden  # autograd on: each product's cast sends its gradient back in fp32
+        with torch.no_grad():
+            assert cast_once(hidden).dtype == torch.bfloat16
