@@ -6,7 +6,8 @@ one multiply), and 15x where most results underflow: 1.01 ms against 0.43 ms for
 of ``x - max(x)`` with logits of standard deviation 1-10, 18.2 ms against 1.2 ms at 30
 (``benchmarks/cpu_exp.py``; the ELECTRA-small MLM cross-entropy's forward + backward: 1.38x
 faster in bf16, 9.2x with such wide logits). The log-sum-exps of the cross-entropy and of the
-held-out MLM scoring run over whole vocabularies, so they go through :func:`exp_`. Its result
+held-out MLM scoring run over whole vocabularies, so they go through :func:`exp_`, and so does
+the dynamic convolution's softmax over its taps (``spaces/lvbert/layers.py``). Its result
 differs from ``torch.exp``'s by the rounding of ``x log2 e`` to fp32: a relative error of at
 most about ``|x| 2**-24``, under 6e-6 for the shifted logits ``x >= -87`` whose exponentials
 fp32 can hold. Other devices and dtypes use ``torch.exp_`` as it is.
